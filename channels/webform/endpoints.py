@@ -1,0 +1,449 @@
+"""The web-form channel's HTTP side: hosted page, embed script, browser and JSON posts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from channels.base import HubContext, ingest_committed
+from channels.webform.schemas import WebFormSubmission
+from channels.webform.service import (
+    FieldErrors,
+    Form,
+    FormCache,
+    attribution_from_url,
+    build_inbound,
+    validate_submission,
+)
+from channels.webform.texts import pick_language, text
+from intake.schemas import AttachmentIn
+from storage.errors import Forbidden, HubError, InvalidInput, PayloadTooLarge, RateLimited
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["web forms"])
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+HONEYPOT = "website"
+TOKEN_FIELD = "_token"
+TOKEN_MAX_AGE = 24 * 3600
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+BROWSER_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FIELD_LIMIT = 64 * 1024
+
+
+def _context(request: Request) -> HubContext:
+    context: HubContext = request.app.state.context
+    return context
+
+
+def _forms(context: HubContext) -> FormCache:
+    cache = context.extras.get("webform.forms")
+    if not isinstance(cache, FormCache):
+        cache = FormCache()
+        context.extras["webform.forms"] = cache
+    return cache
+
+
+def _signer(context: HubContext) -> TimestampSigner:
+    return TimestampSigner(context.secret, salt="omnihub.webform")
+
+
+def _own_origin(request: Request, context: HubContext) -> str:
+    parts = urlsplit(context.public_url or str(request.base_url))
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _origin_allowed(form: Form, origin: str | None, request: Request, context: HubContext) -> bool:
+    """No Origin (a server's script) or our own pages pass; other sites must be allowed."""
+    if not origin:
+        return True
+    if origin == _own_origin(request, context) or origin == str(request.base_url).rstrip("/"):
+        return True
+    allowed = form.config.allowed_origins
+    return "*" in allowed or origin in allowed
+
+
+def _cors_headers(
+    form: Form, origin: str | None, request: Request, context: HubContext
+) -> dict[str, str]:
+    if not origin or not _origin_allowed(form, origin, request, context):
+        return {}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _check_rate(context: HubContext, request: Request) -> None:
+    limiter = context.forms_rate_limiter
+    if limiter is None:
+        return
+    decision = await limiter.hit(_client_ip(request))
+    if not decision.allowed:
+        raise RateLimited(decision.retry_after)
+
+
+def _error_json(exc: HubError, headers: dict[str, str]) -> JSONResponse:
+    if isinstance(exc, RateLimited):
+        headers = {**headers, "Retry-After": str(int(exc.retry_after) + 1)}
+    return JSONResponse(
+        {"error": exc.code, "detail": exc.detail}, status_code=exc.status_code, headers=headers
+    )
+
+
+@router.get("/forms/{key}", response_class=HTMLResponse, summary="The hosted form page")
+async def show_form(
+    key: str,
+    request: Request,
+    lang: str | None = None,
+    embed: bool = False,
+    page: str | None = None,
+    referrer: str | None = None,
+) -> Response:
+    """An accessible page that works without JavaScript; `?lang=ru|en` picks the language."""
+    context = _context(request)
+    form = await _forms(context).get(context.db, key)
+    language = pick_language(lang, request.headers.get("accept-language"), form.config.language)
+    page_url = (page if embed else None) or str(request.url)
+    ref = referrer if embed else request.headers.get("referer")
+    return _render_form(
+        request,
+        context,
+        form,
+        language,
+        embed=embed,
+        page_url=page_url,
+        referrer=ref or "",
+        values={},
+        errors={},
+        status=200,
+    )
+
+
+def _render_form(
+    request: Request,
+    context: HubContext,
+    form: Form,
+    language: str,
+    *,
+    embed: bool,
+    page_url: str,
+    referrer: str,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int,
+    submission_id: str | None = None,
+) -> Response:
+    token = _signer(context).sign(f"{form.key}:{submission_id or uuid.uuid4().hex}").decode()
+    messages = {name: text(language, code) for name, code in errors.items()}
+    response = templates.TemplateResponse(
+        request,
+        "form.html",
+        {
+            "form": form,
+            "config": form.config,
+            "lang": language,
+            "other_lang": "en" if language == "ru" else "ru",
+            "t": lambda code, **kw: text(language, code, **kw),
+            "values": values,
+            "errors": messages,
+            "token": token,
+            "page_url": page_url,
+            "referrer": referrer,
+            "embed": embed,
+            "honeypot": HONEYPOT,
+            "max_file_mb": max(1, form.config.max_file_bytes // (1024 * 1024)),
+        },
+        status_code=status,
+    )
+    ancestors = form.config.allowed_origins
+    if embed and ancestors and "*" not in ancestors:
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'self' " + " ".join(
+            ancestors
+        )
+    elif not embed:
+        response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/forms/{key}/thanks", response_class=HTMLResponse, summary="After a browser post")
+async def thanks(
+    key: str, request: Request, lang: str | None = None, n: int | None = None, embed: bool = False
+) -> Response:
+    context = _context(request)
+    form = await _forms(context).get(context.db, key)
+    language = pick_language(lang, request.headers.get("accept-language"), form.config.language)
+    return templates.TemplateResponse(
+        request,
+        "thanks.html",
+        {
+            "form": form,
+            "config": form.config,
+            "lang": language,
+            "t": lambda code, **kw: text(language, code, **kw),
+            "number": n,
+            "embed": embed,
+        },
+    )
+
+
+@router.get("/forms/{key}/embed.js", summary="Script that embeds the form on any site")
+async def embed_script(key: str, request: Request) -> Response:
+    """`<script src=".../forms/KEY/embed.js" data-lang="ru" async></script>` where the form goes."""
+    context = _context(request)
+    form = await _forms(context).get(context.db, key)
+    origin = _own_origin(request, context)
+    body = templates.get_template("embed.js").render(
+        origin=json.dumps(origin),
+        key=json.dumps(form.key),
+        title=json.dumps(form.config.title.get(form.config.language)),
+    )
+    return Response(
+        body, media_type="application/javascript", headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+@router.options("/forms/{key}", include_in_schema=False)
+async def preflight(key: str, request: Request) -> Response:
+    context = _context(request)
+    form = await _forms(context).get(context.db, key)
+    origin = request.headers.get("origin")
+    if not _origin_allowed(form, origin, request, context):
+        return _error_json(
+            Forbidden(f"origin {origin} is not allowed", code="origin_not_allowed"), {}
+        )
+    return Response(
+        status_code=204,
+        headers={
+            **_cors_headers(form, origin, request, context),
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type, Idempotency-Key",
+            "Access-Control-Max-Age": "600",
+        },
+    )
+
+
+@router.post(
+    "/forms/{key}",
+    status_code=201,
+    summary="Submit a form",
+    responses={
+        201: {"description": "JSON: {lead_id, conversation_id, contact_id}"},
+        303: {"description": "Browser post: to the thanks page"},
+    },
+)
+async def submit(key: str, request: Request) -> Response:
+    """JSON (201 with ids; `Idempotency-Key` honoured; UTM from this URL's query) or a
+    browser post (urlencoded or multipart with files; 303 to the thanks page)."""
+    context = _context(request)
+    form = await _forms(context).get(context.db, key)
+    origin = request.headers.get("origin")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    is_json = content_type == "application/json" or content_type.endswith("+json")
+    if not _origin_allowed(form, origin, request, context):
+        exc = Forbidden(
+            f"origin {origin} is not allowed for form {form.key}", code="origin_not_allowed"
+        )
+        return _error_json(exc, {})
+    cors = _cors_headers(form, origin, request, context)
+    try:
+        await _check_rate(context, request)
+        if is_json:
+            return await _submit_json(request, context, form, cors)
+        if content_type in BROWSER_TYPES:
+            return await _submit_browser(request, context, form)
+        raise HubError(
+            "send application/json, application/x-www-form-urlencoded or multipart/form-data",
+            code="unsupported_media_type",
+        ) from None
+    except HubError as exc:
+        if isinstance(exc, RateLimited) and not is_json:
+            return HTMLResponse(
+                f"<p>{text(form.config.language, 'rate_limited')}</p>",
+                status_code=429,
+                headers={"Retry-After": str(int(exc.retry_after) + 1)},
+            )
+        if exc.code == "unsupported_media_type":
+            exc.status_code = 415
+        return _error_json(exc, cors)
+
+
+async def _submit_json(
+    request: Request, context: HubContext, form: Form, cors: dict[str, str]
+) -> Response:
+    body = await request.body()
+    try:
+        submission = WebFormSubmission.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        if any(e["type"] == "json_invalid" for e in errors) or not body:
+            raise HubError("the body is not valid JSON", code="invalid_json") from None
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        raise InvalidInput(detail) from None
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+        raise InvalidInput(
+            "Idempotency-Key must be 1-200 visible ASCII characters", code="invalid_idempotency_key"
+        )
+    clean, errors = validate_submission(form.config, submission, context.intake.default_region)
+    language = form.config.language
+    if errors:
+        raise FieldErrors(errors, {n: text("en", c) for n, c in errors.items()})
+    attribution = attribution_from_url(
+        str(request.url), request.query_params.get("referrer") or request.headers.get("referer")
+    )
+    external_id = f"idem:{idempotency_key}" if idempotency_key else f"json:{uuid.uuid4().hex}"
+    inbound = build_inbound(
+        form,
+        clean,
+        external_id=external_id,
+        attribution=attribution,
+        language=language,
+        meta={"ip": _client_ip(request)},
+    )
+    result = await ingest_committed(context, inbound)
+    headers = dict(cors)
+    if result.duplicate:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(
+        {
+            "lead_id": result.lead_id,
+            "conversation_id": result.conversation_id,
+            "contact_id": result.contact_id,
+        },
+        status_code=201,
+        headers=headers,
+    )
+
+
+async def _submit_browser(request: Request, context: HubContext, form: Form) -> Response:
+    config = form.config
+    budget = config.max_files * config.max_file_bytes + 2 * 1024 * 1024
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > budget:
+        raise PayloadTooLarge(f"the form accepts at most {budget} bytes")
+    data = await request.form(max_files=50, max_fields=200, max_part_size=1024 * 1024)
+    values = {name: value for name, value in data.items() if isinstance(value, str)}
+    files = [f for f in data.getlist("attachments") if isinstance(f, UploadFile) and f.filename]
+    language = pick_language(values.get("_lang"), None, config.language)
+    page_url = values.get("_page", "")[:2000]
+    referrer = values.get("_referrer", "")[:2000]
+    embed = values.get("_embed") == "1"
+    shown = {n: v for n, v in values.items() if not n.startswith("_") and n != HONEYPOT}
+
+    def again(errors: dict[str, str], submission_id: str | None = None) -> Response:
+        return _render_form(
+            request,
+            context,
+            form,
+            language,
+            embed=embed,
+            page_url=page_url,
+            referrer=referrer,
+            values=shown,
+            errors=errors,
+            status=422,
+            submission_id=submission_id,
+        )
+
+    if values.get(HONEYPOT):
+        log.info("web form %s: honeypot filled, submission dropped", form.key)
+        return RedirectResponse(_thanks_url(form, language, None, embed), status_code=303)
+    try:
+        payload, age = _signer(context).unsign(
+            values.get(TOKEN_FIELD, ""), max_age=TOKEN_MAX_AGE, return_timestamp=True
+        )
+    except (BadSignature, SignatureExpired):
+        return again({"_form": "expired"})
+    token_key, _, submission_id = payload.decode().partition(":")
+    if token_key != form.key or not submission_id:
+        return again({"_form": "expired"})
+    if (utcnow() - age).total_seconds() < config.min_fill_seconds:
+        log.info(
+            "web form %s: sent %.1f s after rendering, asked again",
+            form.key,
+            (utcnow() - age).total_seconds(),
+        )
+        return again({"_form": "too_fast"})
+
+    known = {f.name for f in config.fields}
+    try:
+        submission = WebFormSubmission(
+            name=shown.get("name") if "name" in known else None,
+            email=shown.get("email") if "email" in known else None,
+            phone=shown.get("phone") if "phone" in known else None,
+            message=shown.get("message") if "message" in known else None,
+            fields={
+                n: v
+                for n, v in shown.items()
+                if n in known and n not in ("name", "email", "phone", "message")
+            },
+        )
+    except ValidationError as exc:
+        too_long = {str(e["loc"][-1]): "too_long" for e in exc.errors()}
+        return again(too_long, submission_id)
+    clean, errors = validate_submission(config, submission, context.intake.default_region)
+    if len(files) > (config.max_files if config.accept_files else 0):
+        errors["attachments"] = "too_many_files"
+    for upload in files:
+        if upload.size is not None and upload.size > config.max_file_bytes:
+            errors["attachments"] = "file_too_large"
+    if errors:
+        return again(errors, submission_id)
+    attachments = [await _store_upload(context, upload, config.max_file_bytes) for upload in files]
+    inbound = build_inbound(
+        form,
+        clean,
+        external_id=f"form:{submission_id}",
+        attribution=attribution_from_url(page_url or None, referrer or None),
+        language=language,
+        attachments=attachments,
+        meta={"ip": _client_ip(request), "user_agent": request.headers.get("user-agent", "")[:300]},
+    )
+    result = await ingest_committed(context, inbound)
+    return RedirectResponse(_thanks_url(form, language, result.lead_id, embed), status_code=303)
+
+
+async def _store_upload(context: HubContext, upload: UploadFile, max_bytes: int) -> AttachmentIn:
+    data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"file {upload.filename!r} is over {max_bytes} bytes")
+    content_type = upload.content_type or "application/octet-stream"
+    ref = await context.blobs.put(data, content_type)
+    return AttachmentIn(
+        filename=_safe_filename(upload.filename or "file"),
+        content_type=ref.content_type,
+        size=ref.size,
+        sha256=ref.sha256,
+    )
+
+
+def _safe_filename(name: str) -> str:
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip() or "file"
+    return name[:255]
+
+
+def _thanks_url(form: Form, language: str, lead_id: int | None, embed: bool) -> str:
+    query: dict[str, Any] = {"lang": language}
+    if lead_id is not None:
+        query["n"] = lead_id
+    if embed:
+        query["embed"] = 1
+    return f"/forms/{form.key}/thanks?{urlencode(query)}"

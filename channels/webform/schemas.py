@@ -1,0 +1,104 @@
+"""Payloads and configuration of the web-form channel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+FieldValue = Annotated[str, StringConstraints(max_length=2000)]
+
+
+class WebFormSubmission(BaseModel):
+    """A submission as a site's script posts it (JSON); browser posts are mapped onto it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=50)] | None = None
+    message: Annotated[str, StringConstraints(max_length=10000)] | None = None
+    fields: dict[Annotated[str, StringConstraints(max_length=64)], FieldValue] = Field(
+        default_factory=dict, max_length=50
+    )
+
+
+FieldType = Literal["text", "email", "tel", "textarea", "select", "checkbox"]
+STANDARD_FIELDS = ("name", "email", "phone", "message")
+
+
+class LocalizedText(BaseModel):
+    ru: str = ""
+    en: str = ""
+
+    def get(self, lang: str) -> str:
+        value: str = getattr(self, lang, "") or self.ru or self.en
+        return value
+
+
+class FormField(BaseModel):
+    """One input of a form. Standard names map onto the contact and the message."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    type: FieldType = "text"
+    label: LocalizedText
+    required: bool = False
+    max_length: int = Field(default=2000, ge=1, le=10000)
+    options: list[str] = Field(default_factory=list)
+
+
+class FormConfig(BaseModel):
+    """A web form channel's configuration, stored as the channel's config."""
+
+    title: LocalizedText
+    intro: LocalizedText = LocalizedText()
+    thanks: LocalizedText
+    fields: list[FormField]
+    # Contact details required beyond the per-field flags: "email_or_phone" means one of them.
+    require_contact: Literal["none", "email", "phone", "email_or_phone"] = "email_or_phone"
+    allowed_origins: list[str] = Field(default_factory=list)
+    language: Literal["ru", "en"] = "ru"
+    min_fill_seconds: float = Field(default=2.0, ge=0, le=600)
+    max_files: int = Field(default=5, ge=0, le=20)
+    max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+    accept_files: bool = True
+
+
+def default_form_config() -> FormConfig:
+    """The form `default` every hub has out of the box."""
+    return FormConfig(
+        title=LocalizedText(ru="Напишите нам", en="Contact us"),
+        intro=LocalizedText(
+            ru="Оставьте сообщение, и менеджер свяжется с вами.",
+            en="Leave a message and a manager will get back to you.",
+        ),
+        thanks=LocalizedText(
+            ru="Спасибо! Ваша заявка принята, мы скоро свяжемся с вами.",
+            en="Thank you! We have received your request and will be in touch soon.",
+        ),
+        fields=[
+            FormField(
+                name="name", type="text", label=LocalizedText(ru="Имя", en="Name"), max_length=200
+            ),
+            FormField(
+                name="email",
+                type="email",
+                label=LocalizedText(ru="Электронная почта", en="Email"),
+                max_length=320,
+            ),
+            FormField(
+                name="phone",
+                type="tel",
+                label=LocalizedText(ru="Телефон", en="Phone"),
+                max_length=50,
+            ),
+            FormField(
+                name="message",
+                type="textarea",
+                label=LocalizedText(ru="Сообщение", en="Message"),
+                required=True,
+                max_length=10000,
+            ),
+        ],
+        require_contact="email_or_phone",
+    )

@@ -1,0 +1,225 @@
+"""Web forms as channels: lookup, validation of a submission, and its InboundMessage."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from sqlalchemy.exc import IntegrityError
+
+from channels.webform.schemas import (
+    STANDARD_FIELDS,
+    FormConfig,
+    WebFormSubmission,
+    default_form_config,
+)
+from intake.identities import normalize_email, normalize_phone
+from intake.schemas import AttachmentIn, IdentityIn, InboundMessage
+from storage.db import Database
+from storage.errors import HubError, InvalidInput, NotFound
+from storage.models import ChannelKind, IdentityKind
+from storage.repositories import ChannelRepository
+
+FORM_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ATTRIBUTION_PARAMS = (
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "yclid",
+    "gclid",
+)
+CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Form:
+    channel_id: int
+    key: str
+    config: FormConfig
+
+
+class FormCache:
+    """Forms by key, cached briefly: a busy form costs no query per submission."""
+
+    def __init__(self, ttl: float = CACHE_SECONDS) -> None:
+        self.ttl = ttl
+        self._forms: dict[str, tuple[float, Form]] = {}
+
+    async def get(self, db: Database, key: str) -> Form:
+        if not FORM_KEY.match(key):
+            raise NotFound(f"no form {key!r}", code="unknown_form")
+        now = time.monotonic()
+        cached = self._forms.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with db.read() as session:
+            channel = await ChannelRepository(session).get_by_key(key, ChannelKind.WEBFORM)
+        if channel is None or not channel.is_active:
+            raise NotFound(f"no form {key!r}", code="unknown_form")
+        form = Form(channel.id, channel.key, FormConfig.model_validate(channel.config))
+        self._forms[key] = (now + self.ttl, form)
+        return form
+
+
+async def ensure_default_form(db: Database) -> None:
+    """Create the form `default` if this hub has none (every hub has one out of the box)."""
+    async with db.read() as session:
+        if await ChannelRepository(session).get_by_key("default") is not None:
+            return
+    try:
+        async with db.transaction() as session:
+            await ChannelRepository(session).add(
+                key="default",
+                kind=ChannelKind.WEBFORM,
+                title="Default web form",
+                config=default_form_config().model_dump(mode="json"),
+            )
+    except IntegrityError:
+        pass  # another process created it first
+
+
+class FieldErrors(HubError):
+    """Submitted values that do not fit the form; `fields` maps a field to an error code."""
+
+    status_code = 422
+    code = "invalid_input"
+
+    def __init__(self, fields: dict[str, str], messages: dict[str, str]) -> None:
+        super().__init__(
+            {name: {"code": code, "message": messages[name]} for name, code in fields.items()}
+        )
+        self.fields = fields
+
+
+@dataclass
+class CleanSubmission:
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    message: str = ""
+    custom: dict[str, str] = field(default_factory=dict)
+
+
+def validate_submission(
+    form: FormConfig, submission: WebFormSubmission, region: str
+) -> tuple[CleanSubmission, dict[str, str]]:
+    """The cleaned values and a map of field name -> error code (empty when all is well)."""
+    errors: dict[str, str] = {}
+    clean = CleanSubmission()
+    declared = {f.name: f for f in form.fields}
+    values: dict[str, str | None] = {
+        "name": submission.name,
+        "email": submission.email,
+        "phone": submission.phone,
+        "message": submission.message,
+    }
+    for name, value in submission.fields.items():
+        if name in STANDARD_FIELDS or name not in declared:
+            errors[name] = "unknown_field"
+            continue
+        values[name] = value.strip()
+    for name, spec in declared.items():
+        value = (values.get(name) or "").strip()
+        if not value:
+            if spec.required:
+                errors[name] = "required"
+            continue
+        if len(value) > spec.max_length:
+            errors[name] = "too_long"
+            continue
+        if spec.type == "select" and spec.options and value not in spec.options:
+            errors[name] = "invalid_option"
+            continue
+        if name == "email":
+            try:
+                clean.email = normalize_email(value)
+            except InvalidInput:
+                errors[name] = "invalid_email"
+        elif name == "phone":
+            try:
+                clean.phone = normalize_phone(value, region)
+            except InvalidInput:
+                errors[name] = "invalid_phone"
+        elif name == "name":
+            clean.name = value
+        elif name == "message":
+            clean.message = value
+        else:
+            clean.custom[name] = value
+    for name in ("name", "email", "phone", "message"):
+        if values.get(name) and name not in declared:
+            errors[name] = "unknown_field"
+    required = form.require_contact
+    if required != "none" and "email" not in errors and "phone" not in errors:
+        has = {"email": bool(clean.email), "phone": bool(clean.phone)}
+        missing = (
+            not (has["email"] or has["phone"])
+            if required == "email_or_phone"
+            else not has[required]
+        )
+        if missing:
+            target = "phone" if required == "phone" else "email"
+            if target not in declared:
+                target = "phone" if "phone" in declared else "_form"
+            errors[target] = f"contact_required_{required}"
+    return clean, errors
+
+
+def attribution_from_url(url: str | None, referrer: str | None) -> dict[str, str]:
+    """UTM tags and click ids from the page's URL, plus the referrer."""
+    result: dict[str, str] = {}
+    if url:
+        url = url[:2000]
+        for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=False):
+            if name in ATTRIBUTION_PARAMS and name not in result:
+                result[name] = value[:500]
+        result["page_url"] = url
+    if referrer:
+        result["referrer"] = referrer[:2000]
+    return result
+
+
+def build_inbound(
+    form: Form,
+    clean: CleanSubmission,
+    *,
+    external_id: str,
+    attribution: dict[str, Any],
+    language: str,
+    attachments: list[AttachmentIn] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> InboundMessage:
+    identities: list[IdentityIn] = []
+    if clean.email:
+        identities.append(IdentityIn(IdentityKind.EMAIL, clean.email))
+    if clean.phone:
+        identities.append(IdentityIn(IdentityKind.PHONE, clean.phone))
+    fields: dict[str, Any] = {
+        k: v for k, v in (("name", clean.name), ("email", clean.email), ("phone", clean.phone)) if v
+    }
+    fields.update(clean.custom)
+    text = clean.message
+    if clean.custom:
+        labels = {f.name: f.label.get(language) for f in form.config.fields}
+        extra = "\n".join(f"{labels.get(k, k)}: {v}" for k, v in clean.custom.items())
+        text = f"{text}\n\n{extra}" if text else extra
+    return InboundMessage(
+        channel_id=form.channel_id,
+        channel_kind=ChannelKind.WEBFORM,
+        external_id=external_id,
+        identities=identities,
+        text=text,
+        subject=form.config.title.get(language),
+        contact_name=clean.name,
+        contact_language=language,
+        thread_key=None,
+        attachments=attachments or [],
+        meta={"form": form.key, "language": language, **(meta or {})},
+        attribution=attribution,
+        form_fields=fields,
+    )

@@ -1,0 +1,119 @@
+"""The composition root's web side: create_app() wires storage, channels and the inbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from channels.base import HubContext
+from hub.context import build_context, close_context
+from hub.limits import BodyLimitMiddleware
+from hub.settings import Settings
+from hub.worker import build_worker
+from storage.errors import HubError, RateLimited
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HubError)
+    async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(int(exc.retry_after) + 1)}
+        return _error(exc.status_code, exc.code, exc.detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return _error(422, "invalid_input", detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
+                 403: "forbidden", 413: "payload_too_large"}
+        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), exc.detail,
+                      dict(exc.headers) if exc.headers else None)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The hub's ASGI app; its lifespan opens storage and, if configured, runs the worker."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context = await build_context(settings)
+        app.state.context = context
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        if settings.run_worker:
+            worker = build_worker(context, settings)
+            tasks.append(asyncio.create_task(worker.run(stop), name="outbox-worker"))
+        try:
+            yield
+        finally:
+            stop.set()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=10)
+            await close_context(context)
+
+    app = FastAPI(
+        title="omnihub",
+        version="0.1.0",
+        description="Omnichannel hub: web forms, email, Telegram and phone calls "
+        "into one lead journal and a shared inbox.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        """The database (and Redis, when configured) answer."""
+        context: HubContext = request.app.state.context
+        checks: dict[str, str] = {}
+        try:
+            async with context.db.read() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        ping = getattr(context.bus, "ping", None)
+        if ping is not None:
+            try:
+                await ping()
+                checks["redis"] = "ok"
+            except Exception as exc:
+                checks["redis"] = f"error: {type(exc).__name__}"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    from channels.webform.endpoints import router as webform_router
+    from inbox.api import router as api_router
+
+    app.include_router(webform_router)
+    app.include_router(api_router)
+    return app

@@ -1,0 +1,243 @@
+"""The `omnihub` command: serve, worker, db, managers, tokens, channels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hub.logs import configure_logging
+from hub.settings import Settings, SettingsError
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+        _ = settings.secret
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return settings
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(factory())  # type: ignore[arg-type]
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """omnihub: every client request from email, Telegram, web forms and calls in one place."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to listen on [OMNIHUB_HOST, 127.0.0.1]")
+@click.option("--port", type=int, default=None, help="Port [OMNIHUB_PORT, 8000]")
+@click.option("--worker/--no-worker", default=None,
+              help="Run the outbox worker in this process [OMNIHUB_RUN_WORKER, on]")
+def serve(host: str | None, port: int | None, worker: bool | None) -> None:
+    """Start the hub's HTTP server (and, by default, its worker loop)."""
+    import uvicorn
+
+    from hub.app import create_app
+
+    settings = _settings()
+    if worker is not None:
+        settings.run_worker = worker
+    configure_logging(settings.log_level, settings.log_format)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=settings.access_log,
+        proxy_headers=True,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+
+
+@main.command()
+def worker() -> None:
+    """Run the outbox worker alone (any number of them may run side by side)."""
+    from hub.context import build_context, close_context
+    from hub.worker import build_worker
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def run() -> None:
+        context = await build_context(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await build_worker(context, settings).run(stop)
+        finally:
+            await close_context(context)
+
+    _run(run)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations (the only way the schema changes)."""
+    from storage.migrate import upgrade
+
+    settings = _settings()
+    _run(lambda: upgrade(settings.resolved_database_url, revision))
+    click.echo(f"database at {revision}")
+
+
+async def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    from storage.db import Database
+
+    database = Database(settings.resolved_database_url, pool_size=1)
+    try:
+        if settings.embedded:
+            from storage.migrate import upgrade
+
+            await upgrade(settings.resolved_database_url)
+        async with database.transaction() as session:
+            return await work(session)
+    finally:
+        await database.dispose()
+
+
+@main.group()
+def managers() -> None:
+    """People who answer clients."""
+
+
+@managers.command("add")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["admin", "manager"]), default="manager",
+              show_default=True)
+@click.option("--password", default=None,
+              help="Asked for when omitted (and a terminal is attached)")
+def managers_add(email: str, name: str, role: str, password: str | None) -> None:
+    """Add a manager; the password is stored as an argon2 hash."""
+    from intake.accounts import create_manager
+    from storage.errors import HubError
+    from storage.models import ManagerRole
+
+    if password is None and sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = _settings()
+    try:
+        manager = _run(lambda: _in_transaction(settings, lambda s: create_manager(
+            s, email=email, name=name, role=ManagerRole(role), password=password)))
+    except HubError as exc:
+        raise click.ClickException(str(exc.detail)) from exc
+    click.echo(f"manager {manager.id} <{manager.email}> added as {manager.role}")
+
+
+@main.group()
+def tokens() -> None:
+    """Bearer tokens for the REST API (ERP/1C integration, scripts)."""
+
+
+@tokens.command("create")
+@click.option("--name", required=True, help="What the token is for")
+def tokens_create(name: str) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    from intake.accounts import create_api_token
+
+    settings = _settings()
+    token, record = _run(lambda: _in_transaction(
+        settings, lambda s: create_api_token(s, name=name)))
+    click.echo(token)
+    click.echo(f"token {record.id} ({record.name}) created; it is shown only this once",
+               err=True)
+
+
+@main.group()
+def channels() -> None:
+    """Entry points: mailboxes, bots, web forms, phone lines."""
+
+
+@channels.command("list")
+@click.option("--kind", default=None, help="Only this kind (webform, email, telegram, telephony)")
+def channels_list(kind: str | None) -> None:
+    """List channels with their status."""
+    from storage.repositories import ChannelRepository
+
+    settings = _settings()
+
+    async def work(session: Any) -> list[tuple[str, ...]]:
+        rows = await ChannelRepository(session).list(kind)
+        return [(c.kind, c.key, c.title, "active" if c.is_active else "inactive", c.status,
+                 c.last_error or "") for c in rows]
+
+    for row in _run(lambda: _in_transaction(settings, work)):
+        click.echo("\t".join(row))
+
+
+@channels.group("add")
+def channels_add() -> None:
+    """Add a channel of one kind."""
+
+
+@channels_add.command("webform")
+@click.option("--key", required=True, help="Used in the URL: /forms/KEY")
+@click.option("--title", required=True, help="Shown on the page (both languages unless --config)")
+@click.option("--language", type=click.Choice(["ru", "en"]), default="ru", show_default=True)
+@click.option("--allowed-origin", "allowed_origins", multiple=True,
+              help="A site that may post or embed the form, e.g. https://shop.example.ru")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="A JSON form configuration (fields, texts, limits)")
+def channels_add_webform(key: str, title: str, language: str, allowed_origins: tuple[str, ...],
+                         config_file: Path | None) -> None:
+    """Add a web form; without --config it has the default form's fields."""
+    from pydantic import ValidationError
+
+    from channels.webform.schemas import FormConfig, LocalizedText, default_form_config
+    from channels.webform.service import FORM_KEY
+    from storage.models import ChannelKind
+    from storage.repositories import ChannelRepository
+
+    if not FORM_KEY.match(key):
+        raise click.ClickException("the key must be lowercase letters, digits, - or _")
+    try:
+        if config_file is not None:
+            config = FormConfig.model_validate(json.loads(config_file.read_text("utf-8")))
+        else:
+            config = default_form_config()
+            config.title = LocalizedText(ru=title, en=title)
+    except (ValidationError, ValueError) as exc:
+        raise click.ClickException(f"invalid form configuration: {exc}") from exc
+    config.language = language  # type: ignore[assignment]
+    if allowed_origins:
+        config.allowed_origins = list(allowed_origins)
+    settings = _settings()
+
+    async def work(session: Any) -> None:
+        repo = ChannelRepository(session)
+        if await repo.get_by_key(key) is not None:
+            raise click.ClickException(f"a channel with key {key!r} exists")
+        await repo.add(key=key, kind=ChannelKind.WEBFORM, title=title,
+                       config=config.model_dump(mode="json"))
+
+    _run(lambda: _in_transaction(settings, work))
+    click.echo(f"web form {key} added: /forms/{key}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Building the hub's shared parts from settings."""
+
+from __future__ import annotations
+
+from channels.base import HubContext
+from channels.webform.service import ensure_default_form
+from hub.settings import Settings
+from intake.ingest import IntakeConfig
+from storage.blobs import LocalBlobStore
+from storage.bus import create_bus
+from storage.db import Database
+from storage.migrate import check_current, upgrade
+from storage.ratelimit import Rate, create_rate_limiter
+
+
+async def build_context(settings: Settings) -> HubContext:
+    db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+    if settings.embedded:
+        # The embedded install migrates itself; PostgreSQL installs run `omnihub db upgrade`.
+        await upgrade(settings.resolved_database_url)
+    else:
+        await check_current(settings.resolved_database_url)
+    await ensure_default_form(db)
+    rate = Rate.parse(settings.forms_rate_limit)
+    return HubContext(
+        db=db,
+        blobs=LocalBlobStore(settings.blob_dir),
+        bus=create_bus(settings.redis_url),
+        secret=settings.secret,
+        intake=IntakeConfig(default_region=settings.default_region),
+        forms_rate_limiter=create_rate_limiter(rate, settings.redis_url, "forms"),
+        public_url=settings.public_url,
+    )
+
+
+async def close_context(context: HubContext) -> None:
+    await context.bus.close()
+    await context.db.dispose()

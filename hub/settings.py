@@ -1,0 +1,81 @@
+"""Settings from OMNIHUB_* environment variables (and a .env file)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(RuntimeError):
+    """The configuration cannot work; raised at start-up with what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OMNIHUB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(default=Path("var"), description="Embedded database, secret, blobs")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset means SQLite in data_dir"
+    )
+    redis_url: str | None = Field(default=None, description="Redis for bus, limits, FSM")
+    secret_key: SecretStr | None = Field(
+        default=None, description="Required outside the embedded mode"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(default=None, description="How clients reach the hub")
+    default_region: str = Field(default="RU", description="Region for national phone numbers")
+    forms_rate_limit: str = Field(default="20/minute", description="Per IP; 0 turns it off")
+    max_body_bytes: int = 30 * 1024 * 1024
+    run_worker: bool = Field(default=True, description="Run the outbox worker inside serve")
+    worker_poll_seconds: float = 1.0
+    outbox_max_attempts: int = 8
+    log_level: str = "info"
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = True
+    db_pool_size: int = 10
+
+    @property
+    def embedded(self) -> bool:
+        """SQLite in the data directory: the one-command install with no other services."""
+        return self.database_url is None or self.database_url.startswith("sqlite")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'omnihub.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @cached_property
+    def secret(self) -> str:
+        """The hub's secret key; generated into data_dir on the first embedded run."""
+        if self.secret_key is not None:
+            value = self.secret_key.get_secret_value()
+            if len(value) < 16:
+                raise SettingsError("OMNIHUB_SECRET_KEY must be at least 16 characters long")
+            return value
+        if not self.embedded:
+            raise SettingsError(
+                "OMNIHUB_SECRET_KEY is required when OMNIHUB_DATABASE_URL is not SQLite"
+            )
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value + "\n")
+        return value

@@ -1,0 +1,65 @@
+"""What channel adapters hand to intake, and what intake answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from storage.models import IdentityKind
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityIn:
+    """An identity as the channel saw it; intake normalises it."""
+
+    kind: IdentityKind
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentIn:
+    """A file already put into blob storage by the adapter."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    content_id: str | None = None
+    inline: bool = False
+
+
+@dataclass(slots=True)
+class InboundMessage:
+    """One item of input from the outside world, in the hub's words."""
+
+    channel_id: int
+    channel_kind: str
+    # Idempotency: the same (channel, external_id) is stored once, whatever the retries.
+    external_id: str
+    identities: list[IdentityIn]
+    text: str = ""
+    html: str | None = None
+    subject: str | None = None
+    contact_name: str | None = None
+    contact_language: str | None = None
+    # Messages with the same thread key continue one open conversation; None opens a new one.
+    thread_key: str | None = None
+    attachments: list[AttachmentIn] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    attribution: dict[str, Any] = field(default_factory=dict)
+    form_fields: dict[str, Any] = field(default_factory=dict)
+    received_at: datetime | None = None
+    # Auto-replies and the like are stored but open no lead.
+    opens_lead: bool = True
+    lead_kind: str = "request"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    lead_id: int | None
+    duplicate: bool = False
+    conversation_opened: bool = False

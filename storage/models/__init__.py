@@ -1,0 +1,47 @@
+"""All tables of the hub. Import from here so Alembic sees every model."""
+
+from storage.models.base import Base
+from storage.models.channels import Channel, ChannelKind
+from storage.models.conversations import (
+    Attachment,
+    Conversation,
+    ConversationStatus,
+    Lead,
+    LeadStatus,
+    Message,
+    MessageDirection,
+    MessageStatus,
+)
+from storage.models.outbox import OutboxEvent, OutboxStatus
+from storage.models.people import (
+    ApiToken,
+    Contact,
+    Identity,
+    IdentityKind,
+    Manager,
+    ManagerRole,
+    MergeSuggestion,
+)
+
+__all__ = [
+    "ApiToken",
+    "Attachment",
+    "Base",
+    "Channel",
+    "ChannelKind",
+    "Contact",
+    "Conversation",
+    "ConversationStatus",
+    "Identity",
+    "IdentityKind",
+    "Lead",
+    "LeadStatus",
+    "Manager",
+    "ManagerRole",
+    "MergeSuggestion",
+    "Message",
+    "MessageDirection",
+    "MessageStatus",
+    "OutboxEvent",
+    "OutboxStatus",
+]
