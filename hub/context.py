@@ -35,4 +35,6 @@ async def build_context(settings: Settings) -> HubContext:
 
 async def close_context(context: HubContext) -> None:
     await context.bus.close()
+    if context.forms_rate_limiter is not None:
+        await context.forms_rate_limiter.close()
     await context.db.dispose()

@@ -107,7 +107,9 @@ async def create_manager(
         role = ManagerRole(role)
     except ValueError as exc:
         allowed = ", ".join(r.value for r in ManagerRole)
-        raise InvalidInput(f"unknown role {role!r}; one of: {allowed}", code="invalid_role") from exc
+        raise InvalidInput(
+            f"unknown role {role!r}; one of: {allowed}", code="invalid_role"
+        ) from exc
     normalized = normalize_email(email)
     name = name.strip()
     if not name:
@@ -157,7 +159,9 @@ async def get_manager(session: AsyncSession, manager_id: int) -> Manager | None:
     return await AccountRepository(session).get_manager(manager_id)
 
 
-async def list_managers(session: AsyncSession, *, include_inactive: bool = True) -> Sequence[Manager]:
+async def list_managers(
+    session: AsyncSession, *, include_inactive: bool = True
+) -> Sequence[Manager]:
     """Every manager, by name."""
     return await AccountRepository(session).list_managers(include_inactive=include_inactive)
 
@@ -216,7 +220,9 @@ async def authenticate_token(
     return api_token
 
 
-async def record_token_use(session: AsyncSession, token_id: int, now: datetime | None = None) -> None:
+async def record_token_use(
+    session: AsyncSession, token_id: int, now: datetime | None = None
+) -> None:
     """Set the token's last_used_at unless it was set less than a minute ago."""
     await AccountRepository(session).touch_token(token_id, now or utcnow())
 

@@ -124,9 +124,7 @@ def spellings(needle: str) -> list[str]:
 
 def contains_any(column: Any, needle: str) -> ColumnElement[bool]:
     """`column` contains `needle` case-insensitively (as far as the backend allows)."""
-    return or_(
-        *(column.ilike(f"%{_escape_like(v)}%", escape="\\") for v in spellings(needle))
-    )
+    return or_(*(column.ilike(f"%{_escape_like(v)}%", escape="\\") for v in spellings(needle)))
 
 
 def _channel_condition(value: str, id_column: Any) -> ColumnElement[bool]:
@@ -136,13 +134,36 @@ def _channel_condition(value: str, id_column: Any) -> ColumnElement[bool]:
     return condition
 
 
+def _lead_row(row: Any) -> LeadRow:
+    # Outer-joined columns (the assignee) are None when there is no match.
+    lead, contact_name, channel_key, channel_kind, assignee_name = row
+    return LeadRow(
+        lead=lead,
+        contact_name=contact_name,
+        channel_key=channel_key,
+        channel_kind=channel_kind,
+        assignee_name=assignee_name,
+    )
+
+
+def _conversation_row(row: Any) -> ConversationRow:
+    conversation, channel_key, channel_kind, contact_name, lead_id = row
+    return ConversationRow(
+        conversation=conversation,
+        channel_key=channel_key,
+        channel_kind=channel_kind,
+        contact_name=contact_name,
+        lead_id=lead_id,
+    )
+
+
 class JournalRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     # Leads
 
-    def _lead_query(self) -> Select[tuple[Lead, str | None, str, str, str | None]]:
+    def _lead_query(self) -> Select[Lead, str | None, str, str, str]:
         return (
             select(Lead, Contact.name, Channel.key, Channel.kind, Manager.name)
             .join(Contact, Contact.id == Lead.contact_id)
@@ -186,13 +207,13 @@ class JournalRepository:
             conditions.append(Lead.id < before_id)
         query = query.where(*conditions).order_by(Lead.id.desc()).limit(limit)
         rows = (await self.session.execute(query)).all()
-        return await self._with_identities([LeadRow(*row) for row in rows])
+        return await self._with_identities([_lead_row(row) for row in rows])
 
     async def get_lead_row(self, lead_id: int) -> LeadRow | None:
         row = (await self.session.execute(self._lead_query().where(Lead.id == lead_id))).first()
         if row is None:
             return None
-        return (await self._with_identities([LeadRow(*row)]))[0]
+        return (await self._with_identities([_lead_row(row)]))[0]
 
     async def lead_for_update(self, lead_id: int) -> Lead | None:
         # SQLite drops FOR UPDATE; its writers are serialised by BEGIN IMMEDIATE anyway.
@@ -323,7 +344,7 @@ class JournalRepository:
 
     # Conversations and messages
 
-    def _conversation_query(self) -> Select[tuple[Conversation, str, str, str | None, int | None]]:
+    def _conversation_query(self) -> Select[Conversation, str, str, str | None, int]:
         return (
             select(Conversation, Channel.key, Channel.kind, Contact.name, Lead.id)
             .join(Channel, Channel.id == Conversation.channel_id)
@@ -338,7 +359,7 @@ class JournalRepository:
             .where(Conversation.contact_id == contact_id)
             .order_by(Conversation.last_message_at.desc().nulls_last(), Conversation.id.desc())
         )
-        return [ConversationRow(*row) for row in (await self.session.execute(query)).all()]
+        return [_conversation_row(row) for row in (await self.session.execute(query)).all()]
 
     async def list_conversations(
         self, filters: ConversationFilters, *, before_id: int | None, limit: int
@@ -362,12 +383,12 @@ class JournalRepository:
             .order_by(Conversation.id.desc())
             .limit(limit)
         )
-        return [ConversationRow(*row) for row in (await self.session.execute(query)).all()]
+        return [_conversation_row(row) for row in (await self.session.execute(query)).all()]
 
     async def get_conversation_row(self, conversation_id: int) -> ConversationRow | None:
         query = self._conversation_query().where(Conversation.id == conversation_id)
         row = (await self.session.execute(query)).first()
-        return ConversationRow(*row) if row is not None else None
+        return _conversation_row(row) if row is not None else None
 
     async def conversation_exists(self, conversation_id: int) -> bool:
         result = await self.session.scalar(

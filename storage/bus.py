@@ -326,6 +326,10 @@ class RedisBus:
             raise BusClosedError("the event bus is closed")
         await self._client.publish(topic, raw)
 
+    async def ping(self) -> None:
+        """Raise if Redis does not answer (readiness checks)."""
+        await self._client.ping()
+
     def subscribe(self, *topics: str) -> AbstractAsyncContextManager[Subscription]:
         """Subscribe to ``topics`` (``prefix*`` allowed) for the life of the context.
 

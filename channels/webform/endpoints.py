@@ -305,9 +305,14 @@ async def _submit_json(
     language = form.config.language
     if errors:
         raise FieldErrors(errors, {n: text("en", c) for n, c in errors.items()})
+    # A site's script posts to our URL: UTM tags come from that URL's query, the page
+    # (if the script says which) from ?page=.
     attribution = attribution_from_url(
         str(request.url), request.query_params.get("referrer") or request.headers.get("referer")
     )
+    attribution.pop("page_url", None)
+    if request.query_params.get("page"):
+        attribution["page_url"] = request.query_params["page"][:2000]
     external_id = f"idem:{idempotency_key}" if idempotency_key else f"json:{uuid.uuid4().hex}"
     inbound = build_inbound(
         form,

@@ -1,0 +1,138 @@
+"""FastAPI dependencies of the managers' API: the hub context, sessions and who is calling.
+
+A caller proves who they are with `Authorization: Bearer omh_...` (scripts, ERP
+and 1C integrations) or with the `omnihub_session` cookie the web UI gets from
+`POST /api/v1/auth/login` (signed with the hub's secret, valid 12 hours).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels.base import HubContext
+from intake.accounts import authenticate_token, get_manager, record_token_use, token_use_due
+from intake.journal import Actor
+from storage.errors import Forbidden
+from storage.models import ManagerRole
+from storage.types import utcnow
+
+SESSION_COOKIE = "omnihub_session"
+SESSION_SALT = "omnihub.session"
+SESSION_MAX_AGE = 12 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller: a manager (by cookie or their own token) or an operator's token."""
+
+    manager_id: int | None
+    token_id: int | None
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ManagerRole.ADMIN
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(manager_id=self.manager_id, token_id=self.token_id)
+
+
+def get_context(request: Request) -> HubContext:
+    context: HubContext = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[HubContext, Depends(get_context)]
+
+
+async def read_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
+    """A read-only session for this request (never waits for writers on SQLite)."""
+    async with context.db.read() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(read_session)]
+
+
+def session_serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=SESSION_SALT)
+
+
+def session_cookie_value(secret: str, manager_id: int) -> str:
+    """The signed value of the session cookie for `manager_id`."""
+    return session_serializer(secret).dumps({"manager_id": manager_id})
+
+
+def _cookie_manager_id(secret: str, value: str) -> int | None:
+    try:
+        payload: Any = session_serializer(secret).loads(value, max_age=SESSION_MAX_AGE)
+    except BadSignature:  # SignatureExpired is a BadSignature too
+        return None
+    manager_id = payload.get("manager_id") if isinstance(payload, dict) else None
+    return manager_id if isinstance(manager_id, int) and not isinstance(manager_id, bool) else None
+
+
+def unauthorized(detail: str) -> HTTPException:
+    # HTTPException rather than HubError: the 401 must carry WWW-Authenticate.
+    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _token_principal(context: HubContext, session: AsyncSession, token: str) -> Principal:
+    api_token = await authenticate_token(session, token, touch=False)
+    if api_token is None:
+        raise unauthorized("invalid or revoked API token")
+    role: str = ManagerRole.ADMIN
+    if api_token.manager_id is not None:
+        manager = await get_manager(session, api_token.manager_id)
+        if manager is None or not manager.is_active:
+            raise unauthorized("the token's manager is deactivated")
+        role = manager.role
+    now = utcnow()
+    if token_use_due(api_token, now):
+        async with context.db.transaction() as write:
+            await record_token_use(write, api_token.id, now)
+    return Principal(manager_id=api_token.manager_id, token_id=api_token.id, role=role)
+
+
+async def get_principal(
+    request: Request, context: ContextDep, session: ReadSessionDep
+) -> Principal:
+    """The authenticated caller; 401 with `WWW-Authenticate: Bearer` otherwise.
+
+    A Bearer header wins over the cookie and is never second-guessed by it.
+    """
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized("expected 'Authorization: Bearer <token>'")
+        return await _token_principal(context, session, token.strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        manager_id = _cookie_manager_id(context.secret, cookie)
+        if manager_id is not None:
+            manager = await get_manager(session, manager_id)
+            if manager is not None and manager.is_active:
+                return Principal(manager_id=manager.id, token_id=None, role=manager.role)
+        raise unauthorized("the session expired; log in again")
+    raise unauthorized("authentication required")
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def require_admin(principal: PrincipalDep) -> Principal:
+    """The caller, if an administrator (tokens without a manager are the operator's)."""
+    if not principal.is_admin:
+        raise Forbidden("administrators only", code="admin_required")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
