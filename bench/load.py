@@ -37,17 +37,49 @@ USER_AGENT = "omnihub-bench/1"
 # Payloads -----------------------------------------------------------------------------------
 
 _RU_FIRST = (
-    "Анна", "Мария", "Елена", "Ольга", "Наталья", "Татьяна", "Ирина", "Екатерина", "Светлана",
-    "Юлия", "Александр", "Дмитрий", "Сергей", "Андрей", "Алексей", "Максим", "Иван", "Михаил",
-    "Никита", "Павел", "Артём", "Владимир", "Евгений", "Ксения",
+    "Анна",
+    "Мария",
+    "Елена",
+    "Ольга",
+    "Наталья",
+    "Татьяна",
+    "Ирина",
+    "Екатерина",
+    "Светлана",
+    "Юлия",
+    "Александр",
+    "Дмитрий",
+    "Сергей",
+    "Андрей",
+    "Алексей",
+    "Максим",
+    "Иван",
+    "Михаил",
+    "Никита",
+    "Павел",
+    "Артём",
+    "Владимир",
+    "Евгений",
+    "Ксения",
 )
 _RU_LAST = (
-    ("Иванов", "Иванова"), ("Смирнов", "Смирнова"), ("Кузнецов", "Кузнецова"),
-    ("Попов", "Попова"), ("Васильев", "Васильева"), ("Петров", "Петрова"),
-    ("Соколов", "Соколова"), ("Михайлов", "Михайлова"), ("Новиков", "Новикова"),
-    ("Фёдоров", "Фёдорова"), ("Морозов", "Морозова"), ("Волков", "Волкова"),
-    ("Алексеев", "Алексеева"), ("Лебедев", "Лебедева"), ("Семёнов", "Семёнова"),
-    ("Егоров", "Егорова"), ("Павлов", "Павлова"),
+    ("Иванов", "Иванова"),
+    ("Смирнов", "Смирнова"),
+    ("Кузнецов", "Кузнецова"),
+    ("Попов", "Попова"),
+    ("Васильев", "Васильева"),
+    ("Петров", "Петрова"),
+    ("Соколов", "Соколова"),
+    ("Михайлов", "Михайлова"),
+    ("Новиков", "Новикова"),
+    ("Фёдоров", "Фёдорова"),
+    ("Морозов", "Морозова"),
+    ("Волков", "Волкова"),
+    ("Алексеев", "Алексеева"),
+    ("Лебедев", "Лебедева"),
+    ("Семёнов", "Семёнова"),
+    ("Егоров", "Егорова"),
+    ("Павлов", "Павлова"),
 )
 _EN_FIRST = ("John", "Emily", "Michael", "Sarah", "David", "Laura", "James", "Olivia", "Peter")
 _EN_LAST = ("Smith", "Johnson", "Brown", "Taylor", "Wilson", "Clarke", "Walker", "Hughes")
@@ -65,8 +97,6 @@ _SENTENCES = (
     "Также хотим уточнить, входит ли обучение сотрудников в стоимость внедрения.",
     "Спасибо заранее, ждём ответа в ближайшее время.",
 )
-_CITIES = ("Москва", "Санкт-Петербург", "Екатеринбург", "Новосибирск", "Казань", "Пермь")
-_PAGES = ("/pricing", "/contacts", "/catalog/servers", "/promo/spring", "/")
 
 
 def _message(i: int) -> str:
@@ -81,8 +111,11 @@ def _message(i: int) -> str:
     return " ".join(parts)
 
 
-def submission(i: int, custom_fields: bool = True) -> dict[str, Any]:
-    """The i-th submission: unique email and phone, Russian names three times in four."""
+def submission(i: int) -> dict[str, Any]:
+    """The i-th submission: unique email and phone, Russian names three times in four.
+
+    No custom `fields`: the hub's `default` form declares none and refuses unknown ones.
+    """
     if i % 4 == 3:
         name = f"{_EN_FIRST[i % len(_EN_FIRST)]} {_EN_LAST[i // 7 % len(_EN_LAST)]}"
     else:
@@ -90,32 +123,28 @@ def submission(i: int, custom_fields: bool = True) -> dict[str, Any]:
         male = i % len(_RU_FIRST) >= 10 and first != "Ксения"
         last = _RU_LAST[i // 5 % len(_RU_LAST)][0 if male else 1]
         name = f"{first} {last}"
-    payload: dict[str, Any] = {
+    return {
         "name": name,
         "email": f"user{i}@example.ru",
         "phone": f"+7 912 {i // 10000 % 1000:03d}-{i // 100 % 100:02d}-{i % 100:02d}",
         "message": _message(i),
     }
-    if custom_fields:
-        payload["fields"] = {"city": _CITIES[i % len(_CITIES)], "page": _PAGES[i % len(_PAGES)]}
-    return payload
 
 
 class Submissions:
     """Serialized submissions, numbered on from `start`; one instance per benchmark."""
 
-    def __init__(self, start: int = 1, custom_fields: bool = True) -> None:
+    def __init__(self, start: int = 1) -> None:
         self._numbers = itertools.count(start)
-        self.custom_fields = custom_fields
 
     def next_body(self) -> bytes:
-        data = submission(next(self._numbers), self.custom_fields)
+        data = submission(next(self._numbers))
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
     def check(self) -> None:
         """Raise if the payloads no longer fit the hub's `WebFormSubmission`."""
         for i in (1, 3, 12345, 9_999_999):
-            WebFormSubmission.model_validate(submission(i, self.custom_fields), strict=True)
+            WebFormSubmission.model_validate(submission(i), strict=True)
 
 
 # Results ------------------------------------------------------------------------------------
@@ -158,8 +187,8 @@ class LoadResult:
             "concurrency": self.concurrency,
             "seconds": round(self.seconds, 3),
             "requests_per_s": round(self.rps, 1),
-            "p50_ms": round(self.p50_ms, 2),
-            "p99_ms": round(self.p99_ms, 2),
+            "p50_ms": _round(self.p50_ms),
+            "p99_ms": _round(self.p99_ms),
             "ok": self.ok,
             "errors": self.errors,
             "statuses": dict(self.statuses),
@@ -171,6 +200,10 @@ class LoadResult:
             f"{self.client:5} c={self.concurrency:<3} {self.rps:9.1f} req/s  "
             f"p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f} ms  errors {self.errors}"
         )
+
+
+def _round(ms: float) -> float | None:
+    return None if math.isnan(ms) else round(ms, 2)
 
 
 class _Run:
@@ -205,7 +238,7 @@ class _Run:
             self._sample(f"{type(exc).__name__}: {exc}")
 
     def _sample(self, text: str) -> None:
-        if len(self.error_samples) < 5:
+        if len(self.error_samples) < 5 and text not in self.error_samples:
             self.error_samples.append(text)
 
 
@@ -228,7 +261,7 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
         length = int(lower[start + 17 : stop])
         return status, await reader.readexactly(length) if length else b"", keep
     if b"\r\ntransfer-encoding: chunked" in lower:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
             if size == 0:
@@ -239,12 +272,18 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
     return status, await reader.read(), False  # delimited by the connection's close
 
 
-_RAW_ERRORS = (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-               ValueError)
+_RAW_ERRORS = (
+    OSError,
+    EOFError,
+    asyncio.IncompleteReadError,
+    asyncio.LimitOverrunError,
+    ValueError,
+)
 
 
-async def _raw_worker(host: str, port: int, target: str, bodies: Callable[[], bytes],
-                      run: _Run) -> None:
+async def _raw_worker(
+    host: str, port: int, target: str, bodies: Callable[[], bytes], run: _Run
+) -> None:
     head = (
         f"POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {USER_AGENT}\r\n"
         "Accept: application/json\r\nContent-Type: application/json\r\nContent-Length: "
@@ -284,8 +323,9 @@ async def _raw_worker(host: str, port: int, target: str, bodies: Callable[[], by
 # The httpx client ---------------------------------------------------------------------------
 
 
-async def _httpx_worker(client: httpx.AsyncClient, url: str, bodies: Callable[[], bytes],
-                        run: _Run) -> None:
+async def _httpx_worker(
+    client: httpx.AsyncClient, url: str, bodies: Callable[[], bytes], run: _Run
+) -> None:
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     while not run.stopping:
         body = bodies()
@@ -305,9 +345,17 @@ async def _httpx_worker(client: httpx.AsyncClient, url: str, bodies: Callable[[]
 # Driving a run ------------------------------------------------------------------------------
 
 
-async def generate_load(base_url: str, *, concurrency: int, duration: float, warmup: float,
-                        client: str = "raw", bodies: Callable[[], bytes] | None = None,
-                        path: str = FORM_PATH, grace: float = 5.0) -> LoadResult:
+async def generate_load(
+    base_url: str,
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    client: str = "raw",
+    bodies: Callable[[], bytes] | None = None,
+    path: str = FORM_PATH,
+    grace: float = 5.0,
+) -> LoadResult:
     """Run `concurrency` closed-loop connections for `warmup` + `duration` seconds.
 
     Only requests that complete inside the measured window count. Requests still open
@@ -325,8 +373,7 @@ async def generate_load(base_url: str, *, concurrency: int, duration: float, war
     else:
         http = httpx.AsyncClient(
             base_url=base_url,
-            limits=httpx.Limits(max_connections=concurrency,
-                                max_keepalive_connections=concurrency),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             timeout=httpx.Timeout(60.0),
             headers={"User-Agent": USER_AGENT},
         )
@@ -351,9 +398,16 @@ async def generate_load(base_url: str, *, concurrency: int, duration: float, war
             task.cancel()
         if http is not None:
             await http.aclose()
-    return LoadResult(client=client, concurrency=concurrency, seconds=duration,
-                      ok=len(run.latencies), errors=run.errors, latencies=run.latencies,
-                      statuses=run.statuses, error_samples=run.error_samples)
+    return LoadResult(
+        client=client,
+        concurrency=concurrency,
+        seconds=duration,
+        ok=len(run.latencies),
+        errors=run.errors,
+        latencies=run.latencies,
+        statuses=run.statuses,
+        error_samples=run.error_samples,
+    )
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -390,8 +444,14 @@ def main(argv: list[str] | None = None) -> None:
     Submissions().check()
     bodies = Submissions(start=int(time.time()) % 1_000_000 * 10).next_body
     for client in CLIENTS if args.client == "both" else (args.client,):
-        result = run_load(args.url, concurrency=args.concurrency, duration=args.duration,
-                          warmup=args.warmup, client=client, bodies=bodies)
+        result = run_load(
+            args.url,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            warmup=args.warmup,
+            client=client,
+            bodies=bodies,
+        )
         print(json.dumps(result.summary(), ensure_ascii=False) if args.json else result.line())
         for sample in result.error_samples:
             print("   ", sample)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from fastapi import APIRouter
 from sqlalchemy.exc import IntegrityError
 
+from intake.batch import ingest_batch
 from intake.ingest import IntakeConfig, ingest
 from intake.schemas import InboundMessage, IngestResult
 from storage.blobs import BlobStore
@@ -15,6 +19,8 @@ from storage.bus import EventBus
 from storage.db import Database
 from storage.models import ChannelKind
 from storage.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
 
 INGEST_ATTEMPTS = 5
 
@@ -30,6 +36,7 @@ class HubContext:
     intake: IntakeConfig = field(default_factory=IntakeConfig)
     forms_rate_limiter: RateLimiter | None = None
     public_url: str | None = None
+    batcher: IngestBatcher | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
 
@@ -42,16 +49,116 @@ class Channel(Protocol):
 
 
 async def ingest_committed(context: HubContext, message: InboundMessage) -> IngestResult:
-    """Ingest in its own transaction and return only after the commit.
+    """Ingest and return only after the commit (through the context's batcher if it has one)."""
+    if context.batcher is not None:
+        return await context.batcher.submit(message)
+    return await ingest_alone(context.db, message, context.intake)
+
+
+async def ingest_alone(db: Database, message: InboundMessage, config: IntakeConfig) -> IngestResult:
+    """Ingest one message in its own transaction.
 
     A concurrent duplicate or a race on a new identity shows up as an
     IntegrityError; running again finds what the other transaction stored.
     """
     for attempt in range(INGEST_ATTEMPTS):
         try:
-            async with context.db.transaction() as session:
-                return await ingest(session, message, context.intake)
+            async with db.transaction() as session:
+                return await ingest(session, message, config)
         except IntegrityError:
             if attempt == INGEST_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+class IngestBatcher:
+    """Group commit for inbound messages.
+
+    Requests queue their messages; a few committer tasks each take whatever has
+    queued up (at most `max_batch`) and store it with `ingest_batch` in one
+    transaction. Under light load a batch is one message and nothing waits; under
+    heavy load one transaction carries many. If a batch fails as a whole (a race
+    with another process on a new identity, say), each of its messages is
+    retried alone, so one message never costs another its answer.
+    """
+
+    def __init__(
+        self, db: Database, config: IntakeConfig, *, committers: int = 1, max_batch: int = 64
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.committers = committers
+        self.max_batch = max_batch
+        self.gather_turns = 4
+        self._queue: asyncio.Queue[tuple[InboundMessage, asyncio.Future[IngestResult]]] = (
+            asyncio.Queue()
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def submit(self, message: InboundMessage) -> IngestResult:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._commit_loop(), name=f"ingest-committer-{n}")
+                for n in range(self.committers)
+            ]
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((message, future))
+        # Shielded: a client that goes away does not take its message with it.
+        return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        """Finish what is queued, then stop the committers."""
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), timeout=30)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _commit_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            # Requests already read from their sockets reach the queue within a loop
+            # turn or two: wait those turns so one transaction carries them all.
+            for _ in range(self.gather_turns):
+                await asyncio.sleep(0)
+                if self._queue.empty():
+                    break
+                while len(batch) < self.max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+            try:
+                await self._commit(batch)
+            except Exception:  # never let the committer die
+                log.exception("ingest batch of %s failed", len(batch))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _commit(
+        self, batch: list[tuple[InboundMessage, asyncio.Future[IngestResult]]]
+    ) -> None:
+        messages = [message for message, _ in batch]
+        try:
+            async with self.db.transaction() as session:
+                outcomes = await ingest_batch(session, messages, self.config)
+        except Exception:
+            if len(batch) == 1:
+                outcomes = [await self._alone(messages[0])]
+            else:
+                outcomes = [await self._alone(message) for message in messages]
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    async def _alone(self, message: InboundMessage) -> IngestResult | BaseException:
+        try:
+            return await ingest_alone(self.db, message, self.config)
+        except Exception as exc:
+            return exc

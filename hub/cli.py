@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -32,6 +33,9 @@ def _run(factory: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(factory())  # type: ignore[arg-type]
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    except (ConnectionError, socket.gaierror) as exc:
+        # The operator's most common mistake (server down, wrong host): one line, no traceback.
+        raise click.ClickException(f"cannot connect: {exc}") from exc
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -114,6 +118,13 @@ async def _in_transaction(settings: Settings, work: Callable[[Any], Awaitable[T]
             from storage.migrate import upgrade
 
             await upgrade(settings.resolved_database_url)
+        else:
+            from storage.migrate import SchemaOutOfDate, check_current
+
+            try:
+                await check_current(settings.resolved_database_url)
+            except SchemaOutOfDate as exc:
+                raise click.ClickException(str(exc)) from exc
         async with database.transaction() as session:
             return await work(session)
     finally:

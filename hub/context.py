@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from channels.base import HubContext
+from channels.base import HubContext, IngestBatcher
 from channels.webform.service import ensure_default_form
 from hub.settings import Settings
 from intake.ingest import IntakeConfig
@@ -22,18 +22,24 @@ async def build_context(settings: Settings) -> HubContext:
         await check_current(settings.resolved_database_url)
     await ensure_default_form(db)
     rate = Rate.parse(settings.forms_rate_limit)
+    intake = IntakeConfig(default_region=settings.default_region)
+    # SQLite has one writer: one committer; PostgreSQL takes a few transactions at once.
+    batcher = IngestBatcher(db, intake, committers=1 if db.is_sqlite else 4)
     return HubContext(
         db=db,
         blobs=LocalBlobStore(settings.blob_dir),
         bus=create_bus(settings.redis_url),
         secret=settings.secret,
-        intake=IntakeConfig(default_region=settings.default_region),
+        intake=intake,
+        batcher=batcher,
         forms_rate_limiter=create_rate_limiter(rate, settings.redis_url, "forms"),
         public_url=settings.public_url,
     )
 
 
 async def close_context(context: HubContext) -> None:
+    if context.batcher is not None:
+        await context.batcher.close()
     await context.bus.close()
     if context.forms_rate_limiter is not None:
         await context.forms_rate_limiter.close()

@@ -71,11 +71,30 @@ class Settings(BaseSettings):
                 "OMNIHUB_SECRET_KEY is required when OMNIHUB_DATABASE_URL is not SQLite"
             )
         path = self.data_dir / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value + "\n")
+        if not path.exists():
+            _create_secret_file(path)
+        value = path.read_text().strip()
+        if len(value) < 16:
+            raise SettingsError(f"{path} is empty or too short: delete it to generate a new one")
         return value
+
+
+def _create_secret_file(path: Path) -> None:
+    """Write a new secret so that processes starting together all read the same whole one.
+
+    It is written aside and hard-linked into place: a reader never sees a half-written
+    file, and when two processes race exactly one link wins.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(aside, path)
+    except FileExistsError:
+        pass
+    finally:
+        aside.unlink(missing_ok=True)

@@ -28,6 +28,8 @@ class Schema(BaseModel):
 
 
 class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     email: str = Field(max_length=320, examples=["anna@example.ru"])
     password: str = Field(max_length=1024)
 
@@ -159,7 +161,9 @@ class LeadOut(BaseModel):
 
 class LeadPage(BaseModel):
     items: list[LeadOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end"
+    )
 
 
 class LeadDetailOut(LeadOut):
@@ -176,6 +180,10 @@ class LeadDetailOut(LeadOut):
 
 
 class LeadStatusIn(BaseModel):
+    """The changeable part of a lead (only its status, for now)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     status: str = Field(
         max_length=20,
         description="new, in_work, qualified, converted, rejected or spam",
@@ -288,9 +296,7 @@ class ConversationDetailOut(ConversationOut):
 
     @classmethod
     def of_detail(cls, detail: ConversationDetail) -> ConversationDetailOut:
-        return cls(
-            **dict(ConversationOut.of(detail.row)), contact=ContactOut.of(detail.contact)
-        )
+        return cls(**dict(ConversationOut.of(detail.row)), contact=ContactOut.of(detail.contact))
 
 
 class AttachmentOut(Schema):
@@ -321,7 +327,6 @@ class MessageOut(Schema):
 class MessagePage(BaseModel):
     items: list[MessageOut]
     next_cursor: str | None
-
 
 
 class ErrorOut(BaseModel):

@@ -7,6 +7,7 @@ of what the caller presents, so no stored secret is ever compared byte by byte.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections.abc import Sequence
@@ -132,11 +133,7 @@ async def create_manager(
 
 
 async def authenticate_manager(session: AsyncSession, email: str, password: str) -> Manager | None:
-    """The active manager with this email and password, else None.
-
-    Upgrades the stored hash when argon2's parameters changed (flushes; the
-    caller's transaction decides whether that is kept).
-    """
+    """The active manager with this email and password, else None (reads only)."""
     try:
         normalized = normalize_email(email)
     except InvalidInput:
@@ -144,14 +141,12 @@ async def authenticate_manager(session: AsyncSession, email: str, password: str)
     manager = None
     if normalized is not None:
         manager = await AccountRepository(session).manager_by_email(normalized)
+    # argon2 costs tens of milliseconds of CPU by design: keep it off the event loop.
     if manager is None or manager.password_hash is None or not manager.is_active:
-        verify_password(_DUMMY_HASH, password)
+        await asyncio.to_thread(verify_password, _DUMMY_HASH, password)
         return None
-    if not verify_password(manager.password_hash, password):
+    if not await asyncio.to_thread(verify_password, manager.password_hash, password):
         return None
-    if _hasher.check_needs_rehash(manager.password_hash):
-        manager.password_hash = hash_password(password)
-        await session.flush()
     return manager
 
 

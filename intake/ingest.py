@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,10 @@ from storage.outbox import emit
 from storage.types import utcnow
 
 SUMMARY_LENGTH = 500
+# Column sizes (storage.models): longer input is hashed (keys) or clipped (labels).
+KEY_LENGTH = 255
+NAME_LENGTH = 200
+LANGUAGE_LENGTH = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,27 +54,32 @@ async def ingest(
     Raises InvalidInput for identities that cannot be normalised.
     """
     repo = IntakeRepository(session)
-    seen = await repo.find_message(message.channel_id, message.external_id)
+    external_id = _key(message.external_id)
+    seen = await repo.find_message(message.channel_id, external_id)
     if seen is not None:
         contact_id, lead_id = await repo.conversation_contact_and_lead(seen.conversation_id)
         return IngestResult(seen.id, seen.conversation_id, contact_id, lead_id, duplicate=True)
 
     identities = _normalized(message, config)
     resolution = await resolve_contact(
-        session, identities, name=message.contact_name, language=message.contact_language
+        session,
+        identities,
+        name=_clip(message.contact_name, NAME_LENGTH),
+        language=_language(message.contact_language),
     )
     contact = resolution.contact
     now = message.received_at or utcnow()
 
+    thread_key = _key(message.thread_key or f"message:{external_id}")
     conversation = None
     if message.thread_key is not None:
-        conversation = await repo.find_open_conversation(message.channel_id, message.thread_key)
+        conversation = await repo.find_open_conversation(message.channel_id, thread_key)
     opened = conversation is None
     if conversation is None:
         conversation = Conversation(
             channel_id=message.channel_id,
             contact_id=contact.id,
-            thread_key=message.thread_key or f"message:{message.external_id}",
+            thread_key=thread_key,
             status=ConversationStatus.OPEN,
             subject=(message.subject or None) and message.subject[:500],
         )
@@ -78,7 +88,7 @@ async def ingest(
 
     stored = Message(
         channel_id=message.channel_id,
-        external_id=message.external_id,
+        external_id=external_id,
         direction=MessageDirection.INBOUND,
         status=MessageStatus.RECEIVED,
         text=message.text,
@@ -109,11 +119,11 @@ async def ingest(
         session.add_all(
             Attachment(
                 message_id=stored.id,
-                filename=a.filename,
-                content_type=a.content_type,
+                filename=_filename(a.filename),
+                content_type=a.content_type[:127],
                 size=a.size,
                 sha256=a.sha256,
-                content_id=a.content_id,
+                content_id=_clip(a.content_id, KEY_LENGTH),
                 inline=a.inline,
             )
             for a in message.attachments
@@ -137,6 +147,34 @@ async def ingest(
         lead_id=lead.id if lead is not None else None,
         conversation_opened=opened,
     )
+
+
+def _key(value: str) -> str:
+    """A key that fits its column: a longer one (a long Message-ID) becomes its hash."""
+    if len(value) <= KEY_LENGTH:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value is not None else None
+
+
+def _language(tag: str | None) -> str | None:
+    """An IETF tag that fits the column; a long one keeps its primary language."""
+    if not tag or len(tag) <= LANGUAGE_LENGTH:
+        return tag
+    return tag.split("-")[0][:LANGUAGE_LENGTH] or None
+
+
+def _filename(name: str) -> str:
+    """The name clipped to the column, keeping its extension."""
+    if len(name) <= KEY_LENGTH:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension) > 16:
+        return name[:KEY_LENGTH]
+    return stem[: KEY_LENGTH - len(extension) - 1] + "." + extension
 
 
 def _normalized(message: InboundMessage, config: IntakeConfig) -> list[IdentityValue]:

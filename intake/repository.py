@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.identities import IdentityValue
 from storage.models import (
+    Base,
     Contact,
     Conversation,
     ConversationStatus,
@@ -72,3 +74,80 @@ class IntakeRepository:
             )
         )
         return set(result.all())
+
+
+class BulkIntakeRepository:
+    """Set-at-a-time statements for ingesting a batch of messages in one transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def seen_messages(
+        self, keys: Collection[tuple[int, str]]
+    ) -> dict[tuple[int, str], tuple[int, int, int, int | None]]:
+        """(channel_id, external_id) -> (message, conversation, contact, lead) ids."""
+        if not keys:
+            return {}
+        rows = await self.session.execute(
+            select(
+                Message.channel_id,
+                Message.external_id,
+                Message.id,
+                Message.conversation_id,
+                Conversation.contact_id,
+                Lead.id,
+            )
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .outerjoin(Lead, Lead.conversation_id == Conversation.id)
+            .where(tuple_(Message.channel_id, Message.external_id).in_(list(keys)))
+        )
+        return {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in rows}
+
+    async def identity_owners(
+        self, values: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        """(kind, value) -> contact id, for the identities already known."""
+        if not values:
+            return {}
+        rows = await self.session.execute(
+            select(Identity.kind, Identity.value, Identity.contact_id).where(
+                tuple_(Identity.kind, Identity.value).in_(list(values))
+            )
+        )
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    async def insert_returning_ids(
+        self, model: type[Base], rows: Sequence[dict[str, Any]]
+    ) -> list[int]:
+        if not rows:
+            return []
+        table: Table = model.__table__  # type: ignore[assignment]
+        # Core, not the ORM's bulk insert: these rows need no identity map.
+        if self.session.get_bind().dialect.name == "sqlite":
+            # SQLAlchemy cannot promise RETURNING order on SQLite and would insert row
+            # by row. One multi-row INSERT into a rowid table numbers its rows in
+            # VALUES order (each new rowid is the largest so far plus one, and the
+            # hub's writer holds the write lock), so ascending ids are in row order.
+            result = await self.session.execute(insert(table).returning(table.c.id), list(rows))
+            return sorted(int(value) for value in result.scalars().all())
+        result = await self.session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)
+        )
+        return [int(value) for value in result.scalars().all()]
+
+    async def insert_rows(self, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(model.__table__), list(rows))
+
+    async def fill_missing_contact_details(self, details: Sequence[dict[str, Any]]) -> None:
+        """Give known contacts a name or language where they have none yet."""
+        for column in ("name", "language"):
+            rows = [{"cid": d["id"], "v": d[column]} for d in details if d.get(column)]
+            if rows:
+                await self.session.execute(
+                    update(Contact.__table__)
+                    .where(Contact.__table__.c.id == bindparam("cid"))
+                    .where(Contact.__table__.c[column].is_(None))
+                    .values({column: bindparam("v")}),
+                    rows,
+                )

@@ -11,6 +11,7 @@ async pool; reads use their own connections and never wait for writers (WAL).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,7 +26,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.sqlite_inline import inline_creator
+
 OUTBOX_FLAG = "omnihub.outbox_written"
+
+
+def json_dumps(value: Any) -> str:
+    """JSON columns keep Cyrillic as it is: shorter rows, less work than \\u escapes."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -43,7 +51,8 @@ def _sqlite_engine(url: URL, *, writer: bool, pool_size: int) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=60,
-        connect_args={"timeout": 30},
+        json_serializer=json_dumps,
+        async_creator=inline_creator(url.database or ":memory:", timeout=30),
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -78,6 +87,7 @@ class Database:
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_pre_ping=True,
+                json_serializer=json_dumps,
                 echo=echo,
             )
             self.read_engine = self.engine

@@ -16,9 +16,7 @@ def alembic_config(url: str | URL | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if url is not None:
-        cfg.set_main_option(
-            "sqlalchemy.url", make_url(url).render_as_string(hide_password=False)
-        )
+        cfg.set_main_option("sqlalchemy.url", make_url(url).render_as_string(hide_password=False))
     return cfg
 
 

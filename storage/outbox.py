@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import OUTBOX_FLAG, Database
@@ -27,6 +27,10 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[None]]
+
+
+class _HandlerFailed(Exception):
+    """A handler raised during an optimistic batch; the batch is redone event by event."""
 
 
 def emit(
@@ -47,6 +51,28 @@ def emit(
     session.add(event)
     session.info[OUTBOX_FLAG] = True
     return event
+
+
+async def emit_many(session: AsyncSession, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Write many (topic, payload) events at once, in the session's transaction."""
+    if not events:
+        return
+    now = utcnow()
+    await session.execute(
+        insert(OutboxEvent.__table__),
+        [
+            {
+                "topic": topic,
+                "payload": payload,
+                "status": OutboxStatus.PENDING,
+                "due_at": now,
+                "attempts": 0,
+                "created_at": now,
+            }
+            for topic, payload in events
+        ],
+    )
+    session.info[OUTBOX_FLAG] = True
 
 
 @dataclass
@@ -114,48 +140,82 @@ class OutboxWorker:
                 )
         return ids
 
-    async def _handle(self, event_id: int) -> None:
+    async def run_once(self) -> int:
+        """Handle one batch of due events; returns how many were claimed.
+
+        The batch first runs in one transaction. If a handler fails, that work is
+        rolled back and the batch runs again with a savepoint per event, so the
+        failing event rolls back only its own writes and its failure (next attempt
+        or parking) commits with the others' success. Handlers therefore run at
+        least once, as with any outbox: they must tolerate a repeat.
+        """
+        ids = await self.claim()
+        if not ids:
+            return 0
         try:
             async with self.db.transaction() as session:
-                event = await session.get(OutboxEvent, event_id)
-                if event is None or event.status != OutboxStatus.PENDING:
-                    return
-                for handler in (*self.handlers.get(event.topic, ()), *self.handlers.get("*", ())):
-                    await handler(session, event)
-                event.status = OutboxStatus.DONE
-                event.processed_at = self.clock()
-                event.locked_until = None
-                event.last_error = None
-        except Exception as exc:
-            log.exception("outbox event %s failed", event_id)
-            await self._record_failure(event_id, exc)
-
-    async def _record_failure(self, event_id: int, exc: BaseException) -> None:
-        error = f"{type(exc).__name__}: {exc}"[:4000]
-        async with self.db.transaction() as session:
-            event = await session.get(OutboxEvent, event_id)
-            if event is None:
-                return
-            event.last_error = error
-            event.locked_until = None
-            if event.attempts >= self.options.max_attempts:
-                event.status = OutboxStatus.PARKED
-                log.error(
-                    "outbox event %s (%s) parked after %s attempts: %s",
-                    event.id,
-                    event.topic,
-                    event.attempts,
-                    error,
-                )
-            else:
-                event.due_at = self.clock() + timedelta(seconds=self.backoff(event.attempts))
-
-    async def run_once(self) -> int:
-        """Handle one batch of due events; returns how many were claimed."""
-        ids = await self.claim()
-        for event_id in ids:
-            await self._handle(event_id)
+                await self._handle_batch(session, ids, isolated=False)
+        except Exception:
+            # A handler failed, or its writes did when the round flushed or committed
+            # (a unique violation): each event's writes then flush in its own savepoint.
+            async with self.db.transaction() as session:
+                await self._handle_batch(session, ids, isolated=True)
         return len(ids)
+
+    async def _handle_batch(self, session: AsyncSession, ids: list[int], *, isolated: bool) -> None:
+        events = await session.scalars(
+            select(OutboxEvent).where(OutboxEvent.id.in_(ids)).order_by(OutboxEvent.id)
+        )
+        done: list[int] = []
+        for event in events.all():
+            if event.status != OutboxStatus.PENDING:
+                continue
+            handlers = (*self.handlers.get(event.topic, ()), *self.handlers.get("*", ()))
+            if not isolated:
+                try:
+                    for handler in handlers:
+                        await handler(session, event)
+                except Exception as exc:
+                    raise _HandlerFailed from exc
+                done.append(event.id)
+                continue
+            try:
+                async with session.begin_nested():
+                    for handler in handlers:
+                        await handler(session, event)
+                done.append(event.id)
+            except Exception as exc:
+                log.exception("outbox event %s (%s) failed", event.id, event.topic)
+                await session.refresh(event)  # the savepoint's rollback expired it
+                self._record_failure(event, exc)
+        if done:
+            await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id.in_(done))
+                .values(
+                    status=OutboxStatus.DONE,
+                    processed_at=self.clock(),
+                    locked_until=None,
+                    last_error=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    def _record_failure(self, event: OutboxEvent, exc: BaseException) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:4000]
+        event.last_error = error
+        event.locked_until = None
+        if event.attempts >= self.options.max_attempts:
+            event.status = OutboxStatus.PARKED
+            log.error(
+                "outbox event %s (%s) parked after %s attempts: %s",
+                event.id,
+                event.topic,
+                event.attempts,
+                error,
+            )
+        else:
+            event.due_at = self.clock() + timedelta(seconds=self.backoff(event.attempts))
 
     async def drain(self, max_rounds: int = 100) -> int:
         """Handle due events until none is left (tests and one-shot runs)."""
@@ -183,6 +243,8 @@ class OutboxWorker:
         last_purge = 0.0
         loop = asyncio.get_running_loop()
         while not stop.is_set():
+            # Cleared before looking, not after: a commit during this round keeps it set.
+            self._wakeup.clear()
             try:
                 handled = await self.run_once()
                 if loop.time() - last_purge > 3600:
@@ -194,7 +256,6 @@ class OutboxWorker:
                 handled = 0
             if handled:
                 continue
-            self._wakeup.clear()
             waiters = [
                 asyncio.ensure_future(self._wakeup.wait()),
                 asyncio.ensure_future(stop.wait()),

@@ -1,0 +1,378 @@
+"""The managers' REST API under /api/v1: sign-in, the lead journal, contacts, conversations.
+
+Endpoints only parse, authorise and shape answers; the work is intake's, and
+writes happen inside `context.db.transaction()`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
+
+from inbox.deps import (
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    AdminDep,
+    ContextDep,
+    PrincipalDep,
+    ReadSessionDep,
+    session_cookie_value,
+)
+from inbox.schemas import (
+    ContactDetailOut,
+    ContactOut,
+    ContactPage,
+    ConversationDetailOut,
+    ConversationOut,
+    ConversationPage,
+    ErrorOut,
+    LeadDetailOut,
+    LeadOut,
+    LeadPage,
+    LeadStatusIn,
+    LoginIn,
+    ManagerOut,
+    MeOut,
+    MessageOut,
+    MessagePage,
+)
+from intake.accounts import authenticate_manager, get_manager, list_managers
+from intake.journal import (
+    ConversationFilters,
+    LeadFilters,
+    change_lead_status,
+    check_lead_filters,
+    get_contact,
+    get_conversation,
+    get_lead,
+    iter_leads_csv,
+    list_conversations,
+    list_leads,
+    list_messages,
+    search_contacts,
+)
+from storage.errors import InvalidInput, Unauthorized
+from storage.types import utcnow
+
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["inbox"],
+    responses={
+        401: {"model": ErrorOut, "description": "Not authenticated"},
+        422: {"model": ErrorOut, "description": "Invalid input"},
+    },
+)
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such record"}
+}
+
+# Larger ids would overflow the databases' 64-bit integers (a 500, not a 404).
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=200, description="`next_cursor` of the previous page"),
+]
+
+
+def _assignee(value: str | None) -> tuple[int | None, bool]:
+    """(assignee_id, unassigned) from a query value: a manager id or "unassigned"."""
+    if value is None or not value.strip():
+        return None, False
+    value = value.strip()
+    if value == "unassigned":
+        return None, True
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value), False
+    raise InvalidInput("assignee_id is a manager id or 'unassigned'", code="invalid_assignee")
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    """Repeated and comma-separated query values as one tuple (`status=new,spam`)."""
+    return tuple(
+        part.strip() for value in values or () for part in value.split(",") if part.strip()
+    )
+
+
+def lead_filters(
+    channel: Annotated[str | None, Query(max_length=64, description="Channel key or id")] = None,
+    status: Annotated[
+        list[str] | None,
+        Query(description="Lead status; repeat or comma-separate for several"),
+    ] = None,
+    source: Annotated[
+        str | None,
+        Query(max_length=20, description="Channel kind: email, telegram, webform, telephony"),
+    ] = None,
+    created_from: Annotated[
+        AwareDatetime | None, Query(description="Created at or after (ISO 8601 with zone)")
+    ] = None,
+    created_to: Annotated[
+        AwareDatetime | None, Query(description="Created before (ISO 8601 with zone)")
+    ] = None,
+    assignee_id: Annotated[
+        str | None, Query(max_length=20, description="Manager id, or `unassigned`")
+    ] = None,
+    text: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Case-insensitive substring of title, text, contact name, email, phone",
+        ),
+    ] = None,
+) -> LeadFilters:
+    assignee, unassigned = _assignee(assignee_id)
+    return check_lead_filters(
+        LeadFilters(
+            channel=channel,
+            statuses=_split(status),
+            source=source,
+            created_from=created_from,
+            created_to=created_to,
+            assignee_id=assignee,
+            unassigned=unassigned,
+            text=text,
+        )
+    )
+
+
+LeadFiltersDep = Annotated[LeadFilters, Depends(lead_filters)]
+
+
+# Accounts
+
+
+@router.post("/auth/login", response_model=MeOut, tags=["auth"])
+async def login(
+    body: LoginIn,
+    request: Request,
+    response: Response,
+    context: ContextDep,
+    session: ReadSessionDep,
+) -> MeOut:
+    """Sign in with email and password; sets the `omnihub_session` cookie (12 hours)."""
+    manager = await authenticate_manager(session, body.email, body.password)
+    if manager is None:
+        raise Unauthorized("invalid email or password", code="invalid_credentials")
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_cookie_value(context.secret, manager.id),
+        max_age=SESSION_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return MeOut(role=manager.role, manager=ManagerOut.model_validate(manager), token_id=None)
+
+
+@router.post("/auth/logout", status_code=204, response_model=None, tags=["auth"])
+async def logout(request: Request, response: Response) -> None:
+    """Sign out: clears the session cookie (harmless without one)."""
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+@router.get("/me", response_model=MeOut, tags=["auth"])
+async def me(principal: PrincipalDep, session: ReadSessionDep) -> MeOut:
+    """The caller: their manager record and role (an operator token has no manager)."""
+    manager = None
+    if principal.manager_id is not None:
+        found = await get_manager(session, principal.manager_id)
+        manager = ManagerOut.model_validate(found) if found is not None else None
+    return MeOut(role=principal.role, manager=manager, token_id=principal.token_id)
+
+
+@router.get(
+    "/managers",
+    response_model=list[ManagerOut],
+    tags=["auth"],
+    responses={403: {"model": ErrorOut, "description": "Administrators only"}},
+)
+async def managers(_admin: AdminDep, session: ReadSessionDep) -> list[ManagerOut]:
+    """Every manager, active or not (administrators only)."""
+    return [ManagerOut.model_validate(m) for m in await list_managers(session)]
+
+
+# Leads. export.csv is registered before /leads/{lead_id} so the path is not taken for an id.
+
+
+@router.get("/leads", response_model=LeadPage, tags=["leads"])
+async def leads(
+    _principal: PrincipalDep,
+    session: ReadSessionDep,
+    filters: LeadFiltersDep,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> LeadPage:
+    """The lead journal, newest first, filtered; follow `next_cursor` for older leads."""
+    page = await list_leads(session, filters, cursor, limit)
+    return LeadPage(items=[LeadOut.of(row) for row in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/leads/export.csv",
+    response_class=StreamingResponse,
+    tags=["leads"],
+    responses={200: {"content": {"text/csv": {}}, "description": "The journal as CSV"}},
+)
+async def export_leads(
+    _principal: PrincipalDep, context: ContextDep, filters: LeadFiltersDep
+) -> StreamingResponse:
+    """The filtered journal as CSV (UTF-8 with BOM), streamed page by page.
+
+    Columns: id, created_at (UTC), status, source, channel, title, contact_name,
+    email, phone, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
+    referrer, assignee. Cells that a spreadsheet would run as a formula are
+    prefixed with a single quote.
+    """
+    filename = f"leads-{utcnow():%Y%m%d-%H%M%S}.csv"
+    return StreamingResponse(
+        iter_leads_csv(context.db.read, filters),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/leads/{lead_id}", response_model=LeadDetailOut, tags=["leads"], responses=NOT_FOUND)
+async def lead(lead_id: Id, _principal: PrincipalDep, session: ReadSessionDep) -> LeadDetailOut:
+    """One lead with its contact, the contact's identities and the channel."""
+    return LeadDetailOut.of_detail(await get_lead(session, lead_id))
+
+
+@router.patch("/leads/{lead_id}", response_model=LeadDetailOut, tags=["leads"], responses=NOT_FOUND)
+async def update_lead(
+    lead_id: Id, body: LeadStatusIn, principal: PrincipalDep, context: ContextDep
+) -> LeadDetailOut:
+    """Change a lead's status; emits `lead.status_changed` (nothing when unchanged)."""
+    async with context.db.transaction() as session:
+        await change_lead_status(session, lead_id, body.status, principal.actor)
+        detail = await get_lead(session, lead_id)
+    return LeadDetailOut.of_detail(detail)
+
+
+# Contacts
+
+
+@router.get("/contacts", response_model=ContactPage, tags=["contacts"])
+async def contacts(
+    _principal: PrincipalDep,
+    context: ContextDep,
+    session: ReadSessionDep,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Name, company, email or phone")
+    ] = None,
+    phone: Annotated[
+        str | None, Query(max_length=64, description="A phone in any common notation")
+    ] = None,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> ContactPage:
+    """Find contacts; every given term must match. Phones and emails are normalised first."""
+    page = await search_contacts(
+        session,
+        q=q,
+        phone=phone,
+        email=email,
+        name=name,
+        default_region=context.intake.default_region,
+        cursor=cursor,
+        limit=limit,
+    )
+    return ContactPage(
+        items=[ContactOut.of(contact) for contact in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/contacts/{contact_id}",
+    response_model=ContactDetailOut,
+    tags=["contacts"],
+    responses=NOT_FOUND,
+)
+async def contact(
+    contact_id: Id, _principal: PrincipalDep, session: ReadSessionDep
+) -> ContactDetailOut:
+    """A contact with identities, conversations in every channel and open merge suggestions."""
+    return ContactDetailOut.of_detail(await get_contact(session, contact_id))
+
+
+# Conversations
+
+
+@router.get("/conversations", response_model=ConversationPage, tags=["conversations"])
+async def conversations(
+    _principal: PrincipalDep,
+    session: ReadSessionDep,
+    status: Annotated[
+        list[str] | None, Query(description="open, pending, closed; repeat or comma-separate")
+    ] = None,
+    channel: Annotated[str | None, Query(max_length=64, description="Channel key or id")] = None,
+    contact_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    assignee_id: Annotated[
+        str | None, Query(max_length=20, description="Manager id, or `unassigned`")
+    ] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> ConversationPage:
+    """Conversations, newest first, filtered by status, channel, contact and assignee."""
+    assignee, unassigned = _assignee(assignee_id)
+    filters = ConversationFilters(
+        statuses=_split(status),
+        channel=channel.strip() if channel and channel.strip() else None,
+        contact_id=contact_id,
+        assignee_id=assignee,
+        unassigned=unassigned,
+    )
+    page = await list_conversations(session, filters, cursor, limit)
+    return ConversationPage(
+        items=[ConversationOut.of(row) for row in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/conversations/{conversation_id}",
+    response_model=ConversationDetailOut,
+    tags=["conversations"],
+    responses=NOT_FOUND,
+)
+async def conversation(
+    conversation_id: Id, _principal: PrincipalDep, session: ReadSessionDep
+) -> ConversationDetailOut:
+    """One conversation with its channel, contact and lead."""
+    return ConversationDetailOut.of_detail(await get_conversation(session, conversation_id))
+
+
+@router.get(
+    "/conversations/{conversation_id}/messages",
+    response_model=MessagePage,
+    tags=["conversations"],
+    responses=NOT_FOUND,
+)
+async def conversation_messages(
+    conversation_id: Id,
+    _principal: PrincipalDep,
+    session: ReadSessionDep,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")] = 100,
+) -> MessagePage:
+    """A conversation's messages, oldest first, with attachment metadata."""
+    page = await list_messages(session, conversation_id, cursor, limit)
+    return MessagePage(
+        items=[MessageOut.of(message) for message in page.items], next_cursor=page.next_cursor
+    )

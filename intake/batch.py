@@ -1,0 +1,324 @@
+"""ingest_batch(): many inbound messages in one transaction, set at a time.
+
+Under load the boundary hands intake whole batches (see channels.base). A
+message that opens a new conversation and names at most one known contact — a
+web-form submission, a first call — takes the bulk path: a handful of
+statements for the whole batch instead of a dozen per message. Every other
+message (a continued thread, identities of two contacts to reconcile) goes
+through `ingest()` in the same transaction. The results are the ones `ingest()`
+would give, message by message, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake.identities import IdentityValue
+from intake.ingest import (
+    KEY_LENGTH,
+    NAME_LENGTH,
+    SUMMARY_LENGTH,
+    IntakeConfig,
+    _clip,
+    _filename,
+    _key,
+    _language,
+    _normalized,
+    _title,
+    ingest,
+)
+from intake.repository import BulkIntakeRepository
+from intake.schemas import InboundMessage, IngestResult
+from storage.errors import HubError
+from storage.models import (
+    Attachment,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Identity,
+    Lead,
+    LeadStatus,
+    Message,
+    MessageDirection,
+    MessageStatus,
+)
+from storage.outbox import emit_many
+from storage.types import utcnow
+
+Outcome = IngestResult | HubError
+
+
+@dataclass(eq=False)
+class _NewContact:
+    name: str | None
+    language: str | None
+    id: int = 0
+
+
+@dataclass
+class _Planned:
+    index: int
+    message: InboundMessage
+    external_id: str
+    identities: list[IdentityValue]
+    contact: int | _NewContact = 0
+    new_identities: list[IdentityValue] = field(default_factory=list)
+    conversation_id: int = 0
+    message_id: int = 0
+    lead_id: int | None = None
+
+    @property
+    def contact_id(self) -> int:
+        return self.contact.id if isinstance(self.contact, _NewContact) else self.contact
+
+
+async def ingest_batch(
+    session: AsyncSession, messages: Sequence[InboundMessage], config: IntakeConfig
+) -> list[Outcome]:
+    """Store each message as `ingest()` would, in the caller's transaction; never commits.
+
+    A message whose identities cannot be normalised gets its HubError in its place
+    of the result list; the others are stored.
+    """
+    outcomes: list[Outcome | None] = [None] * len(messages)
+    repo = BulkIntakeRepository(session)
+
+    prepared: list[_Planned] = []
+    for index, message in enumerate(messages):
+        try:
+            identities = _normalized(message, config)
+        except HubError as exc:
+            outcomes[index] = exc
+            continue
+        prepared.append(_Planned(index, message, _key(message.external_id), identities))
+
+    seen = await repo.seen_messages({(p.message.channel_id, p.external_id) for p in prepared})
+    owners = await repo.identity_owners(
+        {(v.kind.value, v.value) for p in prepared for v in p.identities}
+    )
+
+    first_of: dict[tuple[int, str], _Planned] = {}
+    repeats: list[tuple[_Planned, _Planned]] = []
+    bulk: list[_Planned] = []
+    single: list[_Planned] = []
+    # Identities claimed within this batch: by a known contact or by a new one.
+    claimed: dict[tuple[str, str], int | _NewContact] = {}
+    for planned in prepared:
+        key = (planned.message.channel_id, planned.external_id)
+        if key in seen:
+            message_id, conversation_id, contact_id, lead_id = seen[key]
+            outcomes[planned.index] = IngestResult(
+                message_id, conversation_id, contact_id, lead_id, duplicate=True
+            )
+            continue
+        if key in first_of:
+            repeats.append((planned, first_of[key]))
+            continue
+        first_of[key] = planned
+        if planned.message.thread_key is not None:
+            single.append(planned)
+            continue
+        refs: list[int | _NewContact] = []
+        for value in planned.identities:
+            ident = (value.kind.value, value.value)
+            ref = claimed.get(ident, owners.get(ident))
+            if ref is not None and not any(ref is r or ref == r for r in refs):
+                refs.append(ref)
+        if len(refs) > 1:
+            single.append(planned)  # two contacts to reconcile: the careful path
+            continue
+        contact: int | _NewContact = (
+            refs[0]
+            if refs
+            else _NewContact(
+                _clip(planned.message.contact_name, NAME_LENGTH),
+                _language(planned.message.contact_language),
+            )
+        )
+        planned.contact = contact
+        for value in planned.identities:
+            ident = (value.kind.value, value.value)
+            if ident not in owners and ident not in claimed:
+                claimed[ident] = contact
+                planned.new_identities.append(value)
+        bulk.append(planned)
+
+    if bulk:
+        await _store_bulk(repo, bulk)
+        for planned in bulk:
+            outcomes[planned.index] = IngestResult(
+                planned.message_id,
+                planned.conversation_id,
+                planned.contact_id,
+                planned.lead_id,
+                conversation_opened=True,
+            )
+    for planned in single:
+        outcomes[planned.index] = await ingest(session, planned.message, config)
+    for planned, first in repeats:
+        result = outcomes[first.index]
+        if isinstance(result, IngestResult):
+            outcomes[planned.index] = IngestResult(
+                result.message_id,
+                result.conversation_id,
+                result.contact_id,
+                result.lead_id,
+                duplicate=True,
+            )
+        else:
+            outcomes[planned.index] = result
+    done = [outcome for outcome in outcomes if outcome is not None]
+    assert len(done) == len(messages), "every message gets an outcome"
+    return done
+
+
+async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
+    now = utcnow()
+    new_contacts = list(
+        {id(p.contact): p.contact for p in bulk if isinstance(p.contact, _NewContact)}.values()
+    )
+    ids = await repo.insert_returning_ids(
+        Contact,
+        [
+            {
+                "name": c.name,
+                "language": c.language,
+                "company": None,
+                "owner_id": None,
+                "attributes": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+            for c in new_contacts
+        ],
+    )
+    for contact, contact_id in zip(new_contacts, ids, strict=True):
+        contact.id = contact_id
+    await repo.fill_missing_contact_details(
+        [
+            {
+                "id": p.contact,
+                "name": _clip(p.message.contact_name, NAME_LENGTH),
+                "language": _language(p.message.contact_language),
+            }
+            for p in bulk
+            if isinstance(p.contact, int)
+        ]
+    )
+    await repo.insert_rows(
+        Identity,
+        [
+            {
+                "contact_id": p.contact_id,
+                "kind": v.kind.value,
+                "value": v.value,
+                "unreachable_at": None,
+                "created_at": now,
+            }
+            for p in bulk
+            for v in p.new_identities
+        ],
+    )
+    conversation_ids = await repo.insert_returning_ids(
+        Conversation,
+        [
+            {
+                "channel_id": p.message.channel_id,
+                "contact_id": p.contact_id,
+                "thread_key": _key(f"message:{p.external_id}"),
+                "status": ConversationStatus.OPEN.value,
+                "subject": (p.message.subject or None) and p.message.subject[:500],
+                "assignee_id": None,
+                "last_message_at": p.message.received_at or now,
+                "first_response_at": None,
+                "closed_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for p in bulk
+        ],
+    )
+    for planned, conversation_id in zip(bulk, conversation_ids, strict=True):
+        planned.conversation_id = conversation_id
+    message_ids = await repo.insert_returning_ids(
+        Message,
+        [
+            {
+                "conversation_id": p.conversation_id,
+                "channel_id": p.message.channel_id,
+                "external_id": p.external_id,
+                "direction": MessageDirection.INBOUND.value,
+                "status": MessageStatus.RECEIVED.value,
+                "author_manager_id": None,
+                "text": p.message.text,
+                "html": p.message.html,
+                "meta": p.message.meta,
+                "sent_at": None,
+                "error": None,
+                "created_at": now,
+            }
+            for p in bulk
+        ],
+    )
+    for planned, message_id in zip(bulk, message_ids, strict=True):
+        planned.message_id = message_id
+    with_lead = [p for p in bulk if p.message.opens_lead]
+    lead_ids = await repo.insert_returning_ids(
+        Lead,
+        [
+            {
+                "kind": p.message.lead_kind,
+                "contact_id": p.contact_id,
+                "conversation_id": p.conversation_id,
+                "channel_id": p.message.channel_id,
+                "source": p.message.channel_kind,
+                "status": LeadStatus.NEW.value,
+                "assignee_id": None,
+                "title": _title(p.message),
+                "summary": p.message.text[:SUMMARY_LENGTH],
+                "attribution": p.message.attribution,
+                "form_fields": p.message.form_fields,
+                "status_changed_at": p.message.received_at or now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for p in with_lead
+        ],
+    )
+    for planned, lead_id in zip(with_lead, lead_ids, strict=True):
+        planned.lead_id = lead_id
+    await repo.insert_rows(
+        Attachment,
+        [
+            {
+                "message_id": p.message_id,
+                "filename": _filename(a.filename),
+                "content_type": a.content_type[:127],
+                "size": a.size,
+                "sha256": a.sha256,
+                "content_id": _clip(a.content_id, KEY_LENGTH),
+                "inline": a.inline,
+                "created_at": now,
+            }
+            for p in bulk
+            for a in p.message.attachments
+        ],
+    )
+    events: list[tuple[str, dict[str, Any]]] = []
+    for p in bulk:
+        ids = {
+            "conversation_id": p.conversation_id,
+            "contact_id": p.contact_id,
+            "channel_id": p.message.channel_id,
+        }
+        events.append(("conversation.opened", ids))
+        events.append(("message.received", {**ids, "message_id": p.message_id}))
+        if p.lead_id is not None:
+            events.append(
+                ("lead.created", {**ids, "lead_id": p.lead_id, "source": p.message.channel_kind})
+            )
+    await emit_many(repo.session, events)

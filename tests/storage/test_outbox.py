@@ -1,0 +1,475 @@
+"""The outbox on SQLite and PostgreSQL: emit with the change, claim with a lease, retry, park."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import Database
+from storage.models import Channel, OutboxEvent, OutboxStatus
+from storage.outbox import Handler, OutboxWorker, WorkerOptions, emit
+from storage.types import utcnow
+
+
+class Clock:
+    """Time the test controls; `on_call` runs once, at the next reading."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.on_call: Callable[[], None] | None = None
+
+    def __call__(self) -> datetime:
+        now = self.now
+        if self.on_call is not None:
+            hook, self.on_call = self.on_call, None
+            hook()
+        return now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Recorder:
+    """A handler that records what it saw and can be told to fail."""
+
+    def __init__(self, fail_times: int = 0) -> None:
+        self.seen: list[tuple[int, str, dict[str, object]]] = []
+        self.fail_times = fail_times
+        self.called = asyncio.Event()
+
+    async def __call__(self, session: AsyncSession, event: OutboxEvent) -> None:
+        self.seen.append((event.id, event.topic, dict(event.payload)))
+        self.called.set()
+        if self.fail_times:
+            self.fail_times -= 1
+            raise RuntimeError(f"boom {event.id}")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    # A second ahead of real time, so events emitted "now" are due.
+    return Clock(utcnow() + timedelta(seconds=1))
+
+
+def make_worker(
+    db: Database, clock: Clock, handlers: dict[str, list[Handler]], **options: float
+) -> OutboxWorker:
+    return OutboxWorker(db, handlers, WorkerOptions(**options), clock=clock)  # type: ignore[arg-type]
+
+
+async def emit_events(
+    db: Database, topic: str, count: int = 1, *, due_at: datetime | None = None
+) -> list[int]:
+    async with db.transaction() as session:
+        events = [emit(session, topic, {"n": n}, due_at=due_at) for n in range(count)]
+        await session.flush()
+        return [e.id for e in events]
+
+
+async def outbox(db: Database) -> dict[int, OutboxEvent]:
+    async with db.read() as session:
+        return {e.id: e for e in (await session.scalars(select(OutboxEvent))).all()}
+
+
+async def channel_count(db: Database) -> int:
+    async with db.read() as session:
+        return int(await session.scalar(select(func.count()).select_from(Channel)))
+
+
+class TestEmit:
+    async def test_rolled_back_transaction_leaves_nothing(self, db: Database) -> None:
+        woken: list[bool] = []
+        db.on_outbox_commit(lambda: woken.append(True))
+
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as session:
+                emit(session, "conversation.opened", {"conversation_id": 1})
+                await session.flush()
+                raise RuntimeError("abort")
+
+        assert await outbox(db) == {}
+        assert woken == []
+
+    async def test_committed_event_is_pending_and_wakes_listeners(self, db: Database) -> None:
+        woken: list[bool] = []
+        db.on_outbox_commit(lambda: woken.append(True))
+
+        (event_id,) = await emit_events(db, "message.received")
+
+        event = (await outbox(db))[event_id]
+        assert (event.topic, event.payload, event.status, event.attempts) == (
+            "message.received",
+            {"n": 0},
+            OutboxStatus.PENDING,
+            0,
+        )
+        assert woken == [True]
+
+    async def test_transaction_without_events_wakes_nobody(self, db: Database) -> None:
+        woken: list[bool] = []
+        db.on_outbox_commit(lambda: woken.append(True))
+
+        async with db.transaction() as session:
+            session.add(Channel(key="k", kind="webform", title="t", config={}))
+
+        assert woken == []
+
+
+class TestDispatch:
+    async def test_handlers_by_topic_and_star(self, db: Database, clock: Clock) -> None:
+        opened, received, every, unused = Recorder(), Recorder(), Recorder(), Recorder()
+        worker = make_worker(
+            db,
+            clock,
+            {
+                "conversation.opened": [opened],
+                "message.received": [received],
+                "lead.created": [unused],
+                "*": [every],
+            },
+        )
+        (first,) = await emit_events(db, "conversation.opened")
+        (second,) = await emit_events(db, "message.received")
+        (third,) = await emit_events(db, "nobody.listens")
+
+        assert await worker.drain() == 3
+
+        assert opened.seen == [(first, "conversation.opened", {"n": 0})]
+        assert received.seen == [(second, "message.received", {"n": 0})]
+        assert [topic for _, topic, _ in every.seen] == [
+            "conversation.opened",
+            "message.received",
+            "nobody.listens",
+        ]
+        assert unused.seen == []
+        events = await outbox(db)
+        assert {e.status for e in events.values()} == {OutboxStatus.DONE}
+        assert {e.processed_at for e in events.values()} == {clock.now}
+        assert {e.locked_until for e in events.values()} == {None}
+        assert third in events
+
+    async def test_most_overdue_events_are_claimed_first(self, db: Database, clock: Clock) -> None:
+        every = Recorder()
+        worker = make_worker(db, clock, {"*": [every]}, batch_size=2)
+        rest = await emit_events(db, "t", 3)
+        late = await emit_events(db, "t", due_at=clock.now - timedelta(minutes=1))
+        early = await emit_events(db, "t", due_at=clock.now - timedelta(minutes=5))
+
+        assert await worker.run_once() == 2
+
+        assert sorted(event_id for event_id, _, _ in every.seen) == sorted(early + late)
+        assert await worker.drain() == 3
+        assert sorted(event_id for event_id, _, _ in every.seen[2:]) == rest
+
+    async def test_drain_on_an_empty_outbox_handles_nothing(
+        self, db: Database, clock: Clock
+    ) -> None:
+        assert await make_worker(db, clock, {}).drain() == 0
+
+
+class TestHandlerTransaction:
+    @staticmethod
+    async def add_channel(session: AsyncSession, event: OutboxEvent) -> None:
+        session.add(Channel(key=f"from-{event.id}", kind="webform", title="t", config={}))
+        await session.flush()
+
+    async def test_writes_commit_with_the_done_mark(self, db: Database, clock: Clock) -> None:
+        worker = make_worker(db, clock, {"t": [self.add_channel]})
+        (event_id,) = await emit_events(db, "t")
+
+        await worker.drain()
+
+        assert await channel_count(db) == 1
+        assert (await outbox(db))[event_id].status == OutboxStatus.DONE
+
+    async def test_writes_roll_back_with_a_failure(self, db: Database, clock: Clock) -> None:
+        worker = make_worker(db, clock, {"t": [self.add_channel, Recorder(fail_times=100)]})
+        (event_id,) = await emit_events(db, "t")
+
+        await worker.run_once()
+
+        assert await channel_count(db) == 0
+        event = (await outbox(db))[event_id]
+        assert event.status == OutboxStatus.PENDING
+        assert event.last_error == f"RuntimeError: boom {event_id}"
+
+    async def test_events_emitted_by_a_handler_are_handled_next(
+        self, db: Database, clock: Clock
+    ) -> None:
+        async def follow_up(session: AsyncSession, event: OutboxEvent) -> None:
+            emit(session, "second", {"after": event.id})
+
+        second = Recorder()
+        worker = make_worker(db, clock, {"first": [follow_up], "second": [second]})
+        (first_id,) = await emit_events(db, "first")
+
+        assert await worker.drain() == 2
+
+        assert [payload for _, _, payload in second.seen] == [{"after": first_id}]
+
+
+class TestRetry:
+    async def test_failure_retries_with_growing_backoff_then_parks(
+        self, db: Database, clock: Clock
+    ) -> None:
+        failing = Recorder(fail_times=100)
+        worker = make_worker(db, clock, {"t": [failing]}, max_attempts=4, backoff_base_seconds=10)
+        (event_id,) = await emit_events(db, "t")
+
+        delays = []
+        for attempt in range(1, 4):
+            assert await worker.run_once() == 1
+            event = (await outbox(db))[event_id]
+            assert (event.status, event.attempts) == (OutboxStatus.PENDING, attempt)
+            assert event.last_error == f"RuntimeError: boom {event_id}"
+            assert event.locked_until is None
+            delay = (event.due_at - clock.now).total_seconds()
+            delays.append(delay)
+            # Not due before its backoff ends...
+            clock.advance(delay - 0.5)
+            assert await worker.run_once() == 0
+            # ...and due right after.
+            clock.advance(1)
+
+        assert 8 <= delays[0] <= 12
+        assert 16 <= delays[1] <= 24
+        assert 32 <= delays[2] <= 48
+        assert delays[0] < delays[1] < delays[2]
+
+        assert await worker.run_once() == 1
+        event = (await outbox(db))[event_id]
+        assert (event.status, event.attempts) == (OutboxStatus.PARKED, 4)
+        assert event.last_error == f"RuntimeError: boom {event_id}"
+        calls = len(failing.seen)
+        clock.advance(10**6)
+        assert await worker.run_once() == 0
+        assert len(failing.seen) == calls
+
+    async def test_backoff_is_capped(self, db: Database, clock: Clock) -> None:
+        worker = make_worker(db, clock, {}, backoff_base_seconds=10, backoff_max_seconds=60)
+
+        assert all(worker.backoff(attempts) <= 72 for attempts in range(1, 40))
+        assert worker.backoff(30) >= 48
+
+    async def test_success_after_a_failure_clears_the_error(
+        self, db: Database, clock: Clock
+    ) -> None:
+        async def flaky(session: AsyncSession, event: OutboxEvent) -> None:
+            if event.attempts < 2:
+                raise ConnectionError("SMTP server went away")
+
+        worker = make_worker(db, clock, {"t": [flaky]}, backoff_base_seconds=1)
+        (event_id,) = await emit_events(db, "t")
+
+        await worker.run_once()
+        clock.advance(5)
+        await worker.run_once()
+
+        event = (await outbox(db))[event_id]
+        assert (event.status, event.attempts, event.last_error) == (OutboxStatus.DONE, 2, None)
+
+    async def test_one_failing_event_does_not_block_the_others(
+        self, db: Database, clock: Clock
+    ) -> None:
+        async def fail_first(session: AsyncSession, event: OutboxEvent) -> None:
+            if event.payload["n"] == 0:
+                raise ValueError("bad payload")
+
+        worker = make_worker(db, clock, {"t": [fail_first]})
+        ids = await emit_events(db, "t", 3)
+
+        await worker.drain()
+
+        events = await outbox(db)
+        assert [events[i].status for i in ids] == ["pending", "done", "done"]
+        assert events[ids[0]].last_error == "ValueError: bad payload"
+
+    async def test_handler_writes_failing_at_commit_count_as_a_failure(
+        self, db: Database, clock: Clock
+    ) -> None:
+        async def duplicate_key(session: AsyncSession, event: OutboxEvent) -> None:
+            # Not flushed here: the unique violation surfaces when the round commits.
+            session.add(Channel(key="taken", kind="webform", title="t", config={}))
+
+        async with db.transaction() as session:
+            session.add(Channel(key="taken", kind="webform", title="t", config={}))
+        worker = make_worker(db, clock, {"bad": [duplicate_key]}, max_attempts=2)
+        (bad,) = await emit_events(db, "bad")
+        (good,) = await emit_events(db, "good")
+
+        await worker.run_once()
+
+        events = await outbox(db)
+        assert events[good].status == OutboxStatus.DONE
+        assert events[bad].status == OutboxStatus.PENDING
+        assert events[bad].last_error is not None and "IntegrityError" in events[bad].last_error
+        assert events[bad].locked_until is None
+        clock.advance(3600)
+        await worker.run_once()
+        assert (await outbox(db))[bad].status == OutboxStatus.PARKED
+
+
+class TestTimer:
+    async def test_timer_is_handled_at_its_time_not_before(
+        self, db: Database, clock: Clock
+    ) -> None:
+        timer = Recorder()
+        worker = make_worker(db, clock, {"sla.due": [timer]})
+        (event_id,) = await emit_events(db, "sla.due", due_at=clock.now + timedelta(minutes=15))
+
+        assert await worker.drain() == 0
+        clock.advance(14 * 60 + 59)
+        assert await worker.drain() == 0
+        assert timer.seen == []
+
+        clock.advance(1)
+        assert await worker.drain() == 1
+        assert [seen[0] for seen in timer.seen] == [event_id]
+
+
+class TestLease:
+    async def test_claimed_event_is_not_claimed_again_while_leased(
+        self, db: Database, clock: Clock
+    ) -> None:
+        first = make_worker(db, clock, {}, lease_seconds=60)
+        second = make_worker(db, clock, {}, lease_seconds=60)
+        ids = await emit_events(db, "t", 2)
+
+        assert sorted(await first.claim()) == ids
+        clock.advance(59)
+
+        assert await second.claim() == []
+
+    async def test_expired_lease_makes_the_event_claimable_again(
+        self, db: Database, clock: Clock
+    ) -> None:
+        # The first worker claims and dies before handling.
+        dead = make_worker(db, clock, {}, lease_seconds=60)
+        (event_id,) = await emit_events(db, "t")
+        assert await dead.claim() == [event_id]
+        assert (await outbox(db))[event_id].locked_until == clock.now + timedelta(seconds=60)
+
+        alive = Recorder()
+        survivor = make_worker(db, clock, {"t": [alive]}, lease_seconds=60)
+        clock.advance(61)
+        assert await survivor.drain() == 1
+
+        assert [seen[0] for seen in alive.seen] == [event_id]
+        event = (await outbox(db))[event_id]
+        assert (event.status, event.attempts) == (OutboxStatus.DONE, 2)
+
+
+class TestConcurrentClaims:
+    async def test_two_workers_never_claim_the_same_event(
+        self, db_url: str, db: Database, clock: Clock
+    ) -> None:
+        ids = await emit_events(db, "t", 200)
+        other_db = Database(db_url, pool_size=5)
+        try:
+            workers = [
+                make_worker(db, clock, {}, batch_size=7),
+                make_worker(other_db, clock, {}, batch_size=7),
+            ]
+
+            async def claim_all(worker: OutboxWorker) -> list[int]:
+                claimed: list[int] = []
+                while batch := await worker.claim():
+                    claimed.extend(batch)
+                return claimed
+
+            results = await asyncio.gather(*(claim_all(w) for w in workers * 2))
+        finally:
+            await other_db.dispose()
+
+        claimed = [event_id for result in results for event_id in result]
+        assert sorted(claimed) == ids
+        assert all(result for result in results[:2]), "each worker should get some events"
+        events = await outbox(db)
+        assert {e.attempts for e in events.values()} == {1}
+
+
+class TestRun:
+    @pytest.fixture
+    async def running(self, db: Database, clock: Clock) -> AsyncIterator[tuple]:
+        recorder = Recorder()
+        worker = make_worker(db, clock, {"t": [recorder]}, poll_interval_seconds=30)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        await asyncio.sleep(0.2)  # the first round finds nothing and goes to sleep
+        yield worker, recorder, stop, task
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    async def test_commit_wakes_the_sleeping_worker(
+        self, db: Database, running: tuple, clock: Clock
+    ) -> None:
+        _, recorder, _, _ = running
+        assert recorder.seen == []
+
+        (event_id,) = await emit_events(db, "t")
+
+        await asyncio.wait_for(recorder.called.wait(), 2)
+        assert [seen[0] for seen in recorder.seen] == [event_id]
+
+    async def test_stop_ends_the_loop(self, running: tuple) -> None:
+        _, _, stop, task = running
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+        assert loop.time() - started < 1
+        assert task.exception() is None
+
+    async def test_wakeup_during_a_round_is_not_lost(self, db: Database, clock: Clock) -> None:
+        recorder = Recorder()
+        worker = make_worker(db, clock, {"t": [recorder]}, poll_interval_seconds=30)
+        await emit_events(db, "t", due_at=clock.now + timedelta(seconds=10))
+
+        def notification_while_claiming() -> None:
+            # While the worker looks, time passes and a commit says there is work.
+            clock.advance(20)
+            worker.wake()
+
+        clock.on_call = notification_while_claiming
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            await asyncio.wait_for(recorder.called.wait(), 3)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 5)
+        assert len(recorder.seen) == 1
+
+
+class TestPurge:
+    async def test_removes_only_old_done_events(self, db: Database, clock: Clock) -> None:
+        day = 24 * 3600
+        worker = make_worker(
+            db,
+            clock,
+            {"fail": [Recorder(fail_times=100)]},
+            keep_done_seconds=7 * day,
+            max_attempts=1,
+        )
+        (old_done,) = await emit_events(db, "ok")
+        (parked,) = await emit_events(db, "fail")
+        (timer,) = await emit_events(db, "ok", due_at=clock.now + timedelta(days=30))
+        await worker.drain()
+        clock.advance(6 * day)
+        (recent_done,) = await emit_events(db, "ok")
+        await worker.drain()
+        clock.advance(day + 60)
+
+        assert await worker.purge_done() == 1
+
+        events = await outbox(db)
+        assert set(events) == {parked, timer, recent_done}
+        assert old_done not in events
+        assert events[parked].status == OutboxStatus.PARKED
