@@ -141,9 +141,10 @@ class IngestBatcher:
         self, batch: list[tuple[InboundMessage, asyncio.Future[IngestResult]]]
     ) -> None:
         messages = [message for message, _ in batch]
+        outcomes: list[IngestResult | BaseException]
         try:
             async with self.db.transaction() as session:
-                outcomes = await ingest_batch(session, messages, self.config)
+                outcomes = list(await ingest_batch(session, messages, self.config))
         except Exception:
             if len(batch) == 1:
                 outcomes = [await self._alone(messages[0])]

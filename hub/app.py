@@ -19,22 +19,21 @@ from hub.context import build_context, close_context
 from hub.limits import BodyLimitMiddleware
 from hub.settings import Settings
 from hub.worker import build_worker
-from storage.errors import HubError, RateLimited
+from storage.errors import HubError
 
 log = logging.getLogger(__name__)
 
 
-def _error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(
+    status: int, code: str, detail: Any, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HubError)
     async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
-        headers = None
-        if isinstance(exc, RateLimited):
-            headers = {"Retry-After": str(int(exc.retry_after) + 1)}
-        return _error(exc.status_code, exc.code, exc.detail, headers)
+        return _error(exc.status_code, exc.code, exc.detail, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -46,10 +45,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
-                 403: "forbidden", 413: "payload_too_large"}
-        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), exc.detail,
-                      dict(exc.headers) if exc.headers else None)
+        codes = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthorized",
+            403: "forbidden",
+            413: "payload_too_large",
+        }
+        return _error(
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            exc.detail,
+            dict(exc.headers) if exc.headers else None,
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -108,8 +116,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except Exception as exc:
                 checks["redis"] = f"error: {type(exc).__name__}"
         ready = all(value == "ok" for value in checks.values())
-        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
 
     from channels.webform.endpoints import router as webform_router
     from inbox.api import router as api_router

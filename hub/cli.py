@@ -46,8 +46,11 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Interface to listen on [OMNIHUB_HOST, 127.0.0.1]")
 @click.option("--port", type=int, default=None, help="Port [OMNIHUB_PORT, 8000]")
-@click.option("--worker/--no-worker", default=None,
-              help="Run the outbox worker in this process [OMNIHUB_RUN_WORKER, on]")
+@click.option(
+    "--worker/--no-worker",
+    default=None,
+    help="Run the outbox worker in this process [OMNIHUB_RUN_WORKER, on]",
+)
 def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     """Start the hub's HTTP server (and, by default, its worker loop)."""
     import uvicorn
@@ -139,10 +142,12 @@ def managers() -> None:
 @managers.command("add")
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option("--role", type=click.Choice(["admin", "manager"]), default="manager",
-              show_default=True)
-@click.option("--password", default=None,
-              help="Asked for when omitted (and a terminal is attached)")
+@click.option(
+    "--role", type=click.Choice(["admin", "manager"]), default="manager", show_default=True
+)
+@click.option(
+    "--password", default=None, help="Asked for when omitted (and a terminal is attached)"
+)
 def managers_add(email: str, name: str, role: str, password: str | None) -> None:
     """Add a manager; the password is stored as an argon2 hash."""
     from intake.accounts import create_manager
@@ -153,8 +158,14 @@ def managers_add(email: str, name: str, role: str, password: str | None) -> None
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     settings = _settings()
     try:
-        manager = _run(lambda: _in_transaction(settings, lambda s: create_manager(
-            s, email=email, name=name, role=ManagerRole(role), password=password)))
+        manager = _run(
+            lambda: _in_transaction(
+                settings,
+                lambda s: create_manager(
+                    s, email=email, name=name, role=ManagerRole(role), password=password
+                ),
+            )
+        )
     except HubError as exc:
         raise click.ClickException(str(exc.detail)) from exc
     click.echo(f"manager {manager.id} <{manager.email}> added as {manager.role}")
@@ -172,11 +183,11 @@ def tokens_create(name: str) -> None:
     from intake.accounts import create_api_token
 
     settings = _settings()
-    token, record = _run(lambda: _in_transaction(
-        settings, lambda s: create_api_token(s, name=name)))
+    token, record = _run(
+        lambda: _in_transaction(settings, lambda s: create_api_token(s, name=name))
+    )
     click.echo(token)
-    click.echo(f"token {record.id} ({record.name}) created; it is shown only this once",
-               err=True)
+    click.echo(f"token {record.id} ({record.name}) created; it is shown only this once", err=True)
 
 
 @main.group()
@@ -194,8 +205,17 @@ def channels_list(kind: str | None) -> None:
 
     async def work(session: Any) -> list[tuple[str, ...]]:
         rows = await ChannelRepository(session).list(kind)
-        return [(c.kind, c.key, c.title, "active" if c.is_active else "inactive", c.status,
-                 c.last_error or "") for c in rows]
+        return [
+            (
+                c.kind,
+                c.key,
+                c.title,
+                "active" if c.is_active else "inactive",
+                c.status,
+                c.last_error or "",
+            )
+            for c in rows
+        ]
 
     for row in _run(lambda: _in_transaction(settings, work)):
         click.echo("\t".join(row))
@@ -210,12 +230,21 @@ def channels_add() -> None:
 @click.option("--key", required=True, help="Used in the URL: /forms/KEY")
 @click.option("--title", required=True, help="Shown on the page (both languages unless --config)")
 @click.option("--language", type=click.Choice(["ru", "en"]), default="ru", show_default=True)
-@click.option("--allowed-origin", "allowed_origins", multiple=True,
-              help="A site that may post or embed the form, e.g. https://shop.example.ru")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), help="A JSON form configuration (fields, texts, limits)")
-def channels_add_webform(key: str, title: str, language: str, allowed_origins: tuple[str, ...],
-                         config_file: Path | None) -> None:
+@click.option(
+    "--allowed-origin",
+    "allowed_origins",
+    multiple=True,
+    help="A site that may post or embed the form, e.g. https://shop.example.ru",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A JSON form configuration (fields, texts, limits)",
+)
+def channels_add_webform(
+    key: str, title: str, language: str, allowed_origins: tuple[str, ...], config_file: Path | None
+) -> None:
     """Add a web form; without --config it has the default form's fields."""
     from pydantic import ValidationError
 
@@ -243,8 +272,9 @@ def channels_add_webform(key: str, title: str, language: str, allowed_origins: t
         repo = ChannelRepository(session)
         if await repo.get_by_key(key) is not None:
             raise click.ClickException(f"a channel with key {key!r} exists")
-        await repo.add(key=key, kind=ChannelKind.WEBFORM, title=title,
-                       config=config.model_dump(mode="json"))
+        await repo.add(
+            key=key, kind=ChannelKind.WEBFORM, title=title, config=config.model_dump(mode="json")
+        )
 
     _run(lambda: _in_transaction(settings, work))
     click.echo(f"web form {key} added: /forms/{key}")

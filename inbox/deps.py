@@ -11,14 +11,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import HubContext
 from intake.accounts import authenticate_token, get_manager, record_token_use, token_use_due
 from intake.journal import Actor
-from storage.errors import Forbidden
+from storage.errors import Forbidden, Unauthorized
 from storage.models import ManagerRole
 from storage.types import utcnow
 
@@ -79,9 +79,8 @@ def _cookie_manager_id(secret: str, value: str) -> int | None:
     return manager_id if isinstance(manager_id, int) and not isinstance(manager_id, bool) else None
 
 
-def unauthorized(detail: str) -> HTTPException:
-    # HTTPException rather than HubError: the 401 must carry WWW-Authenticate.
-    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+def unauthorized(detail: str) -> Unauthorized:
+    return Unauthorized(detail)
 
 
 async def _token_principal(context: HubContext, session: AsyncSession, token: str) -> Principal:

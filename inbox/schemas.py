@@ -84,13 +84,16 @@ class ContactOut(Schema):
 
 
 class Attribution(BaseModel):
-    """Where the request came from: the landing page's UTM tags and the referrer."""
+    """Where the request came from: the landing page's UTM tags, click ids, page and referrer."""
 
     utm_source: str | None = None
     utm_medium: str | None = None
     utm_campaign: str | None = None
     utm_term: str | None = None
     utm_content: str | None = None
+    yclid: str | None = None
+    gclid: str | None = None
+    page_url: str | None = None
     referrer: str | None = None
 
     @classmethod

@@ -4,14 +4,15 @@ Under load the boundary hands intake whole batches (see channels.base). A
 message that opens a new conversation and names at most one known contact — a
 web-form submission, a first call — takes the bulk path: a handful of
 statements for the whole batch instead of a dozen per message. Every other
-message (a continued thread, identities of two contacts to reconcile) goes
-through `ingest()` in the same transaction. The results are the ones `ingest()`
+message (a continued thread, identities of two contacts to reconcile), and every
+message sharing an identity or a known contact with one of those, goes through
+`ingest()` in the same transaction, in input order. The results are the ones `ingest()`
 would give, message by message, in order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,40 +88,65 @@ async def ingest_batch(
     outcomes: list[Outcome | None] = [None] * len(messages)
     repo = BulkIntakeRepository(session)
 
-    prepared: list[_Planned] = []
-    for index, message in enumerate(messages):
-        try:
-            identities = _normalized(message, config)
-        except HubError as exc:
-            outcomes[index] = exc
-            continue
-        prepared.append(_Planned(index, message, _key(message.external_id), identities))
+    # ingest()'s order: a message seen before is a duplicate, whatever its identities.
+    keys = [(message.channel_id, _key(message.external_id)) for message in messages]
+    seen = await repo.seen_messages(set(keys))
 
-    seen = await repo.seen_messages({(p.message.channel_id, p.external_id) for p in prepared})
-    owners = await repo.identity_owners(
-        {(v.kind.value, v.value) for p in prepared for v in p.identities}
-    )
-
+    firsts: list[_Planned] = []
     first_of: dict[tuple[int, str], _Planned] = {}
-    repeats: list[tuple[_Planned, _Planned]] = []
-    bulk: list[_Planned] = []
-    single: list[_Planned] = []
-    # Identities claimed within this batch: by a known contact or by a new one.
-    claimed: dict[tuple[str, str], int | _NewContact] = {}
-    for planned in prepared:
-        key = (planned.message.channel_id, planned.external_id)
+    repeats: list[tuple[int, _Planned]] = []
+    for index, (message, key) in enumerate(zip(messages, keys, strict=True)):
         if key in seen:
             message_id, conversation_id, contact_id, lead_id = seen[key]
-            outcomes[planned.index] = IngestResult(
+            outcomes[index] = IngestResult(
                 message_id, conversation_id, contact_id, lead_id, duplicate=True
             )
             continue
         if key in first_of:
-            repeats.append((planned, first_of[key]))
+            repeats.append((index, first_of[key]))
             continue
+        try:
+            identities = _normalized(message, config)
+        except HubError as exc:
+            outcomes[index] = exc  # nothing stored: a later message with this id is new
+            continue
+        planned = _Planned(index, message, key[1], identities)
         first_of[key] = planned
+        firsts.append(planned)
+
+    owners = await repo.identity_owners(
+        {(v.kind.value, v.value) for p in firsts for v in p.identities}
+    )
+
+    # ingest() resolves each message against what the ones before it stored, so
+    # messages sharing an identity or a known contact depend on their order. If one
+    # of them needs the careful path, all of them take it, in input order; the
+    # rest of the batch touches none of their contacts and can be stored first.
+    parent: dict[Hashable, Hashable] = {}
+
+    def root(node: Hashable) -> Hashable:
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for planned in firsts:
+        for value in planned.identities:
+            ident = (value.kind.value, value.value)
+            linked = [("identity", *ident)]
+            if ident in owners:
+                linked.append(("contact", owners[ident]))
+            for node in linked:
+                parent[root(node)] = root(("message", planned.index))
+
+    careful: set[Hashable] = set()
+    planned_bulk: list[_Planned] = []
+    # Identities claimed within this batch: by a known contact or by a new one.
+    claimed: dict[tuple[str, str], int | _NewContact] = {}
+    for planned in firsts:
         if planned.message.thread_key is not None:
-            single.append(planned)
+            careful.add(root(("message", planned.index)))
             continue
         refs: list[int | _NewContact] = []
         for value in planned.identities:
@@ -129,23 +155,26 @@ async def ingest_batch(
             if ref is not None and not any(ref is r or ref == r for r in refs):
                 refs.append(ref)
         if len(refs) > 1:
-            single.append(planned)  # two contacts to reconcile: the careful path
+            careful.add(root(("message", planned.index)))  # two contacts to reconcile
             continue
-        contact: int | _NewContact = (
-            refs[0]
-            if refs
-            else _NewContact(
-                _clip(planned.message.contact_name, NAME_LENGTH),
-                _language(planned.message.contact_language),
-            )
-        )
+        name = _clip(planned.message.contact_name, NAME_LENGTH)
+        language = _language(planned.message.contact_language)
+        contact: int | _NewContact = refs[0] if refs else _NewContact(name, language)
+        if isinstance(contact, _NewContact):
+            # A contact an earlier message of the batch creates: filled as ingest() would.
+            if name and not contact.name:
+                contact.name = name
+            if language and not contact.language:
+                contact.language = language
         planned.contact = contact
         for value in planned.identities:
             ident = (value.kind.value, value.value)
             if ident not in owners and ident not in claimed:
                 claimed[ident] = contact
                 planned.new_identities.append(value)
-        bulk.append(planned)
+        planned_bulk.append(planned)
+    bulk = [p for p in planned_bulk if root(("message", p.index)) not in careful]
+    single = [p for p in firsts if root(("message", p.index)) in careful]
 
     if bulk:
         await _store_bulk(repo, bulk)
@@ -157,20 +186,22 @@ async def ingest_batch(
                 planned.lead_id,
                 conversation_opened=True,
             )
-    for planned in single:
-        outcomes[planned.index] = await ingest(session, planned.message, config)
-    for planned, first in repeats:
-        result = outcomes[first.index]
-        if isinstance(result, IngestResult):
-            outcomes[planned.index] = IngestResult(
-                result.message_id,
-                result.conversation_id,
-                result.contact_id,
-                result.lead_id,
+    stored_in_bulk = {p.index for p in bulk}
+    for index, first in repeats:
+        if first.index in stored_in_bulk:
+            outcomes[index] = IngestResult(
+                first.message_id,
+                first.conversation_id,
+                first.contact_id,
+                first.lead_id,
                 duplicate=True,
             )
         else:
-            outcomes[planned.index] = result
+            # ingest() answers a duplicate from its conversation, as it would here.
+            single.append(_Planned(index, messages[index], first.external_id, []))
+    single.sort(key=lambda p: p.index)
+    for planned in single:
+        outcomes[planned.index] = await ingest(session, planned.message, config)
     done = [outcome for outcome in outcomes if outcome is not None]
     assert len(done) == len(messages), "every message gets an outcome"
     return done
@@ -310,15 +341,15 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
     )
     events: list[tuple[str, dict[str, Any]]] = []
     for p in bulk:
-        ids = {
+        refs: dict[str, Any] = {
             "conversation_id": p.conversation_id,
             "contact_id": p.contact_id,
             "channel_id": p.message.channel_id,
         }
-        events.append(("conversation.opened", ids))
-        events.append(("message.received", {**ids, "message_id": p.message_id}))
+        events.append(("conversation.opened", refs))
+        events.append(("message.received", {**refs, "message_id": p.message_id}))
         if p.lead_id is not None:
             events.append(
-                ("lead.created", {**ids, "lead_id": p.lead_id, "source": p.message.channel_kind})
+                ("lead.created", {**refs, "lead_id": p.lead_id, "source": p.message.channel_kind})
             )
     await emit_many(repo.session, events)

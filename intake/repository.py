@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.identities import IdentityValue
@@ -19,6 +19,7 @@ from storage.models import (
     MergeSuggestion,
     Message,
 )
+from storage.models.base import table_of
 
 
 class IntakeRepository:
@@ -101,7 +102,7 @@ class BulkIntakeRepository:
             .outerjoin(Lead, Lead.conversation_id == Conversation.id)
             .where(tuple_(Message.channel_id, Message.external_id).in_(list(keys)))
         )
-        return {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in rows}
+        return {(r[0], str(r[1])): (r[2], r[3], r[4], r[5]) for r in rows}
 
     async def identity_owners(
         self, values: Collection[tuple[str, str]]
@@ -121,7 +122,7 @@ class BulkIntakeRepository:
     ) -> list[int]:
         if not rows:
             return []
-        table: Table = model.__table__  # type: ignore[assignment]
+        table = table_of(model)
         # Core, not the ORM's bulk insert: these rows need no identity map.
         if self.session.get_bind().dialect.name == "sqlite":
             # SQLAlchemy cannot promise RETURNING order on SQLite and would insert row
@@ -137,17 +138,19 @@ class BulkIntakeRepository:
 
     async def insert_rows(self, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            await self.session.execute(insert(model.__table__), list(rows))
+            await self.session.execute(insert(table_of(model)), list(rows))
 
     async def fill_missing_contact_details(self, details: Sequence[dict[str, Any]]) -> None:
         """Give known contacts a name or language where they have none yet."""
         for column in ("name", "language"):
             rows = [{"cid": d["id"], "v": d[column]} for d in details if d.get(column)]
             if rows:
+                table = table_of(Contact)
                 await self.session.execute(
-                    update(Contact.__table__)
-                    .where(Contact.__table__.c.id == bindparam("cid"))
-                    .where(Contact.__table__.c[column].is_(None))
+                    update(table)
+                    .where(table.c.id == bindparam("cid"))
+                    # ingest() fills an empty name or language as well as a missing one.
+                    .where(or_(table.c[column].is_(None), table.c[column] == ""))
                     .values({column: bindparam("v")}),
                     rows,
                 )

@@ -10,12 +10,17 @@ class HubError(Exception):
 
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None
 
-    def __init__(self, detail: Any = None, *, code: str | None = None) -> None:
+    def __init__(
+        self, detail: Any = None, *, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail if isinstance(detail, str) else (code or self.code))
         self.detail = detail
         if code is not None:
             self.code = code
+        if headers is not None:
+            self.headers = headers
 
 
 class NotFound(HubError):
@@ -36,6 +41,7 @@ class InvalidInput(HubError):
 class Unauthorized(HubError):
     status_code = 401
     code = "unauthorized"
+    headers: dict[str, str] | None = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012
 
 
 class Forbidden(HubError):
@@ -53,5 +59,8 @@ class RateLimited(HubError):
     code = "rate_limited"
 
     def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many requests; retry after {int(retry_after) + 1} s")
+        super().__init__(
+            f"too many requests; retry after {int(retry_after) + 1} s",
+            headers={"Retry-After": str(int(retry_after) + 1)},
+        )
         self.retry_after = retry_after

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import OUTBOX_FLAG, Database
 from storage.models import OutboxEvent, OutboxStatus
+from storage.models.base import table_of
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ async def emit_many(session: AsyncSession, events: Sequence[tuple[str, dict[str,
         return
     now = utcnow()
     await session.execute(
-        insert(OutboxEvent.__table__),
+        insert(table_of(OutboxEvent)),
         [
             {
                 "topic": topic,
@@ -77,7 +78,7 @@ async def emit_many(session: AsyncSession, events: Sequence[tuple[str, dict[str,
 
 @dataclass
 class WorkerOptions:
-    batch_size: int = 50
+    batch_size: int = 500
     lease_seconds: float = 60.0
     max_attempts: int = 8
     backoff_base_seconds: float = 2.0

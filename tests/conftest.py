@@ -151,7 +151,9 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def hub_env(db_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def hub_env(
+    db_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
     """OMNIHUB_* variables for a hub on this test's database."""
     env = {
         "OMNIHUB_DATA_DIR": str(data_dir),

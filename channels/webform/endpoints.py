@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from channels.base import HubContext, ingest_committed
 from channels.webform.schemas import WebFormSubmission
@@ -148,9 +149,14 @@ def _render_form(
     errors: dict[str, str],
     status: int,
     submission_id: str | None = None,
+    file_name: str = "",
 ) -> Response:
     token = _signer(context).sign(f"{form.key}:{submission_id or uuid.uuid4().hex}").decode()
-    messages = {name: text(language, code) for name, code in errors.items()}
+    max_file_mb = max(1, form.config.max_file_bytes // (1024 * 1024))
+    messages = {
+        name: text(language, code, name=file_name, size=max_file_mb, count=form.config.max_files)
+        for name, code in errors.items()
+    }
     response = templates.TemplateResponse(
         request,
         "form.html",
@@ -167,7 +173,7 @@ def _render_form(
             "referrer": referrer,
             "embed": embed,
             "honeypot": HONEYPOT,
-            "max_file_mb": max(1, form.config.max_file_bytes // (1024 * 1024)),
+            "max_file_mb": max_file_mb,
         },
         status_code=status,
     )
@@ -213,6 +219,7 @@ async def embed_script(key: str, request: Request) -> Response:
         origin=json.dumps(origin),
         key=json.dumps(form.key),
         title=json.dumps(form.config.title.get(form.config.language)),
+        titles=json.dumps({lang: form.config.title.get(lang) for lang in ("ru", "en")}),
     )
     return Response(
         body, media_type="application/javascript", headers={"Cache-Control": "public, max-age=300"}
@@ -291,20 +298,20 @@ async def _submit_json(
     try:
         submission = WebFormSubmission.model_validate_json(body)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        if any(e["type"] == "json_invalid" for e in errors) or not body:
+        issues = exc.errors(include_url=False, include_context=False, include_input=False)
+        if any(e["type"] == "json_invalid" for e in issues) or not body:
             raise HubError("the body is not valid JSON", code="invalid_json") from None
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in issues]
         raise InvalidInput(detail) from None
     idempotency_key = request.headers.get("idempotency-key")
     if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
         raise InvalidInput(
             "Idempotency-Key must be 1-200 visible ASCII characters", code="invalid_idempotency_key"
         )
-    clean, errors = validate_submission(form.config, submission, context.intake.default_region)
+    clean, problems = validate_submission(form.config, submission, context.intake.default_region)
     language = form.config.language
-    if errors:
-        raise FieldErrors(errors, {n: text("en", c) for n, c in errors.items()})
+    if problems:
+        raise FieldErrors(problems, {n: text("en", c) for n, c in problems.items()})
     # A site's script posts to our URL: UTM tags come from that URL's query, the page
     # (if the script says which) from ?page=.
     attribution = attribution_from_url(
@@ -343,7 +350,13 @@ async def _submit_browser(request: Request, context: HubContext, form: Form) -> 
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > budget:
         raise PayloadTooLarge(f"the form accepts at most {budget} bytes")
-    data = await request.form(max_files=50, max_fields=200, max_part_size=1024 * 1024)
+    try:
+        data = await request.form(max_files=50, max_fields=200, max_part_size=1024 * 1024)
+    except HTTPException as exc:
+        # Starlette's parser refuses a field over max_part_size, too many parts, a broken body.
+        if "exceeded maximum size" in str(exc.detail):
+            raise PayloadTooLarge(str(exc.detail)) from None
+        raise InvalidInput(str(exc.detail), code="invalid_form") from None
     values = {name: value for name, value in data.items() if isinstance(value, str)}
     files = [f for f in data.getlist("attachments") if isinstance(f, UploadFile) and f.filename]
     language = pick_language(values.get("_lang"), None, config.language)
@@ -352,7 +365,9 @@ async def _submit_browser(request: Request, context: HubContext, form: Form) -> 
     embed = values.get("_embed") == "1"
     shown = {n: v for n, v in values.items() if not n.startswith("_") and n != HONEYPOT}
 
-    def again(errors: dict[str, str], submission_id: str | None = None) -> Response:
+    def again(
+        errors: dict[str, str], submission_id: str | None = None, file_name: str = ""
+    ) -> Response:
         return _render_form(
             request,
             context,
@@ -365,6 +380,7 @@ async def _submit_browser(request: Request, context: HubContext, form: Form) -> 
             errors=errors,
             status=422,
             submission_id=submission_id,
+            file_name=file_name,
         )
 
     if values.get(HONEYPOT):
@@ -406,11 +422,13 @@ async def _submit_browser(request: Request, context: HubContext, form: Form) -> 
     clean, errors = validate_submission(config, submission, context.intake.default_region)
     if len(files) > (config.max_files if config.accept_files else 0):
         errors["attachments"] = "too_many_files"
+    too_large = ""
     for upload in files:
         if upload.size is not None and upload.size > config.max_file_bytes:
             errors["attachments"] = "file_too_large"
+            too_large = _safe_filename(upload.filename or "file")
     if errors:
-        return again(errors, submission_id)
+        return again(errors, submission_id, too_large)
     attachments = [await _store_upload(context, upload, config.max_file_bytes) for upload in files]
     inbound = build_inbound(
         form,

@@ -39,7 +39,8 @@ class LocalizedText(BaseModel):
 class FormField(BaseModel):
     """One input of a form. Standard names map onto the contact and the message."""
 
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    # Not "website": that name is the honeypot every form carries.
+    name: Annotated[str, StringConstraints(pattern=r"^(?!website$)[a-z][a-z0-9_]{0,63}$")]
     type: FieldType = "text"
     label: LocalizedText
     required: bool = False

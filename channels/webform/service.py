@@ -16,7 +16,7 @@ from channels.webform.schemas import (
     WebFormSubmission,
     default_form_config,
 )
-from intake.identities import normalize_email, normalize_phone
+from intake.identities import normalize
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage
 from storage.db import Database
 from storage.errors import HubError, InvalidInput, NotFound
@@ -34,6 +34,11 @@ ATTRIBUTION_PARAMS = (
     "gclid",
 )
 CACHE_SECONDS = 5.0
+
+
+def storable(value: str) -> str:
+    """The text without NUL characters, which PostgreSQL cannot store in text or JSON."""
+    return value.replace("\x00", "")
 
 
 @dataclass(frozen=True)
@@ -113,16 +118,16 @@ def validate_submission(
     clean = CleanSubmission()
     declared = {f.name: f for f in form.fields}
     values: dict[str, str | None] = {
-        "name": submission.name,
-        "email": submission.email,
-        "phone": submission.phone,
-        "message": submission.message,
+        "name": submission.name and storable(submission.name),
+        "email": submission.email and storable(submission.email),
+        "phone": submission.phone and storable(submission.phone),
+        "message": submission.message and storable(submission.message),
     }
     for name, value in submission.fields.items():
         if name in STANDARD_FIELDS or name not in declared:
             errors[name] = "unknown_field"
             continue
-        values[name] = value.strip()
+        values[name] = storable(value).strip()
     for name, spec in declared.items():
         value = (values.get(name) or "").strip()
         if not value:
@@ -137,12 +142,12 @@ def validate_submission(
             continue
         if name == "email":
             try:
-                clean.email = normalize_email(value)
+                clean.email = normalize(IdentityKind.EMAIL, value, region).value
             except InvalidInput:
                 errors[name] = "invalid_email"
         elif name == "phone":
             try:
-                clean.phone = normalize_phone(value, region)
+                clean.phone = normalize(IdentityKind.PHONE, value, region).value
             except InvalidInput:
                 errors[name] = "invalid_phone"
         elif name == "name":
@@ -173,11 +178,12 @@ def validate_submission(
 def attribution_from_url(url: str | None, referrer: str | None) -> dict[str, str]:
     """UTM tags and click ids from the page's URL, plus the referrer."""
     result: dict[str, str] = {}
+    url, referrer = url and storable(url), referrer and storable(referrer)
     if url:
         url = url[:2000]
         for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=False):
             if name in ATTRIBUTION_PARAMS and name not in result:
-                result[name] = value[:500]
+                result[name] = storable(value)[:500]
         result["page_url"] = url
     if referrer:
         result["referrer"] = referrer[:2000]

@@ -70,10 +70,10 @@ def text(lang: str, code: str, **values: object) -> str:
 def pick_language(requested: str | None, accept_language: str | None, default: Lang) -> Lang:
     """The page's language: ?lang= first, then the browser's preference, then the form's."""
     if requested in LANGS:
-        return requested  # type: ignore[return-value]
+        return requested
     if accept_language:
         for part in accept_language.split(","):
             tag = part.split(";")[0].strip().lower()[:2]
             if tag in LANGS:
-                return tag  # type: ignore[return-value]
+                return tag
     return default

@@ -37,8 +37,9 @@ class ApiToken(IdMixin, CreatedMixin, Base):
     # sha256 of the token; the token itself is shown once and never stored.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
+    # A manager's tokens go with the manager: never left behind as operator tokens.
     manager_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("managers.id", ondelete="SET NULL")
+        BigId, ForeignKey("managers.id", ondelete="CASCADE")
     )
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

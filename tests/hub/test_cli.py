@@ -158,12 +158,6 @@ class TestHelp:
         assert result.stderr == ""
         assert not data_dir.exists(), "--help must not create anything"
 
-    def test_unknown_command_fails(self, fresh_cli: Cli) -> None:
-        result = fresh_cli("frobnicate")
-
-        assert result.returncode == 2
-        assert "No such command 'frobnicate'" in result.stderr
-
 
 class TestDbUpgrade:
     def test_creates_the_sqlite_database_at_head(self, fresh_cli: Cli, data_dir: Path) -> None:
@@ -237,12 +231,6 @@ class TestChannels:
         assert result.returncode == 1
         assert "lowercase letters, digits" in result.stderr
         assert "Traceback" not in result.stderr
-
-    def test_missing_option_fails(self, cli: Cli) -> None:
-        result = cli("channels", "add", "webform", "--title", "Shop")
-
-        assert result.returncode == 2
-        assert "Missing option '--key'" in result.stderr
 
 
 class TestManagersAdd:

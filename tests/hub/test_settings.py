@@ -98,7 +98,7 @@ class TestSecret:
         # `omnihub serve` and `omnihub worker` may start at the same moment: none may
         # crash on the other's file or read it half-written.
         context = multiprocessing.get_context("fork")
-        for _ in range(20):
+        for _ in range(12):
             start = context.Barrier(8)
             answers = context.Queue()
             processes = [
@@ -178,6 +178,20 @@ class TestEnvFile:
         assert settings.secret == "from-dotenv-0123456789"
         assert settings.port == 8123
         assert settings.default_region == "KZ"
+
+    def test_blank_values_mean_unset(self, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        # A .env copied from a template leaves the values it does not need blank.
+        Path(".env").write_text(
+            "OMNIHUB_SECRET_KEY=\nOMNIHUB_REDIS_URL=\nOMNIHUB_PUBLIC_URL=\n", encoding="utf-8"
+        )
+        monkeypatch.setenv("OMNIHUB_DATABASE_URL", "")
+
+        settings = Settings()
+
+        assert settings.embedded is True
+        assert settings.resolved_database_url.startswith("sqlite+aiosqlite:///")
+        assert (settings.redis_url, settings.public_url) == (None, None)
+        assert settings.secret == (data_dir / "secret_key").read_text().strip()
 
     def test_environment_wins_over_dotenv(self, monkeypatch: pytest.MonkeyPatch) -> None:
         Path(".env").write_text("OMNIHUB_PORT=8123\n", encoding="utf-8")

@@ -400,7 +400,7 @@ class TestRun:
         worker = make_worker(db, clock, {"t": [recorder]}, poll_interval_seconds=30)
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
-        await asyncio.sleep(0.2)  # the first round finds nothing and goes to sleep
+        await asyncio.sleep(0.05)  # the first round finds nothing and goes to sleep
         yield worker, recorder, stop, task
         stop.set()
         await asyncio.wait_for(task, 5)

@@ -1,7 +1,7 @@
 /* omnihub web form: put <script src="ORIGIN/forms/KEY/embed.js" async></script> where the form goes.
    Optional attributes: data-lang="ru|en", data-target="#element-id". */
 (function () {
-  var origin = {{ origin }}, key = {{ key }}, title = {{ title }};
+  var origin = {{ origin }}, key = {{ key }}, title = {{ title }}, titles = {{ titles }};
   var script = document.currentScript;
   var scripts = document.getElementsByTagName("script");
   if (!script) {
@@ -15,7 +15,7 @@
     (data.lang ? "&lang=" + encodeURIComponent(data.lang) : "");
   var frame = document.createElement("iframe");
   frame.src = origin + "/forms/" + encodeURIComponent(key) + "?" + params;
-  frame.title = title;
+  frame.title = (data.lang && titles[data.lang]) || title;
   frame.loading = "lazy";
   frame.style.cssText = "width:100%;min-height:520px;border:0;display:block;";
   var target = data.target && document.querySelector(data.target);

@@ -117,7 +117,7 @@ def upgrade() -> None:
             ["manager_id"],
             ["managers.id"],
             name=op.f("fk_api_tokens_manager_id_managers"),
-            ondelete="SET NULL",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
