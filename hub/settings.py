@@ -18,7 +18,12 @@ class SettingsError(RuntimeError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="OMNIHUB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="OMNIHUB_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # `OMNIHUB_SECRET_KEY=` left blank (as in a copied template) means unset, not "".
+        env_ignore_empty=True,
     )
 
     data_dir: Path = Field(default=Path("var"), description="Embedded database, secret, blobs")

@@ -86,6 +86,10 @@ async def ingest(
         session.add(conversation)
     conversation.last_message_at = now
 
+    existing_lead = None
+    if not opened:
+        existing_lead = await repo.lead_of_conversation(conversation.id)
+
     stored = Message(
         channel_id=message.channel_id,
         external_id=external_id,
@@ -144,7 +148,7 @@ async def ingest(
         message_id=stored.id,
         conversation_id=conversation.id,
         contact_id=contact.id,
-        lead_id=lead.id if lead is not None else None,
+        lead_id=lead.id if lead is not None else existing_lead,
         conversation_opened=opened,
     )
 
@@ -182,4 +186,5 @@ def _normalized(message: InboundMessage, config: IntakeConfig) -> list[IdentityV
     for identity in message.identities:
         value = normalize(identity.kind, identity.value, config.default_region)
         values[(value.kind, value.value)] = value
-    return list(values.values())
+    # One order everywhere, so concurrent transactions take row locks in the same order.
+    return [values[key] for key in sorted(values)]

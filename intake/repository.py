@@ -61,6 +61,12 @@ class IntakeRepository:
         ).one()
         return int(row[0]), (int(row[1]) if row[1] is not None else None)
 
+    async def lead_of_conversation(self, conversation_id: int) -> int | None:
+        result = await self.session.scalars(
+            select(Lead.id).where(Lead.conversation_id == conversation_id)
+        )
+        return result.first()
+
     async def contacts_oldest_first(self, ids: Sequence[int]) -> Sequence[Contact]:
         result = await self.session.scalars(
             select(Contact).where(Contact.id.in_(ids)).order_by(Contact.created_at, Contact.id)

@@ -57,6 +57,9 @@ class InboundMessage:
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
+    """Where the message went. `lead_id` is the lead of its conversation (opened by this
+    message when `conversation_opened`), None if the conversation has none."""
+
     message_id: int
     conversation_id: int
     contact_id: int

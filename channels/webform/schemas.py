@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 FieldValue = Annotated[str, StringConstraints(max_length=2000)]
 
@@ -39,13 +39,19 @@ class LocalizedText(BaseModel):
 class FormField(BaseModel):
     """One input of a form. Standard names map onto the contact and the message."""
 
-    # Not "website": that name is the honeypot every form carries.
-    name: Annotated[str, StringConstraints(pattern=r"^(?!website$)[a-z][a-z0-9_]{0,63}$")]
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
     type: FieldType = "text"
     label: LocalizedText
     required: bool = False
     max_length: int = Field(default=2000, ge=1, le=10000)
     options: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _not_the_honeypot(cls, name: str) -> str:
+        if name == "website":
+            raise ValueError("'website' is the honeypot every form carries; choose another name")
+        return name
 
 
 class FormConfig(BaseModel):

@@ -321,8 +321,8 @@ async def picture(
 
 # Cases found while writing this: each names what it caught in intake/batch.py.
 _EQUIVALENCE_EXAMPLES = [
-    # A continuation (careful path) names e0 first; a later form with e0 must join its contact.
-    ([], [Spec(0, (("email", 0),), thread=0), Spec(1, (("email", 0),))]),
+    # A continuation (careful path) creates e0's contact first; a later form only joins it.
+    ([], [Spec(0, (("email", 0),), thread=0, name="Иван"), Spec(1, (("email", 0),), name="Мария")]),
     # A linking message goes to the careful path; a later form with its new phone must follow it.
     (
         [],

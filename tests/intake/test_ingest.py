@@ -308,14 +308,12 @@ class TestDuplicate:
         assert second.message_id != first.message_id
         assert second.contact_id == first.contact_id
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="known: a duplicate returns its conversation's lead, not the first result's None",
-    )
-    async def test_duplicate_of_a_continuation_names_no_lead(
+    async def test_a_reply_and_its_duplicate_name_the_conversations_lead(
         self, db: Database, channel: Channel
     ) -> None:
-        await ingest_message(db, channel, external_id="m-1", email="a@example.ru", thread_key="t")
+        first = await ingest_message(
+            db, channel, external_id="m-1", email="a@example.ru", thread_key="t"
+        )
         reply = await ingest_message(
             db, channel, external_id="m-2", email="a@example.ru", thread_key="t"
         )
@@ -323,9 +321,11 @@ class TestDuplicate:
             db, channel, external_id="m-2", email="a@example.ru", thread_key="t"
         )
 
-        assert reply.lead_id is None
+        assert first.lead_id is not None
+        assert reply.lead_id == first.lead_id
+        assert reply.conversation_opened is False
         assert again.duplicate is True
-        assert (again.message_id, again.lead_id) == (reply.message_id, None)
+        assert (again.message_id, again.lead_id) == (reply.message_id, first.lead_id)
 
 
 class TestConcurrentIngest:
@@ -405,7 +405,7 @@ class TestThread:
 
         assert second.conversation_id == first.conversation_id
         assert second.conversation_opened is False
-        assert second.lead_id is None
+        assert second.lead_id == first.lead_id
         assert await count(db, Conversation) == 1
         assert await count(db, Lead) == 1
         messages = await rows(db, Message)
