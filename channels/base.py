@@ -17,6 +17,7 @@ from intake.schemas import InboundMessage, IngestResult
 from storage.blobs import BlobStore
 from storage.bus import EventBus
 from storage.db import Database
+from storage.errors import HubError
 from storage.models import ChannelKind
 from storage.ratelimit import RateLimiter
 
@@ -71,6 +72,14 @@ async def ingest_alone(db: Database, message: InboundMessage, config: IntakeConf
     raise AssertionError("unreachable")
 
 
+class ShuttingDown(HubError):
+    status_code = 503
+    code = "shutting_down"
+
+    def __init__(self) -> None:
+        super().__init__("the hub is shutting down; send again shortly")
+
+
 class IngestBatcher:
     """Group commit for inbound messages.
 
@@ -94,8 +103,11 @@ class IngestBatcher:
             asyncio.Queue()
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
 
     async def submit(self, message: InboundMessage) -> IngestResult:
+        if self._closed:
+            raise ShuttingDown()
         if not self._tasks:
             self._tasks = [
                 asyncio.create_task(self._commit_loop(), name=f"ingest-committer-{n}")
@@ -107,7 +119,8 @@ class IngestBatcher:
         return await asyncio.shield(future)
 
     async def close(self) -> None:
-        """Finish what is queued, then stop the committers."""
+        """Finish what is queued, then stop the committers; later submits are refused."""
+        self._closed = True
         if self._tasks:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), timeout=30)
@@ -117,6 +130,10 @@ class IngestBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        while not self._queue.empty():  # not stored in time: the caller must hear so
+            _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_exception(ShuttingDown())
 
     async def _commit_loop(self) -> None:
         while True:

@@ -134,7 +134,7 @@ async def ingest_batch(
     for planned in firsts:
         for value in planned.identities:
             ident = (value.kind.value, value.value)
-            linked = [("identity", *ident)]
+            linked: list[Hashable] = [("identity", *ident)]
             if ident in owners:
                 linked.append(("contact", owners[ident]))
             for node in linked:
@@ -242,17 +242,21 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
     )
     await repo.insert_rows(
         Identity,
-        [
-            {
-                "contact_id": p.contact_id,
-                "kind": v.kind.value,
-                "value": v.value,
-                "unreachable_at": None,
-                "created_at": now,
-            }
-            for p in bulk
-            for v in p.new_identities
-        ],
+        sorted(
+            (
+                {
+                    "contact_id": p.contact_id,
+                    "kind": v.kind.value,
+                    "value": v.value,
+                    "unreachable_at": None,
+                    "created_at": now,
+                }
+                for p in bulk
+                for v in p.new_identities
+            ),
+            # The same order as ingest(): concurrent transactions lock rows alike.
+            key=lambda row: (row["kind"], row["value"]),
+        ),
     )
     conversation_ids = await repo.insert_returning_ids(
         Conversation,
