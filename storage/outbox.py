@@ -78,7 +78,7 @@ async def emit_many(session: AsyncSession, events: Sequence[tuple[str, dict[str,
 
 @dataclass
 class WorkerOptions:
-    batch_size: int = 500
+    batch_size: int = 100
     lease_seconds: float = 60.0
     max_attempts: int = 8
     backoff_base_seconds: float = 2.0
