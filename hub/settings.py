@@ -43,6 +43,17 @@ class Settings(BaseSettings):
     run_worker: bool = Field(default=True, description="Run the outbox worker inside serve")
     worker_poll_seconds: float = 1.0
     outbox_max_attempts: int = 8
+    first_assignee_becomes_owner: bool = Field(
+        default=True, description="The first manager assigned becomes the contact's owner"
+    )
+    notify_smtp_host: str | None = Field(
+        default=None, description="SMTP server for managers' email notifications; unset: none"
+    )
+    notify_smtp_port: int = 25
+    notify_from: str = Field(default="omnihub@localhost", description="From of notifications")
+    notify_smtp_tls: bool = Field(default=False, description="Implicit TLS (SMTPS)")
+    notify_smtp_username: str | None = None
+    notify_smtp_password: SecretStr | None = None
     log_level: str = "info"
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True

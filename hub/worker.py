@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import HubContext
 from hub.settings import Settings
+from routing.engine import RoutingConfig, RoutingEngine
+from routing.handlers import routing_handlers
+from routing.notify import BusNotifier, EmailNotifier, Notifier, notification_handlers
+from routing.sla import SlaMonitor
 from storage.models import OutboxEvent
 from storage.outbox import Handler, OutboxWorker, WorkerOptions
 
@@ -21,8 +25,40 @@ def bus_publisher(context: HubContext) -> Handler:
     return publish
 
 
-def handlers(context: HubContext) -> dict[str, Sequence[Handler]]:
-    return {"*": [bus_publisher(context)]}
+def merge(*tables: Mapping[str, Sequence[Handler]]) -> dict[str, list[Handler]]:
+    merged: dict[str, list[Handler]] = {}
+    for table in tables:
+        for topic, handlers in table.items():
+            merged.setdefault(topic, []).extend(handlers)
+    return merged
+
+
+def handlers(context: HubContext, settings: Settings | None = None) -> dict[str, list[Handler]]:
+    engine = RoutingEngine(
+        RoutingConfig(
+            first_assignee_becomes_owner=settings.first_assignee_becomes_owner
+            if settings is not None
+            else True
+        )
+    )
+    notifiers: list[Notifier] = [BusNotifier(context.bus)]
+    if settings is not None and settings.notify_smtp_host:
+        password = settings.notify_smtp_password
+        notifiers.append(
+            EmailNotifier(
+                settings.notify_smtp_host,
+                settings.notify_smtp_port,
+                settings.notify_from,
+                use_tls=settings.notify_smtp_tls,
+                username=settings.notify_smtp_username,
+                password=password.get_secret_value() if password is not None else None,
+            )
+        )
+    return merge(
+        routing_handlers(engine, SlaMonitor(engine)),
+        notification_handlers(notifiers),
+        {"*": [bus_publisher(context)]},
+    )
 
 
 def build_worker(context: HubContext, settings: Settings) -> OutboxWorker:
@@ -30,4 +66,4 @@ def build_worker(context: HubContext, settings: Settings) -> OutboxWorker:
         poll_interval_seconds=settings.worker_poll_seconds,
         max_attempts=settings.outbox_max_attempts,
     )
-    return OutboxWorker(context.db, handlers(context), options)
+    return OutboxWorker(context.db, handlers(context, settings), options)

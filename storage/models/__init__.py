@@ -22,9 +22,23 @@ from storage.models.people import (
     ManagerRole,
     MergeSuggestion,
 )
+from storage.models.routing import (
+    Assignment,
+    AssignmentReason,
+    ManagerAbsence,
+    Presence,
+    Priority,
+    Queue,
+    QueueMember,
+    RoutingRule,
+    RoutingState,
+    Strategy,
+)
 
 __all__ = [
     "ApiToken",
+    "Assignment",
+    "AssignmentReason",
     "Attachment",
     "Base",
     "Channel",
@@ -37,6 +51,7 @@ __all__ = [
     "Lead",
     "LeadStatus",
     "Manager",
+    "ManagerAbsence",
     "ManagerRole",
     "MergeSuggestion",
     "Message",
@@ -44,4 +59,11 @@ __all__ = [
     "MessageStatus",
     "OutboxEvent",
     "OutboxStatus",
+    "Presence",
+    "Priority",
+    "Queue",
+    "QueueMember",
+    "RoutingRule",
+    "RoutingState",
+    "Strategy",
 ]

@@ -6,11 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, String, Text
+from sqlalchemy import Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import Base, IdMixin, TimestampMixin
-from storage.types import JSONDict, UTCDateTime
+from storage.types import BigId, JSONDict, UTCDateTime
 
 
 class ChannelKind(StrEnum):
@@ -33,3 +33,7 @@ class Channel(IdMixin, TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(20), default="ok")
     last_error: Mapped[str | None] = mapped_column(Text)
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Where routing sends this channel's conversations when no rule says otherwise.
+    default_queue_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("queues.id", ondelete="SET NULL")
+    )

@@ -47,6 +47,19 @@ class Conversation(IdMixin, TimestampMixin, Base):
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Routing
+    routing_state: Mapped[str] = mapped_column(String(20), default="new", index=True)
+    queue_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("queues.id", ondelete="SET NULL"), index=True
+    )
+    priority: Mapped[str] = mapped_column(String(10), default="normal")
+    tags: Mapped[list[str]] = mapped_column(JSONDict, default=list)
+    waiting_reason: Mapped[str | None] = mapped_column(Text)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_outbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class MessageDirection(StrEnum):

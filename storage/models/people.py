@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.models.base import Base, CreatedMixin, IdMixin, TimestampMixin
@@ -28,6 +28,16 @@ class Manager(IdMixin, TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     language: Mapped[str] = mapped_column(String(8), default="ru")
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow")
+    # Routing: presence lapses to offline when heartbeats stop (presence_expires_at).
+    presence: Mapped[str] = mapped_column(String(10), default="offline")
+    presence_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    capacity: Mapped[int] = mapped_column(Integer, default=10)
+    languages: Mapped[list[str]] = mapped_column(JSONDict, default=list)
+    # routing.calendar.WorkingHours as JSON; None means no limits.
+    working_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONDict)
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    telegram_chat_id: Mapped[str | None] = mapped_column(String(32))
+    notify_by_email: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class ApiToken(IdMixin, CreatedMixin, Base):

@@ -18,12 +18,16 @@ from pathlib import Path
 import asyncpg
 import click
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from hub.cli import main
 from storage.db import Database
+from storage.migrate import alembic_config
 from tests.conftest import POSTGRES_URL, missing_part
 from tests.factories import create_channel, create_manager
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 OMNIHUB = Path(sys.executable).parent / "omnihub"
 SECRET = "cli-test-secret-0123456789"
@@ -165,7 +169,7 @@ class TestDbUpgrade:
 
         assert result.returncode == 0, result.stderr
         assert result.stdout == "database at head\n"
-        assert query(data_dir, "SELECT version_num FROM alembic_version") == [("0001",)]
+        assert query(data_dir, "SELECT version_num FROM alembic_version") == [(HEAD,)]
         tables = {row[0] for row in query(data_dir, "SELECT name FROM sqlite_master")}
         assert {"channels", "contacts", "leads", "outbox_events"} <= tables
         assert (data_dir / "secret_key").exists()
@@ -332,7 +336,7 @@ class TestPostgres:
 
         assert upgraded.returncode == 0, upgraded.stderr
         versions = await pg_fetch(empty_postgres_url, "SELECT version_num FROM alembic_version")
-        assert [r["version_num"] for r in versions] == ["0001"]
+        assert [r["version_num"] for r in versions] == [HEAD]
         assert added.returncode == 0, added.stderr
         assert listed.stdout == "webform\tshop\tShop\tactive\tok\t\n"
         (row,) = await pg_fetch(empty_postgres_url, "SELECT token_hash FROM api_tokens")

@@ -1,0 +1,111 @@
+"""Managers' side of a conversation: replies, internal notes, closing and reopening."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake.repository import IntakeRepository
+from storage.errors import Conflict, InvalidInput, NotFound
+from storage.models import (
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageDirection,
+    MessageStatus,
+)
+from storage.outbox import emit
+
+MAX_REPLY_LENGTH = 100_000
+
+
+async def add_reply(
+    session: AsyncSession,
+    conversation_id: int,
+    *,
+    text: str,
+    manager_id: int | None,
+    now: datetime,
+    note: bool = False,
+    idempotency_key: str | None = None,
+) -> Message:
+    """Store a manager's reply (queued for delivery through the conversation's channel)
+    or an internal note. The first reply stamps `first_response_at`.
+
+    Delivery is an outbox event (`message.outbound`); the channel sends it. The same
+    idempotency key returns the message stored the first time.
+    """
+    if not text.strip():
+        raise InvalidInput("the reply is empty", code="empty_reply")
+    if len(text) > MAX_REPLY_LENGTH:
+        raise InvalidInput(f"the reply is over {MAX_REPLY_LENGTH} characters", code="too_long")
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFound(f"no conversation {conversation_id}")
+    external_id = f"reply:{idempotency_key}" if idempotency_key else None
+    if external_id is not None:
+        existing = await IntakeRepository(session).find_message(
+            conversation.channel_id, external_id
+        )
+        if existing is not None:
+            if existing.conversation_id != conversation_id:
+                raise Conflict(
+                    "this idempotency key was used for another conversation",
+                    code="idempotency_key_reused",
+                )
+            return existing
+    message = Message(
+        conversation_id=conversation_id,
+        channel_id=conversation.channel_id,
+        external_id=external_id,
+        direction=MessageDirection.NOTE if note else MessageDirection.OUTBOUND,
+        status=MessageStatus.RECEIVED if note else MessageStatus.QUEUED,
+        author_manager_id=manager_id,
+        text=text,
+        meta={},
+    )
+    session.add(message)
+    if not note:
+        if conversation.first_response_at is None:
+            conversation.first_response_at = now
+        conversation.last_outbound_at = now
+        conversation.next_response_due_at = None
+        if conversation.status == ConversationStatus.CLOSED:
+            conversation.status = ConversationStatus.OPEN
+            conversation.closed_at = None
+    await session.flush()
+    emit(
+        session,
+        "message.note_added" if note else "message.outbound",
+        {
+            "conversation_id": conversation_id,
+            "message_id": message.id,
+            "channel_id": conversation.channel_id,
+            "manager_id": manager_id,
+        },
+    )
+    return message
+
+
+async def close_conversation(
+    session: AsyncSession, conversation_id: int, *, manager_id: int | None, now: datetime
+) -> Conversation:
+    """Close it; the assignee's capacity is freed (routing hears `conversation.closed`)."""
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFound(f"no conversation {conversation_id}")
+    if conversation.status == ConversationStatus.CLOSED:
+        return conversation
+    conversation.status = ConversationStatus.CLOSED
+    conversation.closed_at = now
+    emit(
+        session,
+        "conversation.closed",
+        {
+            "conversation_id": conversation_id,
+            "manager_id": conversation.assignee_id,
+            "closed_by": manager_id,
+        },
+    )
+    return conversation

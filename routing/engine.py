@@ -1,0 +1,601 @@
+"""Routing: every new conversation to a responsible manager, with the reason recorded.
+
+Order of decision: the contact's owner (if active and not absent), then the first
+matching rule (a specific manager, or a queue with a priority and tags), then the
+channel's default queue and its strategy. Nobody available: the conversation
+waits, with the reason, and is tried again on a timer and whenever a manager of
+its queue comes online or frees capacity.
+
+Safety with many workers (PostgreSQL): the conversation's row is locked first,
+then the candidate managers' rows in id order; open-conversation counts are read
+under those locks, so two workers can neither assign one conversation twice nor
+push a manager over capacity. Services only flush; the worker commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from routing.calendar import WorkingHours, add_working_time, is_working
+from routing.choice import Candidate, choose, eligible_ids
+from routing.repository import RoutingRepository
+from routing.rules import RoutingFacts, RuleActions, RuleConditions, matches
+from storage.errors import Conflict, InvalidInput, NotFound
+from storage.models import (
+    Assignment,
+    AssignmentReason,
+    Conversation,
+    ConversationStatus,
+    Manager,
+    Presence,
+    Priority,
+    Queue,
+    RoutingState,
+    Strategy,
+)
+from storage.outbox import emit
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    # The first manager assigned becomes the contact's responsible manager.
+    first_assignee_becomes_owner: bool = True
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: RoutingState
+    manager_id: int | None
+    queue_id: int | None
+    reason: str
+    explanation: str
+    assignment_id: int | None = None
+
+
+def effective_presence(manager: Manager, now: datetime) -> Presence:
+    """Presence as set, unless its heartbeat lapsed: then offline."""
+    if manager.presence_expires_at is not None and manager.presence_expires_at <= now:
+        return Presence.OFFLINE
+    try:
+        return Presence(manager.presence)
+    except ValueError:
+        return Presence.OFFLINE
+
+
+def hours_of(raw: dict[str, Any] | None) -> WorkingHours:
+    return WorkingHours.model_validate(raw) if raw else WorkingHours.always()
+
+
+class RoutingEngine:
+    def __init__(
+        self, config: RoutingConfig | None = None, *, clock: Callable[[], datetime] = utcnow
+    ):
+        self.config = config or RoutingConfig()
+        self.clock = clock
+
+    # -- automatic routing -------------------------------------------------------------
+
+    async def route(self, session: AsyncSession, conversation_id: int) -> Decision | None:
+        """Route a conversation that has nobody yet; None if it needs nothing (any more)."""
+        repo = RoutingRepository(session)
+        conversation = await repo.lock_conversation(conversation_id)
+        if (
+            conversation is None
+            or conversation.status == ConversationStatus.CLOSED
+            or conversation.assignee_id is not None
+            or conversation.routing_state == RoutingState.OFFERED
+        ):
+            return None
+        now = self.clock()
+        contact = await repo.contact(conversation.contact_id)
+
+        # 1. The owner first: presence and capacity are not asked of the owner.
+        if contact.owner_id is not None:
+            owners = await repo.lock_managers([contact.owner_id])
+            owner = owners.get(contact.owner_id)
+            absent = await repo.absent([contact.owner_id], now)
+            if owner is not None and owner.is_active and owner.id not in absent:
+                return await self._assign(
+                    repo,
+                    conversation,
+                    owner,
+                    conversation.queue_id,
+                    AssignmentReason.OWNER,
+                    "the contact's responsible manager",
+                    now,
+                )
+
+        # 2. Rules, first match wins.
+        channel = await repo.channel(conversation.channel_id)
+        facts = await self._facts(repo, conversation, channel.kind, channel.key, contact, now)
+        queue_id = channel.default_queue_id
+        rule_note = "the channel's default queue"
+        for rule in await repo.active_rules():
+            conditions = RuleConditions.model_validate(rule.conditions)
+            actions = RuleActions.model_validate(rule.actions)
+            if actions.queue_id is not None and conditions.working_hours is not None:
+                queue = await repo.queue(actions.queue_id)
+                facts.queue_in_hours[actions.queue_id] = (
+                    is_working(hours_of(queue.working_hours), now) if queue else True
+                )
+            if not matches(conditions, actions, facts):
+                continue
+            if actions.priority is not None:
+                conversation.priority = actions.priority
+            if actions.tags:
+                conversation.tags = sorted({*conversation.tags, *actions.tags})
+            if actions.manager_id is not None:
+                managers = await repo.lock_managers([actions.manager_id])
+                manager = managers.get(actions.manager_id)
+                absent = await repo.absent([actions.manager_id], now)
+                if manager is not None and manager.is_active and manager.id not in absent:
+                    return await self._assign(
+                        repo,
+                        conversation,
+                        manager,
+                        actions.queue_id or queue_id,
+                        AssignmentReason.RULE,
+                        f"rule {rule.id} «{rule.name}»",
+                        now,
+                        detail={"rule_id": rule.id},
+                    )
+            if actions.queue_id is not None:
+                queue_id = actions.queue_id
+            rule_note = f"rule {rule.id} «{rule.name}»"
+            break
+
+        # 3. The queue's strategy.
+        conversation.queue_id = queue_id
+        queue = await repo.queue(queue_id) if queue_id is not None else None
+        if queue is None or not queue.is_active:
+            return await self._wait(repo, conversation, None, "no queue for this conversation", now)
+        return await self._by_strategy(repo, conversation, queue, now, note=rule_note)
+
+    async def _by_strategy(
+        self,
+        repo: RoutingRepository,
+        conversation: Conversation,
+        queue: Queue,
+        now: datetime,
+        *,
+        note: str,
+        after_manager_id: int | None = None,
+        reason: AssignmentReason = AssignmentReason.STRATEGY,
+    ) -> Decision:
+        candidates, managers = await self._candidates(repo, queue, now)
+        language = await self._language(repo, conversation)
+        strategy = Strategy(queue.strategy)
+        if strategy is Strategy.EVERYBODY:
+            takers = eligible_ids(
+                candidates, language=language, respect_hours=queue.respect_member_hours
+            )
+            if not takers:
+                choice = choose(
+                    strategy,
+                    candidates,
+                    language=language,
+                    respect_hours=queue.respect_member_hours,
+                )
+                return await self._wait(repo, conversation, queue, choice.explanation, now)
+            return await self._offer(repo, conversation, queue, takers, note, now)
+        choice = choose(
+            strategy,
+            candidates,
+            language=language,
+            respect_hours=queue.respect_member_hours,
+            after_manager_id=after_manager_id,
+        )
+        if choice.manager_id is None:
+            return await self._wait(repo, conversation, queue, choice.explanation, now)
+        return await self._assign(
+            repo,
+            conversation,
+            managers[choice.manager_id],
+            queue.id,
+            reason,
+            f"{note}; queue «{queue.name}»; {choice.explanation}",
+            now,
+            detail={
+                "strategy": strategy.value,
+                "refused": {str(k): v for k, v in choice.refused.items()},
+            },
+        )
+
+    async def _candidates(
+        self, repo: RoutingRepository, queue: Queue, now: datetime
+    ) -> tuple[list[Candidate], dict[int, Manager]]:
+        members = await repo.queue_members(queue.id)
+        managers = await repo.lock_managers([m for m, _ in members])
+        ids = list(managers)
+        counts = await repo.open_counts(ids)
+        absent = await repo.absent(ids, now)
+        candidates = [
+            Candidate(
+                manager_id=manager_id,
+                position=position,
+                is_active=managers[manager_id].is_active,
+                presence=effective_presence(managers[manager_id], now),
+                absent=manager_id in absent,
+                in_hours=is_working(hours_of(managers[manager_id].working_hours), now),
+                open_count=counts.get(manager_id, 0),
+                capacity=managers[manager_id].capacity,
+                languages=tuple(managers[manager_id].languages or ()),
+                last_assigned_at=managers[manager_id].last_assigned_at,
+            )
+            for manager_id, position in members
+            if manager_id in managers
+        ]
+        return candidates, managers
+
+    async def _facts(
+        self,
+        repo: RoutingRepository,
+        conversation: Conversation,
+        kind: str,
+        key: str,
+        contact: Any,
+        now: datetime,
+    ) -> RoutingFacts:
+        lead = await repo.lead_of(conversation.id)
+        return RoutingFacts(
+            channel_kind=kind,
+            channel_key=key,
+            text=await repo.first_inbound_text(conversation.id),
+            language=contact.language,
+            now=now,
+            form_fields=dict(lead.form_fields) if lead is not None else {},
+            contact={
+                "name": contact.name,
+                "company": contact.company,
+                "language": contact.language,
+                "owner_id": contact.owner_id,
+                **(contact.attributes or {}),
+            },
+            claim_reason=(lead.form_fields or {}).get("claim_reason") if lead else None,
+            queue_in_hours={},
+        )
+
+    async def _language(self, repo: RoutingRepository, conversation: Conversation) -> str | None:
+        contact = await repo.contact(conversation.contact_id)
+        return contact.language
+
+    # -- recording decisions -----------------------------------------------------------
+
+    async def _assign(
+        self,
+        repo: RoutingRepository,
+        conversation: Conversation,
+        manager: Manager,
+        queue_id: int | None,
+        reason: AssignmentReason,
+        explanation: str,
+        now: datetime,
+        *,
+        detail: dict[str, Any] | None = None,
+        actor_manager_id: int | None = None,
+    ) -> Decision:
+        session = repo.session
+        await repo.end_assignments(conversation.id, now)
+        assignment = Assignment(
+            conversation_id=conversation.id,
+            state=RoutingState.ASSIGNED,
+            manager_id=manager.id,
+            queue_id=queue_id,
+            reason=reason,
+            explanation=explanation,
+            detail=detail or {},
+            actor_manager_id=actor_manager_id,
+        )
+        session.add(assignment)
+        conversation.assignee_id = manager.id
+        conversation.queue_id = queue_id
+        conversation.routing_state = RoutingState.ASSIGNED
+        conversation.waiting_reason = None
+        conversation.assigned_at = now
+        manager.last_assigned_at = now
+        lead = await repo.lead_of(conversation.id)
+        if lead is not None:
+            lead.assignee_id = manager.id
+        contact = await repo.contact(conversation.contact_id)
+        if contact.owner_id is None and self.config.first_assignee_becomes_owner:
+            contact.owner_id = manager.id
+        await session.flush()
+        payload = {
+            "conversation_id": conversation.id,
+            "manager_id": manager.id,
+            "queue_id": queue_id,
+            "reason": reason.value,
+            "assignment_id": assignment.id,
+            "explanation": explanation,
+        }
+        emit(session, "conversation.assigned", payload)
+        queue = await repo.queue(queue_id) if queue_id is not None else None
+        if queue is not None:
+            await self._arm_timers(repo, conversation, queue, assignment, now)
+        return Decision(
+            RoutingState.ASSIGNED, manager.id, queue_id, reason.value, explanation, assignment.id
+        )
+
+    async def _arm_timers(
+        self,
+        repo: RoutingRepository,
+        conversation: Conversation,
+        queue: Queue,
+        assignment: Assignment,
+        now: datetime,
+    ) -> None:
+        session = repo.session
+        if queue.strategy == Strategy.STRICT_ORDER and queue.forward_after_seconds:
+            emit(
+                session,
+                "routing.forward_due",
+                {"conversation_id": conversation.id, "assignment_id": assignment.id},
+                due_at=now + timedelta(seconds=queue.forward_after_seconds),
+            )
+        if conversation.first_response_at is None:
+            target = sla_target(queue, conversation.priority, "first_response")
+            if target:
+                due = add_working_time(hours_of(queue.working_hours), now, target)
+                conversation.first_response_due_at = due
+                emit(
+                    session,
+                    "sla.due",
+                    {
+                        "conversation_id": conversation.id,
+                        "kind": "first_response",
+                        "assignment_id": assignment.id,
+                        "due_at": due.isoformat(),
+                    },
+                    due_at=due,
+                )
+
+    async def _offer(
+        self,
+        repo: RoutingRepository,
+        conversation: Conversation,
+        queue: Queue,
+        takers: list[int],
+        note: str,
+        now: datetime,
+    ) -> Decision:
+        await repo.end_assignments(conversation.id, now)
+        explanation = f"{note}; queue «{queue.name}»: offered to {len(takers)} members"
+        assignment = Assignment(
+            conversation_id=conversation.id,
+            state=RoutingState.OFFERED,
+            manager_id=None,
+            queue_id=queue.id,
+            reason=AssignmentReason.STRATEGY,
+            explanation=explanation,
+            detail={"strategy": Strategy.EVERYBODY.value, "offered_to": takers},
+        )
+        repo.session.add(assignment)
+        conversation.queue_id = queue.id
+        conversation.routing_state = RoutingState.OFFERED
+        conversation.waiting_reason = None
+        await repo.session.flush()
+        emit(
+            repo.session,
+            "conversation.offered",
+            {
+                "conversation_id": conversation.id,
+                "queue_id": queue.id,
+                "manager_ids": takers,
+                "assignment_id": assignment.id,
+            },
+        )
+        return Decision(
+            RoutingState.OFFERED, None, queue.id, "strategy", explanation, assignment.id
+        )
+
+    async def _wait(
+        self,
+        repo: RoutingRepository,
+        conversation: Conversation,
+        queue: Queue | None,
+        why: str,
+        now: datetime,
+    ) -> Decision:
+        already = (
+            conversation.routing_state == RoutingState.WAITING
+            and conversation.waiting_reason == why
+        )
+        conversation.routing_state = RoutingState.WAITING
+        conversation.waiting_reason = why
+        conversation.queue_id = queue.id if queue is not None else conversation.queue_id
+        assignment_id = None
+        if not already:  # a retry that changes nothing records nothing new
+            await repo.end_assignments(conversation.id, now)
+            assignment = Assignment(
+                conversation_id=conversation.id,
+                state=RoutingState.WAITING,
+                manager_id=None,
+                queue_id=queue.id if queue is not None else None,
+                reason=AssignmentReason.STRATEGY,
+                explanation=why,
+                detail={},
+            )
+            repo.session.add(assignment)
+            await repo.session.flush()
+            assignment_id = assignment.id
+            emit(
+                repo.session,
+                "conversation.waiting",
+                {
+                    "conversation_id": conversation.id,
+                    "queue_id": queue.id if queue is not None else None,
+                    "reason": why,
+                },
+            )
+        if queue is not None:
+            emit(
+                repo.session,
+                "routing.retry",
+                {"conversation_id": conversation.id},
+                due_at=now + timedelta(seconds=max(queue.retry_seconds, 10)),
+            )
+        return Decision(
+            RoutingState.WAITING, None, queue.id if queue else None, "waiting", why, assignment_id
+        )
+
+    # -- timers and triggers -------------------------------------------------------------
+
+    async def forward_due(
+        self, session: AsyncSession, conversation_id: int, assignment_id: int
+    ) -> Decision | None:
+        """Strict order: the manager has not answered in time, so the next one gets it."""
+        repo = RoutingRepository(session)
+        conversation = await repo.lock_conversation(conversation_id)
+        if conversation is None or conversation.status == ConversationStatus.CLOSED:
+            return None
+        current = await repo.current_assignment(conversation_id)
+        if current is None or current.id != assignment_id or current.manager_id is None:
+            return None  # moved on since: taken, transferred or answered
+        answered = (
+            conversation.last_outbound_at is not None
+            and conversation.assigned_at is not None
+            and conversation.last_outbound_at >= conversation.assigned_at
+        )
+        if answered or current.queue_id is None:
+            return None
+        queue = await repo.queue(current.queue_id)
+        if queue is None or queue.strategy != Strategy.STRICT_ORDER:
+            return None
+        now = self.clock()
+        conversation.assignee_id = None
+        decision = await self._by_strategy(
+            repo,
+            conversation,
+            queue,
+            now,
+            note=f"not answered within {queue.forward_after_seconds} s",
+            after_manager_id=current.manager_id,
+            reason=AssignmentReason.FORWARD,
+        )
+        if decision.manager_id is None:
+            # Nobody else can take it: it stays with the manager it was with.
+            conversation.assignee_id = current.manager_id
+            conversation.routing_state = RoutingState.ASSIGNED
+        return decision
+
+    async def retry(self, session: AsyncSession, conversation_id: int) -> Decision | None:
+        repo = RoutingRepository(session)
+        conversation = await repo.lock_conversation(conversation_id)
+        if conversation is None or conversation.routing_state != RoutingState.WAITING:
+            return None
+        return await self.route(session, conversation_id)
+
+    async def capacity_freed(self, session: AsyncSession, manager_id: int, limit: int = 50) -> int:
+        """A manager came online or closed a conversation: route what waits in their queues."""
+        repo = RoutingRepository(session)
+        queues = await repo.queues_of(manager_id)
+        routed = 0
+        for conversation_id in await repo.waiting_conversations(queues, limit):
+            decision = await self.route(session, conversation_id)
+            if decision is not None and decision.state != RoutingState.WAITING:
+                routed += 1
+        return routed
+
+    # -- people acting -------------------------------------------------------------------
+
+    async def assign(
+        self,
+        session: AsyncSession,
+        conversation_id: int,
+        manager_id: int,
+        *,
+        actor_manager_id: int | None,
+        reason: AssignmentReason = AssignmentReason.MANUAL,
+        queue_id: int | None = None,
+    ) -> Decision:
+        """Assign by hand (or transfer): capacity and presence are the person's judgement."""
+        repo = RoutingRepository(session)
+        conversation = await repo.lock_conversation(conversation_id)
+        if conversation is None:
+            raise NotFound(f"no conversation {conversation_id}")
+        managers = await repo.lock_managers([manager_id])
+        manager = managers.get(manager_id)
+        if manager is None or not manager.is_active:
+            raise InvalidInput(f"no active manager {manager_id}", code="unknown_manager")
+        who = f"manager {actor_manager_id}" if actor_manager_id else "the API"
+        return await self._assign(
+            repo,
+            conversation,
+            manager,
+            queue_id or conversation.queue_id,
+            reason,
+            f"{reason.value} by {who}",
+            self.clock(),
+            actor_manager_id=actor_manager_id,
+        )
+
+    async def transfer_to_queue(
+        self,
+        session: AsyncSession,
+        conversation_id: int,
+        queue_id: int,
+        *,
+        actor_manager_id: int | None,
+    ) -> Decision:
+        repo = RoutingRepository(session)
+        conversation = await repo.lock_conversation(conversation_id)
+        if conversation is None:
+            raise NotFound(f"no conversation {conversation_id}")
+        queue = await repo.queue(queue_id)
+        if queue is None:
+            raise InvalidInput(f"no queue {queue_id}", code="unknown_queue")
+        conversation.assignee_id = None
+        return await self._by_strategy(
+            repo,
+            conversation,
+            queue,
+            self.clock(),
+            note=f"transferred by manager {actor_manager_id}"
+            if actor_manager_id
+            else "transferred",
+            reason=AssignmentReason.TRANSFER,
+        )
+
+    async def take(self, session: AsyncSession, conversation_id: int, manager_id: int) -> Decision:
+        """A member takes a conversation offered to everybody: the first one wins."""
+        repo = RoutingRepository(session)
+        conversation = await repo.lock_conversation(conversation_id)
+        if conversation is None:
+            raise NotFound(f"no conversation {conversation_id}")
+        if conversation.assignee_id is not None:
+            raise Conflict(f"conversation {conversation_id} is already taken", code="already_taken")
+        current = await repo.current_assignment(conversation_id)
+        offered_to = (current.detail or {}).get("offered_to", []) if current else []
+        if conversation.routing_state == RoutingState.OFFERED and manager_id not in offered_to:
+            raise Conflict("this conversation was not offered to you", code="not_offered")
+        managers = await repo.lock_managers([manager_id])
+        manager = managers.get(manager_id)
+        if manager is None or not manager.is_active:
+            raise InvalidInput(f"no active manager {manager_id}", code="unknown_manager")
+        return await self._assign(
+            repo,
+            conversation,
+            manager,
+            conversation.queue_id,
+            AssignmentReason.TAKE,
+            f"taken by manager {manager_id}",
+            self.clock(),
+            actor_manager_id=manager_id,
+        )
+
+
+def sla_target(queue: Queue, priority: str, kind: str) -> float | None:
+    """Seconds of working time for a first or next response at this priority, if set."""
+    table = queue.sla or {}
+    entry = table.get(priority) or table.get(Priority.NORMAL.value) or {}
+    value = entry.get(kind)
+    return float(value) if value else None

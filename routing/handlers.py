@@ -1,0 +1,50 @@
+"""Outbox handlers through which routing consumes intake's events and its own timers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from routing.engine import RoutingEngine
+from routing.sla import SlaMonitor
+from storage.models import OutboxEvent
+from storage.outbox import Handler
+
+
+def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> dict[str, Sequence[Handler]]:
+    async def opened(session: AsyncSession, event: OutboxEvent) -> None:
+        await engine.route(session, int(event.payload["conversation_id"]))
+
+    async def retry(session: AsyncSession, event: OutboxEvent) -> None:
+        await engine.retry(session, int(event.payload["conversation_id"]))
+
+    async def forward(session: AsyncSession, event: OutboxEvent) -> None:
+        await engine.forward_due(
+            session, int(event.payload["conversation_id"]), int(event.payload["assignment_id"])
+        )
+
+    async def presence(session: AsyncSession, event: OutboxEvent) -> None:
+        if event.payload.get("to") == "online":
+            await engine.capacity_freed(session, int(event.payload["manager_id"]))
+
+    async def closed(session: AsyncSession, event: OutboxEvent) -> None:
+        manager_id = event.payload.get("manager_id")
+        if manager_id is not None:
+            await engine.capacity_freed(session, int(manager_id))
+
+    async def sla_due(session: AsyncSession, event: OutboxEvent) -> None:
+        await sla.check(session, event.payload)
+
+    async def inbound(session: AsyncSession, event: OutboxEvent) -> None:
+        await sla.client_wrote(session, int(event.payload["conversation_id"]))
+
+    return {
+        "conversation.opened": [opened],
+        "routing.retry": [retry],
+        "routing.forward_due": [forward],
+        "manager.presence_changed": [presence],
+        "conversation.closed": [closed],
+        "sla.due": [sla_due],
+        "message.received": [inbound],
+    }

@@ -1,0 +1,170 @@
+"""The queries routing needs. Row locks make assignment safe with many workers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Assignment,
+    Channel,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Lead,
+    Manager,
+    ManagerAbsence,
+    Message,
+    MessageDirection,
+    Queue,
+    QueueMember,
+    RoutingRule,
+    RoutingState,
+)
+
+
+class RoutingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.locking = session.get_bind().dialect.name != "sqlite"
+
+    async def lock_conversation(self, conversation_id: int) -> Conversation | None:
+        """The conversation, row-locked until commit (SQLite has one writer anyway)."""
+        query = select(Conversation).where(Conversation.id == conversation_id)
+        if self.locking:
+            query = query.with_for_update()
+        return (await self.session.scalars(query)).first()
+
+    async def lock_managers(self, manager_ids: Sequence[int]) -> dict[int, Manager]:
+        """Managers row-locked in id order (one order everywhere: no deadlocks)."""
+        if not manager_ids:
+            return {}
+        query = select(Manager).where(Manager.id.in_(sorted(set(manager_ids)))).order_by(Manager.id)
+        if self.locking:
+            query = query.with_for_update()
+        return {m.id: m for m in (await self.session.scalars(query)).all()}
+
+    async def channel(self, channel_id: int) -> Channel:
+        channel = await self.session.get(Channel, channel_id)
+        assert channel is not None
+        return channel
+
+    async def contact(self, contact_id: int) -> Contact:
+        contact = await self.session.get(Contact, contact_id)
+        assert contact is not None
+        return contact
+
+    async def queue(self, queue_id: int) -> Queue | None:
+        return await self.session.get(Queue, queue_id)
+
+    async def queue_members(self, queue_id: int) -> list[tuple[int, int]]:
+        """(manager_id, position) of the queue's members."""
+        rows = await self.session.execute(
+            select(QueueMember.manager_id, QueueMember.position)
+            .where(QueueMember.queue_id == queue_id)
+            .order_by(QueueMember.position, QueueMember.manager_id)
+        )
+        return [(int(r[0]), int(r[1])) for r in rows]
+
+    async def queues_of(self, manager_id: int) -> list[int]:
+        rows = await self.session.scalars(
+            select(QueueMember.queue_id).where(QueueMember.manager_id == manager_id)
+        )
+        return [int(q) for q in rows]
+
+    async def open_counts(self, manager_ids: Sequence[int]) -> dict[int, int]:
+        if not manager_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Conversation.assignee_id, func.count())
+            .where(
+                Conversation.assignee_id.in_(list(manager_ids)),
+                Conversation.status != ConversationStatus.CLOSED,
+            )
+            .group_by(Conversation.assignee_id)
+        )
+        return {int(r[0]): int(r[1]) for r in rows if r[0] is not None}
+
+    async def absent(self, manager_ids: Sequence[int], at: datetime) -> set[int]:
+        if not manager_ids:
+            return set()
+        rows = await self.session.scalars(
+            select(ManagerAbsence.manager_id).where(
+                ManagerAbsence.manager_id.in_(list(manager_ids)),
+                ManagerAbsence.starts_at <= at,
+                ManagerAbsence.ends_at > at,
+            )
+        )
+        return {int(m) for m in rows}
+
+    async def active_rules(self) -> Sequence[RoutingRule]:
+        rows = await self.session.scalars(
+            select(RoutingRule)
+            .where(RoutingRule.is_active.is_(True))
+            .order_by(RoutingRule.position, RoutingRule.id)
+        )
+        return rows.all()
+
+    async def first_inbound_text(self, conversation_id: int) -> str:
+        text = await self.session.scalar(
+            select(Message.text)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.direction == MessageDirection.INBOUND,
+            )
+            .order_by(Message.id)
+            .limit(1)
+        )
+        return text or ""
+
+    async def lead_of(self, conversation_id: int) -> Lead | None:
+        return (
+            await self.session.scalars(select(Lead).where(Lead.conversation_id == conversation_id))
+        ).first()
+
+    async def current_assignment(self, conversation_id: int) -> Assignment | None:
+        return (
+            await self.session.scalars(
+                select(Assignment)
+                .where(Assignment.conversation_id == conversation_id, Assignment.ended_at.is_(None))
+                .order_by(Assignment.id.desc())
+                .limit(1)
+            )
+        ).first()
+
+    async def end_assignments(self, conversation_id: int, at: datetime) -> None:
+        await self.session.execute(
+            update(Assignment)
+            .where(Assignment.conversation_id == conversation_id, Assignment.ended_at.is_(None))
+            .values(ended_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def waiting_conversations(self, queue_ids: Sequence[int] | None, limit: int) -> list[int]:
+        """Conversations nobody could take yet, oldest first."""
+        query = (
+            select(Conversation.id)
+            .where(
+                Conversation.routing_state.in_([RoutingState.WAITING, RoutingState.NEW]),
+                Conversation.status != ConversationStatus.CLOSED,
+                Conversation.assignee_id.is_(None),
+            )
+            .order_by(Conversation.id)
+            .limit(limit)
+        )
+        if queue_ids is not None:
+            query = query.where(
+                or_(Conversation.queue_id.in_(list(queue_ids)), Conversation.queue_id.is_(None))
+            )
+        return [int(c) for c in await self.session.scalars(query)]
+
+    async def history(self, conversation_id: int) -> Sequence[Assignment]:
+        rows = await self.session.scalars(
+            select(Assignment)
+            .where(Assignment.conversation_id == conversation_id)
+            .order_by(Assignment.id)
+        )
+        return rows.all()
