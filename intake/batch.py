@@ -269,6 +269,7 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
                 "subject": (p.message.subject or None) and p.message.subject[:500],
                 "assignee_id": None,
                 "last_message_at": p.message.received_at or now,
+                "last_inbound_at": p.message.received_at or now,
                 "first_response_at": None,
                 "closed_at": None,
                 "created_at": now,
@@ -351,7 +352,9 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
             "channel_id": p.message.channel_id,
         }
         events.append(("conversation.opened", refs))
-        events.append(("message.received", {**refs, "message_id": p.message_id}))
+        events.append(
+            ("message.received", {**refs, "message_id": p.message_id, "continues": False})
+        )
         if p.lead_id is not None:
             events.append(
                 ("lead.created", {**refs, "lead_id": p.lead_id, "source": p.message.channel_kind})

@@ -85,6 +85,7 @@ async def ingest(
         )
         session.add(conversation)
     conversation.last_message_at = now
+    conversation.last_inbound_at = now
 
     existing_lead = None
     if not opened:
@@ -140,7 +141,11 @@ async def ingest(
     }
     if opened:
         emit(session, "conversation.opened", ids)
-    emit(session, "message.received", {**ids, "message_id": stored.id})
+    emit(
+        session,
+        "message.received",
+        {**ids, "message_id": stored.id, "continues": not opened},
+    )
     if lead is not None:
         emit(session, "lead.created", {**ids, "lead_id": lead.id, "source": lead.source})
     await session.flush()

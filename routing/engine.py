@@ -116,10 +116,12 @@ class RoutingEngine:
 
         # 2. Rules, first match wins.
         channel = await repo.channel(conversation.channel_id)
-        facts = await self._facts(repo, conversation, channel.kind, channel.key, contact, now)
         queue_id = channel.default_queue_id
         rule_note = "the channel's default queue"
-        for rule in await repo.active_rules():
+        rules = await repo.active_rules()
+        if rules:  # the facts cost two queries: only when a rule will look at them
+            facts = await self._facts(repo, conversation, channel.kind, channel.key, contact, now)
+        for rule in rules:
             conditions = RuleConditions.model_validate(rule.conditions)
             actions = RuleActions.model_validate(rule.actions)
             if actions.queue_id is not None and conditions.working_hours is not None:
@@ -409,12 +411,14 @@ class RoutingEngine:
             conversation.routing_state == RoutingState.WAITING
             and conversation.waiting_reason == why
         )
+        first_decision = conversation.routing_state == RoutingState.NEW
         conversation.routing_state = RoutingState.WAITING
         conversation.waiting_reason = why
         conversation.queue_id = queue.id if queue is not None else conversation.queue_id
         assignment_id = None
         if not already:  # a retry that changes nothing records nothing new
-            await repo.end_assignments(conversation.id, now)
+            if not first_decision:
+                await repo.end_assignments(conversation.id, now)
             assignment = Assignment(
                 conversation_id=conversation.id,
                 state=RoutingState.WAITING,

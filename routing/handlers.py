@@ -37,7 +37,9 @@ def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> dict[str, Sequen
         await sla.check(session, event.payload)
 
     async def inbound(session: AsyncSession, event: OutboxEvent) -> None:
-        await sla.client_wrote(session, int(event.payload["conversation_id"]))
+        # A new conversation's first message is covered by the first-response target.
+        if event.payload.get("continues", True):
+            await sla.client_wrote(session, int(event.payload["conversation_id"]))
 
     return {
         "conversation.opened": [opened],

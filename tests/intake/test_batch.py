@@ -632,6 +632,7 @@ class TestBatch:
                 "contact_id": outcome.contact_id,
                 "channel_id": message.channel_id,
                 "message_id": outcome.message_id,
+                "continues": not outcome.conversation_opened,
             }
             if outcome.lead_id is not None:
                 assert leads[outcome.lead_id]["conversation_id"] == outcome.conversation_id

@@ -161,7 +161,7 @@ class TestNewMessage:
         }
         assert await events(db) == [
             ("conversation.opened", ids),
-            ("message.received", {**ids, "message_id": result.message_id}),
+            ("message.received", {**ids, "message_id": result.message_id, "continues": False}),
             ("lead.created", {**ids, "lead_id": result.lead_id, "source": "webform"}),
         ]
 
@@ -411,6 +411,8 @@ class TestThread:
         messages = await rows(db, Message)
         assert [m.conversation_id for m in messages] == [first.conversation_id] * 2
         assert [topic for topic, _ in await events(db)][3:] == ["message.received"]
+        # A continuation says so: routing starts the next-response clock on it.
+        assert (await events(db))[3][1]["continues"] is True
 
     async def test_closed_conversation_is_not_reopened(
         self, db: Database, channel: Channel
