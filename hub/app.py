@@ -123,7 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from channels.webform.endpoints import router as webform_router
     from inbox.api import router as api_router
+    from inbox.routing_api import router as routing_router
 
     app.include_router(webform_router)
     app.include_router(api_router)
+    app.include_router(routing_router)
     return app

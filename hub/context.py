@@ -6,6 +6,7 @@ from channels.base import HubContext, IngestBatcher
 from channels.webform.service import ensure_default_form
 from hub.settings import Settings
 from intake.ingest import IntakeConfig
+from routing.engine import ROUTING_ENGINE, RoutingConfig, RoutingEngine
 from storage.blobs import LocalBlobStore
 from storage.bus import create_bus
 from storage.db import Database
@@ -25,7 +26,7 @@ async def build_context(settings: Settings) -> HubContext:
     intake = IntakeConfig(default_region=settings.default_region)
     # SQLite has one writer: one committer; PostgreSQL takes a few transactions at once.
     batcher = IngestBatcher(db, intake, committers=1 if db.is_sqlite else 4)
-    return HubContext(
+    context = HubContext(
         db=db,
         blobs=LocalBlobStore(settings.blob_dir),
         bus=create_bus(settings.redis_url),
@@ -35,6 +36,11 @@ async def build_context(settings: Settings) -> HubContext:
         forms_rate_limiter=create_rate_limiter(rate, settings.redis_url, "forms"),
         public_url=settings.public_url,
     )
+    # One routing engine, configured here, for the worker and the API alike.
+    context.extras[ROUTING_ENGINE] = RoutingEngine(
+        RoutingConfig(first_assignee_becomes_owner=settings.first_assignee_becomes_owner)
+    )
+    return context
 
 
 async def close_context(context: HubContext) -> None:

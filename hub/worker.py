@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import HubContext
 from hub.settings import Settings
-from routing.engine import RoutingConfig, RoutingEngine
+from routing.engine import ROUTING_ENGINE, RoutingConfig, RoutingEngine
 from routing.handlers import routing_handlers
 from routing.notify import BusNotifier, EmailNotifier, Notifier, notification_handlers
 from routing.sla import SlaMonitor
@@ -34,13 +34,15 @@ def merge(*tables: Mapping[str, Sequence[Handler]]) -> dict[str, list[Handler]]:
 
 
 def handlers(context: HubContext, settings: Settings | None = None) -> dict[str, list[Handler]]:
-    engine = RoutingEngine(
-        RoutingConfig(
-            first_assignee_becomes_owner=settings.first_assignee_becomes_owner
-            if settings is not None
-            else True
+    engine = context.extras.get(ROUTING_ENGINE)
+    if not isinstance(engine, RoutingEngine):
+        engine = RoutingEngine(
+            RoutingConfig(
+                first_assignee_becomes_owner=settings.first_assignee_becomes_owner
+                if settings is not None
+                else True
+            )
         )
-    )
     notifiers: list[Notifier] = [BusNotifier(context.bus)]
     if settings is not None and settings.notify_smtp_host:
         password = settings.notify_smtp_password

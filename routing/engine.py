@@ -45,6 +45,10 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 
 
+# Where the composition root keeps the hub's engine among the context's extras.
+ROUTING_ENGINE = "routing.engine"
+
+
 @dataclass(frozen=True)
 class RoutingConfig:
     # The first manager assigned becomes the contact's responsible manager.
@@ -172,7 +176,10 @@ class RoutingEngine:
         note: str,
         after_manager_id: int | None = None,
         reason: AssignmentReason = AssignmentReason.STRATEGY,
+        record_wait: bool = True,
     ) -> Decision:
+        """`record_wait=False` (moving a conversation on from its manager): if nobody else
+        can take it, nothing is recorded and the caller keeps it where it is."""
         candidates, managers = await self._candidates(repo, queue, now)
         language = await self._language(repo, conversation)
         strategy = Strategy(queue.strategy)
@@ -187,6 +194,10 @@ class RoutingEngine:
                     language=language,
                     respect_hours=queue.respect_member_hours,
                 )
+                if not record_wait:
+                    return Decision(
+                        RoutingState.WAITING, None, queue.id, "waiting", choice.explanation
+                    )
                 return await self._wait(repo, conversation, queue, choice.explanation, now)
             return await self._offer(repo, conversation, queue, takers, note, now)
         choice = choose(
@@ -197,6 +208,8 @@ class RoutingEngine:
             after_manager_id=after_manager_id,
         )
         if choice.manager_id is None:
+            if not record_wait:
+                return Decision(RoutingState.WAITING, None, queue.id, "waiting", choice.explanation)
             return await self._wait(repo, conversation, queue, choice.explanation, now)
         return await self._assign(
             repo,
@@ -484,11 +497,18 @@ class RoutingEngine:
             note=f"not answered within {queue.forward_after_seconds} s",
             after_manager_id=current.manager_id,
             reason=AssignmentReason.FORWARD,
+            record_wait=False,
         )
         if decision.manager_id is None:
-            # Nobody else can take it: it stays with the manager it was with.
+            # Nobody else can take it: it stays with the manager it was with (the same
+            # assignment), and is offered to the next one after another idle period.
             conversation.assignee_id = current.manager_id
-            conversation.routing_state = RoutingState.ASSIGNED
+            emit(
+                session,
+                "routing.forward_due",
+                {"conversation_id": conversation.id, "assignment_id": current.id},
+                due_at=now + timedelta(seconds=queue.forward_after_seconds or 60),
+            )
         return decision
 
     async def retry(self, session: AsyncSession, conversation_id: int) -> Decision | None:
@@ -497,6 +517,16 @@ class RoutingEngine:
         if conversation is None or conversation.routing_state != RoutingState.WAITING:
             return None
         return await self.route(session, conversation_id)
+
+    async def queue_changed(self, session: AsyncSession, queue_id: int, limit: int = 200) -> int:
+        """A queue got members or became a channel's default: route what waits for it."""
+        repo = RoutingRepository(session)
+        routed = 0
+        for conversation_id in await repo.waiting_conversations([queue_id], limit):
+            decision = await self.route(session, conversation_id)
+            if decision is not None and decision.state != RoutingState.WAITING:
+                routed += 1
+        return routed
 
     async def capacity_freed(self, session: AsyncSession, manager_id: int, limit: int = 50) -> int:
         """A manager came online or closed a conversation: route what waits in their queues."""
@@ -526,6 +556,8 @@ class RoutingEngine:
         conversation = await repo.lock_conversation(conversation_id)
         if conversation is None:
             raise NotFound(f"no conversation {conversation_id}")
+        if conversation.status == ConversationStatus.CLOSED:
+            raise Conflict(f"conversation {conversation_id} is closed", code="conversation_closed")
         managers = await repo.lock_managers([manager_id])
         manager = managers.get(manager_id)
         if manager is None or not manager.is_active:
@@ -557,8 +589,9 @@ class RoutingEngine:
         queue = await repo.queue(queue_id)
         if queue is None:
             raise InvalidInput(f"no queue {queue_id}", code="unknown_queue")
+        previous = conversation.assignee_id
         conversation.assignee_id = None
-        return await self._by_strategy(
+        decision = await self._by_strategy(
             repo,
             conversation,
             queue,
@@ -566,8 +599,11 @@ class RoutingEngine:
             note=f"transferred by manager {actor_manager_id}"
             if actor_manager_id
             else "transferred",
+            # A transfer hands the conversation on: never back to whoever had it.
+            after_manager_id=previous,
             reason=AssignmentReason.TRANSFER,
         )
+        return decision
 
     async def take(self, session: AsyncSession, conversation_id: int, manager_id: int) -> Decision:
         """A member takes a conversation offered to everybody: the first one wins."""
@@ -575,6 +611,8 @@ class RoutingEngine:
         conversation = await repo.lock_conversation(conversation_id)
         if conversation is None:
             raise NotFound(f"no conversation {conversation_id}")
+        if conversation.status == ConversationStatus.CLOSED:
+            raise Conflict(f"conversation {conversation_id} is closed", code="conversation_closed")
         if conversation.assignee_id is not None:
             raise Conflict(f"conversation {conversation_id} is already taken", code="already_taken")
         current = await repo.current_assignment(conversation_id)

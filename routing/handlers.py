@@ -28,6 +28,12 @@ def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> dict[str, Sequen
         if event.payload.get("to") == "online":
             await engine.capacity_freed(session, int(event.payload["manager_id"]))
 
+    async def queue_changed(session: AsyncSession, event: OutboxEvent) -> None:
+        await engine.queue_changed(session, int(event.payload["queue_id"]))
+
+    async def capacity_changed(session: AsyncSession, event: OutboxEvent) -> None:
+        await engine.capacity_freed(session, int(event.payload["manager_id"]))
+
     async def closed(session: AsyncSession, event: OutboxEvent) -> None:
         manager_id = event.payload.get("manager_id")
         if manager_id is not None:
@@ -47,6 +53,8 @@ def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> dict[str, Sequen
         "routing.forward_due": [forward],
         "manager.presence_changed": [presence],
         "conversation.closed": [closed],
+        "routing.queue_changed": [queue_changed],
+        "manager.capacity_changed": [capacity_changed],
         "sla.due": [sla_due],
         "message.received": [inbound],
     }

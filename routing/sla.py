@@ -119,6 +119,7 @@ class SlaMonitor:
                     note=f"{kind} target missed",
                     after_manager_id=previous,
                     reason=AssignmentReason.SLA,
+                    record_wait=False,
                 )
                 if decision.manager_id is None:
                     conversation.assignee_id = previous

@@ -1,0 +1,569 @@
+"""The routing API under /api/v1: queues and members, rules, routing profiles, absences,
+presence, and acting on a conversation (assign, transfer, take, reply, close).
+
+Reading is open to every authenticated caller; changing queues, rules and channels
+is for administrators. Every change runs in `context.db.transaction()` through
+routing's and intake's services; manual decisions are audited in the assignment
+history with the acting manager.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Path
+from pydantic import Field
+
+from channels.base import HubContext
+from inbox.deps import AdminDep, ContextDep, Principal, PrincipalDep, ReadSessionDep
+from inbox.routing_schemas import (
+    AbsenceOut,
+    AssignIn,
+    AssignmentOut,
+    ChannelQueueOut,
+    ConversationRoutingOut,
+    DecisionOut,
+    DefaultQueueIn,
+    MemberIn,
+    MemberOut,
+    PresenceOut,
+    QueueOut,
+    ReplyIn,
+    RoutingProfileOut,
+    RuleOut,
+    TransferIn,
+)
+from inbox.schemas import ErrorOut, MessageOut
+from routing import admin
+from routing.admin import (
+    AbsenceIn,
+    ManagerId,
+    PresenceIn,
+    ProfileChanges,
+    QueueChanges,
+    QueueSettings,
+    RuleChanges,
+    RuleSettings,
+)
+from routing.engine import ROUTING_ENGINE, RoutingConfig, RoutingEngine
+from storage.errors import Forbidden
+
+router = APIRouter(
+    prefix="/api/v1",
+    responses={
+        401: {"model": ErrorOut, "description": "Not authenticated"},
+        422: {"model": ErrorOut, "description": "Invalid input"},
+    },
+)
+
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+ChannelKey = Annotated[str, Path(min_length=1, max_length=64)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such record"}
+}
+ADMIN: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorOut, "description": "Administrators only"},
+    404: {"model": ErrorOut, "description": "No such record"},
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "Conflicts with the current state"}
+}
+ENGINE_KEY = ROUTING_ENGINE
+RuleId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def routing_engine(context: HubContext) -> RoutingEngine:
+    """The hub's routing engine (one per app; tests may put their own with a clock)."""
+    engine = context.extras.get(ENGINE_KEY)
+    if not isinstance(engine, RoutingEngine):
+        engine = RoutingEngine(RoutingConfig())
+        context.extras[ENGINE_KEY] = engine
+    return engine
+
+
+def _self_or_admin(principal: Principal, manager_id: int) -> None:
+    if not principal.is_admin and principal.manager_id != manager_id:
+        raise Forbidden("administrators, or the manager themself", code="forbidden")
+
+
+def _caller_manager(principal: Principal) -> int:
+    if principal.manager_id is None:
+        raise Forbidden("only a manager can do this (the token has no manager)", code="no_manager")
+    return principal.manager_id
+
+
+# Queues
+
+
+@router.get("/queues", response_model=list[QueueOut], tags=["queues"])
+async def queues(_principal: PrincipalDep, session: ReadSessionDep) -> list[QueueOut]:
+    """Every queue with its settings and ordered member ids."""
+    return [QueueOut.of(view) for view in await admin.list_queues(session)]
+
+
+@router.post(
+    "/queues",
+    response_model=QueueOut,
+    status_code=201,
+    tags=["queues"],
+    responses={**ADMIN, **CONFLICT},
+)
+async def create_queue(body: QueueSettings, _admin: AdminDep, context: ContextDep) -> QueueOut:
+    """Create a queue (administrators). Keys are unique (409 `duplicate_key`)."""
+    async with context.db.transaction() as session:
+        return QueueOut.of(await admin.create_queue(session, body))
+
+
+@router.get("/queues/{queue_id}", response_model=QueueOut, tags=["queues"], responses=NOT_FOUND)
+async def queue(queue_id: Id, _principal: PrincipalDep, session: ReadSessionDep) -> QueueOut:
+    """One queue."""
+    return QueueOut.of(await admin.get_queue(session, queue_id))
+
+
+@router.patch(
+    "/queues/{queue_id}", response_model=QueueOut, tags=["queues"], responses={**ADMIN, **CONFLICT}
+)
+async def update_queue(
+    queue_id: Id, body: QueueChanges, _admin: AdminDep, context: ContextDep
+) -> QueueOut:
+    """Change a queue's settings; the result is validated as a whole (administrators)."""
+    async with context.db.transaction() as session:
+        return QueueOut.of(await admin.update_queue(session, queue_id, body))
+
+
+@router.delete(
+    "/queues/{queue_id}",
+    status_code=204,
+    response_model=None,
+    tags=["queues"],
+    responses={**ADMIN, **CONFLICT},
+)
+async def delete_queue(queue_id: Id, _admin: AdminDep, context: ContextDep) -> None:
+    """Delete a queue (409 `queue_in_use` while a rule sends conversations to it).
+
+    Its conversations keep their assignees; channels using it as default lose it.
+    """
+    async with context.db.transaction() as session:
+        await admin.delete_queue(session, queue_id)
+
+
+@router.get(
+    "/queues/{queue_id}/members",
+    response_model=list[MemberOut],
+    tags=["queues"],
+    responses=NOT_FOUND,
+)
+async def members(
+    queue_id: Id, _principal: PrincipalDep, session: ReadSessionDep
+) -> list[MemberOut]:
+    """The queue's members in order (strict order follows it)."""
+    return [MemberOut.of(row) for row in await admin.list_members(session, queue_id)]
+
+
+@router.put(
+    "/queues/{queue_id}/members", response_model=list[MemberOut], tags=["queues"], responses=ADMIN
+)
+async def replace_members(
+    queue_id: Id,
+    manager_ids: Annotated[
+        list[ManagerId],
+        Body(max_length=1000, examples=[[3, 1, 2]], description="Manager ids in order"),
+    ],
+    _admin: AdminDep,
+    context: ContextDep,
+) -> list[MemberOut]:
+    """Replace the members with this ordered list of manager ids (positions follow it)."""
+    async with context.db.transaction() as session:
+        rows = await admin.replace_members(session, queue_id, manager_ids)
+        return [MemberOut.of(row) for row in rows]
+
+
+@router.post(
+    "/queues/{queue_id}/members",
+    response_model=list[MemberOut],
+    status_code=201,
+    tags=["queues"],
+    responses={**ADMIN, **CONFLICT},
+)
+async def add_member(
+    queue_id: Id, body: MemberIn, _admin: AdminDep, context: ContextDep
+) -> list[MemberOut]:
+    """Append a member at the end of the order; answers with all members."""
+    async with context.db.transaction() as session:
+        rows = await admin.add_member(session, queue_id, body.manager_id)
+        return [MemberOut.of(row) for row in rows]
+
+
+@router.delete(
+    "/queues/{queue_id}/members/{manager_id}",
+    status_code=204,
+    response_model=None,
+    tags=["queues"],
+    responses=ADMIN,
+)
+async def remove_member(
+    queue_id: Id, manager_id: Id, _admin: AdminDep, context: ContextDep
+) -> None:
+    """Remove a member (their assigned conversations stay with them)."""
+    async with context.db.transaction() as session:
+        await admin.remove_member(session, queue_id, manager_id)
+
+
+@router.put(
+    "/channels/{channel_key}/default-queue",
+    response_model=ChannelQueueOut,
+    tags=["queues"],
+    responses=ADMIN,
+)
+async def set_default_queue(
+    channel_key: ChannelKey, body: DefaultQueueIn, _admin: AdminDep, context: ContextDep
+) -> ChannelQueueOut:
+    """Where the channel's conversations go when no rule says otherwise (null: nowhere)."""
+    async with context.db.transaction() as session:
+        channel = await admin.set_default_queue(session, channel_key, body.queue_id)
+        return ChannelQueueOut.of(channel)
+
+
+# Rules. /routing/rules/order is a PUT, which no /routing/rules/{id} route has.
+
+
+@router.get("/routing/rules", response_model=list[RuleOut], tags=["rules"])
+async def rules(_principal: PrincipalDep, session: ReadSessionDep) -> list[RuleOut]:
+    """The rules in order; the first active rule whose conditions all hold decides."""
+    return [RuleOut.of(rule) for rule in await admin.list_rules(session)]
+
+
+@router.post(
+    "/routing/rules", response_model=RuleOut, status_code=201, tags=["rules"], responses=ADMIN
+)
+async def create_rule(body: RuleSettings, _admin: AdminDep, context: ContextDep) -> RuleOut:
+    """Add a rule at the end of the order. Actions naming an unknown queue or manager: 422."""
+    async with context.db.transaction() as session:
+        return RuleOut.of(await admin.create_rule(session, body))
+
+
+@router.put("/routing/rules/order", response_model=list[RuleOut], tags=["rules"], responses=ADMIN)
+async def reorder_rules(
+    rule_ids: Annotated[
+        list[RuleId],
+        Body(max_length=10_000, examples=[[2, 1]], description="Every rule id, in the new order"),
+    ],
+    _admin: AdminDep,
+    context: ContextDep,
+) -> list[RuleOut]:
+    """Set the order of the rules: list every rule id exactly once."""
+    async with context.db.transaction() as session:
+        return [RuleOut.of(rule) for rule in await admin.reorder_rules(session, rule_ids)]
+
+
+@router.get("/routing/rules/{rule_id}", response_model=RuleOut, tags=["rules"], responses=NOT_FOUND)
+async def rule(rule_id: Id, _principal: PrincipalDep, session: ReadSessionDep) -> RuleOut:
+    """One rule."""
+    return RuleOut.of(await admin.get_rule(session, rule_id))
+
+
+@router.patch("/routing/rules/{rule_id}", response_model=RuleOut, tags=["rules"], responses=ADMIN)
+async def update_rule(
+    rule_id: Id, body: RuleChanges, _admin: AdminDep, context: ContextDep
+) -> RuleOut:
+    """Change a rule's name, activity, conditions or actions (each replaced as a whole)."""
+    async with context.db.transaction() as session:
+        return RuleOut.of(await admin.update_rule(session, rule_id, body))
+
+
+@router.delete(
+    "/routing/rules/{rule_id}",
+    status_code=204,
+    response_model=None,
+    tags=["rules"],
+    responses=ADMIN,
+)
+async def delete_rule(rule_id: Id, _admin: AdminDep, context: ContextDep) -> None:
+    """Delete a rule."""
+    async with context.db.transaction() as session:
+        await admin.delete_rule(session, rule_id)
+
+
+# Managers: routing profile and absences
+
+
+@router.get(
+    "/managers/{manager_id}/routing",
+    response_model=RoutingProfileOut,
+    tags=["managers"],
+    responses=ADMIN,
+)
+async def routing_profile(
+    manager_id: Id, principal: PrincipalDep, context: ContextDep, session: ReadSessionDep
+) -> RoutingProfileOut:
+    """A manager's routing profile: presence, capacity and load, languages, hours, queues."""
+    _self_or_admin(principal, manager_id)
+    now = routing_engine(context).clock()
+    return RoutingProfileOut.of(await admin.get_profile(session, manager_id, now))
+
+
+@router.patch(
+    "/managers/{manager_id}/routing",
+    response_model=RoutingProfileOut,
+    tags=["managers"],
+    responses=ADMIN,
+)
+async def update_routing_profile(
+    manager_id: Id, body: ProfileChanges, principal: PrincipalDep, context: ContextDep
+) -> RoutingProfileOut:
+    """Change capacity (0..1000), languages, working hours, email notifications
+    (administrators or the manager themself); `is_active` only administrators."""
+    _self_or_admin(principal, manager_id)
+    if "is_active" in body.model_fields_set and not principal.is_admin:
+        raise Forbidden(
+            "only administrators activate or deactivate managers", code="admin_required"
+        )
+    now = routing_engine(context).clock()
+    async with context.db.transaction() as session:
+        return RoutingProfileOut.of(await admin.update_profile(session, manager_id, body, now))
+
+
+@router.get(
+    "/managers/{manager_id}/absences",
+    response_model=list[AbsenceOut],
+    tags=["managers"],
+    responses=ADMIN,
+)
+async def absences(
+    manager_id: Id, principal: PrincipalDep, session: ReadSessionDep
+) -> list[AbsenceOut]:
+    """The manager's vacations and other absences (no routing to them meanwhile)."""
+    _self_or_admin(principal, manager_id)
+    return [AbsenceOut.of(row) for row in await admin.list_absences(session, manager_id)]
+
+
+@router.post(
+    "/managers/{manager_id}/absences",
+    response_model=AbsenceOut,
+    status_code=201,
+    tags=["managers"],
+    responses=ADMIN,
+)
+async def add_absence(
+    manager_id: Id, body: AbsenceIn, principal: PrincipalDep, context: ContextDep
+) -> AbsenceOut:
+    """Record an absence from `starts_at` to `ends_at` (ISO 8601 with a zone)."""
+    _self_or_admin(principal, manager_id)
+    async with context.db.transaction() as session:
+        return AbsenceOut.of(await admin.add_absence(session, manager_id, body))
+
+
+@router.delete(
+    "/managers/{manager_id}/absences/{absence_id}",
+    status_code=204,
+    response_model=None,
+    tags=["managers"],
+    responses=ADMIN,
+)
+async def delete_absence(
+    manager_id: Id, absence_id: Id, principal: PrincipalDep, context: ContextDep
+) -> None:
+    """Remove an absence."""
+    _self_or_admin(principal, manager_id)
+    async with context.db.transaction() as session:
+        await admin.delete_absence(session, manager_id, absence_id)
+
+
+# Presence
+
+
+@router.put(
+    "/me/presence",
+    response_model=PresenceOut,
+    tags=["presence"],
+    responses={403: {"model": ErrorOut, "description": "The token has no manager"}},
+)
+async def my_presence(
+    body: PresenceIn, principal: PrincipalDep, context: ContextDep
+) -> PresenceOut:
+    """Set your presence; online and away lapse to offline after `ttl_seconds` (default 120)
+    unless the same call is repeated (the heartbeat). Going online routes what waits."""
+    manager_id = _caller_manager(principal)
+    now = routing_engine(context).clock()
+    async with context.db.transaction() as session:
+        manager, presence = await admin.change_presence(session, manager_id, body, now)
+        return PresenceOut.of(manager, presence)
+
+
+@router.put(
+    "/managers/{manager_id}/presence",
+    response_model=PresenceOut,
+    tags=["presence"],
+    responses=ADMIN,
+)
+async def set_presence(
+    manager_id: Id, body: PresenceIn, _admin: AdminDep, context: ContextDep
+) -> PresenceOut:
+    """Set a manager's presence (administrators)."""
+    now = routing_engine(context).clock()
+    async with context.db.transaction() as session:
+        manager, presence = await admin.change_presence(session, manager_id, body, now)
+        return PresenceOut.of(manager, presence)
+
+
+@router.get("/presence", response_model=list[PresenceOut], tags=["presence"])
+async def presence(
+    _principal: PrincipalDep, context: ContextDep, session: ReadSessionDep
+) -> list[PresenceOut]:
+    """Every manager with their effective presence (a lapsed heartbeat reads offline)."""
+    now = routing_engine(context).clock()
+    return [PresenceOut.of(m, p) for m, p in await admin.presence_board(session, now)]
+
+
+# Conversations
+
+
+@router.get(
+    "/conversations/{conversation_id}/assignments",
+    response_model=list[AssignmentOut],
+    tags=["conversations"],
+    responses=NOT_FOUND,
+)
+async def assignments(
+    conversation_id: Id, _principal: PrincipalDep, session: ReadSessionDep
+) -> list[AssignmentOut]:
+    """Every routing decision on the conversation, oldest first, with reasons and actors."""
+    return [
+        AssignmentOut.of(row) for row in await admin.assignment_history(session, conversation_id)
+    ]
+
+
+@router.get(
+    "/conversations/{conversation_id}/routing",
+    response_model=ConversationRoutingOut,
+    tags=["conversations"],
+    responses=NOT_FOUND,
+)
+async def conversation_routing(
+    conversation_id: Id, _principal: PrincipalDep, session: ReadSessionDep
+) -> ConversationRoutingOut:
+    """The conversation's routing state: assignee, queue, priority, tags, SLA clocks."""
+    return ConversationRoutingOut.of(await admin.conversation_routing(session, conversation_id))
+
+
+@router.post(
+    "/conversations/{conversation_id}/assign",
+    response_model=DecisionOut,
+    tags=["conversations"],
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def assign(
+    conversation_id: Id, body: AssignIn, principal: PrincipalDep, context: ContextDep
+) -> DecisionOut:
+    """Assign to a manager by hand (their presence and capacity are the caller's judgement);
+    recorded as `manual` with the caller as the actor."""
+    engine = routing_engine(context)
+    async with context.db.transaction() as session:
+        decision = await admin.assign(
+            session,
+            engine,
+            conversation_id,
+            body.manager_id,
+            actor_manager_id=principal.manager_id,
+        )
+    return DecisionOut.of(decision)
+
+
+@router.post(
+    "/conversations/{conversation_id}/transfer",
+    response_model=DecisionOut,
+    tags=["conversations"],
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def transfer(
+    conversation_id: Id, body: TransferIn, principal: PrincipalDep, context: ContextDep
+) -> DecisionOut:
+    """Transfer to a manager (`manager_id`) or to a queue (`queue_id`, routed by its
+    strategy; it may wait or be offered); recorded as `transfer`."""
+    engine = routing_engine(context)
+    async with context.db.transaction() as session:
+        decision = await admin.transfer(
+            session,
+            engine,
+            conversation_id,
+            manager_id=body.manager_id,
+            queue_id=body.queue_id,
+            actor_manager_id=principal.manager_id,
+        )
+    return DecisionOut.of(decision)
+
+
+@router.post(
+    "/conversations/{conversation_id}/take",
+    response_model=DecisionOut,
+    tags=["conversations"],
+    responses={
+        403: {"model": ErrorOut, "description": "The token has no manager"},
+        **NOT_FOUND,
+        **CONFLICT,
+    },
+)
+async def take(conversation_id: Id, principal: PrincipalDep, context: ContextDep) -> DecisionOut:
+    """Take a conversation nobody has (offered to everybody, or waiting): the first one wins,
+    the others get 409 `already_taken`."""
+    manager_id = _caller_manager(principal)
+    engine = routing_engine(context)
+    async with context.db.transaction() as session:
+        decision = await admin.take(session, engine, conversation_id, manager_id)
+    return DecisionOut.of(decision)
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    response_model=MessageOut,
+    status_code=201,
+    tags=["conversations"],
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def reply(
+    conversation_id: Id,
+    body: ReplyIn,
+    principal: PrincipalDep,
+    context: ContextDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            description="The same key returns the message stored the first time",
+        ),
+    ] = None,
+) -> MessageOut:
+    """Reply to the client (queued for delivery through the conversation's channel) or add
+    an internal note (`note: true`). The first reply stamps `first_response_at`."""
+    now = routing_engine(context).clock()
+    async with context.db.transaction() as session:
+        message = await admin.reply(
+            session,
+            conversation_id,
+            text=body.text,
+            note=body.note,
+            manager_id=principal.manager_id,
+            now=now,
+            idempotency_key=idempotency_key,
+        )
+        return MessageOut.of(message)
+
+
+@router.post(
+    "/conversations/{conversation_id}/close",
+    response_model=ConversationRoutingOut,
+    tags=["conversations"],
+    responses=NOT_FOUND,
+)
+async def close(
+    conversation_id: Id, principal: PrincipalDep, context: ContextDep
+) -> ConversationRoutingOut:
+    """Close the conversation; the assignee's capacity is freed and what waits is routed."""
+    now = routing_engine(context).clock()
+    async with context.db.transaction() as session:
+        conversation = await admin.close(
+            session, conversation_id, manager_id=principal.manager_id, now=now
+        )
+        return ConversationRoutingOut.of(conversation)
