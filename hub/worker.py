@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels.base import HubContext
 from hub.settings import Settings
 from routing.engine import ROUTING_ENGINE, RoutingConfig, RoutingEngine
-from routing.handlers import routing_handlers
+from routing.handlers import ROUTING_TOPICS, routing_handlers
 from routing.notify import BusNotifier, EmailNotifier, Notifier, notification_handlers
 from routing.sla import SlaMonitor
 from storage.models import OutboxEvent
@@ -67,5 +67,6 @@ def build_worker(context: HubContext, settings: Settings) -> OutboxWorker:
     options = WorkerOptions(
         poll_interval_seconds=settings.worker_poll_seconds,
         max_attempts=settings.outbox_max_attempts,
+        solo_topics=ROUTING_TOPICS,
     )
     return OutboxWorker(context.db, handlers(context, settings), options)

@@ -11,6 +11,21 @@ from routing.sla import SlaMonitor
 from storage.models import OutboxEvent
 from storage.outbox import Handler
 
+# Topics whose handlers lock conversations and managers.
+ROUTING_TOPICS = frozenset(
+    {
+        "conversation.opened",
+        "routing.retry",
+        "routing.forward_due",
+        "manager.presence_changed",
+        "manager.capacity_changed",
+        "routing.queue_changed",
+        "conversation.closed",
+        "sla.due",
+        "message.received",
+    }
+)
+
 
 def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> dict[str, Sequence[Handler]]:
     async def opened(session: AsyncSession, event: OutboxEvent) -> None:

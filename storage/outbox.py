@@ -85,6 +85,8 @@ class WorkerOptions:
     backoff_max_seconds: float = 3600.0
     poll_interval_seconds: float = 1.0
     keep_done_seconds: float = 7 * 24 * 3600.0
+    # Topics handled one event per transaction on PostgreSQL (see run_once).
+    solo_topics: frozenset[str] = frozenset()
 
 
 class OutboxWorker:
@@ -115,10 +117,13 @@ class OutboxWorker:
 
     async def claim(self) -> list[int]:
         """Lease up to one batch of due events to this worker."""
+        return [event_id for event_id, _topic in await self._claim()]
+
+    async def _claim(self) -> list[tuple[int, str]]:
         now = self.clock()
         async with self.db.transaction() as session:
             query = (
-                select(OutboxEvent.id)
+                select(OutboxEvent.id, OutboxEvent.topic)
                 .where(
                     OutboxEvent.status == OutboxStatus.PENDING,
                     OutboxEvent.due_at <= now,
@@ -129,7 +134,8 @@ class OutboxWorker:
             )
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
-            ids = list((await session.scalars(query)).all())
+            claimed = [(int(row[0]), str(row[1])) for row in await session.execute(query)]
+            ids = [event_id for event_id, _topic in claimed]
             if ids:
                 await session.execute(
                     update(OutboxEvent)
@@ -139,7 +145,7 @@ class OutboxWorker:
                         attempts=OutboxEvent.attempts + 1,
                     )
                 )
-        return ids
+        return claimed
 
     async def run_once(self) -> int:
         """Handle one batch of due events; returns how many were claimed.
@@ -150,9 +156,19 @@ class OutboxWorker:
         or parking) commits with the others' success. Handlers therefore run at
         least once, as with any outbox: they must tolerate a repeat.
         """
-        ids = await self.claim()
-        if not ids:
+        claimed = await self._claim()
+        if not claimed:
             return 0
+        # Row-locking handlers (routing) each get their own transaction where several
+        # workers write at once: locks held across a batch would deadlock workers.
+        solo = self.options.solo_topics if not self.db.is_sqlite else frozenset()
+        shared = [event_id for event_id, topic in claimed if topic not in solo]
+        alone = [[event_id] for event_id, topic in claimed if topic in solo]
+        for ids in ([shared] if shared else []) + alone:
+            await self._run(ids)
+        return len(claimed)
+
+    async def _run(self, ids: list[int]) -> None:
         try:
             async with self.db.transaction() as session:
                 await self._handle_batch(session, ids, isolated=False)
@@ -161,7 +177,6 @@ class OutboxWorker:
             # (a unique violation): each event's writes then flush in its own savepoint.
             async with self.db.transaction() as session:
                 await self._handle_batch(session, ids, isolated=True)
-        return len(ids)
 
     async def _handle_batch(self, session: AsyncSession, ids: list[int], *, isolated: bool) -> None:
         events = await session.scalars(

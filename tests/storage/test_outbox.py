@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -473,3 +474,35 @@ class TestPurge:
         assert set(events) == {parked, timer, recent_done}
         assert old_done not in events
         assert events[parked].status == OutboxStatus.PARKED
+
+
+class TestSoloTopics:
+    async def test_locking_topics_get_a_transaction_each_where_workers_write_at_once(
+        self, db: Database, clock: Clock
+    ) -> None:
+        await emit_events(db, "plain", 3)
+        await emit_events(db, "routing", 3)
+        recorder = Recorder()
+        worker = OutboxWorker(
+            db,
+            {"plain": [recorder], "routing": [recorder]},
+            WorkerOptions(solo_topics=frozenset({"routing"})),
+            clock=clock,
+        )
+        commits = 0
+
+        def count(_conn: object) -> None:
+            nonlocal commits
+            commits += 1
+
+        sa_event.listen(db.engine.sync_engine, "commit", count)
+        try:
+            assert await worker.run_once() == 6
+        finally:
+            sa_event.remove(db.engine.sync_engine, "commit", count)
+
+        assert len(recorder.seen) == 6
+        assert {e.status for e in (await outbox(db)).values()} == {OutboxStatus.DONE}
+        # The claim, the shared batch, then one per routing event on PostgreSQL;
+        # SQLite has one writer, so everything shares the batch there.
+        assert commits == (2 if db.is_sqlite else 5)
