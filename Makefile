@@ -31,6 +31,7 @@ format: install
 
 bench: install
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.routing
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ push a manager over capacity. Services only flush; the worker commits.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,8 +76,21 @@ def effective_presence(manager: Manager, now: datetime) -> Presence:
         return Presence.OFFLINE
 
 
+_ALWAYS = WorkingHours.always()
+_HOURS: dict[str, WorkingHours] = {}
+
+
 def hours_of(raw: dict[str, Any] | None) -> WorkingHours:
-    return WorkingHours.model_validate(raw) if raw else WorkingHours.always()
+    """The calendar stored as JSON; parsed once per distinct calendar, not per decision."""
+    if not raw:
+        return _ALWAYS
+    key = json.dumps(raw, sort_keys=True)
+    hours = _HOURS.get(key)
+    if hours is None:
+        if len(_HOURS) > 4096:
+            _HOURS.clear()
+        hours = _HOURS[key] = WorkingHours.model_validate(raw)
+    return hours
 
 
 class RoutingEngine:
@@ -88,8 +102,14 @@ class RoutingEngine:
 
     # -- automatic routing -------------------------------------------------------------
 
-    async def route(self, session: AsyncSession, conversation_id: int) -> Decision | None:
-        """Route a conversation that has nobody yet; None if it needs nothing (any more)."""
+    async def route(
+        self, session: AsyncSession, conversation_id: int, *, rearm: bool = False
+    ) -> Decision | None:
+        """Route a conversation that has nobody yet; None if it needs nothing (any more).
+
+        A conversation left waiting has one retry timer; `rearm` (its retry firing)
+        arms the next one when it still waits for the same reason.
+        """
         repo = RoutingRepository(session)
         conversation = await repo.lock_conversation(conversation_id)
         if (
@@ -160,11 +180,10 @@ class RoutingEngine:
             break
 
         # 3. The queue's strategy.
-        conversation.queue_id = queue_id
         queue = await repo.queue(queue_id) if queue_id is not None else None
         if queue is None or not queue.is_active:
             return await self._wait(repo, conversation, None, "no queue for this conversation", now)
-        return await self._by_strategy(repo, conversation, queue, now, note=rule_note)
+        return await self._by_strategy(repo, conversation, queue, now, note=rule_note, rearm=rearm)
 
     async def _by_strategy(
         self,
@@ -177,6 +196,7 @@ class RoutingEngine:
         after_manager_id: int | None = None,
         reason: AssignmentReason = AssignmentReason.STRATEGY,
         record_wait: bool = True,
+        rearm: bool = False,
     ) -> Decision:
         """`record_wait=False` (moving a conversation on from its manager): if nobody else
         can take it, nothing is recorded and the caller keeps it where it is."""
@@ -198,7 +218,9 @@ class RoutingEngine:
                     return Decision(
                         RoutingState.WAITING, None, queue.id, "waiting", choice.explanation
                     )
-                return await self._wait(repo, conversation, queue, choice.explanation, now)
+                return await self._wait(
+                    repo, conversation, queue, choice.explanation, now, rearm=rearm
+                )
             return await self._offer(repo, conversation, queue, takers, note, now)
         choice = choose(
             strategy,
@@ -210,7 +232,7 @@ class RoutingEngine:
         if choice.manager_id is None:
             if not record_wait:
                 return Decision(RoutingState.WAITING, None, queue.id, "waiting", choice.explanation)
-            return await self._wait(repo, conversation, queue, choice.explanation, now)
+            return await self._wait(repo, conversation, queue, choice.explanation, now, rearm=rearm)
         return await self._assign(
             repo,
             conversation,
@@ -228,8 +250,7 @@ class RoutingEngine:
     async def _candidates(
         self, repo: RoutingRepository, queue: Queue, now: datetime
     ) -> tuple[list[Candidate], dict[int, Manager]]:
-        members = await repo.queue_members(queue.id)
-        managers = await repo.lock_managers([m for m, _ in members])
+        members, managers = await repo.lock_members(queue.id)
         ids = list(managers)
         counts = await repo.open_counts(ids)
         absent = await repo.absent(ids, now)
@@ -299,7 +320,8 @@ class RoutingEngine:
         actor_manager_id: int | None = None,
     ) -> Decision:
         session = repo.session
-        await repo.end_assignments(conversation.id, now)
+        if conversation.routing_state != RoutingState.NEW:  # a first decision ends nothing
+            await repo.end_assignments(conversation.id, now)
         assignment = Assignment(
             conversation_id=conversation.id,
             state=RoutingState.ASSIGNED,
@@ -323,6 +345,16 @@ class RoutingEngine:
         contact = await repo.contact(conversation.contact_id)
         if contact.owner_id is None and self.config.first_assignee_becomes_owner:
             contact.owner_id = manager.id
+        queue = await repo.queue(queue_id) if queue_id is not None else None
+        if conversation.first_response_at is None:
+            # Each assignment restarts the first-response clock in its queue's calendar;
+            # set before the flush, so one UPDATE of the conversation carries it all.
+            target = sla_target(queue, conversation.priority, "first_response") if queue else None
+            conversation.first_response_due_at = (
+                add_working_time(hours_of(queue.working_hours), now, target)
+                if queue is not None and target
+                else None
+            )
         await session.flush()
         payload = {
             "conversation_id": conversation.id,
@@ -333,7 +365,6 @@ class RoutingEngine:
             "explanation": explanation,
         }
         emit(session, "conversation.assigned", payload)
-        queue = await repo.queue(queue_id) if queue_id is not None else None
         if queue is not None:
             await self._arm_timers(repo, conversation, queue, assignment, now)
         return Decision(
@@ -356,22 +387,19 @@ class RoutingEngine:
                 {"conversation_id": conversation.id, "assignment_id": assignment.id},
                 due_at=now + timedelta(seconds=queue.forward_after_seconds),
             )
-        if conversation.first_response_at is None:
-            target = sla_target(queue, conversation.priority, "first_response")
-            if target:
-                due = add_working_time(hours_of(queue.working_hours), now, target)
-                conversation.first_response_due_at = due
-                emit(
-                    session,
-                    "sla.due",
-                    {
-                        "conversation_id": conversation.id,
-                        "kind": "first_response",
-                        "assignment_id": assignment.id,
-                        "due_at": due.isoformat(),
-                    },
-                    due_at=due,
-                )
+        due = conversation.first_response_due_at
+        if conversation.first_response_at is None and due is not None:
+            emit(
+                session,
+                "sla.due",
+                {
+                    "conversation_id": conversation.id,
+                    "kind": "first_response",
+                    "assignment_id": assignment.id,
+                    "due_at": due.isoformat(),
+                },
+                due_at=due,
+            )
 
     async def _offer(
         self,
@@ -419,6 +447,8 @@ class RoutingEngine:
         queue: Queue | None,
         why: str,
         now: datetime,
+        *,
+        rearm: bool = False,
     ) -> Decision:
         already = (
             conversation.routing_state == RoutingState.WAITING
@@ -429,6 +459,7 @@ class RoutingEngine:
         conversation.waiting_reason = why
         conversation.queue_id = queue.id if queue is not None else conversation.queue_id
         assignment_id = None
+        retry_for: int | None = None
         if not already:  # a retry that changes nothing records nothing new
             if not first_decision:
                 await repo.end_assignments(conversation.id, now)
@@ -443,7 +474,7 @@ class RoutingEngine:
             )
             repo.session.add(assignment)
             await repo.session.flush()
-            assignment_id = assignment.id
+            assignment_id = retry_for = assignment.id
             emit(
                 repo.session,
                 "conversation.waiting",
@@ -453,11 +484,16 @@ class RoutingEngine:
                     "reason": why,
                 },
             )
-        if queue is not None:
+        elif rearm:
+            current = await repo.current_assignment(conversation.id)
+            retry_for = current.id if current is not None else None
+        # One retry timer per wait: a new wait arms it, its own firing re-arms it; other
+        # triggers (capacity freed, a repeated event) find the same wait and arm nothing.
+        if queue is not None and retry_for is not None:
             emit(
                 repo.session,
                 "routing.retry",
-                {"conversation_id": conversation.id},
+                {"conversation_id": conversation.id, "assignment_id": retry_for},
                 due_at=now + timedelta(seconds=max(queue.retry_seconds, 10)),
             )
         return Decision(
@@ -511,12 +547,19 @@ class RoutingEngine:
             )
         return decision
 
-    async def retry(self, session: AsyncSession, conversation_id: int) -> Decision | None:
+    async def retry(
+        self, session: AsyncSession, conversation_id: int, assignment_id: int | None = None
+    ) -> Decision | None:
+        """A waiting conversation's retry timer; a timer of a wait since replaced does nothing."""
         repo = RoutingRepository(session)
         conversation = await repo.lock_conversation(conversation_id)
         if conversation is None or conversation.routing_state != RoutingState.WAITING:
             return None
-        return await self.route(session, conversation_id)
+        if assignment_id is not None:
+            current = await repo.current_assignment(conversation_id)
+            if current is None or current.id != assignment_id:
+                return None
+        return await self.route(session, conversation_id, rearm=True)
 
     async def queue_changed(self, session: AsyncSession, queue_id: int, limit: int = 200) -> int:
         """A queue got members or became a channel's default: route what waits for it."""

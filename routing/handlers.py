@@ -32,7 +32,12 @@ def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> dict[str, Sequen
         await engine.route(session, int(event.payload["conversation_id"]))
 
     async def retry(session: AsyncSession, event: OutboxEvent) -> None:
-        await engine.retry(session, int(event.payload["conversation_id"]))
+        assignment_id = event.payload.get("assignment_id")
+        await engine.retry(
+            session,
+            int(event.payload["conversation_id"]),
+            int(assignment_id) if assignment_id is not None else None,
+        )
 
     async def forward(session: AsyncSession, event: OutboxEvent) -> None:
         await engine.forward_due(

@@ -30,6 +30,7 @@ class RoutingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.locking = session.get_bind().dialect.name != "sqlite"
+        self._leads: dict[int, Lead | None] = {}
 
     async def lock_conversation(self, conversation_id: int) -> Conversation | None:
         """The conversation, row-locked until commit (SQLite has one writer anyway)."""
@@ -46,6 +47,22 @@ class RoutingRepository:
         if self.locking:
             query = query.with_for_update()
         return {m.id: m for m in (await self.session.scalars(query)).all()}
+
+    async def lock_members(self, queue_id: int) -> tuple[list[tuple[int, int]], dict[int, Manager]]:
+        """The queue's (manager id, position) pairs and their managers, row-locked in id
+        order, in one round trip."""
+        query = (
+            select(Manager, QueueMember.position)
+            .join(QueueMember, QueueMember.manager_id == Manager.id)
+            .where(QueueMember.queue_id == queue_id)
+            .order_by(Manager.id)
+        )
+        if self.locking:
+            query = query.with_for_update(of=Manager)
+        rows = (await self.session.execute(query)).all()
+        managers = {row[0].id: row[0] for row in rows}
+        members = sorted(((row[0].id, int(row[1])) for row in rows), key=lambda m: (m[1], m[0]))
+        return members, managers
 
     async def channel(self, channel_id: int) -> Channel:
         channel = await self.session.get(Channel, channel_id)
@@ -121,9 +138,13 @@ class RoutingRepository:
         return text or ""
 
     async def lead_of(self, conversation_id: int) -> Lead | None:
-        return (
-            await self.session.scalars(select(Lead).where(Lead.conversation_id == conversation_id))
-        ).first()
+        if conversation_id not in self._leads:
+            self._leads[conversation_id] = (
+                await self.session.scalars(
+                    select(Lead).where(Lead.conversation_id == conversation_id)
+                )
+            ).first()
+        return self._leads[conversation_id]
 
     async def current_assignment(self, conversation_id: int) -> Assignment | None:
         return (

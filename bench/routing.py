@@ -1,0 +1,188 @@
+"""Routing benchmark: decisions per second and decision time with 1,000 managers in 50 queues.
+
+On PostgreSQL, a fresh database gets 1,000 online managers in 50 queues of 20 members
+(strategies evenly, least loaded and strict order in turn), one web-form channel per
+queue as its default, and N new conversations. Each conversation is then routed the way
+the worker does it: `RoutingEngine.route()` in a transaction of its own. The baseline,
+measured in the same run on the same database, is a trivial transaction (SELECT 1 and
+commit), so the figures can be read against what the machine gives at that moment.
+
+    python -m bench.routing [--conversations 2000] [--pg-url postgresql://postgres@127.0.0.1/postgres]
+
+Target: median decision time at most 5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from bench.ingest import HarnessError, postgres_database, postgres_unreachable
+from intake.batch import ingest_batch
+from intake.ingest import IntakeConfig
+from intake.schemas import IdentityIn, InboundMessage
+from routing.engine import RoutingEngine
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.models import (
+    Channel,
+    ChannelKind,
+    IdentityKind,
+    Manager,
+    Presence,
+    Queue,
+    QueueMember,
+    Strategy,
+)
+from storage.types import utcnow
+
+MANAGERS = 1000
+QUEUES = 50
+TARGET_MEDIAN_MS = 5.0
+STRATEGIES = (Strategy.EVENLY, Strategy.LEAST_LOADED, Strategy.STRICT_ORDER)
+
+
+async def populate(db: Database, conversations: int) -> list[int]:
+    """Managers, queues, channels and new conversations; returns the conversation ids."""
+    far = utcnow() + timedelta(days=1)
+    async with db.transaction() as session:
+        managers = [
+            Manager(
+                email=f"m{n}@bench.example.ru",
+                name=f"Менеджер {n}",
+                role="manager",
+                is_active=True,
+                presence=Presence.ONLINE,
+                presence_expires_at=far,
+                capacity=100_000,
+                languages=[],
+            )
+            for n in range(MANAGERS)
+        ]
+        session.add_all(managers)
+        await session.flush()
+        channels = []
+        for q in range(QUEUES):
+            queue = Queue(
+                key=f"q{q}",
+                name=f"Очередь {q}",
+                strategy=STRATEGIES[q % len(STRATEGIES)],
+                forward_after_seconds=600,
+                sla={"normal": {"first_response": 3600}},
+            )
+            session.add(queue)
+            await session.flush()
+            members = managers[q * 20 : (q + 1) * 20]
+            session.add_all(
+                QueueMember(queue_id=queue.id, manager_id=m.id, position=i)
+                for i, m in enumerate(members)
+            )
+            channel = Channel(
+                key=f"form{q}",
+                kind=ChannelKind.WEBFORM,
+                title=f"Форма {q}",
+                config={},
+                default_queue_id=queue.id,
+            )
+            session.add(channel)
+            channels.append(channel)
+        await session.flush()
+        messages = [
+            InboundMessage(
+                channel_id=channels[n % QUEUES].id,
+                channel_kind=ChannelKind.WEBFORM,
+                external_id=f"bench-{n}",
+                identities=[IdentityIn(IdentityKind.EMAIL, f"client{n}@bench.example.ru")],
+                text="Здравствуйте! Хочу узнать о доставке.",
+                contact_name=f"Клиент {n}",
+            )
+            for n in range(conversations)
+        ]
+        results = []
+        for start in range(0, len(messages), 500):
+            results += await ingest_batch(session, messages[start : start + 500], IntakeConfig())
+    return [r.conversation_id for r in results]  # type: ignore[union-attr]
+
+
+async def measure(url: str, conversations: int) -> dict[str, float]:
+    await upgrade(url)
+    db = Database(url, pool_size=2)
+    try:
+        ids = await populate(db, conversations)
+        baseline: list[float] = []
+        for _ in range(conversations):
+            started = time.perf_counter()
+            async with db.transaction() as session:
+                await session.execute(text("SELECT 1"))
+            baseline.append(time.perf_counter() - started)
+        engine = RoutingEngine()
+        decisions: list[float] = []
+        assigned = 0
+        began = time.perf_counter()
+        for conversation_id in ids:
+            started = time.perf_counter()
+            async with db.transaction() as session:
+                decision = await engine.route(session, conversation_id)
+            decisions.append(time.perf_counter() - started)
+            assigned += decision is not None and decision.manager_id is not None
+        total = time.perf_counter() - began
+    finally:
+        await db.dispose()
+    decisions.sort()
+    baseline.sort()
+    return {
+        "decisions": len(decisions),
+        "assigned": assigned,
+        "per_second": len(decisions) / total,
+        "median_ms": statistics.median(decisions) * 1000,
+        "p99_ms": decisions[int(len(decisions) * 0.99) - 1] * 1000,
+        "baseline_median_ms": statistics.median(baseline) * 1000,
+        "baseline_per_second": len(baseline) / sum(baseline),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conversations", type=int, default=2000)
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args(argv)
+    why = postgres_unreachable(args.pg_url)
+    if why is not None:
+        print(f"routing benchmark skipped: PostgreSQL unreachable ({why})")
+        return 0
+    try:
+        with postgres_database(args.pg_url) as url:
+            figures = asyncio.run(measure(url, args.conversations))
+    except HarnessError as exc:
+        print(f"routing benchmark failed: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"routing on postgresql: {MANAGERS} managers in {QUEUES} queues, "
+        f"{figures['decisions']:.0f} conversations ({figures['assigned']:.0f} assigned)"
+    )
+    print(f"  decisions/s           {figures['per_second']:9.1f}")
+    print(f"  decision median ms    {figures['median_ms']:9.2f}   p99 {figures['p99_ms']:.2f}")
+    print(
+        f"  baseline (SELECT 1 + commit) median ms {figures['baseline_median_ms']:.2f}, "
+        f"{figures['baseline_per_second']:.0f}/s"
+    )
+    print(
+        f"  ratio decision/baseline median: "
+        f"{figures['median_ms'] / figures['baseline_median_ms']:.1f}x"
+    )
+    met = figures["median_ms"] <= TARGET_MEDIAN_MS
+    print(
+        f"verdict: median {figures['median_ms']:.2f} ms (<= {TARGET_MEDIAN_MS:.0f}) "
+        f"{'met' if met else 'MISSED'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
