@@ -33,11 +33,26 @@ class RoutingRepository:
         self._leads: dict[int, Lead | None] = {}
 
     async def lock_conversation(self, conversation_id: int) -> Conversation | None:
-        """The conversation, row-locked until commit (SQLite has one writer anyway)."""
-        query = select(Conversation).where(Conversation.id == conversation_id)
+        """The conversation, row-locked until commit (SQLite has one writer anyway).
+
+        Its contact, channel and lead come in the same round trip, so the decision
+        that follows reads them from the session instead of asking again.
+        """
+        query = (
+            select(Conversation, Contact, Channel, Lead)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .join(Channel, Channel.id == Conversation.channel_id)
+            .outerjoin(Lead, Lead.conversation_id == Conversation.id)
+            .where(Conversation.id == conversation_id)
+        )
         if self.locking:
-            query = query.with_for_update()
-        return (await self.session.scalars(query)).first()
+            query = query.with_for_update(of=Conversation)
+        row = (await self.session.execute(query)).first()
+        if row is None:
+            return None
+        self._leads[conversation_id] = row[3]
+        conversation: Conversation = row[0]
+        return conversation
 
     async def lock_managers(self, manager_ids: Sequence[int]) -> dict[int, Manager]:
         """Managers row-locked in id order (one order everywhere: no deadlocks)."""
