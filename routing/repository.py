@@ -180,7 +180,13 @@ class RoutingRepository:
         )
 
     async def waiting_conversations(self, queue_ids: Sequence[int] | None, limit: int) -> list[int]:
-        """Conversations nobody could take yet, oldest first."""
+        """Conversations nobody could take yet, oldest first.
+
+        Routing them one after another in one transaction would take a conversation's
+        lock while holding managers' locks (the reverse of `route()`'s order): so they
+        are all locked here first, before any manager, and the ones another worker is
+        routing right now are skipped (that worker decides them).
+        """
         query = (
             select(Conversation.id)
             .where(
@@ -195,6 +201,8 @@ class RoutingRepository:
             query = query.where(
                 or_(Conversation.queue_id.in_(list(queue_ids)), Conversation.queue_id.is_(None))
             )
+        if self.locking:
+            query = query.with_for_update(skip_locked=True)
         return [int(c) for c in await self.session.scalars(query)]
 
     async def history(self, conversation_id: int) -> Sequence[Assignment]:
