@@ -31,6 +31,8 @@ class RoutingRepository:
         self.session = session
         self.locking = session.get_bind().dialect.name != "sqlite"
         self._leads: dict[int, Lead | None] = {}
+        self._contacts: dict[int, Contact] = {}
+        self._channels: dict[int, Channel] = {}
 
     async def lock_conversation(self, conversation_id: int) -> Conversation | None:
         """The conversation, row-locked until commit (SQLite has one writer anyway).
@@ -51,6 +53,9 @@ class RoutingRepository:
         if row is None:
             return None
         self._leads[conversation_id] = row[3]
+        # Held here: the session's identity map only keeps weak references.
+        self._contacts[row[1].id] = row[1]
+        self._channels[row[2].id] = row[2]
         conversation: Conversation = row[0]
         return conversation
 
@@ -80,12 +85,12 @@ class RoutingRepository:
         return members, managers
 
     async def channel(self, channel_id: int) -> Channel:
-        channel = await self.session.get(Channel, channel_id)
+        channel = self._channels.get(channel_id) or await self.session.get(Channel, channel_id)
         assert channel is not None
         return channel
 
     async def contact(self, contact_id: int) -> Contact:
-        contact = await self.session.get(Contact, contact_id)
+        contact = self._contacts.get(contact_id) or await self.session.get(Contact, contact_id)
         assert contact is not None
         return contact
 
