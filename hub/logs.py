@@ -7,7 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# uvicorn's color_message repeats msg with terminal escapes: not for a JSON log.
+RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
