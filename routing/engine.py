@@ -252,8 +252,7 @@ class RoutingEngine:
     ) -> tuple[list[Candidate], dict[int, Manager]]:
         members, managers = await repo.lock_members(queue.id)
         ids = list(managers)
-        counts = await repo.open_counts(ids)
-        absent = await repo.absent(ids, now)
+        counts, absent = await repo.load_and_absence(ids, now)
         candidates = [
             Candidate(
                 manager_id=manager_id,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, literal, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -33,6 +34,7 @@ class RoutingRepository:
         self._leads: dict[int, Lead | None] = {}
         self._contacts: dict[int, Contact] = {}
         self._channels: dict[int, Channel] = {}
+        self._queues: dict[int, Queue] = {}
 
     async def lock_conversation(self, conversation_id: int) -> Conversation | None:
         """The conversation, row-locked until commit (SQLite has one writer anyway).
@@ -41,10 +43,11 @@ class RoutingRepository:
         that follows reads them from the session instead of asking again.
         """
         query = (
-            select(Conversation, Contact, Channel, Lead)
+            select(Conversation, Contact, Channel, Lead, Queue)
             .join(Contact, Contact.id == Conversation.contact_id)
             .join(Channel, Channel.id == Conversation.channel_id)
             .outerjoin(Lead, Lead.conversation_id == Conversation.id)
+            .outerjoin(Queue, Queue.id == Channel.default_queue_id)
             .where(Conversation.id == conversation_id)
         )
         if self.locking:
@@ -56,6 +59,8 @@ class RoutingRepository:
         # Held here: the session's identity map only keeps weak references.
         self._contacts[row[1].id] = row[1]
         self._channels[row[2].id] = row[2]
+        if row[4] is not None:
+            self._queues[row[4].id] = row[4]
         conversation: Conversation = row[0]
         return conversation
 
@@ -95,7 +100,7 @@ class RoutingRepository:
         return contact
 
     async def queue(self, queue_id: int) -> Queue | None:
-        return await self.session.get(Queue, queue_id)
+        return self._queues.get(queue_id) or await self.session.get(Queue, queue_id)
 
     async def queue_members(self, queue_id: int) -> list[tuple[int, int]]:
         """(manager_id, position) of the queue's members."""
@@ -112,18 +117,44 @@ class RoutingRepository:
         )
         return [int(q) for q in rows]
 
-    async def open_counts(self, manager_ids: Sequence[int]) -> dict[int, int]:
+    async def load_and_absence(
+        self, manager_ids: Sequence[int], at: datetime
+    ) -> tuple[dict[int, int], set[int]]:
+        """Open conversations per manager and who is absent at `at`, in one round trip.
+
+        Read after the managers' rows are locked, so assignments other workers
+        committed meanwhile are counted.
+        """
         if not manager_ids:
-            return {}
-        rows = await self.session.execute(
-            select(Conversation.assignee_id, func.count())
+            return {}, set()
+        ids = list(manager_ids)
+        counts = (
+            select(Conversation.assignee_id.label("manager_id"), func.count().label("n"))
             .where(
-                Conversation.assignee_id.in_(list(manager_ids)),
+                Conversation.assignee_id.in_(ids),
                 Conversation.status != ConversationStatus.CLOSED,
             )
             .group_by(Conversation.assignee_id)
         )
-        return {int(r[0]): int(r[1]) for r in rows if r[0] is not None}
+        absences = select(
+            ManagerAbsence.manager_id.label("manager_id"), literal(-1).label("n")
+        ).where(
+            ManagerAbsence.manager_id.in_(ids),
+            ManagerAbsence.starts_at <= at,
+            ManagerAbsence.ends_at > at,
+        )
+        load: dict[int, int] = {}
+        absent: set[int] = set()
+        rows: Sequence[Any] = (await self.session.execute(union_all(counts, absences))).all()
+        for row in rows:
+            manager_id, n = row[0], int(row[1])
+            if manager_id is None:
+                continue
+            if n < 0:
+                absent.add(int(manager_id))
+            else:
+                load[int(manager_id)] = n
+        return load, absent
 
     async def absent(self, manager_ids: Sequence[int], at: datetime) -> set[int]:
         if not manager_ids:
