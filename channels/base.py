@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from intake.batch import ingest_batch
@@ -39,6 +40,15 @@ class HubContext:
     public_url: str | None = None
     batcher: IngestBatcher | None = None
     extras: dict[str, object] = field(default_factory=dict)
+
+
+def error_response(exc: HubError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The hub's error body for a HubError, with its own headers and any the caller adds."""
+    return JSONResponse(
+        {"error": exc.code, "detail": exc.detail},
+        status_code=exc.status_code,
+        headers={**(headers or {}), **(exc.headers or {})},
+    )
 
 
 class Channel(Protocol):
@@ -163,10 +173,7 @@ class IngestBatcher:
             async with self.db.transaction() as session:
                 outcomes = list(await ingest_batch(session, messages, self.config))
         except Exception:
-            if len(batch) == 1:
-                outcomes = [await self._alone(messages[0])]
-            else:
-                outcomes = [await self._alone(message) for message in messages]
+            outcomes = [await self._alone(message) for message in messages]
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from channels.base import HubContext
+from channels.base import HubContext, error_response
 from hub.context import build_context, close_context
 from hub.limits import BodyLimitMiddleware
 from hub.settings import Settings
@@ -33,7 +33,7 @@ def _error(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HubError)
     async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
-        return _error(exc.status_code, exc.code, exc.detail, exc.headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import HubContext
 from hub.settings import Settings
-from routing.engine import ROUTING_ENGINE, RoutingConfig, RoutingEngine
+from routing.engine import hub_engine
 from routing.handlers import ROUTING_TOPICS, routing_handlers
 from routing.notify import BusNotifier, EmailNotifier, Notifier, notification_handlers
 from routing.sla import SlaMonitor
@@ -34,15 +34,7 @@ def merge(*tables: Mapping[str, Sequence[Handler]]) -> dict[str, list[Handler]]:
 
 
 def handlers(context: HubContext, settings: Settings | None = None) -> dict[str, list[Handler]]:
-    engine = context.extras.get(ROUTING_ENGINE)
-    if not isinstance(engine, RoutingEngine):
-        engine = RoutingEngine(
-            RoutingConfig(
-                first_assignee_becomes_owner=settings.first_assignee_becomes_owner
-                if settings is not None
-                else True
-            )
-        )
+    engine = hub_engine(context.extras)  # configured by hub.context.build_context
     notifiers: list[Notifier] = [BusNotifier(context.bus)]
     if settings is not None and settings.notify_smtp_host:
         password = settings.notify_smtp_password

@@ -45,7 +45,7 @@ from routing.admin import (
     RuleChanges,
     RuleSettings,
 )
-from routing.engine import ROUTING_ENGINE, RoutingConfig, RoutingEngine
+from routing.engine import ROUTING_ENGINE, RoutingEngine, hub_engine
 from storage.errors import Forbidden
 
 router = APIRouter(
@@ -75,11 +75,7 @@ RuleId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 def routing_engine(context: HubContext) -> RoutingEngine:
     """The hub's routing engine (one per app; tests may put their own with a clock)."""
-    engine = context.extras.get(ENGINE_KEY)
-    if not isinstance(engine, RoutingEngine):
-        engine = RoutingEngine(RoutingConfig())
-        context.extras[ENGINE_KEY] = engine
-    return engine
+    return hub_engine(context.extras)
 
 
 def _self_or_admin(principal: Principal, manager_id: int) -> None:

@@ -48,6 +48,7 @@ from storage.models import (
     Strategy,
 )
 from storage.outbox import emit
+from storage.repositories import ChannelRepository
 
 FORWARD_MIN_SECONDS = 60
 FORWARD_MAX_SECONDS = 12 * 3600
@@ -401,7 +402,7 @@ async def set_default_queue(
     session: AsyncSession, channel_key: str, queue_id: int | None
 ) -> Channel:
     repo = RoutingAdminRepository(session)
-    channel = await repo.channel_by_key(channel_key)
+    channel = await ChannelRepository(session).get_by_key(channel_key)
     if channel is None:
         raise NotFound(f"no channel {channel_key!r}")
     if queue_id is not None and not await repo.existing_queue_ids([queue_id]):

@@ -12,7 +12,6 @@ from sqlalchemy.orm import aliased
 
 from storage.models import (
     Assignment,
-    Channel,
     Conversation,
     ConversationStatus,
     Manager,
@@ -105,9 +104,6 @@ class RoutingAdminRepository:
         return [int(q) for q in rows]
 
     # Channels
-
-    async def channel_by_key(self, key: str) -> Channel | None:
-        return (await self.session.scalars(select(Channel).where(Channel.key == key))).first()
 
     # Rules
 

@@ -56,6 +56,15 @@ class RoutingConfig:
     first_assignee_becomes_owner: bool = True
 
 
+def hub_engine(extras: dict[str, object]) -> RoutingEngine:
+    """The engine the composition root keeps among the context's extras (made if absent)."""
+    engine = extras.get(ROUTING_ENGINE)
+    if not isinstance(engine, RoutingEngine):
+        engine = RoutingEngine()
+        extras[ROUTING_ENGINE] = engine
+    return engine
+
+
 @dataclass(frozen=True)
 class Decision:
     state: RoutingState
@@ -562,20 +571,17 @@ class RoutingEngine:
 
     async def queue_changed(self, session: AsyncSession, queue_id: int, limit: int = 200) -> int:
         """A queue got members or became a channel's default: route what waits for it."""
-        repo = RoutingRepository(session)
-        routed = 0
-        for conversation_id in await repo.waiting_conversations([queue_id], limit):
-            decision = await self.route(session, conversation_id)
-            if decision is not None and decision.state != RoutingState.WAITING:
-                routed += 1
-        return routed
+        return await self._route_waiting(session, [queue_id], limit)
 
     async def capacity_freed(self, session: AsyncSession, manager_id: int, limit: int = 50) -> int:
         """A manager came online or closed a conversation: route what waits in their queues."""
+        queues = await RoutingRepository(session).queues_of(manager_id)
+        return await self._route_waiting(session, queues, limit)
+
+    async def _route_waiting(self, session: AsyncSession, queue_ids: list[int], limit: int) -> int:
         repo = RoutingRepository(session)
-        queues = await repo.queues_of(manager_id)
         routed = 0
-        for conversation_id in await repo.waiting_conversations(queues, limit):
+        for conversation_id in await repo.waiting_conversations(queue_ids, limit):
             decision = await self.route(session, conversation_id)
             if decision is not None and decision.state != RoutingState.WAITING:
                 routed += 1

@@ -102,15 +102,6 @@ class RoutingRepository:
     async def queue(self, queue_id: int) -> Queue | None:
         return self._queues.get(queue_id) or await self.session.get(Queue, queue_id)
 
-    async def queue_members(self, queue_id: int) -> list[tuple[int, int]]:
-        """(manager_id, position) of the queue's members."""
-        rows = await self.session.execute(
-            select(QueueMember.manager_id, QueueMember.position)
-            .where(QueueMember.queue_id == queue_id)
-            .order_by(QueueMember.position, QueueMember.manager_id)
-        )
-        return [(int(r[0]), int(r[1])) for r in rows]
-
     async def queues_of(self, manager_id: int) -> list[int]:
         rows = await self.session.scalars(
             select(QueueMember.queue_id).where(QueueMember.manager_id == manager_id)
@@ -240,11 +231,3 @@ class RoutingRepository:
         if self.locking:
             query = query.with_for_update(skip_locked=True)
         return [int(c) for c in await self.session.scalars(query)]
-
-    async def history(self, conversation_id: int) -> Sequence[Assignment]:
-        rows = await self.session.scalars(
-            select(Assignment)
-            .where(Assignment.conversation_id == conversation_id)
-            .order_by(Assignment.id)
-        )
-        return rows.all()

@@ -54,6 +54,11 @@ class PayloadTooLarge(HubError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(HubError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class RateLimited(HubError):
     status_code = 429
     code = "rate_limited"

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from channels.base import HubContext, ingest_committed
+from channels.base import HubContext, error_response, ingest_committed
 from channels.webform.schemas import WebFormSubmission
 from channels.webform.service import (
     FieldErrors,
@@ -30,7 +30,14 @@ from channels.webform.service import (
 )
 from channels.webform.texts import pick_language, text
 from intake.schemas import AttachmentIn
-from storage.errors import Forbidden, HubError, InvalidInput, PayloadTooLarge, RateLimited
+from storage.errors import (
+    Forbidden,
+    HubError,
+    InvalidInput,
+    PayloadTooLarge,
+    RateLimited,
+    UnsupportedMediaType,
+)
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -97,14 +104,6 @@ async def _check_rate(context: HubContext, request: Request) -> None:
     decision = await limiter.hit(_client_ip(request))
     if not decision.allowed:
         raise RateLimited(decision.retry_after)
-
-
-def _error_json(exc: HubError, headers: dict[str, str]) -> JSONResponse:
-    if isinstance(exc, RateLimited):
-        headers = {**headers, "Retry-After": str(int(exc.retry_after) + 1)}
-    return JSONResponse(
-        {"error": exc.code, "detail": exc.detail}, status_code=exc.status_code, headers=headers
-    )
 
 
 @router.get("/forms/{key}", response_class=HTMLResponse, summary="The hosted form page")
@@ -232,7 +231,7 @@ async def preflight(key: str, request: Request) -> Response:
     form = await _forms(context).get(context.db, key)
     origin = request.headers.get("origin")
     if not _origin_allowed(form, origin, request, context):
-        return _error_json(
+        return error_response(
             Forbidden(f"origin {origin} is not allowed", code="origin_not_allowed"), {}
         )
     return Response(
@@ -267,7 +266,7 @@ async def submit(key: str, request: Request) -> Response:
         exc = Forbidden(
             f"origin {origin} is not allowed for form {form.key}", code="origin_not_allowed"
         )
-        return _error_json(exc, {})
+        return error_response(exc, {})
     cors = _cors_headers(form, origin, request, context)
     try:
         await _check_rate(context, request)
@@ -275,20 +274,17 @@ async def submit(key: str, request: Request) -> Response:
             return await _submit_json(request, context, form, cors)
         if content_type in BROWSER_TYPES:
             return await _submit_browser(request, context, form)
-        raise HubError(
-            "send application/json, application/x-www-form-urlencoded or multipart/form-data",
-            code="unsupported_media_type",
+        raise UnsupportedMediaType(
+            "send application/json, application/x-www-form-urlencoded or multipart/form-data"
         ) from None
     except HubError as exc:
         if isinstance(exc, RateLimited) and not is_json:
             return HTMLResponse(
                 f"<p>{text(form.config.language, 'rate_limited')}</p>",
                 status_code=429,
-                headers={"Retry-After": str(int(exc.retry_after) + 1)},
+                headers=exc.headers,
             )
-        if exc.code == "unsupported_media_type":
-            exc.status_code = 415
-        return _error_json(exc, cors)
+        return error_response(exc, cors)
 
 
 async def _submit_json(
