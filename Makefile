@@ -32,6 +32,7 @@ format: install
 bench: install
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.routing
+	$(BIN)/python -m bench.email
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

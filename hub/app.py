@@ -18,7 +18,7 @@ from channels.base import HubContext, error_response
 from hub.context import build_context, close_context
 from hub.limits import BodyLimitMiddleware
 from hub.settings import Settings
-from hub.worker import build_worker
+from hub.worker import background_services, run_services
 from storage.errors import HubError
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         if settings.run_worker:
-            worker = build_worker(context, settings)
-            tasks.append(asyncio.create_task(worker.run(stop), name="outbox-worker"))
+            tasks.append(
+                asyncio.create_task(
+                    run_services(background_services(context, settings), stop),
+                    name="hub-services",
+                )
+            )
         try:
             yield
         finally:
@@ -123,9 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from channels.webform.endpoints import router as webform_router
     from inbox.api import router as api_router
+    from inbox.channels_api import router as channels_router
     from inbox.routing_api import router as routing_router
 
     app.include_router(webform_router)
     app.include_router(api_router)
     app.include_router(routing_router)
+    app.include_router(channels_router)
     return app

@@ -75,9 +75,9 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
 
 @main.command()
 def worker() -> None:
-    """Run the outbox worker alone (any number of them may run side by side)."""
+    """Run the outbox worker, outbound delivery and mailbox pollers (any number side by side)."""
     from hub.context import build_context, close_context
-    from hub.worker import build_worker
+    from hub.worker import background_services, run_services
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -89,7 +89,7 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await build_worker(context, settings).run(stop)
+            await run_services(background_services(context, settings), stop)
         finally:
             await close_context(context)
 
@@ -204,9 +204,21 @@ def channels_list(kind: str | None) -> None:
     settings = _settings()
 
     async def work(session: Any) -> list[tuple[str, ...]]:
-        rows = await ChannelRepository(session).list(kind)
-        return [
-            (
+        from channels.email.admin import mailbox_status
+
+        rows: list[tuple[str, ...]] = []
+        for c in await ChannelRepository(session).list(kind):
+            fetched = ""
+            if c.kind == "email":
+                state = await mailbox_status(session, c)
+                fetched = "last fetch " + (
+                    state.last_fetch_at.isoformat(timespec="seconds")
+                    if state.last_fetch_at
+                    else "never"
+                )
+                if state.open_quarantine:
+                    fetched += f", {state.open_quarantine} quarantined"
+            row = (
                 c.kind,
                 c.key,
                 c.title,
@@ -214,8 +226,8 @@ def channels_list(kind: str | None) -> None:
                 c.status,
                 c.last_error or "",
             )
-            for c in rows
-        ]
+            rows.append((*row, fetched) if fetched else row)
+        return rows
 
     for row in _run(lambda: _in_transaction(settings, work)):
         click.echo("\t".join(row))
@@ -278,6 +290,187 @@ def channels_add_webform(
 
     _run(lambda: _in_transaction(settings, work))
     click.echo(f"web form {key} added: /forms/{key}")
+
+
+@channels_add.command("email")
+@click.option("--key", required=True, help="The channel's key, e.g. support")
+@click.option("--title", default=None, help="Shown to managers; defaults to the address")
+@click.option("--imap-host", required=True)
+@click.option("--imap-port", type=int, default=None, help="Default 993 (tls) or 143")
+@click.option(
+    "--imap-security",
+    type=click.Choice(["tls", "starttls", "plain"]),
+    default="tls",
+    show_default=True,
+)
+@click.option("--imap-user", required=True)
+@click.option(
+    "--imap-password",
+    envvar="OMNIHUB_IMAP_PASSWORD",
+    prompt=True,
+    hide_input=True,
+    help="Or OMNIHUB_IMAP_PASSWORD; asked for when missing",
+)
+@click.option("--folder", default="INBOX", show_default=True)
+@click.option(
+    "--after-fetch",
+    type=click.Choice(["seen", "move", "none"]),
+    default="seen",
+    show_default=True,
+    help="Mark fetched mail seen, move it to --move-to, or leave it; never deleted",
+)
+@click.option("--move-to", default="omnihub", show_default=True)
+@click.option("--smtp-host", required=True)
+@click.option("--smtp-port", type=int, default=None, help="Default 465 (tls), 587 or 25")
+@click.option(
+    "--smtp-security",
+    type=click.Choice(["tls", "starttls", "plain"]),
+    default="tls",
+    show_default=True,
+)
+@click.option("--smtp-user", default=None, help="Defaults to --imap-user")
+@click.option(
+    "--smtp-password",
+    envvar="OMNIHUB_SMTP_PASSWORD",
+    default=None,
+    help="Or OMNIHUB_SMTP_PASSWORD; defaults to the IMAP password",
+)
+@click.option("--from-address", required=True, help="The mailbox's address")
+@click.option("--from-name", default="", help="Display name of replies")
+@click.option("--acknowledge/--no-acknowledge", default=False, help="Confirm new requests")
+@click.option("--language", type=click.Choice(["ru", "en"]), default="ru", show_default=True)
+@click.option("--poll-seconds", type=float, default=60.0, show_default=True)
+@click.option("--no-idle", is_flag=True, help="Poll even if the server offers IDLE")
+def channels_add_email(**options: Any) -> None:
+    """Add a mailbox: IMAP for intake, SMTP for replies. Passwords are stored encrypted."""
+    from pydantic import ValidationError
+
+    from channels.email.admin import add_email_channel
+    from channels.email.config import EmailChannelConfig, EmailSecrets
+    from storage.crypto import SecretBox
+    from storage.errors import HubError
+
+    imap_tls = options["imap_security"] == "tls"
+    smtp_port = (
+        options["smtp_port"] or {"tls": 465, "starttls": 587, "plain": 25}[options["smtp_security"]]
+    )
+    try:
+        config = EmailChannelConfig.model_validate(
+            {
+                "imap": {
+                    "host": options["imap_host"],
+                    "port": options["imap_port"] or (993 if imap_tls else 143),
+                    "security": options["imap_security"],
+                    "user": options["imap_user"],
+                    "folder": options["folder"],
+                    "after_fetch": options["after_fetch"],
+                    "move_to": options["move_to"],
+                    "idle": not options["no_idle"],
+                    "poll_seconds": options["poll_seconds"],
+                },
+                "smtp": {
+                    "host": options["smtp_host"],
+                    "port": smtp_port,
+                    "security": options["smtp_security"],
+                    "user": options["smtp_user"] or options["imap_user"],
+                },
+                "from_address": options["from_address"],
+                "from_name": options["from_name"],
+                "acknowledge": options["acknowledge"],
+                "language": options["language"],
+            }
+        )
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid mailbox settings: {exc}") from exc
+    secrets = EmailSecrets(
+        imap_password=options["imap_password"],
+        smtp_password=options["smtp_password"] or options["imap_password"],
+    )
+    settings = _settings()
+
+    async def work(session: Any) -> None:
+        try:
+            await add_email_channel(
+                session,
+                SecretBox(settings.secret),
+                key=options["key"],
+                title=options["title"] or config.from_address,
+                config=config,
+                secrets=secrets,
+            )
+        except HubError as exc:
+            raise click.ClickException(str(exc.detail)) from exc
+
+    _run(lambda: _in_transaction(settings, work))
+    click.echo(f"mailbox {options['key']} added: {config.from_address}")
+
+
+@channels.group("quarantine")
+def channels_quarantine() -> None:
+    """Email that could not be taken in, kept with its reason."""
+
+
+@channels_quarantine.command("list")
+@click.option("--key", default=None, help="Only this mailbox")
+@click.option("--all", "show_all", is_flag=True, help="Also released ones")
+def quarantine_list(key: str | None, show_all: bool) -> None:
+    """List quarantined email: id, mailbox, when, sender, subject, reason."""
+    from storage.email_repository import EmailRepository
+    from storage.models import QuarantineStatus
+    from storage.repositories import ChannelRepository
+
+    settings = _settings()
+
+    async def work(session: Any) -> list[tuple[str, ...]]:
+        channel_id = None
+        keys = {c.id: c.key for c in await ChannelRepository(session).list("email")}
+        if key is not None:
+            channel_id = next((i for i, k in keys.items() if k == key), None)
+            if channel_id is None:
+                raise click.ClickException(f"no mailbox {key!r}")
+        items = await EmailRepository(session).quarantined(
+            channel_id, None if show_all else QuarantineStatus.OPEN
+        )
+        return [
+            (
+                str(i.id),
+                keys.get(i.channel_id, "?"),
+                i.created_at.isoformat(timespec="seconds"),
+                i.status,
+                i.sender or "",
+                i.subject or "",
+                i.reason,
+            )
+            for i in items
+        ]
+
+    for row in _run(lambda: _in_transaction(settings, work)):
+        click.echo("\t".join(row))
+
+
+@channels_quarantine.command("retry")
+@click.argument("item_id", type=int)
+def quarantine_retry(item_id: int) -> None:
+    """Take a quarantined email in again."""
+    from channels.email.admin import retry_quarantined
+    from hub.context import build_context, close_context
+    from storage.errors import HubError
+
+    settings = _settings()
+
+    async def run() -> str:
+        context = await build_context(settings)
+        try:
+            taken = await retry_quarantined(context, item_id)
+        except HubError as exc:
+            raise click.ClickException(str(exc.detail)) from exc
+        finally:
+            await close_context(context)
+        if taken.message_id is not None:
+            return f"taken in: message {taken.message_id}, conversation {taken.conversation_id}"
+        raise click.ClickException(f"still quarantined: {taken.reason}")
+
+    click.echo(_run(run))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     forms_rate_limit: str = Field(default="20/minute", description="Per IP; 0 turns it off")
     max_body_bytes: int = 30 * 1024 * 1024
     run_worker: bool = Field(default=True, description="Run the outbox worker inside serve")
+    poll_mailboxes: bool = Field(
+        default=True, description="Watch the email channels' IMAP mailboxes in worker processes"
+    )
     worker_poll_seconds: float = 1.0
     outbox_max_attempts: int = 8
     first_assignee_becomes_owner: bool = Field(

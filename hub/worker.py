@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import HubContext
+from channels.delivery import DeliveryWorker
+from channels.email.outbound import EmailSender
+from channels.email.poller import EmailPollers
+from channels.email.service import EmailIntake
 from hub.settings import Settings
 from routing.engine import hub_engine
 from routing.handlers import ROUTING_TOPICS, routing_handlers
 from routing.notify import BusNotifier, EmailNotifier, Notifier, notification_handlers
 from routing.sla import SlaMonitor
-from storage.models import OutboxEvent
+from storage.models import ChannelKind, OutboxEvent
 from storage.outbox import Handler, OutboxWorker, WorkerOptions
+
+log = logging.getLogger(__name__)
 
 
 def bus_publisher(context: HubContext) -> Handler:
@@ -33,7 +41,11 @@ def merge(*tables: Mapping[str, Sequence[Handler]]) -> dict[str, list[Handler]]:
     return merged
 
 
-def handlers(context: HubContext, settings: Settings | None = None) -> dict[str, list[Handler]]:
+def handlers(
+    context: HubContext,
+    settings: Settings | None = None,
+    delivery: DeliveryWorker | None = None,
+) -> dict[str, list[Handler]]:
     engine = hub_engine(context.extras)  # configured by hub.context.build_context
     notifiers: list[Notifier] = [BusNotifier(context.bus)]
     if settings is not None and settings.notify_smtp_host:
@@ -48,17 +60,60 @@ def handlers(context: HubContext, settings: Settings | None = None) -> dict[str,
                 password=password.get_secret_value() if password is not None else None,
             )
         )
-    return merge(
+    tables: list[Mapping[str, Sequence[Handler]]] = [
         routing_handlers(engine, SlaMonitor(engine)),
         notification_handlers(notifiers),
         {"*": [bus_publisher(context)]},
+    ]
+    if delivery is not None:
+
+        async def wake_delivery(_session: AsyncSession, _event: OutboxEvent) -> None:
+            delivery.wake()  # the reply is committed; the delivery worker sends it
+
+        tables.append({"message.outbound": [wake_delivery]})
+    return merge(*tables)
+
+
+def build_delivery(context: HubContext) -> DeliveryWorker:
+    """Outbound delivery, one sender per channel kind that can send."""
+    return DeliveryWorker(
+        context.db, {ChannelKind.EMAIL: EmailSender(context.blobs, context.secret)}
     )
 
 
-def build_worker(context: HubContext, settings: Settings) -> OutboxWorker:
+def build_worker(
+    context: HubContext, settings: Settings, delivery: DeliveryWorker | None = None
+) -> OutboxWorker:
     options = WorkerOptions(
         poll_interval_seconds=settings.worker_poll_seconds,
         max_attempts=settings.outbox_max_attempts,
         solo_topics=ROUTING_TOPICS,
     )
-    return OutboxWorker(context.db, handlers(context, settings), options)
+    return OutboxWorker(context.db, handlers(context, settings, delivery), options)
+
+
+Service = Callable[[asyncio.Event], Awaitable[None]]
+
+
+def background_services(context: HubContext, settings: Settings) -> dict[str, Service]:
+    """What a worker process runs until stopped: the outbox, delivery and mailbox pollers."""
+    delivery = build_delivery(context)
+    services: dict[str, Service] = {
+        "outbox-worker": build_worker(context, settings, delivery).run,
+        "delivery": delivery.run,
+    }
+    if settings.poll_mailboxes:
+        services["imap-pollers"] = EmailPollers(context, EmailIntake(context)).run
+    return services
+
+
+async def run_services(services: Mapping[str, Service], stop: asyncio.Event) -> None:
+    """Run them side by side until `stop`; one failing does not stop the others."""
+
+    async def guarded(name: str, service: Service) -> None:
+        try:
+            await service(stop)
+        except Exception:
+            log.exception("%s stopped with an error", name)
+
+    await asyncio.gather(*(guarded(name, service) for name, service in services.items()))

@@ -145,7 +145,7 @@ async def ingest_batch(
     # Identities claimed within this batch: by a known contact or by a new one.
     claimed: dict[tuple[str, str], int | _NewContact] = {}
     for planned in firsts:
-        if planned.message.thread_key is not None:
+        if planned.message.thread_key is not None or planned.message.automatic:
             careful.add(root(("message", planned.index)))
             continue
         refs: list[int | _NewContact] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -109,3 +110,41 @@ async def close_conversation(
         },
     )
     return conversation
+
+
+async def add_system_message(
+    session: AsyncSession,
+    conversation_id: int,
+    *,
+    text: str,
+    meta: dict[str, Any],
+) -> Message:
+    """Queue a message the hub itself sends to the client (an acknowledgement, say).
+
+    Unlike a manager's reply it stamps no response times: the client still waits
+    for a person.
+    """
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFound(f"no conversation {conversation_id}")
+    message = Message(
+        conversation_id=conversation_id,
+        channel_id=conversation.channel_id,
+        direction=MessageDirection.OUTBOUND,
+        status=MessageStatus.QUEUED,
+        text=text,
+        meta=meta,
+    )
+    session.add(message)
+    await session.flush()
+    emit(
+        session,
+        "message.outbound",
+        {
+            "conversation_id": conversation_id,
+            "message_id": message.id,
+            "channel_id": conversation.channel_id,
+            "manager_id": None,
+        },
+    )
+    return message

@@ -80,12 +80,15 @@ async def ingest(
             channel_id=message.channel_id,
             contact_id=contact.id,
             thread_key=thread_key,
-            status=ConversationStatus.OPEN,
+            # Nobody is to answer machine mail: its conversation is kept, closed.
+            status=ConversationStatus.CLOSED if message.automatic else ConversationStatus.OPEN,
+            closed_at=now if message.automatic else None,
             subject=(message.subject or None) and message.subject[:500],
         )
         session.add(conversation)
     conversation.last_message_at = now
-    conversation.last_inbound_at = now
+    if not message.automatic:
+        conversation.last_inbound_at = now
 
     existing_lead = None
     if not opened:
@@ -104,7 +107,7 @@ async def ingest(
     stored.conversation_id = conversation.id
     session.add(stored)
     lead = None
-    if opened and message.opens_lead:
+    if opened and message.opens_lead and not message.automatic:
         lead = Lead(
             kind=message.lead_kind,
             contact_id=contact.id,
@@ -139,13 +142,12 @@ async def ingest(
         "contact_id": contact.id,
         "channel_id": message.channel_id,
     }
-    if opened:
+    if opened and not message.automatic:
         emit(session, "conversation.opened", ids)
-    emit(
-        session,
-        "message.received",
-        {**ids, "message_id": stored.id, "continues": not opened},
-    )
+    received = {**ids, "message_id": stored.id, "continues": not opened}
+    if message.automatic:
+        received["automatic"] = True
+    emit(session, "message.received", received)
     if lead is not None:
         emit(session, "lead.created", {**ids, "lead_id": lead.id, "source": lead.source})
     await session.flush()

@@ -52,6 +52,9 @@ class InboundMessage:
     received_at: datetime | None = None
     # Auto-replies and the like are stored but open no lead.
     opens_lead: bool = True
+    # Mail written by a machine (auto-reply, bounce, list mail): stored, but it opens no
+    # lead, is not routed, and asks for no answer. A conversation it opens starts closed.
+    automatic: bool = False
     lead_kind: str = "request"
 
 

@@ -63,8 +63,9 @@ def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> dict[str, Sequen
         await sla.check(session, event.payload)
 
     async def inbound(session: AsyncSession, event: OutboxEvent) -> None:
-        # A new conversation's first message is covered by the first-response target.
-        if event.payload.get("continues", True):
+        # A new conversation's first message is covered by the first-response target;
+        # machine mail (auto-replies, bounces) asks for no answer.
+        if event.payload.get("continues", True) and not event.payload.get("automatic"):
             await sla.client_wrote(session, int(event.payload["conversation_id"]))
 
     return {

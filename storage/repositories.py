@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Channel
@@ -26,6 +27,23 @@ class ChannelRepository:
         if kind is not None:
             query = query.where(Channel.kind == kind)
         return (await self.session.scalars(query)).all()
+
+    async def get(self, channel_id: int) -> Channel | None:
+        return await self.session.get(Channel, channel_id)
+
+    async def set_status(
+        self, channel_id: int, status: str, error: str | None, activity_at: datetime | None = None
+    ) -> None:
+        """Record how the channel's connection to the outside world is doing."""
+        values: dict[str, Any] = {"status": status, "last_error": error}
+        if activity_at is not None:
+            values["last_activity_at"] = activity_at
+        await self.session.execute(
+            update(Channel)
+            .where(Channel.id == channel_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
     async def add(
         self, *, key: str, kind: str, title: str, config: dict[str, Any], secrets: str | None = None

@@ -12,6 +12,12 @@ from storage.models.conversations import (
     MessageDirection,
     MessageStatus,
 )
+from storage.models.email import (
+    EmailMessageId,
+    MailboxState,
+    QuarantinedEmail,
+    QuarantineStatus,
+)
 from storage.models.outbox import OutboxEvent, OutboxStatus
 from storage.models.people import (
     ApiToken,
@@ -46,10 +52,12 @@ __all__ = [
     "Contact",
     "Conversation",
     "ConversationStatus",
+    "EmailMessageId",
     "Identity",
     "IdentityKind",
     "Lead",
     "LeadStatus",
+    "MailboxState",
     "Manager",
     "ManagerAbsence",
     "ManagerRole",
@@ -61,6 +69,8 @@ __all__ = [
     "OutboxStatus",
     "Presence",
     "Priority",
+    "QuarantineStatus",
+    "QuarantinedEmail",
     "Queue",
     "QueueMember",
     "RoutingRule",

@@ -72,6 +72,7 @@ class MessageDirection(StrEnum):
 class MessageStatus(StrEnum):
     RECEIVED = "received"
     QUEUED = "queued"
+    SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
 
@@ -82,6 +83,14 @@ class Message(IdMixin, CreatedMixin, Base):
         # Idempotency: an external id is seen once per channel.
         UniqueConstraint("channel_id", "external_id"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        # The delivery queue: only outbound messages still to send (or being sent).
+        Index(
+            "ix_messages_delivery",
+            "status",
+            "deliver_after",
+            sqlite_where=text("status IN ('queued', 'sending')"),
+            postgresql_where=text("status IN ('queued', 'sending')"),
+        ),
     )
 
     conversation_id: Mapped[int] = mapped_column(
@@ -99,6 +108,9 @@ class Message(IdMixin, CreatedMixin, Base):
     meta: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(Text)
+    # Outbound delivery: attempts so far, and when the next one may run (a lease while sending).
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    deliver_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     attachments: Mapped[list[Attachment]] = relationship(lazy="raise", order_by="Attachment.id")
 

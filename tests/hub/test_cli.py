@@ -132,6 +132,10 @@ EVERY_COMMAND = [
     ("channels", "list"),
     ("channels", "add"),
     ("channels", "add", "webform"),
+    ("channels", "add", "email"),
+    ("channels", "quarantine"),
+    ("channels", "quarantine", "list"),
+    ("channels", "quarantine", "retry"),
 ]
 
 
@@ -217,6 +221,68 @@ class TestChannels:
         )
         assert forms.stdout == "webform\tshop\tShop\tactive\tok\t\n"
         assert (mail.returncode, mail.stdout) == (0, "")
+
+    def test_added_mailbox_is_listed_with_its_password_sealed(
+        self, cli: Cli, data_dir: Path
+    ) -> None:
+        added = cli(
+            "channels",
+            "add",
+            "email",
+            "--key",
+            "support",
+            "--imap-host",
+            "imap.example.ru",
+            "--imap-user",
+            "support@example.ru",
+            "--smtp-host",
+            "smtp.example.ru",
+            "--from-address",
+            "Support@Example.ru",
+            env={"OMNIHUB_IMAP_PASSWORD": "очень-секретно"},
+        )
+        listed = cli("channels", "list", "--kind", "email")
+        quarantine = cli("channels", "quarantine", "list")
+
+        assert added.returncode == 0, added.stderr
+        assert added.stdout == "mailbox support added: support@example.ru\n"
+        assert listed.stdout == (
+            "email\tsupport\tsupport@example.ru\tactive\tok\t\tlast fetch never\n"
+        )
+        assert (quarantine.returncode, quarantine.stdout) == (0, "")
+        ((config, secrets),) = query(
+            data_dir, "SELECT config, secrets FROM channels WHERE key = 'support'"
+        )
+        assert '"imap.example.ru"' in str(config) and '"port": 993' in str(config)
+        assert '"port": 465' in str(config)
+        assert "секретно" not in str(config) + str(secrets)
+        assert secrets
+
+    def test_mailbox_with_bad_settings_fails_clearly(self, cli: Cli) -> None:
+        result = cli(
+            "channels",
+            "add",
+            "email",
+            "--key",
+            "support",
+            "--imap-host",
+            "imap.example.ru",
+            "--imap-user",
+            "u",
+            "--imap-password",
+            "p",
+            "--smtp-host",
+            "smtp.example.ru",
+            "--from-address",
+            "not-an-address",
+        )
+        assert result.returncode == 1
+        assert "from_address must be an email address" in result.stderr
+
+    def test_quarantine_retry_of_unknown_item_fails_clearly(self, cli: Cli) -> None:
+        result = cli("channels", "quarantine", "retry", "42")
+        assert result.returncode == 1
+        assert result.stderr == "Error: no quarantined email 42\n"
 
     async def test_duplicate_key_fails_clearly(self, cli: Cli, data_dir: Path) -> None:
         db = seeded(data_dir)

@@ -1,0 +1,367 @@
+"""Taking one raw email in: parse, keep the original, thread, ingest, remember its ids.
+
+A message that cannot be taken in goes to the quarantine with its reason and
+its raw bytes; nothing here raises for bad mail, so one message never blocks
+the mailbox behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels.base import HubContext
+from channels.email.compose import conversation_of_token, subject_tag
+from channels.email.config import EmailChannelConfig
+from channels.email.parse import ParsedEmail, UnparseableEmail, parse_email
+from channels.email.texts import acknowledgement
+from intake.conversations import add_system_message
+from intake.ingest import KEY_LENGTH, ingest
+from intake.schemas import AttachmentIn, IdentityIn, InboundMessage
+from storage.email_repository import EmailRepository, ThreadMatch
+from storage.errors import HubError
+from storage.models import ChannelKind, IdentityKind, MessageStatus
+from storage.outbox import emit
+from storage.ratelimit import MemoryRateLimiter, Rate, RateLimiter
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 5
+# Parsing a big message would hold the event loop; past this size it runs in a thread.
+THREAD_PARSE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    channel_id: int
+    key: str
+    config: EmailChannelConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    outcome: Literal["stored", "duplicate", "quarantined", "bounce"]
+    message_id: int | None = None
+    conversation_id: int | None = None
+    quarantine_id: int | None = None
+    reason: str | None = None
+
+
+def header_key(message_id: str) -> str:
+    """A Message-ID as stored: without <>, and hashed when longer than the column."""
+    value = message_id.strip().strip("<>").strip()
+    if len(value) <= KEY_LENGTH:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+class EmailIntake:
+    def __init__(self, context: HubContext) -> None:
+        self.context = context
+        self._limiters: dict[int, RateLimiter] = {}
+
+    async def take(
+        self,
+        mailbox: Mailbox,
+        raw: bytes,
+        *,
+        uid: int | None = None,
+        uidvalidity: int | None = None,
+    ) -> Taken:
+        """Store one message, or quarantine it with the reason; never raises for bad mail."""
+        config = mailbox.config
+        raw_ref = await self.context.blobs.put(gzip.compress(raw, 6, mtime=0), "application/gzip")
+        if len(raw) > config.max_message_bytes:
+            return await self._quarantine(
+                mailbox,
+                raw,
+                raw_ref.sha256,
+                f"message of {len(raw)} bytes is over the mailbox limit of "
+                f"{config.max_message_bytes}",
+                uid=uid,
+                uidvalidity=uidvalidity,
+            )
+        try:
+            parsed = await self._parse(raw, config)
+        except UnparseableEmail as exc:
+            return await self._quarantine(
+                mailbox, raw, raw_ref.sha256, f"unparseable: {exc.reason}", uid, uidvalidity
+            )
+        if not parsed.from_address:
+            return await self._quarantine(
+                mailbox,
+                raw,
+                raw_ref.sha256,
+                "no sender address (From) in the message",
+                uid,
+                uidvalidity,
+                parsed,
+            )
+        try:
+            return await self._store(mailbox, raw, raw_ref.sha256, parsed)
+        except HubError as exc:  # intake refused it (an address it cannot accept, ...)
+            reason = f"refused: {exc.detail if isinstance(exc.detail, str) else exc.code}"
+        except Exception as exc:  # never let one message stop the mailbox
+            log.exception("email %s in mailbox %s could not be stored", uid, mailbox.key)
+            reason = f"error: {type(exc).__name__}: {exc}"
+        return await self._quarantine(
+            mailbox, raw, raw_ref.sha256, reason, uid, uidvalidity, parsed
+        )
+
+    async def _parse(self, raw: bytes, config: EmailChannelConfig) -> ParsedEmail:
+        domains = frozenset({config.message_id_domain})
+        if len(raw) > THREAD_PARSE_BYTES:
+            return await asyncio.to_thread(
+                parse_email,
+                raw,
+                max_attachment_bytes=config.max_attachment_bytes,
+                own_domains=domains,
+            )
+        return parse_email(
+            raw, max_attachment_bytes=config.max_attachment_bytes, own_domains=domains
+        )
+
+    async def _store(
+        self, mailbox: Mailbox, raw: bytes, raw_sha256: str, parsed: ParsedEmail
+    ) -> Taken:
+        assert parsed.from_address is not None
+        attachments: list[AttachmentIn] = []
+        skipped: list[dict[str, str]] = []
+        for file in parsed.attachments:
+            if file.truncated_reason:
+                skipped.append({"filename": file.filename, "reason": file.truncated_reason})
+                continue
+            ref = await self.context.blobs.put(file.data, file.content_type)
+            attachments.append(
+                AttachmentIn(
+                    filename=file.filename,
+                    content_type=ref.content_type,
+                    size=ref.size,
+                    sha256=ref.sha256,
+                    content_id=file.content_id,
+                    inline=file.inline,
+                )
+            )
+        automatic = parsed.auto_reason is not None or parsed.bounce is not None
+        auto_reason = parsed.auto_reason or ("delivery report" if parsed.bounce else None)
+        if not automatic:
+            limiter = self._limiter(mailbox)
+            decision = await limiter.hit(f"{mailbox.channel_id}:{parsed.from_address}")
+            if not decision.allowed:
+                automatic, auto_reason = True, "sender over the hourly limit"
+        own_id = header_key(parsed.message_id) if parsed.message_id else None
+        external_id = f"email:{own_id}" if own_id else f"email-sha256:{raw_sha256}"
+        meta: dict[str, Any] = {
+            "email": {
+                "message_id": own_id,
+                "in_reply_to": [header_key(h) for h in parsed.in_reply_to],
+                "references": [header_key(h) for h in parsed.references],
+                "from": parsed.from_address,
+                "from_name": parsed.from_name,
+                "reply_to": parsed.reply_to,
+                "to": parsed.to,
+                "cc": parsed.cc,
+                "subject": parsed.subject,
+                "date": parsed.date.isoformat() if parsed.date else None,
+                "raw_sha256": raw_sha256,
+                "raw_size": len(raw),
+                "full_text": parsed.text if parsed.display_text != parsed.text else None,
+                "defects": parsed.defects[:20],
+                "skipped_attachments": skipped,
+            }
+        }
+        if auto_reason:
+            meta["automatic"] = auto_reason
+        # Where to look for the thread, nearest first; a bounce names the message it returns.
+        bounced = [parsed.bounce.original_message_id] if parsed.bounce else []
+        hints = [
+            header_key(h)
+            for h in [*bounced, *parsed.in_reply_to, *reversed(parsed.references)]
+            if h
+        ]
+        for attempt in range(ATTEMPTS):
+            try:
+                async with self.context.db.transaction() as session:
+                    return await self._store_in(
+                        session,
+                        mailbox,
+                        parsed,
+                        InboundMessage(
+                            channel_id=mailbox.channel_id,
+                            channel_kind=ChannelKind.EMAIL,
+                            external_id=external_id,
+                            identities=[IdentityIn(IdentityKind.EMAIL, parsed.from_address)],
+                            text=parsed.display_text,
+                            html=parsed.html,
+                            subject=parsed.subject or None,
+                            contact_name=parsed.from_name,
+                            attachments=attachments,
+                            meta=meta,
+                            received_at=None,
+                            automatic=automatic,
+                        ),
+                        own_id,
+                        hints,
+                    )
+            except IntegrityError:
+                if attempt == ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _store_in(
+        self,
+        session: AsyncSession,
+        mailbox: Mailbox,
+        parsed: ParsedEmail,
+        message: InboundMessage,
+        own_id: str | None,
+        hints: list[str],
+    ) -> Taken:
+        repo = EmailRepository(session)
+        assert parsed.from_address is not None
+        if parsed.bounce is not None:
+            await self._mark_bounced(session, repo, mailbox, parsed)
+        thread = await self._thread(session, repo, mailbox, parsed, hints)
+        message.thread_key = (
+            thread.thread_key if thread else f"email:{own_id or message.external_id}"
+        )
+        result = await ingest(session, message, self.context.intake)
+        if result.duplicate:
+            return Taken("duplicate", result.message_id, result.conversation_id)
+        ids = [own_id] if own_id else []
+        await repo.record_message_ids(
+            mailbox.channel_id, result.conversation_id, result.message_id, ids
+        )
+        if (
+            mailbox.config.acknowledge
+            and result.conversation_opened
+            and result.lead_id is not None
+            and not message.automatic
+        ):
+            text = acknowledgement(mailbox.config.language, result.lead_id, parsed.subject)
+            await add_system_message(
+                session,
+                result.conversation_id,
+                text=text,
+                meta={"kind": "acknowledgement", "automatic": True},
+            )
+        outcome: Literal["stored", "bounce"] = "bounce" if parsed.bounce else "stored"
+        return Taken(outcome, result.message_id, result.conversation_id)
+
+    async def _thread(
+        self,
+        session: AsyncSession,
+        repo: EmailRepository,
+        mailbox: Mailbox,
+        parsed: ParsedEmail,
+        hints: Sequence[str],
+    ) -> ThreadMatch | None:
+        """The conversation this mail continues: by its headers, our token, or the subject tag.
+
+        Only a conversation of the same person is continued, so replies of many people
+        to one mailing never merge into one conversation.
+        """
+        assert parsed.from_address is not None
+        sender = await repo.contact_of_address(parsed.from_address)
+        if parsed.bounce is not None or parsed.auto_reason is not None:
+            sender = None  # machine mail files under the thread it answers, whoever sent it
+        candidates: list[ThreadMatch] = []
+        match = await repo.thread_of_headers(mailbox.channel_id, hints)
+        if match is not None:
+            candidates.append(match)
+        for header in hints:
+            conversation_id = conversation_of_token(header, self.context.secret)
+            if conversation_id is not None:
+                found = await repo.thread_of_conversation(conversation_id)
+                if found is not None:
+                    candidates.append(found)
+                break
+        number = subject_tag(parsed.subject)
+        if number is not None:
+            found = await repo.thread_of_lead(mailbox.channel_id, number)
+            if found is not None:
+                candidates.append(found)
+        automatic = parsed.bounce is not None or parsed.auto_reason is not None
+        for candidate in candidates:
+            if automatic or candidate.contact_id == sender:
+                return candidate
+        return None
+
+    async def _mark_bounced(
+        self, session: AsyncSession, repo: EmailRepository, mailbox: Mailbox, parsed: ParsedEmail
+    ) -> None:
+        bounce = parsed.bounce
+        if bounce is None or not bounce.original_message_id:
+            return
+        original = await repo.outbound_message_of_header(
+            mailbox.channel_id, header_key(bounce.original_message_id)
+        )
+        if original is None:
+            return
+        if bounce.permanent:
+            original.status = MessageStatus.FAILED
+        detail = bounce.diagnostic or bounce.status or bounce.action or "bounced"
+        original.error = f"bounced: {detail}"[:2000]
+        original.meta = {
+            **original.meta,
+            "bounce": {
+                "status": bounce.status,
+                "action": bounce.action,
+                "recipients": bounce.recipients,
+                "permanent": bounce.permanent,
+            },
+        }
+        emit(
+            session,
+            "message.failed" if bounce.permanent else "message.delayed",
+            {
+                "conversation_id": original.conversation_id,
+                "message_id": original.id,
+                "channel_id": mailbox.channel_id,
+                "reason": original.error,
+            },
+        )
+
+    async def _quarantine(
+        self,
+        mailbox: Mailbox,
+        raw: bytes,
+        raw_sha256: str,
+        reason: str,
+        uid: int | None,
+        uidvalidity: int | None,
+        parsed: ParsedEmail | None = None,
+    ) -> Taken:
+        log.warning("email quarantined in mailbox %s: %s", mailbox.key, reason)
+        async with self.context.db.transaction() as session:
+            item_id = await EmailRepository(session).quarantine(
+                channel_id=mailbox.channel_id,
+                raw_sha256=raw_sha256,
+                size=len(raw),
+                reason=reason[:2000],
+                uid=uid,
+                uidvalidity=uidvalidity,
+                subject=parsed.subject if parsed else None,
+                sender=parsed.from_address if parsed else None,
+            )
+            emit(
+                session,
+                "email.quarantined",
+                {"channel_id": mailbox.channel_id, "quarantine_id": item_id, "reason": reason},
+            )
+        return Taken("quarantined", quarantine_id=item_id, reason=reason)
+
+    def _limiter(self, mailbox: Mailbox) -> RateLimiter:
+        limiter = self._limiters.get(mailbox.channel_id)
+        if limiter is None:
+            rate = Rate(mailbox.config.sender_hourly_limit, 3600)
+            limiter = self._limiters[mailbox.channel_id] = MemoryRateLimiter(rate)
+        return limiter

@@ -1,0 +1,200 @@
+"""The channels API under /api/v1: list channels with their status, add mailboxes,
+look after the email quarantine. Passwords go in and never come out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from channels.email.admin import (
+    add_email_channel,
+    mailbox_status,
+    public_config,
+    retry_quarantined,
+)
+from channels.email.config import EmailChannelConfig, EmailSecrets
+from inbox.deps import AdminDep, ContextDep, PrincipalDep, ReadSessionDep
+from inbox.schemas import ErrorOut
+from storage.crypto import SecretBox
+from storage.email_repository import EmailRepository
+from storage.errors import NotFound
+from storage.models import Channel, ChannelKind, QuarantinedEmail, QuarantineStatus
+from storage.repositories import ChannelRepository
+
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["channels"],
+    responses={
+        401: {"model": ErrorOut, "description": "Not authenticated"},
+        422: {"model": ErrorOut, "description": "Invalid input"},
+    },
+)
+ADMIN: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorOut, "description": "Administrators only"}
+}
+ChannelKey = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
+class MailboxStatusOut(BaseModel):
+    last_fetch_at: datetime | None
+    last_uid: int | None
+    open_quarantine: int
+
+
+class ChannelOut(BaseModel):
+    id: int
+    key: str
+    kind: str
+    title: str
+    is_active: bool
+    status: str
+    last_error: str | None
+    last_activity_at: datetime | None
+    mailbox: MailboxStatusOut | None = None
+    config: dict[str, Any] | None = None
+
+
+class EmailChannelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    title: str = Field(default="", max_length=200)
+    config: EmailChannelConfig
+    imap_password: str = Field(min_length=1, max_length=1000)
+    smtp_password: str | None = Field(default=None, max_length=1000)
+
+
+class QuarantinedOut(BaseModel):
+    id: int
+    channel_id: int
+    created_at: datetime
+    status: str
+    reason: str
+    sender: str | None
+    subject: str | None
+    size: int
+    attempts: int
+    uid: int | None
+    message_id: int | None
+
+    @classmethod
+    def of(cls, item: QuarantinedEmail) -> QuarantinedOut:
+        return cls(
+            id=item.id,
+            channel_id=item.channel_id,
+            created_at=item.created_at,
+            status=item.status,
+            reason=item.reason,
+            sender=item.sender,
+            subject=item.subject,
+            size=item.size,
+            attempts=item.attempts,
+            uid=item.uid,
+            message_id=item.message_id,
+        )
+
+
+class RetryOut(BaseModel):
+    outcome: str
+    message_id: int | None
+    conversation_id: int | None
+    reason: str | None
+
+
+async def _out(session: Any, channel: Channel, *, with_config: bool = False) -> ChannelOut:
+    out = ChannelOut(
+        id=channel.id,
+        key=channel.key,
+        kind=channel.kind,
+        title=channel.title,
+        is_active=channel.is_active,
+        status=channel.status,
+        last_error=channel.last_error,
+        last_activity_at=channel.last_activity_at,
+    )
+    if channel.kind == ChannelKind.EMAIL:
+        state = await mailbox_status(session, channel)
+        out.mailbox = MailboxStatusOut(
+            last_fetch_at=state.last_fetch_at,
+            last_uid=state.last_uid,
+            open_quarantine=state.open_quarantine,
+        )
+        if with_config:
+            out.config = public_config(channel)
+    return out
+
+
+@router.get("/channels", response_model=list[ChannelOut])
+async def list_channels(
+    _principal: PrincipalDep, session: ReadSessionDep, kind: str | None = None
+) -> list[ChannelOut]:
+    """Every channel with its status (for mailboxes: ok, auth_failed, unreachable; last fetch)."""
+    return [await _out(session, c) for c in await ChannelRepository(session).list(kind)]
+
+
+@router.get("/channels/{channel_key}", response_model=ChannelOut)
+async def get_channel(
+    channel_key: ChannelKey, _admin: AdminDep, session: ReadSessionDep
+) -> ChannelOut:
+    """One channel with its configuration (without passwords)."""
+    channel = await ChannelRepository(session).get_by_key(channel_key)
+    if channel is None:
+        raise NotFound(f"no channel {channel_key!r}")
+    return await _out(session, channel, with_config=True)
+
+
+@router.post("/channels/email", response_model=ChannelOut, status_code=201, responses=ADMIN)
+async def create_email_channel(
+    body: EmailChannelIn, _admin: AdminDep, context: ContextDep
+) -> ChannelOut:
+    """Add a mailbox; the pollers pick it up within their refresh interval."""
+    async with context.db.transaction() as session:
+        channel = await add_email_channel(
+            session,
+            SecretBox(context.secret),
+            key=body.key,
+            title=body.title or body.config.from_address,
+            config=body.config,
+            secrets=EmailSecrets(
+                imap_password=body.imap_password,
+                smtp_password=body.smtp_password or body.imap_password,
+            ),
+        )
+        return await _out(session, channel, with_config=True)
+
+
+@router.get("/email/quarantine", response_model=list[QuarantinedOut])
+async def list_quarantine(
+    _principal: PrincipalDep,
+    session: ReadSessionDep,
+    channel_key: str | None = None,
+    status: str | None = QuarantineStatus.OPEN,
+) -> list[QuarantinedOut]:
+    """Email that could not be taken in, with the reason (status=all for every item)."""
+    channel_id = None
+    if channel_key is not None:
+        channel = await ChannelRepository(session).get_by_key(channel_key, ChannelKind.EMAIL)
+        if channel is None:
+            raise NotFound(f"no mailbox {channel_key!r}")
+        channel_id = channel.id
+    items = await EmailRepository(session).quarantined(
+        channel_id, None if status == "all" else status
+    )
+    return [QuarantinedOut.of(item) for item in items]
+
+
+@router.post("/email/quarantine/{item_id}/retry", response_model=RetryOut, responses=ADMIN)
+async def retry_quarantine(
+    item_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _admin: AdminDep, context: ContextDep
+) -> RetryOut:
+    """Take a quarantined email in again; it leaves the quarantine when that works."""
+    taken = await retry_quarantined(context, item_id)
+    return RetryOut(
+        outcome=taken.outcome,
+        message_id=taken.message_id,
+        conversation_id=taken.conversation_id,
+        reason=taken.reason,
+    )

@@ -1,0 +1,343 @@
+"""The queries of the email channel: threading by Message-ID, checkpoints, the quarantine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Attachment,
+    Conversation,
+    EmailMessageId,
+    Identity,
+    Lead,
+    MailboxState,
+    Message,
+    QuarantinedEmail,
+    QuarantineStatus,
+)
+from storage.models.base import table_of
+from storage.types import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMatch:
+    conversation_id: int
+    thread_key: str
+    contact_id: int
+    status: str
+
+
+class EmailRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _insert_ids(self) -> Any:
+        """INSERT into email_message_ids in the dialect that knows ON CONFLICT DO NOTHING."""
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        return insert(table_of(EmailMessageId)).on_conflict_do_nothing(
+            index_elements=["channel_id", "message_id_header"]
+        )
+
+    # Threading
+
+    async def thread_of_headers(
+        self, channel_id: int, headers: Sequence[str]
+    ) -> ThreadMatch | None:
+        """The conversation of the first header (in the given order) the hub knows."""
+        if not headers:
+            return None
+        rows = (
+            await self.session.execute(
+                select(
+                    EmailMessageId.message_id_header,
+                    Conversation.id,
+                    Conversation.thread_key,
+                    Conversation.contact_id,
+                    Conversation.status,
+                )
+                .join(Conversation, Conversation.id == EmailMessageId.conversation_id)
+                .where(
+                    EmailMessageId.channel_id == channel_id,
+                    EmailMessageId.message_id_header.in_(list(headers)),
+                )
+            )
+        ).all()
+        found = {row[0]: ThreadMatch(row[1], row[2], row[3], row[4]) for row in rows}
+        for header in headers:
+            if header in found:
+                return found[header]
+        return None
+
+    async def thread_of_conversation(self, conversation_id: int) -> ThreadMatch | None:
+        row = (
+            await self.session.execute(
+                select(
+                    Conversation.id,
+                    Conversation.thread_key,
+                    Conversation.contact_id,
+                    Conversation.status,
+                ).where(Conversation.id == conversation_id)
+            )
+        ).first()
+        return ThreadMatch(row[0], row[1], row[2], row[3]) if row is not None else None
+
+    async def thread_of_lead(self, channel_id: int, lead_id: int) -> ThreadMatch | None:
+        row = (
+            await self.session.execute(
+                select(
+                    Conversation.id,
+                    Conversation.thread_key,
+                    Conversation.contact_id,
+                    Conversation.status,
+                )
+                .join(Lead, Lead.conversation_id == Conversation.id)
+                .where(Lead.id == lead_id, Conversation.channel_id == channel_id)
+            )
+        ).first()
+        return ThreadMatch(row[0], row[1], row[2], row[3]) if row is not None else None
+
+    async def contact_of_address(self, address: str) -> int | None:
+        return (
+            await self.session.scalars(
+                select(Identity.contact_id).where(
+                    Identity.kind == "email", Identity.value == address
+                )
+            )
+        ).first()
+
+    async def record_message_ids(
+        self,
+        channel_id: int,
+        conversation_id: int,
+        message_id: int | None,
+        headers: Sequence[str],
+        *,
+        outbound: bool = False,
+    ) -> None:
+        """Remember Message-IDs of a conversation; one already known keeps its first owner."""
+        if not headers:
+            return
+        now = utcnow()
+        await self.session.execute(
+            self._insert_ids(),
+            [
+                {
+                    "channel_id": channel_id,
+                    "message_id_header": header,
+                    "conversation_id": conversation_id,
+                    "message_id": message_id,
+                    "outbound": outbound,
+                    "created_at": now,
+                }
+                for header in dict.fromkeys(headers)
+            ],
+        )
+
+    async def outbound_message_of_header(self, channel_id: int, header: str) -> Message | None:
+        return (
+            await self.session.scalars(
+                select(Message)
+                .join(EmailMessageId, EmailMessageId.message_id == Message.id)
+                .where(
+                    EmailMessageId.channel_id == channel_id,
+                    EmailMessageId.message_id_header == header,
+                    EmailMessageId.outbound.is_(True),
+                )
+            )
+        ).first()
+
+    # Checkpoints
+
+    async def mailbox_state(self, channel_id: int) -> MailboxState | None:
+        return await self.session.get(MailboxState, channel_id)
+
+    async def save_checkpoint(
+        self, channel_id: int, folder: str, uidvalidity: int, last_uid: int, now: datetime
+    ) -> None:
+        state = await self.session.get(MailboxState, channel_id, with_for_update=True)
+        if state is None:
+            state = MailboxState(channel_id=channel_id, folder=folder, last_uid=0)
+            self.session.add(state)
+        if state.uidvalidity != uidvalidity or state.folder != folder:
+            state.uidvalidity, state.folder, state.last_uid = uidvalidity, folder, 0
+        state.last_uid = max(state.last_uid, last_uid)
+        state.last_fetch_at = now
+
+    async def take_lease(
+        self, channel_id: int, folder: str, poller: str, now: datetime, until: datetime
+    ) -> bool:
+        """Become (or stay) the mailbox's one poller, unless another holds a live lease."""
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        await self.session.execute(
+            insert(table_of(MailboxState))
+            .values(
+                channel_id=channel_id,
+                folder=folder,
+                last_uid=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["channel_id"])
+        )
+        taken = await self.session.execute(
+            update(MailboxState)
+            .where(
+                MailboxState.channel_id == channel_id,
+                (MailboxState.poller == poller)
+                | MailboxState.lease_until.is_(None)
+                | (MailboxState.lease_until < now),
+            )
+            .values(poller=poller, lease_until=until, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+    async def drop_lease(self, channel_id: int, poller: str) -> None:
+        await self.session.execute(
+            update(MailboxState)
+            .where(MailboxState.channel_id == channel_id, MailboxState.poller == poller)
+            .values(poller=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    # Quarantine
+
+    async def quarantine(
+        self,
+        *,
+        channel_id: int,
+        raw_sha256: str,
+        size: int,
+        reason: str,
+        uid: int | None,
+        uidvalidity: int | None,
+        subject: str | None,
+        sender: str | None,
+    ) -> int:
+        """Keep a message that could not be taken in; the same bytes again count an attempt."""
+        existing = (
+            await self.session.scalars(
+                select(QuarantinedEmail).where(
+                    QuarantinedEmail.channel_id == channel_id,
+                    QuarantinedEmail.raw_sha256 == raw_sha256,
+                )
+            )
+        ).first()
+        if existing is not None:
+            existing.reason = reason
+            existing.attempts += 1
+            if existing.status != QuarantineStatus.RELEASED:
+                existing.status = QuarantineStatus.OPEN
+            await self.session.flush()
+            return existing.id
+        item = QuarantinedEmail(
+            channel_id=channel_id,
+            raw_sha256=raw_sha256,
+            size=size,
+            reason=reason,
+            uid=uid,
+            uidvalidity=uidvalidity,
+            subject=subject[:500] if subject else None,
+            sender=sender[:320] if sender else None,
+            status=QuarantineStatus.OPEN,
+            attempts=1,
+        )
+        self.session.add(item)
+        await self.session.flush()
+        return item.id
+
+    async def quarantined(
+        self, channel_id: int | None = None, status: str | None = QuarantineStatus.OPEN
+    ) -> Sequence[QuarantinedEmail]:
+        query = select(QuarantinedEmail).order_by(QuarantinedEmail.id)
+        if channel_id is not None:
+            query = query.where(QuarantinedEmail.channel_id == channel_id)
+        if status is not None:
+            query = query.where(QuarantinedEmail.status == status)
+        return (await self.session.scalars(query)).all()
+
+    async def quarantined_item(self, item_id: int) -> QuarantinedEmail | None:
+        return await self.session.get(QuarantinedEmail, item_id)
+
+    async def release(self, item_id: int, message_id: int) -> None:
+        await self.session.execute(
+            update(QuarantinedEmail)
+            .where(QuarantinedEmail.id == item_id)
+            .values(status=QuarantineStatus.RELEASED, message_id=message_id, updated_at=utcnow())
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyContext:
+    """What an outbound email needs to know about its conversation."""
+
+    conversation_id: int
+    channel_id: int
+    subject: str | None
+    lead_id: int | None
+    # The client's last mail in the conversation (its `meta["email"]`), if any.
+    last_inbound: dict[str, Any] | None
+    contact_email: str | None
+
+
+async def reply_context(session: AsyncSession, message: Message) -> ReplyContext:
+    conversation = await session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    lead_id = (
+        await session.scalars(select(Lead.id).where(Lead.conversation_id == conversation.id))
+    ).first()
+    metas = (
+        await session.scalars(
+            select(Message.meta)
+            .where(
+                Message.conversation_id == conversation.id,
+                Message.direction == "inbound",
+                Message.id < message.id,
+            )
+            .order_by(Message.id.desc())
+            .limit(20)
+        )
+    ).all()
+    last_inbound = next(
+        (
+            meta["email"]
+            for meta in metas
+            if isinstance(meta, dict)
+            and isinstance(meta.get("email"), dict)
+            and not meta.get("automatic")
+        ),
+        None,
+    )
+    contact_email = (
+        await session.scalars(
+            select(Identity.value)
+            .where(Identity.contact_id == conversation.contact_id, Identity.kind == "email")
+            .order_by(Identity.id.desc())
+        )
+    ).first()
+    return ReplyContext(
+        conversation.id,
+        conversation.channel_id,
+        conversation.subject,
+        lead_id,
+        last_inbound,
+        contact_email,
+    )
+
+
+async def attachments_of(session: AsyncSession, message_id: int) -> Sequence[Attachment]:
+    return (
+        await session.scalars(
+            select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)
+        )
+    ).all()

@@ -1,0 +1,271 @@
+"""The email channel end to end: mail appended to a real dovecot, fetched by the poller,
+answered through the REST API, sent through a real SMTP server (aiosmtpd), answered again.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+import pytest
+
+from storage.models import Lead, Message, MessageStatus
+from tests.channels.email.flow import HUB_ADDRESS, MailHub, client_mail
+from tests.mailservers import Dovecot, SmtpRecorder
+
+pytestmark = pytest.mark.asyncio
+
+CLIENT = "ivan.petrov@client.example"
+
+
+@pytest.fixture
+async def hub(
+    app: Any, client: httpx.AsyncClient, dovecot: Dovecot, smtp_server: SmtpRecorder
+) -> MailHub:
+    mail_hub = MailHub(app, client, dovecot, smtp_server)
+    await mail_hub.setup()
+    return mail_hub
+
+
+def _ids(header: str | None) -> list[str]:
+    return re.findall(r"<([^>]+)>", header or "")
+
+
+async def test_conversation_by_email_reply_and_client_replies(hub: MailHub) -> None:
+    raw, first_id = client_mail(CLIENT, "Заказ №1542 не доставлен", "Где мой заказ? Жду неделю.")
+    hub.send(raw)
+    assert await hub.poll() == 1
+    [conversation] = await hub.conversations()
+    [lead] = await hub.leads()
+    assert lead.title == "Заказ №1542 не доставлен" and lead.source == "email"
+    [inbound] = await hub.messages(conversation.id)
+    assert inbound.text.strip() == "Где мой заказ? Жду неделю."
+    assert inbound.meta["email"]["message_id"] == first_id
+
+    await hub.reply(conversation.id, "Здравствуйте! Заказ передан курьеру.")
+    assert await hub.delivery.drain() == 1
+    [sent] = await hub.smtp.wait_for(1)
+    mail: EmailMessage = sent.message
+    assert sent.rcpt_tos == [CLIENT] and sent.mail_from == HUB_ADDRESS
+    assert mail["From"].addresses[0].addr_spec == HUB_ADDRESS
+    assert mail["From"].addresses[0].display_name == "Магазин"
+    assert mail["Reply-To"] == HUB_ADDRESS
+    assert mail["To"] == CLIENT
+    assert mail["Subject"] == f"Re: Заказ №1542 не доставлен [#{lead.id}]"
+    assert _ids(mail["In-Reply-To"]) == [first_id]
+    assert _ids(mail["References"]) == [first_id]
+    [our_id] = _ids(mail["Message-ID"])
+    assert our_id.startswith(f"omnihub.{conversation.id}.") and our_id.endswith("@shop.example")
+    assert mail.get_body(("plain",)).get_content().strip() == "Здравствуйте! Заказ передан курьеру."
+    assert "курьеру" in mail.get_body(("html",)).get_content()
+    outbound = [m for m in await hub.messages(conversation.id) if m.direction == "outbound"]
+    assert [m.status for m in outbound] == [MessageStatus.SENT]
+    assert outbound[0].sent_at is not None
+
+    # The client answers with In-Reply-To and a changed subject: the same conversation.
+    raw, second_id = client_mail(
+        CLIENT,
+        "другая тема совсем",
+        "Спасибо, а когда будет?",
+        in_reply_to=our_id,
+        references=[first_id, our_id],
+    )
+    hub.send(raw)
+    # ... and once with no In-Reply-To/References, only the tag in the subject.
+    raw, _ = client_mail(CLIENT, f"Re: Заказ №1542 [#{lead.id}]", "И ещё вопрос по оплате.")
+    hub.send(raw)
+    assert await hub.poll() == 2
+    assert len(await hub.conversations()) == 1
+    assert len(await hub.leads()) == 1
+    texts = [m.text.strip() for m in await hub.messages(conversation.id)]
+    assert texts[-2:] == ["Спасибо, а когда будет?", "И ещё вопрос по оплате."]
+
+    # The next reply references the whole thread, folded.
+    await hub.reply(conversation.id, "Завтра до 18:00.")
+    assert await hub.delivery.drain() == 1
+    second = (await hub.smtp.wait_for(2))[1].message
+    assert _ids(second["References"])[-1] in (second_id, _ids(second["In-Reply-To"])[0])
+    assert all(len(line) <= 998 for line in bytes(second).split(b"\r\n"))
+
+
+async def test_auto_reply_to_our_reply_opens_nothing(hub: MailHub) -> None:
+    hub.send(client_mail(CLIENT, "Вопрос", "Сколько стоит доставка?")[0])
+    await hub.poll()
+    [conversation] = await hub.conversations()
+    await hub.reply(conversation.id, "300 рублей.")
+    await hub.delivery.drain()
+    [sent] = await hub.smtp.wait_for(1)
+    [our_id] = _ids(sent.message["Message-ID"])
+    outbound_events = len(await hub.events("message.outbound"))
+
+    raw, _ = client_mail(
+        CLIENT,
+        "Автоответ: Re: Вопрос",
+        "Я в отпуске до понедельника.",
+        in_reply_to=our_id,
+        headers={"Auto-Submitted": "auto-replied", "X-Autoreply": "yes"},
+    )
+    hub.send(raw)
+    # An auto-reply from an unrelated sender, to nothing we know: kept, closed, no lead.
+    raw, _ = client_mail(
+        "robot@other.example",
+        "Out of office",
+        "I am away.",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    hub.send(raw)
+    assert await hub.poll() == 2
+    conversations = await hub.conversations()
+    assert len(conversations) == 2
+    assert conversations[1].status == "closed"
+    assert len(await hub.leads()) == 1
+    messages = await hub.messages(conversation.id)
+    assert messages[-1].meta.get("automatic") and "auto" in messages[-1].meta["automatic"]
+    assert len(await hub.events("message.outbound")) == outbound_events
+    assert len(await hub.events("conversation.opened")) == 1
+    received = await hub.events("message.received")
+    assert [bool(e.payload.get("automatic")) for e in received] == [False, True, True]
+
+
+async def test_bounce_marks_the_outbound_message_failed(hub: MailHub) -> None:
+    hub.send(client_mail("nobody@client.example", "Вопрос", "Есть в наличии?")[0])
+    await hub.poll()
+    [conversation] = await hub.conversations()
+    reply = await hub.reply(conversation.id, "Да, есть.")
+    await hub.delivery.drain()
+    [sent] = await hub.smtp.wait_for(1)
+    [our_id] = _ids(sent.message["Message-ID"])
+
+    hub.send(dsn(our_id, "nobody@client.example"))
+    assert await hub.poll() == 1
+    failed = await hub.message(int(reply["id"]))
+    assert failed.status == MessageStatus.FAILED
+    assert failed.error is not None and "5.1.1" in failed.error
+    assert len(await hub.leads()) == 1
+    assert [e.payload["message_id"] for e in await hub.events("message.failed")] == [failed.id]
+
+
+async def test_acknowledgement_carries_the_number_and_skips_robots(
+    app: Any, client: httpx.AsyncClient, dovecot: Dovecot, smtp_server: SmtpRecorder
+) -> None:
+    hub = MailHub(app, client, dovecot, smtp_server)
+    await hub.setup(acknowledge=True, language="ru")
+    hub.send(client_mail(CLIENT, "Счёт", "Пришлите счёт, пожалуйста.")[0])
+    hub.send(
+        client_mail(
+            "list@news.example", "Новости", "Рассылка", headers={"List-Id": "<news.example>"}
+        )[0]
+    )
+    await hub.poll()
+    assert await hub.delivery.drain() == 1
+    [ack] = await hub.smtp.wait_for(1)
+    [lead] = await hub.leads()
+    assert ack.rcpt_tos == [CLIENT]
+    assert ack.message["Auto-Submitted"] == "auto-replied"
+    assert f"номером {lead.id}" in ack.message.get_body(("plain",)).get_content()
+    [conversation, _robot] = await hub.conversations()
+    assert conversation.first_response_at is None  # a robot's answer is not a response
+
+
+async def test_newsletter_replies_from_different_people_stay_apart(hub: MailHub) -> None:
+    newsletter = "newsletter-2026-11@shop.example"
+    for n, sender in enumerate(["a@client.example", "b@client.example", "c@client.example"]):
+        raw, _ = client_mail(
+            sender,
+            "Re: Скидки недели",
+            f"Ответ {n}",
+            in_reply_to=newsletter,
+            references=[newsletter],
+        )
+        hub.send(raw)
+    assert await hub.poll() == 3
+    conversations = await hub.conversations()
+    assert len(conversations) == 3
+    assert len({c.contact_id for c in conversations}) == 3
+
+
+async def test_same_mail_twice_and_uidvalidity_change_store_once(hub: MailHub) -> None:
+    raw, _ = client_mail(CLIENT, "Дубль", "Одно и то же письмо")
+    hub.send(raw)
+    hub.send(raw)  # the same message delivered twice (two UIDs)
+    hub.send(client_mail(CLIENT, "Второе", "Другое письмо")[0])
+    assert await hub.poll() == 3
+    assert await hub.count(Message) == 2
+    hub.dovecot.reset_uids("hub@example.test")
+    assert await hub.poll() == 3  # a new UIDVALIDITY: everything is read again ...
+    assert await hub.count(Message) == 2  # ... and nothing is stored twice
+    assert await hub.count(Lead) == 2
+    assert await hub.poll() == 0
+
+
+async def test_temporary_smtp_failure_is_retried_permanent_one_fails(hub: MailHub) -> None:
+    hub.send(client_mail(CLIENT, "Вопрос", "Текст")[0])
+    await hub.poll()
+    [conversation] = await hub.conversations()
+    hub.delivery.options.base_backoff_seconds = 0
+    hub.smtp.fail_temporarily(1)
+    first = await hub.reply(conversation.id, "Ответ один")
+    await hub.delivery.run_once()
+    message = await hub.message(int(first["id"]))
+    assert message.status == MessageStatus.QUEUED and "451" in (message.error or "")
+    await hub.delivery.drain()
+    assert (await hub.message(int(first["id"]))).status == MessageStatus.SENT
+    assert len(await hub.smtp.wait_for(1)) == 1
+
+    hub.smtp.fail_permanently(1)
+    second = await hub.reply(conversation.id, "Ответ два")
+    await hub.delivery.drain()
+    failed = await hub.message(int(second["id"]))
+    assert failed.status == MessageStatus.FAILED and "550" in (failed.error or "")
+    assert len(hub.smtp.messages) == 1
+
+
+async def test_crash_between_send_and_record_never_sends_twice(hub: MailHub) -> None:
+    hub.send(client_mail(CLIENT, "Вопрос", "Текст")[0])
+    await hub.poll()
+    [conversation] = await hub.conversations()
+    reply = await hub.reply(conversation.id, "Ответ")
+    # A worker claimed the message and died before recording the outcome: its lease
+    # runs out with the status still `sending`.
+    hub.delivery.options.lease_seconds = -1
+    from storage.delivery_repository import DeliveryRepository
+    from storage.types import utcnow
+
+    async with hub.context.db.transaction() as session:
+        claimed = await DeliveryRepository(session).claim(["email"], utcnow(), utcnow(), 10)
+    assert [c[0] for c in claimed] == [int(reply["id"])]
+    await hub.delivery.drain()
+    message = await hub.message(int(reply["id"]))
+    assert message.status == MessageStatus.FAILED and "unknown" in (message.error or "")
+    assert hub.smtp.messages == []
+
+
+def dsn(original_id: str, recipient: str) -> bytes:
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.client.example>\r\n"
+        f"To: {HUB_ADDRESS}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <bounce-1@mx.client.example>\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
+        "\r\n--B\r\n"
+        "Content-Type: text/plain\r\n\r\n"
+        "I'm sorry to have to inform you that your message could not be delivered.\r\n"
+        "\r\n--B\r\n"
+        "Content-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.client.example\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\n"
+        "Action: failed\r\n"
+        "Status: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n"
+        "\r\n--B\r\n"
+        "Content-Type: text/rfc822-headers\r\n\r\n"
+        f"From: {HUB_ADDRESS}\r\n"
+        f"To: {recipient}\r\n"
+        "Subject: Re: Вопрос\r\n"
+        f"Message-ID: <{original_id}>\r\n"
+        "\r\n--B--\r\n"
+    ).encode()
