@@ -37,7 +37,7 @@ BATCH = 50
 
 TEXTS = [
     "Здравствуйте! Прошу выставить счёт на 12 коробок бумаги А4 и доставить до пятницы.",
-    "Добрый день. Заказ №{n} пришёл с повреждённой упаковкой, прошу заменить товар.",
+    "Добрый день. Заказ номер {n} пришёл с повреждённой упаковкой, прошу заменить товар.",
     "Hello, could you send the price list for wholesale orders? We need about 300 units.",
     "Подскажите, пожалуйста, сроки доставки в Екатеринбург и стоимость подъёма на этаж.",
 ]
@@ -145,7 +145,7 @@ async def hub_intake(dovecot: Dovecot, database_url: str, data_dir: Path) -> tup
 
 def run(backend: str, messages: int, pg_url: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="omnihub-bench-email-") as tmp:
-        dovecot = Dovecot(users={USER: PASSWORD}, root=Path(tmp) / "dovecot")
+        dovecot = Dovecot(users={USER: PASSWORD})
         dovecot.start()
         try:
             for n in range(messages):

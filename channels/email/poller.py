@@ -138,10 +138,8 @@ class MailboxPoller:
         for start in range(0, len(uids), config.batch_size):
             batch = uids[start : start + config.batch_size]
             fetched = await session.fetch(batch)
-            done: list[int] = []
-            for uid, raw in fetched:
-                await self.intake.take(mailbox, raw, uid=uid, uidvalidity=session.uidvalidity)
-                done.append(uid)
+            await self.intake.take_batch(mailbox, fetched, session.uidvalidity)
+            done = [uid for uid, _ in fetched]
             read += len(fetched)
             now = utcnow()
             async with self.context.db.transaction() as db_session:

@@ -63,6 +63,16 @@ def header_key(message_id: str) -> str:
     return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """A parsed message with its files stored, ready for one transaction."""
+
+    parsed: ParsedEmail
+    message: InboundMessage
+    own_id: str | None
+    hints: list[str]
+
+
 class EmailIntake:
     def __init__(self, context: HubContext) -> None:
         self.context = context
@@ -129,9 +139,68 @@ class EmailIntake:
             raw, max_attachment_bytes=config.max_attachment_bytes, own_domains=domains
         )
 
+    async def take_batch(
+        self, mailbox: Mailbox, fetched: Sequence[tuple[int, bytes]], uidvalidity: int | None
+    ) -> list[Taken]:
+        """Take a fetched batch in: one transaction with a savepoint per message.
+
+        What fails in the batch (a race on a new contact, a refusal, a bug) is taken
+        again on its own, where it is retried or quarantined; nothing is lost.
+        """
+        prepared: list[tuple[int, bytes, _Prepared | None]] = []
+        for uid, raw in fetched:
+            prepared.append((uid, raw, await self._prepare(mailbox, raw)))
+        outcomes: dict[int, Taken] = {}
+        ready = [(uid, raw, p) for uid, raw, p in prepared if p is not None]
+        if ready:
+            try:
+                async with self.context.db.transaction() as session:
+                    for uid, _raw, item in ready:
+                        try:
+                            async with session.begin_nested():
+                                outcomes[uid] = await self._store_in(session, mailbox, item)
+                        except (IntegrityError, HubError):
+                            pass  # taken again alone below
+            except Exception:
+                log.exception("email batch in mailbox %s failed; taking one by one", mailbox.key)
+                outcomes.clear()
+        return [
+            outcomes[uid]
+            if uid in outcomes
+            else await self.take(mailbox, raw, uid=uid, uidvalidity=uidvalidity)
+            for uid, raw, _ in prepared
+        ]
+
+    async def _prepare(self, mailbox: Mailbox, raw: bytes) -> _Prepared | None:
+        """Parse and store the files of a message that can be stored as it is, else None."""
+        config = mailbox.config
+        if len(raw) > config.max_message_bytes:
+            return None
+        try:
+            parsed = await self._parse(raw, config)
+        except UnparseableEmail:
+            return None
+        if not parsed.from_address:
+            return None
+        raw_ref = await self.context.blobs.put(gzip.compress(raw, 6, mtime=0), "application/gzip")
+        return await self._message(mailbox, raw, raw_ref.sha256, parsed)
+
     async def _store(
         self, mailbox: Mailbox, raw: bytes, raw_sha256: str, parsed: ParsedEmail
     ) -> Taken:
+        prepared = await self._message(mailbox, raw, raw_sha256, parsed)
+        for attempt in range(ATTEMPTS):
+            try:
+                async with self.context.db.transaction() as session:
+                    return await self._store_in(session, mailbox, prepared)
+            except IntegrityError:
+                if attempt == ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _message(
+        self, mailbox: Mailbox, raw: bytes, raw_sha256: str, parsed: ParsedEmail
+    ) -> _Prepared:
         assert parsed.from_address is not None
         attachments: list[AttachmentIn] = []
         skipped: list[dict[str, str]] = []
@@ -187,44 +256,24 @@ class EmailIntake:
             for h in [*bounced, *parsed.in_reply_to, *reversed(parsed.references)]
             if h
         ]
-        for attempt in range(ATTEMPTS):
-            try:
-                async with self.context.db.transaction() as session:
-                    return await self._store_in(
-                        session,
-                        mailbox,
-                        parsed,
-                        InboundMessage(
-                            channel_id=mailbox.channel_id,
-                            channel_kind=ChannelKind.EMAIL,
-                            external_id=external_id,
-                            identities=[IdentityIn(IdentityKind.EMAIL, parsed.from_address)],
-                            text=parsed.display_text,
-                            html=parsed.html,
-                            subject=parsed.subject or None,
-                            contact_name=parsed.from_name,
-                            attachments=attachments,
-                            meta=meta,
-                            received_at=None,
-                            automatic=automatic,
-                        ),
-                        own_id,
-                        hints,
-                    )
-            except IntegrityError:
-                if attempt == ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        message = InboundMessage(
+            channel_id=mailbox.channel_id,
+            channel_kind=ChannelKind.EMAIL,
+            external_id=external_id,
+            identities=[IdentityIn(IdentityKind.EMAIL, parsed.from_address)],
+            text=parsed.display_text,
+            html=parsed.html,
+            subject=parsed.subject or None,
+            contact_name=parsed.from_name,
+            attachments=attachments,
+            meta=meta,
+            received_at=None,
+            automatic=automatic,
+        )
+        return _Prepared(parsed, message, own_id, hints)
 
-    async def _store_in(
-        self,
-        session: AsyncSession,
-        mailbox: Mailbox,
-        parsed: ParsedEmail,
-        message: InboundMessage,
-        own_id: str | None,
-        hints: list[str],
-    ) -> Taken:
+    async def _store_in(self, session: AsyncSession, mailbox: Mailbox, item: _Prepared) -> Taken:
+        parsed, message, own_id, hints = item.parsed, item.message, item.own_id, item.hints
         repo = EmailRepository(session)
         assert parsed.from_address is not None
         if parsed.bounce is not None:
