@@ -9,6 +9,8 @@ history with the acting manager.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path
@@ -28,12 +30,14 @@ from inbox.routing_schemas import (
     MemberOut,
     PresenceOut,
     QueueOut,
+    ReplyFileIn,
     ReplyIn,
     RoutingProfileOut,
     RuleOut,
     TransferIn,
 )
 from inbox.schemas import ErrorOut, MessageOut
+from intake.schemas import AttachmentIn
 from routing import admin
 from routing.admin import (
     AbsenceIn,
@@ -46,7 +50,8 @@ from routing.admin import (
     RuleSettings,
 )
 from routing.engine import ROUTING_ENGINE, RoutingEngine, hub_engine
-from storage.errors import Forbidden
+from storage.blobs import normalise_content_type
+from storage.errors import Forbidden, InvalidInput, PayloadTooLarge
 
 router = APIRouter(
     prefix="/api/v1",
@@ -534,6 +539,7 @@ async def reply(
     """Reply to the client (queued for delivery through the conversation's channel) or add
     an internal note (`note: true`). The first reply stamps `first_response_at`."""
     now = routing_engine(context).clock()
+    files = [await _stored_file(context, file) for file in body.attachments]
     async with context.db.transaction() as session:
         message = await admin.reply(
             session,
@@ -543,8 +549,24 @@ async def reply(
             manager_id=principal.manager_id,
             now=now,
             idempotency_key=idempotency_key,
+            attachments=files,
         )
         return MessageOut.of(message)
+
+
+MAX_REPLY_FILE_BYTES = 25 * 1024 * 1024
+
+
+async def _stored_file(context: HubContext, file: ReplyFileIn) -> AttachmentIn:
+    """Decode an attached file and put it in the blob store (before the transaction)."""
+    try:
+        data = base64.b64decode(file.content_base64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{file.filename}: not valid base64", code="bad_attachment") from exc
+    if len(data) > MAX_REPLY_FILE_BYTES:
+        raise PayloadTooLarge(f"{file.filename} is over {MAX_REPLY_FILE_BYTES} bytes")
+    ref = await context.blobs.put(data, normalise_content_type(file.content_type))
+    return AttachmentIn(file.filename, ref.content_type, ref.size, ref.sha256)
 
 
 @router.post(

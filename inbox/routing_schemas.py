@@ -286,11 +286,22 @@ class TransferIn(BaseModel):
     queue_id: QueueId | None = None
 
 
+class ReplyFileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255, examples=["счёт.pdf"])
+    content_type: str = Field(default="application/octet-stream", max_length=127)
+    content_base64: str = Field(min_length=1, description="The file, base64-encoded")
+
+
 class ReplyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=100_000, examples=["Здравствуйте! Уже смотрим."])
     note: bool = Field(default=False, description="An internal note, never sent to the client")
+    attachments: list[ReplyFileIn] = Field(
+        default_factory=list, max_length=20, description="Files sent with the reply"
+    )
 
 
 class ConversationRoutingOut(BaseModel):

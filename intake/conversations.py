@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intake.ingest import attachment_rows
 from intake.repository import IntakeRepository
+from intake.schemas import AttachmentIn
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import (
     Conversation,
@@ -30,6 +33,7 @@ async def add_reply(
     now: datetime,
     note: bool = False,
     idempotency_key: str | None = None,
+    attachments: Sequence[AttachmentIn] = (),
 ) -> Message:
     """Store a manager's reply (queued for delivery through the conversation's channel)
     or an internal note. The first reply stamps `first_response_at`.
@@ -67,6 +71,8 @@ async def add_reply(
         meta={},
     )
     session.add(message)
+    await session.flush()
+    session.add_all(attachment_rows(message.id, attachments))
     if not note:
         if conversation.first_response_at is None:
             conversation.first_response_at = now

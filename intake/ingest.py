@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from intake.contacts import resolve_contact
 from intake.identities import IdentityValue, normalize
 from intake.repository import IntakeRepository
-from intake.schemas import InboundMessage, IngestResult
+from intake.schemas import AttachmentIn, InboundMessage, IngestResult
 from storage.models import (
     Attachment,
     Conversation,
@@ -124,18 +125,7 @@ async def ingest(
         session.add(lead)
     await session.flush()
     if message.attachments:
-        session.add_all(
-            Attachment(
-                message_id=stored.id,
-                filename=_filename(a.filename),
-                content_type=a.content_type[:127],
-                size=a.size,
-                sha256=a.sha256,
-                content_id=_clip(a.content_id, KEY_LENGTH),
-                inline=a.inline,
-            )
-            for a in message.attachments
-        )
+        session.add_all(attachment_rows(stored.id, message.attachments))
 
     ids = {
         "conversation_id": conversation.id,
@@ -158,6 +148,22 @@ async def ingest(
         lead_id=lead.id if lead is not None else existing_lead,
         conversation_opened=opened,
     )
+
+
+def attachment_rows(message_id: int, files: Iterable[AttachmentIn]) -> list[Attachment]:
+    """Attachment rows for files already in the blob store, fitted to their columns."""
+    return [
+        Attachment(
+            message_id=message_id,
+            filename=_filename(a.filename),
+            content_type=a.content_type[:127],
+            size=a.size,
+            sha256=a.sha256,
+            content_id=_clip(a.content_id, KEY_LENGTH),
+            inline=a.inline,
+        )
+        for a in files
+    ]
 
 
 def _key(value: str) -> str:

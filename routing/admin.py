@@ -26,6 +26,7 @@ from pydantic import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.conversations import add_reply, close_conversation
+from intake.schemas import AttachmentIn
 from routing.admin_repository import HistoryRow, RoutingAdminRepository
 from routing.calendar import WorkingHours
 from routing.engine import Decision, RoutingEngine, effective_presence
@@ -677,6 +678,7 @@ async def reply(
     manager_id: int | None,
     now: datetime,
     idempotency_key: str | None,
+    attachments: Sequence[AttachmentIn] = (),
 ) -> Message:
     message = await add_reply(
         session,
@@ -686,6 +688,7 @@ async def reply(
         now=now,
         note=note,
         idempotency_key=idempotency_key,
+        attachments=attachments,
     )
     return await RoutingAdminRepository(session).load_attachments(message)
 

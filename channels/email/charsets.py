@@ -85,9 +85,11 @@ def normalize_charset(label: str | None) -> str | None:
     if cleaned in _MEANINGLESS:
         return None
     cleaned = _ALIASES.get(cleaned, cleaned)
+    if not cleaned.isascii() or len(cleaned) > 40:
+        return None
     try:
         return codecs.lookup(cleaned).name
-    except LookupError:
+    except (LookupError, ValueError):
         return None
 
 
@@ -218,7 +220,7 @@ def _repair_8bit(data: bytes, declared: str | None, codec: str | None) -> Decode
     if _is_utf8(data):
         return Decoded(data.decode("utf-8"), "utf-8", f"declared {label}, decoded as utf-8")
     good, bad = _utf8_share(data.decode("utf-8", "surrogateescape"))
-    if good and good * 4 >= bad:
+    if good >= 2 and good * 4 >= bad:
         text, other = _mixed(data)
         return Decoded(text, "utf-8", f"declared {label}, bytes not in utf-8 decoded as {other}")
     if looks_cyrillic(data):

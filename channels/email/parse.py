@@ -158,8 +158,10 @@ _UU_BEGIN = re.compile(rb"^begin[ \t]+[0-7]{3,4}[ \t]+(.*?)\s*$")
 _TRANSFER_ENCODINGS = {
     "7bit": "7bit",
     "7-bit": "7bit",
+    "7bits": "7bit",
     "8bit": "8bit",
     "8-bit": "8bit",
+    "8bits": "8bit",
     "binary": "binary",
     "base64": "base64",
     "base-64": "base64",
@@ -888,7 +890,8 @@ def _walk_part(
     depth: int,
 ) -> None:
     payload = getattr(part, "_payload", None)
-    if isinstance(payload, list) and content_type.startswith("multipart/"):
+    if isinstance(payload, list) and not content_type.startswith("message/"):
+        # The parser found parts: walk them even if the type reads oddly here.
         children = [child for child in payload if isinstance(child, Message)]
         child_default = "message/rfc822" if content_type == "multipart/digest" else "text/plain"
         if content_type == "multipart/alternative":
@@ -1067,7 +1070,7 @@ def _message_part(
 
 
 def _delivery_status(part: Message, headers: dict[str, str], walk: _Walk) -> None:
-    blocks = part.get_payload()
+    blocks = getattr(part, "_payload", None)
     encoding = _transfer_encoding(headers.get("content-transfer-encoding"), walk.defects)
     if isinstance(blocks, list) and encoding not in ("base64", "quoted-printable"):
         for block in blocks:
@@ -1116,7 +1119,7 @@ def _bounce(walk: _Walk, top: dict[str, str]) -> Bounce | None:
         diagnostic_code = chosen.get("diagnostic-code")
         if diagnostic_code:
             kind, separator, rest = diagnostic_code.partition(";")
-            diagnostic = rest.strip() if separator and len(kind) < 20 else diagnostic_code
+            diagnostic = (rest.strip() if separator and len(kind) < 20 else diagnostic_code) or None
         found = _STATUS.search(chosen.get("status") or "") or _STATUS.search(diagnostic or "")
         status = found.group(1) if found else None
     original = (
@@ -1171,6 +1174,8 @@ def _auto_reason(
             return "mailer-daemon sender"
         if _NOREPLY.search(local):
             return "noreply sender"
+    elif any(daemon in top.get("from", "").lower() for daemon in ("mailer-daemon", "postmaster")):
+        return "mailer-daemon sender"  # "From: MAILER-DAEMON (Mail Delivery System)"
     if bounce is not None:
         return "delivery status notification"
     if read_receipt:

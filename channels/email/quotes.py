@@ -290,11 +290,13 @@ def strip_quotes(text: str) -> str:
     new = _cut_quotes(lines)
     if new is None:
         return text
+    signed = _cut_signature(new)
+    if new is lines and signed is lines:
+        return text  # nothing to strip
     quoted_cut = _trim(new)
     if not quoted_cut:
         return text
-    signed_cut = _trim(_cut_signature(quoted_cut))
-    result_lines = signed_cut or quoted_cut
+    result_lines = _trim(signed) or quoted_cut
     if result_lines == lines:
         return text
     result = "\n".join(line.rstrip() for line in result_lines)

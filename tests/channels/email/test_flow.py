@@ -269,3 +269,40 @@ def dsn(original_id: str, recipient: str) -> bytes:
         f"Message-ID: <{original_id}>\r\n"
         "\r\n--B--\r\n"
     ).encode()
+
+
+async def test_reply_with_a_file_reaches_the_client_with_it(hub: MailHub) -> None:
+    import base64
+
+    hub.send(client_mail(CLIENT, "Счёт", "Пришлите счёт")[0])
+    await hub.poll()
+    [conversation] = await hub.conversations()
+    pdf = b"%PDF-1.4 " + bytes(range(256)) * 8
+    response = await hub.client.post(
+        f"/api/v1/conversations/{conversation.id}/messages",
+        json={
+            "text": "Счёт во вложении.",
+            "attachments": [
+                {
+                    "filename": "Счёт 42.pdf",
+                    "content_type": "application/pdf",
+                    "content_base64": base64.b64encode(pdf).decode(),
+                }
+            ],
+        },
+        headers=hub.headers,
+    )
+    assert response.status_code == 201, response.text
+    assert [a["filename"] for a in response.json()["attachments"]] == ["Счёт 42.pdf"]
+    await hub.delivery.drain()
+    [sent] = await hub.smtp.wait_for(1)
+    [file] = list(sent.message.iter_attachments())
+    assert file.get_filename() == "Счёт 42.pdf"
+    assert file.get_content_type() == "application/pdf"
+    assert file.get_content() == pdf
+    bad = await hub.client.post(
+        f"/api/v1/conversations/{conversation.id}/messages",
+        json={"text": "x", "attachments": [{"filename": "a", "content_base64": "@@@"}]},
+        headers=hub.headers,
+    )
+    assert bad.status_code == 422 and bad.json()["error"] == "bad_attachment"
