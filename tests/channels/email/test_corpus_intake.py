@@ -28,9 +28,7 @@ RUSSIAN = {
         "Высшая школа экономики",
         "Ведомости.pdf",
     ],
-    "message_with_single_byte_encoding.eml": [
-        "Это сообщение имеет неправильную кодировка."
-    ],
+    "message_with_single_byte_encoding.eml": ["Это сообщение имеет неправильную кодировка."],
     "message_with_invalid_content_for_declared_encoding.eml": [
         "Это сообщение имеет неправильную кодировка."
     ],
