@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,70 +49,56 @@ class EmailRepository:
 
     # Threading
 
-    async def thread_of_headers(
-        self, channel_id: int, headers: Sequence[str]
-    ) -> ThreadMatch | None:
-        """The conversation of the first header (in the given order) the hub knows."""
+    def _threads(self) -> Any:
+        return select(
+            Conversation.id, Conversation.thread_key, Conversation.contact_id, Conversation.status
+        )
+
+    async def threads_of_headers(
+        self, channel_id: int, headers: Collection[str]
+    ) -> dict[str, ThreadMatch]:
+        """The conversations of the Message-IDs the hub knows among these."""
         if not headers:
-            return None
-        rows = (
-            await self.session.execute(
-                select(
-                    EmailMessageId.message_id_header,
-                    Conversation.id,
-                    Conversation.thread_key,
-                    Conversation.contact_id,
-                    Conversation.status,
-                )
-                .join(Conversation, Conversation.id == EmailMessageId.conversation_id)
-                .where(
-                    EmailMessageId.channel_id == channel_id,
-                    EmailMessageId.message_id_header.in_(list(headers)),
-                )
+            return {}
+        rows = await self.session.execute(
+            self._threads()
+            .add_columns(EmailMessageId.message_id_header)
+            .join(EmailMessageId, EmailMessageId.conversation_id == Conversation.id)
+            .where(
+                EmailMessageId.channel_id == channel_id,
+                EmailMessageId.message_id_header.in_(list(headers)),
             )
-        ).all()
-        found = {row[0]: ThreadMatch(row[1], row[2], row[3], row[4]) for row in rows}
-        for header in headers:
-            if header in found:
-                return found[header]
-        return None
+        )
+        return {row[4]: ThreadMatch(row[0], row[1], row[2], row[3]) for row in rows}
 
-    async def thread_of_conversation(self, conversation_id: int) -> ThreadMatch | None:
-        row = (
-            await self.session.execute(
-                select(
-                    Conversation.id,
-                    Conversation.thread_key,
-                    Conversation.contact_id,
-                    Conversation.status,
-                ).where(Conversation.id == conversation_id)
-            )
-        ).first()
-        return ThreadMatch(row[0], row[1], row[2], row[3]) if row is not None else None
+    async def threads_of_conversations(self, ids: Collection[int]) -> dict[int, ThreadMatch]:
+        if not ids:
+            return {}
+        rows = await self.session.execute(self._threads().where(Conversation.id.in_(list(ids))))
+        return {row[0]: ThreadMatch(row[0], row[1], row[2], row[3]) for row in rows}
 
-    async def thread_of_lead(self, channel_id: int, lead_id: int) -> ThreadMatch | None:
-        row = (
-            await self.session.execute(
-                select(
-                    Conversation.id,
-                    Conversation.thread_key,
-                    Conversation.contact_id,
-                    Conversation.status,
-                )
-                .join(Lead, Lead.conversation_id == Conversation.id)
-                .where(Lead.id == lead_id, Conversation.channel_id == channel_id)
-            )
-        ).first()
-        return ThreadMatch(row[0], row[1], row[2], row[3]) if row is not None else None
+    async def threads_of_leads(
+        self, channel_id: int, lead_ids: Collection[int]
+    ) -> dict[int, ThreadMatch]:
+        if not lead_ids:
+            return {}
+        rows = await self.session.execute(
+            self._threads()
+            .add_columns(Lead.id)
+            .join(Lead, Lead.conversation_id == Conversation.id)
+            .where(Lead.id.in_(list(lead_ids)), Conversation.channel_id == channel_id)
+        )
+        return {row[4]: ThreadMatch(row[0], row[1], row[2], row[3]) for row in rows}
 
-    async def contact_of_address(self, address: str) -> int | None:
-        return (
-            await self.session.scalars(
-                select(Identity.contact_id).where(
-                    Identity.kind == "email", Identity.value == address
-                )
+    async def contacts_of_addresses(self, addresses: Collection[str]) -> dict[str, int]:
+        if not addresses:
+            return {}
+        rows = await self.session.execute(
+            select(Identity.value, Identity.contact_id).where(
+                Identity.kind == "email", Identity.value.in_(list(addresses))
             )
-        ).first()
+        )
+        return {row[0]: row[1] for row in rows}
 
     async def record_message_ids(
         self,
@@ -139,6 +125,28 @@ class EmailRepository:
                     "created_at": now,
                 }
                 for header in dict.fromkeys(headers)
+            ],
+        )
+
+    async def record_message_ids_many(
+        self, channel_id: int, rows: Sequence[tuple[int, int, str]]
+    ) -> None:
+        """Remember (conversation, message, Message-ID) of many inbound messages at once."""
+        if not rows:
+            return
+        now = utcnow()
+        await self.session.execute(
+            self._insert_ids(),
+            [
+                {
+                    "channel_id": channel_id,
+                    "conversation_id": conversation_id,
+                    "message_id": message_id,
+                    "message_id_header": header,
+                    "outbound": False,
+                    "created_at": now,
+                }
+                for conversation_id, message_id, header in {r[2]: r for r in rows}.values()
             ],
         )
 

@@ -23,9 +23,10 @@ from channels.email.compose import conversation_of_token, subject_tag
 from channels.email.config import EmailChannelConfig
 from channels.email.parse import ParsedEmail, UnparseableEmail, parse_email
 from channels.email.texts import acknowledgement
+from intake.batch import ingest_batch
 from intake.conversations import add_system_message
-from intake.ingest import KEY_LENGTH, ingest
-from intake.schemas import AttachmentIn, IdentityIn, InboundMessage
+from intake.ingest import KEY_LENGTH
+from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
 from storage.email_repository import EmailRepository, ThreadMatch
 from storage.errors import HubError
 from storage.models import ChannelKind, IdentityKind, MessageStatus
@@ -142,7 +143,7 @@ class EmailIntake:
     async def take_batch(
         self, mailbox: Mailbox, fetched: Sequence[tuple[int, bytes]], uidvalidity: int | None
     ) -> list[Taken]:
-        """Take a fetched batch in: one transaction with a savepoint per message.
+        """Take a fetched batch in: one transaction, intake's set-at-a-time path.
 
         What fails in the batch (a race on a new contact, a refusal, a bug) is taken
         again on its own, where it is retried or quarantined; nothing is lost.
@@ -155,12 +156,10 @@ class EmailIntake:
         if ready:
             try:
                 async with self.context.db.transaction() as session:
-                    for uid, _raw, item in ready:
-                        try:
-                            async with session.begin_nested():
-                                outcomes[uid] = await self._store_in(session, mailbox, item)
-                        except (IntegrityError, HubError):
-                            pass  # taken again alone below
+                    results = await self._store_all(session, mailbox, [p for _, _, p in ready])
+                    for (uid, _raw, _item), result in zip(ready, results, strict=True):
+                        if not isinstance(result, BaseException):
+                            outcomes[uid] = result  # a refused one is taken again alone
             except Exception:
                 log.exception("email batch in mailbox %s failed; taking one by one", mailbox.key)
                 outcomes.clear()
@@ -273,76 +272,125 @@ class EmailIntake:
         return _Prepared(parsed, message, own_id, hints)
 
     async def _store_in(self, session: AsyncSession, mailbox: Mailbox, item: _Prepared) -> Taken:
-        parsed, message, own_id, hints = item.parsed, item.message, item.own_id, item.hints
-        repo = EmailRepository(session)
-        assert parsed.from_address is not None
-        if parsed.bounce is not None:
-            await self._mark_bounced(session, repo, mailbox, parsed)
-        thread = await self._thread(session, repo, mailbox, parsed, hints)
-        message.thread_key = (
-            thread.thread_key if thread else f"email:{own_id or message.external_id}"
-        )
-        result = await ingest(session, message, self.context.intake)
-        if result.duplicate:
-            return Taken("duplicate", result.message_id, result.conversation_id)
-        ids = [own_id] if own_id else []
-        await repo.record_message_ids(
-            mailbox.channel_id, result.conversation_id, result.message_id, ids
-        )
-        if (
-            mailbox.config.acknowledge
-            and result.conversation_opened
-            and result.lead_id is not None
-            and not message.automatic
-        ):
-            text = acknowledgement(mailbox.config.language, result.lead_id, parsed.subject)
-            await add_system_message(
-                session,
-                result.conversation_id,
-                text=text,
-                meta={"kind": "acknowledgement", "automatic": True},
-            )
-        outcome: Literal["stored", "bounce"] = "bounce" if parsed.bounce else "stored"
-        return Taken(outcome, result.message_id, result.conversation_id)
+        outcome = (await self._store_all(session, mailbox, [item]))[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
-    async def _thread(
-        self,
-        session: AsyncSession,
-        repo: EmailRepository,
-        mailbox: Mailbox,
-        parsed: ParsedEmail,
-        hints: Sequence[str],
-    ) -> ThreadMatch | None:
-        """The conversation this mail continues: by its headers, our token, or the subject tag.
+    async def _store_all(
+        self, session: AsyncSession, mailbox: Mailbox, items: Sequence[_Prepared]
+    ) -> list[Taken | BaseException]:
+        """Store messages set-at-a-time (intake's batch path) in the caller's transaction.
+
+        A message replying to another of the same batch must see that one stored
+        first, so such messages are stored after the rest, one by one.
+        """
+        repo = EmailRepository(session)
+        threads = await self._threads(repo, mailbox, items)
+        batch_ids = {item.own_id for item in items if item.own_id}
+        first = [i for i, item in enumerate(items) if not batch_ids.intersection(item.hints)]
+        later = [i for i in range(len(items)) if i not in set(first)]
+        outcomes: list[Taken | BaseException | None] = [None] * len(items)
+        for group in ([first] if first else []) + [[i] for i in later]:
+            for index in group:
+                item = items[index]
+                if item.parsed.bounce is not None:
+                    await self._mark_bounced(session, repo, mailbox, item.parsed)
+                thread = threads[index]
+                if thread is None and index in later:
+                    thread = (await self._threads(repo, mailbox, [item]))[0]
+                item.message.thread_key = thread.thread_key if thread else None
+            results = await ingest_batch(
+                session, [items[i].message for i in group], self.context.intake
+            )
+            stored: list[tuple[int, IngestResult]] = []
+            for index, result in zip(group, results, strict=True):
+                if isinstance(result, BaseException):
+                    outcomes[index] = result
+                elif result.duplicate:
+                    outcomes[index] = Taken("duplicate", result.message_id, result.conversation_id)
+                else:
+                    stored.append((index, result))
+            await repo.record_message_ids_many(
+                mailbox.channel_id,
+                [
+                    (result.conversation_id, result.message_id, own_id)
+                    for index, result in stored
+                    if (own_id := items[index].own_id)
+                ],
+            )
+            for index, result in stored:
+                item = items[index]
+                if (
+                    mailbox.config.acknowledge
+                    and result.conversation_opened
+                    and result.lead_id is not None
+                    and not item.message.automatic
+                ):
+                    text = acknowledgement(
+                        mailbox.config.language, result.lead_id, item.parsed.subject
+                    )
+                    await add_system_message(
+                        session,
+                        result.conversation_id,
+                        text=text,
+                        meta={"kind": "acknowledgement", "automatic": True},
+                    )
+                kind: Literal["stored", "bounce"] = "bounce" if item.parsed.bounce else "stored"
+                outcomes[index] = Taken(kind, result.message_id, result.conversation_id)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _threads(
+        self, repo: EmailRepository, mailbox: Mailbox, items: Sequence[_Prepared]
+    ) -> list[ThreadMatch | None]:
+        """The conversation each mail continues: by its headers, our token, or the subject tag.
 
         Only a conversation of the same person is continued, so replies of many people
-        to one mailing never merge into one conversation.
+        to one mailing never merge into one conversation; machine mail (auto-replies,
+        bounces) files under the thread it answers, whoever sent it.
         """
-        assert parsed.from_address is not None
-        sender = await repo.contact_of_address(parsed.from_address)
-        if parsed.bounce is not None or parsed.auto_reason is not None:
-            sender = None  # machine mail files under the thread it answers, whoever sent it
-        candidates: list[ThreadMatch] = []
-        match = await repo.thread_of_headers(mailbox.channel_id, hints)
-        if match is not None:
-            candidates.append(match)
-        for header in hints:
-            conversation_id = conversation_of_token(header, self.context.secret)
-            if conversation_id is not None:
-                found = await repo.thread_of_conversation(conversation_id)
-                if found is not None:
-                    candidates.append(found)
-                break
-        number = subject_tag(parsed.subject)
-        if number is not None:
-            found = await repo.thread_of_lead(mailbox.channel_id, number)
-            if found is not None:
-                candidates.append(found)
-        automatic = parsed.bounce is not None or parsed.auto_reason is not None
-        for candidate in candidates:
-            if automatic or candidate.contact_id == sender:
-                return candidate
-        return None
+        channel_id = mailbox.channel_id
+        by_header = await repo.threads_of_headers(
+            channel_id, {h for item in items for h in item.hints}
+        )
+        tokens: list[int | None] = []
+        for item in items:
+            tokens.append(
+                next(
+                    (
+                        found
+                        for h in item.hints
+                        if (found := conversation_of_token(h, self.context.secret)) is not None
+                    ),
+                    None,
+                )
+            )
+        by_conversation = await repo.threads_of_conversations({t for t in tokens if t})
+        tags = [subject_tag(item.parsed.subject) for item in items]
+        by_lead = await repo.threads_of_leads(channel_id, {t for t in tags if t is not None})
+        senders = await repo.contacts_of_addresses(
+            {item.parsed.from_address for item in items if item.parsed.from_address}
+        )
+        chosen: list[ThreadMatch | None] = []
+        for item, token, tag in zip(items, tokens, tags, strict=True):
+            candidates = [
+                next((by_header[h] for h in item.hints if h in by_header), None),
+                by_conversation.get(token) if token else None,
+                by_lead.get(tag) if tag is not None else None,
+            ]
+            machine = item.parsed.bounce is not None or item.parsed.auto_reason is not None
+            sender = senders.get(item.parsed.from_address or "")
+            chosen.append(
+                next(
+                    (
+                        c
+                        for c in candidates
+                        if c is not None and (machine or c.contact_id == sender)
+                    ),
+                    None,
+                )
+            )
+        return chosen
 
     async def _mark_bounced(
         self, session: AsyncSession, repo: EmailRepository, mailbox: Mailbox, parsed: ParsedEmail

@@ -306,3 +306,15 @@ async def test_reply_with_a_file_reaches_the_client_with_it(hub: MailHub) -> Non
         headers=hub.headers,
     )
     assert bad.status_code == 422 and bad.json()["error"] == "bad_attachment"
+
+
+async def test_reply_fetched_in_the_same_batch_as_its_original_joins_it(hub: MailHub) -> None:
+    raw, first_id = client_mail(CLIENT, "Первое", "Вопрос")
+    hub.send(raw)
+    hub.send(client_mail(CLIENT, "Re: Первое", "Дополнение", in_reply_to=first_id)[0])
+    hub.send(client_mail("other@client.example", "Другое", "Другой клиент")[0])
+    assert await hub.poll() == 3
+    conversations = await hub.conversations()
+    assert len(conversations) == 2
+    texts = [m.text.strip() for m in await hub.messages(conversations[0].id)]
+    assert texts == ["Вопрос", "Дополнение"]
