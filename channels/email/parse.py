@@ -13,6 +13,7 @@ when there is nothing usable at all.
 from __future__ import annotations
 
 import binascii
+import functools
 import mimetypes
 import re
 from collections.abc import Sequence
@@ -22,10 +23,11 @@ from email import errors, policy
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, BytesParser
+from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from io import BytesIO
-from typing import cast
+from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
 import nh3
@@ -118,8 +120,30 @@ class ParsedEmail:
 
 # ---------------------------------------------------------------- header values
 
-_PARSER = BytesParser(policy=policy.default)
-_HEADER_PARSER = BytesHeaderParser(policy=policy.default)
+
+class _MemoPolicy(EmailPolicy):
+    """``policy.default`` that builds each distinct header value once.
+
+    The default policy parses a header anew on every access, and the parser itself
+    asks each part for its Content-Type several times; with the same values
+    ("text/plain; charset=utf-8") in every message, a bounded memo of the parsed,
+    immutable header objects saves most of a message's parsing time.
+    """
+
+    def header_fetch_parse(self, name: str, value: Any) -> Any:
+        if hasattr(value, "name"):
+            return value
+        return _parsed_header(self, name, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_header(memo: _MemoPolicy, name: str, value: str) -> Any:
+    return EmailPolicy.header_fetch_parse(memo, name, value)
+
+
+_MEMO_POLICY = _MemoPolicy()
+_PARSER = BytesParser(policy=_MEMO_POLICY)
+_HEADER_PARSER = BytesHeaderParser(policy=_MEMO_POLICY)
 _FLATTEN_POLICY = policy.default.clone(refold_source="none", linesep="\r\n")
 _UNFOLD = re.compile(r"\r\n|\r|\n")
 _WHITESPACE = re.compile(r"\s+")
