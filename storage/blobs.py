@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import hashlib
 import os
 import re
+import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 __all__ = [
     "DEFAULT_CONTENT_TYPE",
@@ -88,6 +90,10 @@ class BlobStore(Protocol):
         """Store streamed content; past ``max_size`` bytes raise ``BlobTooLarge``, store nothing."""
         ...
 
+    async def put_many(self, items: Sequence[tuple[bytes, str]]) -> list[BlobRef]:
+        """Store several blobs at once (durable when it returns); references in order."""
+        ...
+
     async def get(self, sha256: str) -> bytes:
         """Return the blob's content; raise ``BlobNotFound`` if it is not stored."""
         ...
@@ -134,6 +140,12 @@ class LocalBlobStore:
         """Store ``data``; a second put of the same content writes nothing."""
         content_type = normalise_content_type(content_type)
         return await asyncio.to_thread(self._put_bytes, bytes(data), content_type)
+
+    async def put_many(self, items: Sequence[tuple[bytes, str]]) -> list[BlobRef]:
+        """Store several blobs in one go: written, then made durable with one sync of the
+        file system (where the OS offers syncfs) instead of two fsyncs per file."""
+        typed = [(bytes(data), normalise_content_type(kind)) for data, kind in items]
+        return await asyncio.to_thread(self._put_many, typed)
 
     async def put_stream(
         self, chunks: AsyncIterator[bytes], content_type: str, max_size: int
@@ -201,6 +213,34 @@ class LocalBlobStore:
                 os.unlink(tmp_name)
         return ref
 
+    def _put_many(self, items: list[tuple[bytes, str]]) -> list[BlobRef]:
+        refs = [BlobRef(hashlib.sha256(data).hexdigest(), len(data), kind) for data, kind in items]
+        pending: dict[str, tuple[Path, BlobRef]] = {}
+        try:
+            for (data, _), ref in zip(items, refs, strict=True):
+                if ref.sha256 in pending or self._is_stored(ref):
+                    continue
+                fd, tmp_name = _make_temp(self.root / _TMP_DIR)
+                pending[ref.sha256] = (Path(tmp_name), ref)
+                with os.fdopen(fd, "wb") as file:
+                    file.write(data)
+                    if not _CAN_SYNCFS:
+                        _flush_and_sync(file)
+            if pending:
+                _sync_filesystem(self.root)  # the contents, before any name points at them
+                for tmp_path, ref in pending.values():
+                    final = self.path(ref.sha256)
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp_path, final)
+                    if not _CAN_SYNCFS:
+                        _sync_dir(final.parent)
+                _sync_filesystem(self.root)  # the new names
+        finally:
+            for tmp_path, _ in pending.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_path)
+        return refs
+
     def _is_stored(self, ref: BlobRef) -> bool:
         try:
             return self.path(ref.sha256).stat().st_size == ref.size
@@ -231,6 +271,30 @@ def _write(file: _BinaryFile, hasher: _Hasher, data: bytes) -> None:
 def _flush_and_sync(file: _BinaryFile) -> None:
     file.flush()
     os.fsync(file.fileno())
+
+
+def _load_syncfs() -> Any:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _load_syncfs() if sys.platform.startswith("linux") else None
+_CAN_SYNCFS = _SYNCFS is not None
+
+
+def _sync_filesystem(path: Path) -> None:
+    """syncfs(2): flush everything written to the file system holding `path`."""
+    if _SYNCFS is None:
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:
+            raise OSError(ctypes.get_errno(), "syncfs failed")
+    finally:
+        os.close(fd)
 
 
 def _sync_dir(directory: Path) -> None:

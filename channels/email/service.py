@@ -27,6 +27,7 @@ from intake.batch import ingest_batch
 from intake.conversations import add_system_message
 from intake.ingest import KEY_LENGTH
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
+from storage.blobs import BlobRef
 from storage.email_repository import EmailRepository, ThreadMatch
 from storage.errors import HubError
 from storage.models import ChannelKind, IdentityKind, MessageStatus
@@ -54,6 +55,16 @@ class Taken:
     conversation_id: int | None = None
     quarantine_id: int | None = None
     reason: str | None = None
+
+
+def _compressed(raw: bytes) -> bytes:
+    """The original kept gzip-compressed; no timestamp, so the same mail is one blob."""
+    return gzip.compress(raw, 6, mtime=0)
+
+
+def _files(parsed: ParsedEmail) -> list[tuple[bytes, str]]:
+    """The attachments to store: all but those dropped for their size."""
+    return [(f.data, f.content_type) for f in parsed.attachments if not f.truncated_reason]
 
 
 def header_key(message_id: str) -> str:
@@ -89,7 +100,7 @@ class EmailIntake:
     ) -> Taken:
         """Store one message, or quarantine it with the reason; never raises for bad mail."""
         config = mailbox.config
-        raw_ref = await self.context.blobs.put(gzip.compress(raw, 6, mtime=0), "application/gzip")
+        raw_ref = await self.context.blobs.put(_compressed(raw), "application/gzip")
         if len(raw) > config.max_message_bytes:
             return await self._quarantine(
                 mailbox,
@@ -148,9 +159,26 @@ class EmailIntake:
         What fails in the batch (a race on a new contact, a refusal, a bug) is taken
         again on its own, where it is retried or quarantined; nothing is lost.
         """
+        parsed = [(uid, raw, await self._parse_storable(mailbox, raw)) for uid, raw in fetched]
+        storable = [(raw, p) for _, raw, p in parsed if p is not None]
+        # Every original and file of the batch stored (and synced) in one go.
+        refs = iter(
+            await self.context.blobs.put_many(
+                [
+                    blob
+                    for raw, p in storable
+                    for blob in [(_compressed(raw), "application/gzip"), *_files(p)]
+                ]
+            )
+        )
         prepared: list[tuple[int, bytes, _Prepared | None]] = []
-        for uid, raw in fetched:
-            prepared.append((uid, raw, await self._prepare(mailbox, raw)))
+        for uid, raw, p in parsed:
+            item = None
+            if p is not None:
+                raw_ref = next(refs)
+                files = [next(refs) for _ in _files(p)]
+                item = await self._message(mailbox, raw, raw_ref.sha256, p, files)
+            prepared.append((uid, raw, item))
         outcomes: dict[int, Taken] = {}
         ready = [(uid, raw, p) for uid, raw, p in prepared if p is not None]
         if ready:
@@ -170,8 +198,8 @@ class EmailIntake:
             for uid, raw, _ in prepared
         ]
 
-    async def _prepare(self, mailbox: Mailbox, raw: bytes) -> _Prepared | None:
-        """Parse and store the files of a message that can be stored as it is, else None."""
+    async def _parse_storable(self, mailbox: Mailbox, raw: bytes) -> ParsedEmail | None:
+        """The parsed message if it can be stored as it is; else None (taken alone later)."""
         config = mailbox.config
         if len(raw) > config.max_message_bytes:
             return None
@@ -179,15 +207,13 @@ class EmailIntake:
             parsed = await self._parse(raw, config)
         except UnparseableEmail:
             return None
-        if not parsed.from_address:
-            return None
-        raw_ref = await self.context.blobs.put(gzip.compress(raw, 6, mtime=0), "application/gzip")
-        return await self._message(mailbox, raw, raw_ref.sha256, parsed)
+        return parsed if parsed.from_address else None
 
     async def _store(
         self, mailbox: Mailbox, raw: bytes, raw_sha256: str, parsed: ParsedEmail
     ) -> Taken:
-        prepared = await self._message(mailbox, raw, raw_sha256, parsed)
+        files = await self.context.blobs.put_many(_files(parsed))
+        prepared = await self._message(mailbox, raw, raw_sha256, parsed, files)
         for attempt in range(ATTEMPTS):
             try:
                 async with self.context.db.transaction() as session:
@@ -198,26 +224,32 @@ class EmailIntake:
         raise AssertionError("unreachable")
 
     async def _message(
-        self, mailbox: Mailbox, raw: bytes, raw_sha256: str, parsed: ParsedEmail
+        self,
+        mailbox: Mailbox,
+        raw: bytes,
+        raw_sha256: str,
+        parsed: ParsedEmail,
+        files: Sequence[BlobRef],
     ) -> _Prepared:
+        """The InboundMessage of a parsed mail whose files (`_files(parsed)`) are stored."""
         assert parsed.from_address is not None
-        attachments: list[AttachmentIn] = []
-        skipped: list[dict[str, str]] = []
-        for file in parsed.attachments:
-            if file.truncated_reason:
-                skipped.append({"filename": file.filename, "reason": file.truncated_reason})
-                continue
-            ref = await self.context.blobs.put(file.data, file.content_type)
-            attachments.append(
-                AttachmentIn(
-                    filename=file.filename,
-                    content_type=ref.content_type,
-                    size=ref.size,
-                    sha256=ref.sha256,
-                    content_id=file.content_id,
-                    inline=file.inline,
-                )
+        kept = [file for file in parsed.attachments if not file.truncated_reason]
+        attachments = [
+            AttachmentIn(
+                filename=file.filename,
+                content_type=ref.content_type,
+                size=ref.size,
+                sha256=ref.sha256,
+                content_id=file.content_id,
+                inline=file.inline,
             )
+            for file, ref in zip(kept, files, strict=True)
+        ]
+        skipped = [
+            {"filename": file.filename, "reason": file.truncated_reason}
+            for file in parsed.attachments
+            if file.truncated_reason
+        ]
         automatic = parsed.auto_reason is not None or parsed.bounce is not None
         auto_reason = parsed.auto_reason or ("delivery report" if parsed.bounce else None)
         if not automatic:

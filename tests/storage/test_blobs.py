@@ -206,3 +206,16 @@ class TestContentType:
     )
     def test_normalised(self, given: str, expected: str) -> None:
         assert normalise_content_type(given) == expected
+
+
+class TestPutMany:
+    async def test_many_at_once_like_one_by_one(self, store: LocalBlobStore) -> None:
+        items = [(b"one", "text/plain"), (b"two", "application/pdf"), (b"one", "text/csv")]
+        refs = await store.put_many(items)
+        assert [r.size for r in refs] == [3, 3, 3]
+        assert refs[0].sha256 == refs[2].sha256 and refs[2].content_type == "text/csv"
+        assert [await store.get(r.sha256) for r in refs] == [b"one", b"two", b"one"]
+        assert refs[1] == await store.put(b"two", "application/pdf")
+        assert len(stored_files(store)) == 2
+        assert not any((store.root / ".tmp").iterdir())
+        assert await store.put_many([]) == []
