@@ -162,6 +162,10 @@ class MailHub:
                 ).all()
             )
 
+    async def messages_all(self) -> list[Message]:
+        async with self.context.db.read() as session:
+            return list((await session.scalars(select(Message).order_by(Message.id))).all())
+
     async def message(self, message_id: int) -> Message:
         async with self.context.db.read() as session:
             found = await session.get(Message, message_id)

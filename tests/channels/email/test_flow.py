@@ -318,3 +318,35 @@ async def test_reply_fetched_in_the_same_batch_as_its_original_joins_it(hub: Mai
     assert len(conversations) == 2
     texts = [m.text.strip() for m in await hub.messages(conversations[0].id)]
     assert texts == ["Вопрос", "Дополнение"]
+
+
+async def test_moved_after_fetch_and_never_deleted(
+    app: Any, client: httpx.AsyncClient, dovecot: Dovecot, smtp_server: SmtpRecorder
+) -> None:
+    hub = MailHub(app, client, dovecot, smtp_server)
+    await hub.setup(imap={"after_fetch": "move", "move_to": "Processed"})
+    hub.send(client_mail(CLIENT, "Перенос", "Текст")[0])
+    assert await hub.poll() == 1
+    assert dovecot.messages_in("hub@example.test") == []
+    assert len(dovecot.messages_in("hub@example.test", "Processed")) == 1
+    assert await hub.poll() == 0
+    assert await hub.count(Message) == 1
+
+
+async def test_ping_pong_sender_is_limited_and_gets_no_acknowledgement(
+    app: Any, client: httpx.AsyncClient, dovecot: Dovecot, smtp_server: SmtpRecorder
+) -> None:
+    hub = MailHub(app, client, dovecot, smtp_server)
+    await hub.setup(acknowledge=True, sender_hourly_limit=2)
+    for n in range(4):
+        hub.send(client_mail("loop@robot.example", f"Тема {n}", "Я робот без заголовков")[0])
+    assert await hub.poll() == 4
+    assert len(await hub.leads()) == 2
+    assert await hub.delivery.drain() == 2  # acknowledgements of the first two only
+    inbound = [m for m in await hub.messages_all() if m.direction == "inbound"]
+    assert [m.meta.get("automatic") for m in inbound] == [
+        None,
+        None,
+        "sender over the hourly limit",
+        "sender over the hourly limit",
+    ]
