@@ -282,11 +282,17 @@ _RAW_ERRORS = (
 
 
 async def _raw_worker(
-    host: str, port: int, target: str, bodies: Callable[[], bytes], run: _Run
+    host: str,
+    port: int,
+    target: str,
+    bodies: Callable[[], bytes],
+    run: _Run,
+    headers: dict[str, str] | None = None,
 ) -> None:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (
         f"POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {USER_AGENT}\r\n"
-        "Accept: application/json\r\nContent-Type: application/json\r\nContent-Length: "
+        f"Accept: application/json\r\n{extra}Content-Type: application/json\r\nContent-Length: "
     ).encode()
     writer: asyncio.StreamWriter | None = None
     try:
@@ -324,9 +330,13 @@ async def _raw_worker(
 
 
 async def _httpx_worker(
-    client: httpx.AsyncClient, url: str, bodies: Callable[[], bytes], run: _Run
+    client: httpx.AsyncClient,
+    url: str,
+    bodies: Callable[[], bytes],
+    run: _Run,
+    extra: dict[str, str] | None = None,
 ) -> None:
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    headers = {"Content-Type": "application/json", "Accept": "application/json", **(extra or {})}
     while not run.stopping:
         body = bodies()
         run.inflight += 1
@@ -355,6 +365,7 @@ async def generate_load(
     bodies: Callable[[], bytes] | None = None,
     path: str = FORM_PATH,
     grace: float = 5.0,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """Run `concurrency` closed-loop connections for `warmup` + `duration` seconds.
 
@@ -369,7 +380,7 @@ async def generate_load(
     run = _Run(warmup, duration)
     http: httpx.AsyncClient | None = None
     if client == "raw":
-        workers = [_raw_worker(host, port, path, bodies, run) for _ in range(concurrency)]
+        workers = [_raw_worker(host, port, path, bodies, run, headers) for _ in range(concurrency)]
     else:
         http = httpx.AsyncClient(
             base_url=base_url,
@@ -377,7 +388,7 @@ async def generate_load(
             timeout=httpx.Timeout(60.0),
             headers={"User-Agent": USER_AGENT},
         )
-        workers = [_httpx_worker(http, path, bodies, run) for _ in range(concurrency)]
+        workers = [_httpx_worker(http, path, bodies, run, headers) for _ in range(concurrency)]
     tasks = [asyncio.create_task(w) for w in workers]
     try:
         await asyncio.sleep(max(0.0, run.end - time.perf_counter()))

@@ -33,7 +33,15 @@ log = logging.getLogger(__name__)
 
 
 class TemporaryFailure(Exception):
-    """Try again later (a 4xx reply, a connection that failed)."""
+    """Try again later (a 4xx reply, a connection that failed).
+
+    `retry_after` (seconds), when the other side said how long to wait (Telegram's 429),
+    is the delay before the next attempt instead of the exponential backoff.
+    """
+
+    def __init__(self, *args: object, retry_after: float | None = None) -> None:
+        super().__init__(*args)
+        self.retry_after = retry_after
 
 
 class PermanentFailure(Exception):
@@ -139,7 +147,9 @@ class DeliveryWorker:
         except PermanentFailure as exc:
             await self._finish(message_id, None, failure=str(exc), permanent=True)
         except TemporaryFailure as exc:
-            await self._finish(message_id, None, failure=str(exc), permanent=False)
+            await self._finish(
+                message_id, None, failure=str(exc), permanent=False, retry_after=exc.retry_after
+            )
         except Exception as exc:  # a bug or an unexpected error: retried like a temporary one
             log.exception("delivery of message %s failed", message_id)
             await self._finish(message_id, None, failure=f"{type(exc).__name__}: {exc}")
@@ -154,6 +164,7 @@ class DeliveryWorker:
         *,
         failure: str | None = None,
         permanent: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         async with self.db.transaction() as session:
             message = await DeliveryRepository(session).leased(message_id)
@@ -182,9 +193,12 @@ class DeliveryWorker:
                 emit(session, "message.failed", {**payload, "reason": message.error})
             else:
                 message.status = MessageStatus.QUEUED
-                message.deliver_after = now + timedelta(
-                    seconds=self.backoff(message.delivery_attempts)
+                delay = (
+                    max(0.0, retry_after)
+                    if retry_after is not None
+                    else self.backoff(message.delivery_attempts)
                 )
+                message.deliver_after = now + timedelta(seconds=delay)
 
     async def _expire_leases(self) -> None:
         async with self.db.transaction() as session:

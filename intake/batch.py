@@ -1,8 +1,9 @@
 """ingest_batch(): many inbound messages in one transaction, set at a time.
 
 Under load the boundary hands intake whole batches (see channels.base). A
-message that opens a new conversation and names at most one known contact — a
-web-form submission, a first call — takes the bulk path: a handful of
+message that opens a new conversation (no thread key, or a thread with no open
+conversation) and names at most one known contact — a web-form submission, a
+first call — takes the bulk path: a handful of
 statements for the whole batch instead of a dozen per message. Every other
 message (a continued thread, identities of two contacts to reconcile), and every
 message sharing an identity or a known contact with one of those, goes through
@@ -12,6 +13,7 @@ would give, message by message, in order.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +119,10 @@ async def ingest_batch(
     owners = await repo.identity_owners(
         {(v.kind.value, v.value) for p in firsts for v in p.identities}
     )
+    # A thread with no open conversation is opened by its message, as ingest() does; one
+    # that is open, or that two messages of the batch share, is continued the careful way.
+    threads = Counter(_thread(p.message) for p in firsts if p.message.thread_key is not None)
+    open_threads = await repo.open_threads(set(threads))
 
     # ingest() resolves each message against what the ones before it stored, so
     # messages sharing an identity or a known contact depend on their order. If one
@@ -145,7 +151,10 @@ async def ingest_batch(
     # Identities claimed within this batch: by a known contact or by a new one.
     claimed: dict[tuple[str, str], int | _NewContact] = {}
     for planned in firsts:
-        if planned.message.thread_key is not None or planned.message.automatic:
+        thread = _thread(planned.message) if planned.message.thread_key is not None else None
+        if planned.message.automatic or (
+            thread is not None and (thread in open_threads or threads[thread] > 1)
+        ):
             careful.add(root(("message", planned.index)))
             continue
         refs: list[int | _NewContact] = []
@@ -207,6 +216,10 @@ async def ingest_batch(
     return done
 
 
+def _thread(message: InboundMessage) -> tuple[int, str]:
+    return (message.channel_id, _key(message.thread_key or ""))
+
+
 async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
     now = utcnow()
     new_contacts = list(
@@ -264,7 +277,7 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
             {
                 "channel_id": p.message.channel_id,
                 "contact_id": p.contact_id,
-                "thread_key": _key(f"message:{p.external_id}"),
+                "thread_key": _key(p.message.thread_key or f"message:{p.external_id}"),
                 "status": ConversationStatus.OPEN.value,
                 "subject": (p.message.subject or None) and p.message.subject[:500],
                 "assignee_id": None,

@@ -110,6 +110,18 @@ class BulkIntakeRepository:
         )
         return {(r[0], str(r[1])): (r[2], r[3], r[4], r[5]) for r in rows}
 
+    async def open_threads(self, threads: Collection[tuple[int, str]]) -> set[tuple[int, str]]:
+        """The (channel_id, thread_key) pairs among these that have an open conversation."""
+        if not threads:
+            return set()
+        rows = await self.session.execute(
+            select(Conversation.channel_id, Conversation.thread_key).where(
+                tuple_(Conversation.channel_id, Conversation.thread_key).in_(list(threads)),
+                Conversation.status != ConversationStatus.CLOSED,
+            )
+        )
+        return {(int(r[0]), str(r[1])) for r in rows}
+
     async def identity_owners(
         self, values: Collection[tuple[str, str]]
     ) -> dict[tuple[str, str], int]:

@@ -1,0 +1,338 @@
+"""The hosted claims form `/forms/claims`: server-rendered, Russian and English, works
+without JavaScript. A submission files a claim through `intake.claims.file_claim`."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, SignatureExpired
+from sqlalchemy.exc import IntegrityError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from channels.base import HubContext
+from channels.webform.endpoints import (
+    HONEYPOT,
+    TOKEN_FIELD,
+    TOKEN_MAX_AGE,
+    _check_rate,
+    _client_ip,
+    _safe_filename,
+    _signer,
+    _store_upload,
+    templates,
+)
+from channels.webform.schemas import FormField, LocalizedText, default_form_config
+from channels.webform.texts import pick_language
+from intake.claims import ClaimIn, Reason, default_reasons, file_claim
+from intake.identities import normalize_email, normalize_phone
+from storage.db import Database
+from storage.errors import HubError, InvalidInput, PayloadTooLarge
+from storage.models import Channel, ChannelKind
+from storage.repositories import ChannelRepository
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["web forms"])
+KEY = "claims"
+MAX_FILES = 5
+MAX_FILE_BYTES = 10 * 1024 * 1024
+MIN_DESCRIPTION = 10
+NUMBER = re.compile(r"^CLM-[0-9]{4}-[0-9]{6,12}$")
+
+TEXTS: dict[str, dict[str, str]] = {
+    "ru": {
+        "title": "Претензия",
+        "intro": "Опишите, что случилось. Мы зарегистрируем претензию и сообщим её номер.",
+        "other_language": "English",
+        "errors_title": "Проверьте форму",
+        "name": "Имя",
+        "email": "Электронная почта",
+        "phone": "Телефон",
+        "contact_hint": "Укажите электронную почту или телефон, чтобы мы могли ответить.",
+        "reason": "Причина",
+        "order_ref": "Номер заказа или договора",
+        "description": "Что случилось",
+        "attachments": "Фото и документы",
+        "attachments_hint": "До {count} файлов, каждый не больше {size} МБ",
+        "submit": "Отправить претензию",
+        "required": "Заполните это поле",
+        "invalid_reason": "Выберите причину из списка",
+        "short_description": "Опишите проблему подробнее (не меньше 10 символов)",
+        "too_long": "Слишком длинное значение",
+        "invalid_email": "Укажите адрес электронной почты, например ivan@example.ru",
+        "invalid_phone": "Укажите номер телефона, например +7 912 345-67-89",
+        "contact_required": "Укажите электронную почту или телефон",
+        "too_many_files": "Слишком много файлов",
+        "file_too_large": "Файл «{name}» больше {size} МБ",
+        "expired": "Страница устарела. Проверьте данные и отправьте форму ещё раз.",
+        "too_fast": "Форма отправлена слишком быстро. Проверьте данные и отправьте ещё раз.",
+        "thanks_title": "Претензия зарегистрирована",
+        "thanks_number": "Номер вашей претензии:",
+        "thanks_text": (
+            "Мы рассмотрим её и свяжемся с вами. Сохраните номер — по нему можно узнать статус."
+        ),
+        "back": "Подать ещё одну претензию",
+    },
+    "en": {
+        "title": "Claim",
+        "intro": "Tell us what happened. We will register your claim and give you its number.",
+        "other_language": "Русский",
+        "errors_title": "Please check the form",
+        "name": "Name",
+        "email": "Email",
+        "phone": "Phone",
+        "contact_hint": "Give an email address or a phone number so that we can answer.",
+        "reason": "Reason",
+        "order_ref": "Order or contract number",
+        "description": "What happened",
+        "attachments": "Photos and documents",
+        "attachments_hint": "Up to {count} files, {size} MB each at most",
+        "submit": "Send the claim",
+        "required": "Please fill in this field",
+        "invalid_reason": "Choose a reason from the list",
+        "short_description": "Please describe the problem (10 characters at least)",
+        "too_long": "This value is too long",
+        "invalid_email": "Enter an email address, e.g. john@example.com",
+        "invalid_phone": "Enter a phone number, e.g. +7 912 345-67-89",
+        "contact_required": "Enter an email address or a phone number",
+        "too_many_files": "Too many files",
+        "file_too_large": "File “{name}” is larger than {size} MB",
+        "expired": "This page has expired. Please check the form and send it again.",
+        "too_fast": "The form was sent too quickly. Please check it and send it again.",
+        "thanks_title": "Claim registered",
+        "thanks_number": "Your claim's number:",
+        "thanks_text": (
+            "We will review it and get in touch. Keep the number to ask about its status."
+        ),
+        "back": "File another claim",
+    },
+}
+LIMITS = {"name": 200, "email": 320, "phone": 50, "order_ref": 100, "description": 4000}
+
+
+def text(lang: str, code: str, **values: object) -> str:
+    template = TEXTS.get(lang, TEXTS["ru"]).get(code) or TEXTS["en"].get(code) or code
+    return template.format(**values) if values else template
+
+
+def _config() -> dict[str, Any]:
+    """A form configuration the generic form pages can read too, plus the claims part."""
+    config = default_form_config()
+    config.title = LocalizedText(ru="Претензия", en="Claim")
+    config.thanks = LocalizedText(ru=TEXTS["ru"]["thanks_text"], en=TEXTS["en"]["thanks_text"])
+    config.fields = [*config.fields[:3], FormField(name="message", label=config.fields[3].label)]
+    values = config.model_dump(mode="json")
+    values["claims"] = {
+        "reasons": [{"code": r.code, "ru": r.ru, "en": r.en} for r in default_reasons()],
+        "due_days": 10,
+    }
+    return values
+
+
+async def claims_channel(db: Database) -> Channel:
+    """The web-form channel `claims` (made on first use)."""
+    async with db.read() as session:
+        channel = await ChannelRepository(session).get_by_key(KEY, ChannelKind.WEBFORM)
+    if channel is not None:
+        return channel
+    try:
+        async with db.transaction() as session:
+            return await ChannelRepository(session).add(
+                key=KEY, kind=ChannelKind.WEBFORM, title="Claims form", config=_config()
+            )
+    except IntegrityError:
+        async with db.read() as session:
+            found = await ChannelRepository(session).get_by_key(KEY, ChannelKind.WEBFORM)
+        if found is None:
+            raise
+        return found
+
+
+def _reasons(channel: Channel) -> list[Reason]:
+    listed = (channel.config.get("claims") or {}).get("reasons") or []
+    reasons = [Reason(str(r["code"]), str(r["ru"]), str(r["en"])) for r in listed if "code" in r]
+    return reasons or default_reasons()
+
+
+def _context(request: Request) -> HubContext:
+    context: HubContext = request.app.state.context
+    return context
+
+
+def _render(
+    request: Request,
+    context: HubContext,
+    channel: Channel,
+    lang: str,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int,
+    submission_id: str | None = None,
+) -> Response:
+    token = _signer(context).sign(f"{KEY}:{submission_id or uuid.uuid4().hex}").decode()
+    response = templates.TemplateResponse(
+        request,
+        "claim_form.html",
+        {
+            "lang": lang,
+            "other_lang": "en" if lang == "ru" else "ru",
+            "t": lambda code, **kw: text(lang, code, **kw),
+            "values": values,
+            "errors": errors,
+            "token": token,
+            "honeypot": HONEYPOT,
+            "reasons": _reasons(channel),
+            "max_files": MAX_FILES,
+            "max_file_mb": MAX_FILE_BYTES // (1024 * 1024),
+            "embed": False,
+        },
+        status_code=status,
+    )
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/forms/claims", response_class=HTMLResponse, summary="The hosted claims form")
+async def claim_form(request: Request, lang: str | None = None) -> Response:
+    """File a claim without a messenger; `?lang=ru|en` picks the language."""
+    context = _context(request)
+    channel = await claims_channel(context.db)
+    language = pick_language(lang, request.headers.get("accept-language"), "ru")
+    return _render(request, context, channel, language, values={}, errors={}, status=200)
+
+
+@router.get("/forms/claims/thanks", response_class=HTMLResponse, include_in_schema=False)
+async def claim_thanks(request: Request, lang: str | None = None, n: str | None = None) -> Response:
+    language = pick_language(lang, request.headers.get("accept-language"), "ru")
+    return templates.TemplateResponse(
+        request,
+        "claim_thanks.html",
+        {
+            "lang": language,
+            "t": lambda code, **kw: text(language, code, **kw),
+            "number": n if n and NUMBER.match(n) else None,
+            "embed": False,
+        },
+    )
+
+
+@router.post(
+    "/forms/claims",
+    summary="File a claim from the hosted form",
+    responses={303: {"description": "To the thanks page with the claim's number"}},
+)
+async def submit_claim(request: Request) -> Response:
+    context = _context(request)
+    channel = await claims_channel(context.db)
+    await _check_rate(context, request)
+    budget = MAX_FILES * MAX_FILE_BYTES + 2 * 1024 * 1024
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > budget:
+        raise PayloadTooLarge(f"the form accepts at most {budget} bytes")
+    try:
+        data = await request.form(max_files=20, max_fields=50, max_part_size=1024 * 1024)
+    except HTTPException as exc:
+        raise InvalidInput(str(exc.detail), code="invalid_form") from None
+    values = {n: v.replace("\x00", "").strip() for n, v in data.items() if isinstance(v, str)}
+    files = [f for f in data.getlist("attachments") if isinstance(f, UploadFile) and f.filename]
+    lang = pick_language(values.get("_lang"), None, "ru")
+    shown = {n: v for n, v in values.items() if not n.startswith("_") and n != HONEYPOT}
+
+    def again(errors: dict[str, str], submission_id: str | None = None) -> Response:
+        return _render(
+            request,
+            context,
+            channel,
+            lang,
+            values=shown,
+            errors=errors,
+            status=422,
+            submission_id=submission_id,
+        )
+
+    if values.get(HONEYPOT):
+        log.info("claims form: honeypot filled, submission dropped")
+        return RedirectResponse(f"/forms/claims/thanks?{urlencode({'lang': lang})}", 303)
+    try:
+        payload, age = _signer(context).unsign(
+            values.get(TOKEN_FIELD, ""), max_age=TOKEN_MAX_AGE, return_timestamp=True
+        )
+    except (BadSignature, SignatureExpired):
+        return again({"_form": text(lang, "expired")})
+    token_key, _, submission_id = payload.decode().partition(":")
+    if token_key != KEY or not submission_id:
+        return again({"_form": text(lang, "expired")})
+    if (utcnow() - age).total_seconds() < 2.0:
+        return again({"_form": text(lang, "too_fast")}, submission_id)
+
+    errors: dict[str, str] = {}
+    for name, limit in LIMITS.items():
+        if len(shown.get(name, "")) > limit:
+            errors[name] = text(lang, "too_long")
+    reasons = _reasons(channel)
+    if shown.get("reason") not in {r.code for r in reasons}:
+        errors["reason"] = text(lang, "invalid_reason")
+    if len(shown.get("description", "")) < MIN_DESCRIPTION:
+        errors["description"] = text(lang, "short_description")
+    region = context.intake.default_region
+    email = phone = None
+    if shown.get("email") and "email" not in errors:
+        try:
+            email = normalize_email(shown["email"])
+        except InvalidInput:
+            errors["email"] = text(lang, "invalid_email")
+    if shown.get("phone") and "phone" not in errors:
+        try:
+            phone = normalize_phone(shown["phone"], region)
+        except InvalidInput:
+            errors["phone"] = text(lang, "invalid_phone")
+    if not (email or phone) and "email" not in errors and "phone" not in errors:
+        errors["email"] = text(lang, "contact_required")
+    if len(files) > MAX_FILES:
+        errors["attachments"] = text(lang, "too_many_files")
+    for upload in files:
+        if upload.size is not None and upload.size > MAX_FILE_BYTES:
+            name = _safe_filename(upload.filename or "file")
+            size = MAX_FILE_BYTES // (1024 * 1024)
+            errors["attachments"] = text(lang, "file_too_large", name=name, size=size)
+    if errors:
+        return again(errors, submission_id)
+    attachments = [await _store_upload(context, upload, MAX_FILE_BYTES) for upload in files]
+    claim = ClaimIn(
+        channel_id=channel.id,
+        channel_kind=ChannelKind.WEBFORM,
+        external_id=f"form:{submission_id}",
+        reason=shown["reason"],
+        description=shown["description"],
+        order_ref=shown.get("order_ref") or None,
+        phone=phone,
+        email=email,
+        contact_name=shown.get("name") or None,
+        language=lang,
+        attachments=attachments,
+        reasons=reasons,
+        due_days=int((channel.config.get("claims") or {}).get("due_days", 10)),
+        meta={"form": KEY, "ip": _client_ip(request)},
+    )
+    try:
+        async with context.db.transaction() as session:
+            filed = await file_claim(session, claim, context.intake)
+            number = filed.claim.number
+    except IntegrityError:
+        # The same submission posted twice at once: the other post filed it.
+        async with context.db.transaction() as session:
+            number = (await file_claim(session, claim, context.intake)).claim.number
+    except HubError as exc:
+        return again({"_form": str(exc.detail)}, submission_id)
+    query = urlencode({"lang": lang, "n": number})
+    return RedirectResponse(f"/forms/claims/thanks?{query}", status_code=303)

@@ -1,0 +1,137 @@
+"""The queries claims need: numbers per year, lookups, filtered lists, history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Attachment,
+    Channel,
+    Claim,
+    ClaimSequence,
+    ClaimStep,
+    Contact,
+    Identity,
+    IdentityKind,
+    Manager,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimFilters:
+    statuses: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    manager_id: int | None = None
+    unassigned: bool = False
+    contact_id: int | None = None
+    channel_id: int | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+class ClaimRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def next_sequence(self, year: int) -> int:
+        """The next number of `year`, safe under concurrency.
+
+        One upsert: PostgreSQL holds the year's row lock until the transaction ends, so
+        concurrent filers queue; SQLite has one writer at a time anyway.
+        """
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(ClaimSequence)
+            .values(year=year, last_value=1)
+            .on_conflict_do_update(
+                index_elements=[ClaimSequence.year],
+                set_={"last_value": ClaimSequence.last_value + 1},
+            )
+            .returning(ClaimSequence.last_value)
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def by_external_id(self, channel_id: int, external_id: str) -> Claim | None:
+        result = await self.session.scalars(
+            select(Claim).where(Claim.channel_id == channel_id, Claim.external_id == external_id)
+        )
+        return result.first()
+
+    async def get(self, claim_id: int) -> Claim | None:
+        return await self.session.get(Claim, claim_id)
+
+    async def by_number(self, number: str) -> Claim | None:
+        return (await self.session.scalars(select(Claim).where(Claim.number == number))).first()
+
+    async def for_update(self, claim_id: int) -> Claim | None:
+        query = select(Claim).where(Claim.id == claim_id)
+        if self.session.get_bind().dialect.name != "sqlite":
+            query = query.with_for_update()
+        return (await self.session.scalars(query)).first()
+
+    async def list(self, filters: ClaimFilters, *, after_id: int | None, limit: int) -> list[Claim]:
+        query = select(Claim).order_by(Claim.id.desc()).limit(limit)
+        if after_id is not None:
+            query = query.where(Claim.id < after_id)
+        if filters.statuses:
+            query = query.where(Claim.status.in_(filters.statuses))
+        if filters.reasons:
+            query = query.where(Claim.reason.in_(filters.reasons))
+        if filters.unassigned:
+            query = query.where(Claim.manager_id.is_(None))
+        elif filters.manager_id is not None:
+            query = query.where(Claim.manager_id == filters.manager_id)
+        if filters.contact_id is not None:
+            query = query.where(Claim.contact_id == filters.contact_id)
+        if filters.channel_id is not None:
+            query = query.where(Claim.channel_id == filters.channel_id)
+        if filters.created_from is not None:
+            query = query.where(Claim.created_at >= filters.created_from)
+        if filters.created_to is not None:
+            query = query.where(Claim.created_at < filters.created_to)
+        return list((await self.session.scalars(query)).all())
+
+    async def of_contact(self, contact_id: int, limit: int) -> Sequence[Claim]:
+        query = (
+            select(Claim)
+            .where(Claim.contact_id == contact_id)
+            .order_by(Claim.id.desc())
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def steps(self, claim_id: int) -> Sequence[ClaimStep]:
+        query = select(ClaimStep).where(ClaimStep.claim_id == claim_id).order_by(ClaimStep.id)
+        return (await self.session.scalars(query)).all()
+
+    async def attachments(self, message_id: int | None) -> Sequence[Attachment]:
+        if message_id is None:
+            return []
+        query = (
+            select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def contact(self, contact_id: int) -> Contact | None:
+        return await self.session.get(Contact, contact_id)
+
+    async def channel(self, channel_id: int) -> Channel | None:
+        return await self.session.get(Channel, channel_id)
+
+    async def contact_by_telegram(self, user_id: str) -> Contact | None:
+        query = (
+            select(Contact)
+            .join(Identity, Identity.contact_id == Contact.id)
+            .where(Identity.kind == IdentityKind.TELEGRAM, Identity.value == user_id)
+        )
+        return (await self.session.scalars(query)).first()
+
+    async def manager_exists(self, manager_id: int) -> bool:
+        return await self.session.get(Manager, manager_id) is not None

@@ -1,0 +1,180 @@
+"""Telegram channels' tables: handled updates, FSM records, polling offsets and leases;
+the chat a conversation answers to; identities a bot cannot reach."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Attachment,
+    Conversation,
+    Identity,
+    IdentityKind,
+    Message,
+    MessageDirection,
+    TelegramBotState,
+    TelegramFsmRecord,
+    TelegramUpdate,
+)
+
+
+class TelegramRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # Handled updates
+
+    async def record_update(self, channel_id: int, update_id: int) -> None:
+        """Note the update as handled; IntegrityError at this flush means it was already."""
+        self.session.add(TelegramUpdate(channel_id=channel_id, update_id=update_id))
+        await self.session.flush()
+
+    async def forget_updates_before(self, cutoff: datetime) -> None:
+        await self.session.execute(delete(TelegramUpdate).where(TelegramUpdate.created_at < cutoff))
+
+    # FSM
+
+    async def fsm_record(self, key: str) -> TelegramFsmRecord | None:
+        return await self.session.get(TelegramFsmRecord, key)
+
+    async def fsm_state(self, key: str) -> str | None:
+        result = await self.session.scalars(
+            select(TelegramFsmRecord.state).where(TelegramFsmRecord.key == key)
+        )
+        return result.first()
+
+    async def fsm_states(self) -> dict[str, str]:
+        """Every key that is in a state (the chats in the middle of a dialogue)."""
+        rows = await self.session.execute(
+            select(TelegramFsmRecord.key, TelegramFsmRecord.state).where(
+                TelegramFsmRecord.state.is_not(None)
+            )
+        )
+        return {str(key): str(state) for key, state in rows}
+
+    async def fsm_data(self, key: str) -> dict[str, Any]:
+        result = await self.session.scalars(
+            select(TelegramFsmRecord.data).where(TelegramFsmRecord.key == key)
+        )
+        return dict(result.first() or {})
+
+    async def set_fsm(
+        self, key: str, *, state: str | None = None, data: dict[str, Any] | None = None
+    ) -> None:
+        """Write the state or the data (whichever is given); an empty record is deleted."""
+        record = await self.session.get(TelegramFsmRecord, key)
+        if record is None:
+            record = TelegramFsmRecord(key=key, state=None, data={})
+            self.session.add(record)
+        if state is not None:
+            record.state = state or None
+        if data is not None:
+            record.data = data
+        if record.state is None and not record.data:
+            if record in self.session.new:
+                self.session.expunge(record)
+            else:
+                await self.session.delete(record)
+        await self.session.flush()
+
+    # Polling
+
+    async def bot_state(self, channel_id: int) -> TelegramBotState | None:
+        return await self.session.get(TelegramBotState, channel_id)
+
+    async def lease(self, channel_id: int, poller: str, now: datetime, until: datetime) -> bool:
+        """Take or renew the channel's polling lease; False if another poller holds it."""
+        state = await self.session.get(TelegramBotState, channel_id, with_for_update=True)
+        if state is None:
+            self.session.add(
+                TelegramBotState(
+                    channel_id=channel_id, update_offset=0, poller=poller, lease_until=until
+                )
+            )
+            await self.session.flush()
+            return True
+        if state.poller not in (None, poller) and state.lease_until and state.lease_until > now:
+            return False
+        state.poller = poller
+        state.lease_until = until
+        await self.session.flush()
+        return True
+
+    async def drop_lease(self, channel_id: int, poller: str) -> None:
+        await self.session.execute(
+            update(TelegramBotState)
+            .where(TelegramBotState.channel_id == channel_id, TelegramBotState.poller == poller)
+            .values(poller=None, lease_until=None)
+        )
+
+    async def set_offset(self, channel_id: int, offset: int) -> None:
+        await self.session.execute(
+            update(TelegramBotState)
+            .where(TelegramBotState.channel_id == channel_id)
+            .values(update_offset=offset)
+        )
+
+    async def set_webhook_url(self, channel_id: int, url: str | None) -> None:
+        state = await self.session.get(TelegramBotState, channel_id)
+        if state is None:
+            self.session.add(
+                TelegramBotState(channel_id=channel_id, update_offset=0, webhook_url=url)
+            )
+        else:
+            state.webhook_url = url
+        await self.session.flush()
+
+    # Delivery
+
+    async def chat_of_conversation(self, conversation_id: int) -> str | None:
+        """The chat the conversation answers to: where its client last wrote from, else the
+        contact's Telegram user id (a private chat has the user's id)."""
+        meta = await self.session.scalars(
+            select(Message.meta)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.direction == MessageDirection.INBOUND,
+            )
+            .order_by(Message.id.desc())
+            .limit(5)
+        )
+        for value in meta.all():
+            chat = (value or {}).get("telegram", {}).get("chat_id")
+            if chat is not None:
+                return str(chat)
+        identity = await self.session.scalars(
+            select(Identity.value)
+            .join(Conversation, Conversation.contact_id == Identity.contact_id)
+            .where(Conversation.id == conversation_id, Identity.kind == IdentityKind.TELEGRAM)
+            .order_by(Identity.id)
+        )
+        return identity.first()
+
+    async def mark_unreachable(self, user_id: str, when: datetime | None) -> None:
+        """The user blocked the bot (a time) or wrote again, or was reached (None)."""
+        query = update(Identity).where(
+            Identity.kind == IdentityKind.TELEGRAM, Identity.value == user_id
+        )
+        if when is None:
+            query = query.where(Identity.unreachable_at.is_not(None))
+        await self.session.execute(query.values(unreachable_at=when))
+
+    async def attachments(self, message_id: int) -> list[Attachment]:
+        result = await self.session.scalars(
+            select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)
+        )
+        return list(result.all())
+
+    async def save_progress(self, message_id: int, progress: dict[str, Any]) -> None:
+        """How far a multi-part send got, so a retry does not send those parts again."""
+        message = await self.session.get(Message, message_id)
+        if message is not None:
+            message.meta = {
+                **message.meta,
+                "telegram": {**message.meta.get("telegram", {}), **progress},
+            }
+            await self.session.flush()
