@@ -53,13 +53,28 @@ def normalize_phone(raw: str, default_region: str = "RU") -> str:
         raise InvalidInput("phone is empty", code="invalid_phone")
     if candidate.startswith("00"):
         candidate = "+" + candidate[2:]
-    try:
-        number = phonenumbers.parse(candidate, default_region.upper())
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidInput(f"invalid phone number: {raw!r}", code="invalid_phone") from exc
-    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
+    number = _parsed(candidate, default_region)
+    if number is None and _INTERNATIONAL_DIGITS.fullmatch(candidate):
+        # Phone systems send international numbers without the "+" ("493055571600").
+        number = _parsed("+" + candidate, default_region)
+    if number is None:
         raise InvalidInput(f"invalid phone number: {raw!r}", code="invalid_phone")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# 11 to 15 digits and nothing else: too long for a national number almost everywhere.
+_INTERNATIONAL_DIGITS = re.compile(r"[1-9][0-9]{10,14}")
+
+
+def _parsed(candidate: str, default_region: str) -> phonenumbers.PhoneNumber | None:
+    """The valid number `candidate` spells, or None."""
+    try:
+        number = phonenumbers.parse(candidate, default_region.upper())
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
+        return None
+    return number
 
 
 _TELEGRAM_ID = re.compile(r"-?[0-9]{1,19}")

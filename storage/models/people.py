@@ -37,6 +37,9 @@ class Manager(IdMixin, TimestampMixin, Base):
     working_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONDict)
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     telegram_chat_id: Mapped[str | None] = mapped_column(String(32))
+    # Telephony: how the PBX names the manager (an extension or SIP login) and their phone.
+    extension: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(32))
     notify_by_email: Mapped[bool] = mapped_column(Boolean, default=True)
 
 

@@ -109,6 +109,7 @@ class AssignmentReason(StrEnum):
     TAKE = "take"
     FORWARD = "forward"
     SLA = "sla"
+    TELEPHONY = "telephony"  # the manager who answered the call
 
 
 class Assignment(IdMixin, CreatedMixin, Base):

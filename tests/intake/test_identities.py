@@ -96,6 +96,22 @@ class TestNormalizePhone:
         assert normalize_phone(raw, "RU") == expected
         assert normalize_phone(raw, "GB") == expected
 
+    @pytest.mark.parametrize(
+        ("raw", "region", "expected"),
+        [
+            ("493055571600", "RU", "+493055571600"),  # as Zammad's CTI examples send it
+            ("79123456789", "GB", RU_MOBILE),
+            ("442079460958", "RU", "+442079460958"),
+        ],
+    )
+    def test_international_digits_without_plus(self, raw: str, region: str, expected: str) -> None:
+        # Phone systems (PBX webhooks) drop the "+"; a national reading wins when valid.
+        assert normalize_phone(raw, region) == expected
+
+    def test_a_valid_national_reading_wins_over_the_international_one(self) -> None:
+        assert normalize_phone("89123456789", "RU") == RU_MOBILE
+        assert normalize_phone("+7 912 345-67-89", "RU") == normalize_phone("89123456789", "RU")
+
     def test_toll_free_number(self) -> None:
         assert normalize_phone("8 800 555 35 35") == "+78005553535"
 

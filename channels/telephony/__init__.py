@@ -1,0 +1,1 @@
+"""The telephony channel: phone systems' webhooks into the call journal and intake."""
