@@ -33,6 +33,8 @@ bench: install
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.routing
 	$(BIN)/python -m bench.email
+	$(BIN)/python -m bench.telephony
+	$(BIN)/python -m bench.telegram
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -125,13 +125,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=200 if ready else 503,
         )
 
+    from channels.telegram.webhook import router as telegram_router
+    from channels.telephony.endpoints import router as telephony_router
+    from channels.webform.claims import router as claims_form_router
     from channels.webform.endpoints import router as webform_router
     from inbox.api import router as api_router
+    from inbox.calls_api import router as calls_router
     from inbox.channels_api import router as channels_router
+    from inbox.claims_api import router as claims_router
     from inbox.routing_api import router as routing_router
 
+    # Phone systems post many small events: their routes are matched first.
+    app.include_router(telephony_router)
+    # Before the web forms: /forms/claims is the claims form, not a form channel's key.
+    app.include_router(claims_form_router)
     app.include_router(webform_router)
+    app.include_router(telegram_router)
+    app.include_router(claims_router)
     app.include_router(api_router)
     app.include_router(routing_router)
     app.include_router(channels_router)
+    app.include_router(calls_router)
     return app

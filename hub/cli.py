@@ -405,6 +405,178 @@ def channels_add_email(**options: Any) -> None:
     click.echo(f"mailbox {options['key']} added: {config.from_address}")
 
 
+@channels_add.command("telephony")
+@click.option("--key", required=True, help="Used in the webhook URL: /webhooks/telephony/KEY")
+@click.option(
+    "--provider", required=True, type=click.Choice(["generic", "twilio", "zadarma", "mango"])
+)
+@click.option("--title", default=None, help="Shown to managers; defaults to the key")
+@click.option("--token", default=None, help="generic: the URL token (made up when omitted)")
+@click.option(
+    "--auth-token", envvar="OMNIHUB_TWILIO_AUTH_TOKEN", default=None, help="twilio: Auth Token"
+)
+@click.option(
+    "--api-secret", envvar="OMNIHUB_ZADARMA_SECRET", default=None, help="zadarma: API secret"
+)
+@click.option("--api-key", default=None, help="mango: the VPBX API key")
+@click.option("--api-salt", envvar="OMNIHUB_MANGO_SALT", default=None, help="mango: the API salt")
+@click.option(
+    "--callback-minutes",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Working minutes to call a missed call back in",
+)
+@click.option("--language", type=click.Choice(["ru", "en"]), default="ru", show_default=True)
+@click.option("--timezone", default="Europe/Moscow", show_default=True, help="zadarma: times")
+@click.option("--public-url", default=None, help="How the provider reaches the hub (twilio)")
+@click.option("--dial", multiple=True, help="twilio: a number or client:NAME to ring")
+def channels_add_telephony(**options: Any) -> None:
+    """Add a phone line; its secrets are stored encrypted."""
+    from pydantic import ValidationError
+
+    from channels.telephony.admin import add_telephony_channel, webhook_path
+    from channels.telephony.config import TelephonyConfig
+    from storage.crypto import SecretBox
+    from storage.errors import HubError
+
+    try:
+        config = TelephonyConfig(
+            provider=options["provider"],
+            language=options["language"],
+            callback_minutes=options["callback_minutes"],
+            timezone=options["timezone"],
+            public_url=options["public_url"],
+            dial=list(options["dial"]),
+        )
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid phone line settings: {exc}") from exc
+    secrets = {
+        name: options[name]
+        for name in ("token", "auth_token", "api_secret", "api_key", "api_salt")
+        if options[name]
+    }
+    settings = _settings()
+
+    async def work(session: Any) -> dict[str, str]:
+        try:
+            added = await add_telephony_channel(
+                session,
+                SecretBox(settings.secret),
+                key=options["key"],
+                title=options["title"] or options["key"],
+                config=config,
+                secrets=secrets,
+            )
+        except HubError as exc:
+            raise click.ClickException(str(exc.detail)) from exc
+        return added.generated
+
+    generated = _run(lambda: _in_transaction(settings, work))
+    token = generated.get("token") or secrets.get("token")
+    path = webhook_path(options["key"], options["provider"], token)
+    click.echo(f"phone line {options['key']} added: POST {path}")
+    if generated:
+        click.echo("the token is in the URL; it is shown only this once", err=True)
+
+
+@channels_add.command("telegram")
+@click.option("--key", required=True, help="The channel's key: /webhooks/telegram/KEY")
+@click.option(
+    "--token",
+    envvar="OMNIHUB_TELEGRAM_TOKEN",
+    prompt=True,
+    hide_input=True,
+    help="The bot's token from @BotFather (or OMNIHUB_TELEGRAM_TOKEN; asked for when missing)",
+)
+@click.option("--title", default=None, help="Shown to managers; defaults to the key")
+@click.option("--api-url", default=None, help="A local Bot API server, e.g. http://127.0.0.1:8081")
+@click.option(
+    "--mode",
+    type=click.Choice(["webhook", "polling"]),
+    default="webhook",
+    show_default=True,
+    help="webhook needs a public URL (then `channels telegram set-webhook KEY`)",
+)
+@click.option(
+    "--language",
+    type=click.Choice(["ru", "en"]),
+    default="ru",
+    show_default=True,
+    help="For clients whose Telegram is in neither language",
+)
+def channels_add_telegram(
+    key: str, token: str, title: str | None, api_url: str | None, mode: str, language: str
+) -> None:
+    """Add a Telegram bot; its token is stored encrypted."""
+    from pydantic import ValidationError
+
+    from channels.telegram.admin import add_telegram_channel
+    from channels.telegram.config import TelegramChannelConfig
+    from storage.crypto import SecretBox
+    from storage.errors import HubError
+
+    try:
+        config = TelegramChannelConfig.model_validate(
+            {"mode": mode, "api_url": api_url, "language": language}
+        )
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid bot settings: {exc}") from exc
+    settings = _settings()
+
+    async def work(session: Any) -> None:
+        try:
+            await add_telegram_channel(
+                session,
+                SecretBox(settings.secret),
+                key=key,
+                title=title or key,
+                config=config,
+                token=token,
+            )
+        except HubError as exc:
+            raise click.ClickException(str(exc.detail)) from exc
+
+    _run(lambda: _in_transaction(settings, work))
+    if mode == "webhook":
+        click.echo(f"bot {key} added; now run: omnihub channels telegram set-webhook {key}")
+    else:
+        click.echo(f"bot {key} added; `omnihub worker` (or serve) polls it")
+
+
+@channels.group("telegram")
+def channels_telegram() -> None:
+    """Telegram bots: register webhooks."""
+
+
+@channels_telegram.command("set-webhook")
+@click.argument("key")
+@click.option("--url", default=None, help="Default: OMNIHUB_PUBLIC_URL + /webhooks/telegram/KEY")
+@click.option("--drop-pending", is_flag=True, help="Drop updates Telegram holds for the bot")
+def telegram_set_webhook(key: str, url: str | None, drop_pending: bool) -> None:
+    """Tell Telegram where to send the bot's updates, with the secret token it must send."""
+    from aiogram.exceptions import TelegramAPIError
+
+    from channels.telegram.admin import set_webhook
+    from hub.context import build_context, close_context
+    from storage.errors import HubError
+
+    settings = _settings()
+
+    async def run() -> str:
+        context = await build_context(settings)
+        try:
+            return await set_webhook(context, key, url, drop_pending=drop_pending)
+        except HubError as exc:
+            raise click.ClickException(str(exc.detail)) from exc
+        except TelegramAPIError as exc:
+            raise click.ClickException(f"Telegram refused: {exc.message}") from exc
+        finally:
+            await close_context(context)
+
+    click.echo(f"webhook of {key} set: {_run(run)}")
+
+
 @channels.group("quarantine")
 def channels_quarantine() -> None:
     """Email that could not be taken in, kept with its reason."""

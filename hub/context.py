@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from bots.client import ClientBot
 from channels.base import HubContext, IngestBatcher
+from channels.telegram.bots import close_bots
+from channels.telegram.webhook import PROCESSOR
 from channels.webform.service import ensure_default_form
 from hub.settings import Settings
 from intake.ingest import IntakeConfig
@@ -40,6 +43,8 @@ async def build_context(settings: Settings) -> HubContext:
     context.extras[ROUTING_ENGINE] = RoutingEngine(
         RoutingConfig(first_assignee_becomes_owner=settings.first_assignee_becomes_owner)
     )
+    # Bot channels' updates (webhook and long polling) go through the client bot.
+    context.extras[PROCESSOR] = ClientBot(context, settings.redis_url)
     return context
 
 
@@ -49,4 +54,8 @@ async def close_context(context: HubContext) -> None:
     await context.bus.close()
     if context.forms_rate_limiter is not None:
         await context.forms_rate_limiter.close()
+    client_bot = context.extras.pop(PROCESSOR, None)
+    if isinstance(client_bot, ClientBot):
+        await client_bot.close()
+    await close_bots(context)
     await context.db.dispose()

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     poll_mailboxes: bool = Field(
         default=True, description="Watch the email channels' IMAP mailboxes in worker processes"
     )
+    poll_telegram: bool = Field(
+        default=True, description="Long-poll the bot channels in polling mode in worker processes"
+    )
     worker_poll_seconds: float = 1.0
     outbox_max_attempts: int = 8
     first_assignee_becomes_owner: bool = Field(

@@ -13,7 +13,11 @@ from channels.delivery import DeliveryWorker
 from channels.email.outbound import EmailSender
 from channels.email.poller import EmailPollers
 from channels.email.service import EmailIntake
+from channels.telegram.outbound import TelegramSender
+from channels.telegram.polling import TelegramPollers
+from channels.telephony.handlers import telephony_handlers
 from hub.settings import Settings
+from intake.claims import claim_handlers
 from routing.engine import hub_engine
 from routing.handlers import ROUTING_TOPICS, routing_handlers
 from routing.notify import BusNotifier, EmailNotifier, Notifier, notification_handlers
@@ -63,6 +67,8 @@ def handlers(
     tables: list[Mapping[str, Sequence[Handler]]] = [
         routing_handlers(engine, SlaMonitor(engine)),
         notification_handlers(notifiers),
+        telephony_handlers(context.bus),
+        claim_handlers(DELIVERABLE_KINDS),
         {"*": [bus_publisher(context)]},
     ]
     if delivery is not None:
@@ -74,10 +80,18 @@ def handlers(
     return merge(*tables)
 
 
+# Channel kinds with a sender: clients who came by them can be written to.
+DELIVERABLE_KINDS = frozenset({ChannelKind.EMAIL, ChannelKind.TELEGRAM})
+
+
 def build_delivery(context: HubContext) -> DeliveryWorker:
     """Outbound delivery, one sender per channel kind that can send."""
     return DeliveryWorker(
-        context.db, {ChannelKind.EMAIL: EmailSender(context.blobs, context.secret)}
+        context.db,
+        {
+            ChannelKind.EMAIL: EmailSender(context.blobs, context.secret),
+            ChannelKind.TELEGRAM: TelegramSender(context),
+        },
     )
 
 
@@ -104,6 +118,8 @@ def background_services(context: HubContext, settings: Settings) -> dict[str, Se
     }
     if settings.poll_mailboxes:
         services["imap-pollers"] = EmailPollers(context, EmailIntake(context)).run
+    if settings.poll_telegram:
+        services["telegram-pollers"] = TelegramPollers(context).run
     return services
 
 

@@ -16,6 +16,11 @@ from channels.email.admin import (
     retry_quarantined,
 )
 from channels.email.config import EmailChannelConfig, EmailSecrets
+from channels.telegram.admin import add_telegram_channel
+from channels.telegram.admin import public_config as telegram_config
+from channels.telegram.config import TOKEN, TelegramChannelConfig
+from channels.telephony.admin import add_telephony_channel, webhook_path
+from channels.telephony.config import TelephonyConfig
 from inbox.deps import AdminDep, ContextDep, PrincipalDep, ReadSessionDep
 from inbox.schemas import ErrorOut
 from storage.crypto import SecretBox
@@ -67,6 +72,15 @@ class EmailChannelIn(BaseModel):
     smtp_password: str | None = Field(default=None, max_length=1000)
 
 
+class TelegramChannelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    title: str = Field(default="", max_length=200)
+    token: str = Field(pattern=TOKEN, description="The bot's token from @BotFather")
+    config: TelegramChannelConfig = Field(default_factory=TelegramChannelConfig)
+
+
 class QuarantinedOut(BaseModel):
     id: int
     channel_id: int
@@ -115,6 +129,8 @@ async def _out(session: Any, channel: Channel, *, with_config: bool = False) -> 
         last_error=channel.last_error,
         last_activity_at=channel.last_activity_at,
     )
+    if channel.kind == ChannelKind.TELEPHONY and with_config:
+        out.config = dict(channel.config)  # secrets are sealed apart, never in config
     if channel.kind == ChannelKind.EMAIL:
         state = await mailbox_status(session, channel)
         out.mailbox = MailboxStatusOut(
@@ -124,6 +140,8 @@ async def _out(session: Any, channel: Channel, *, with_config: bool = False) -> 
         )
         if with_config:
             out.config = public_config(channel)
+    if channel.kind == ChannelKind.TELEGRAM and with_config:
+        out.config = telegram_config(channel)
     return out
 
 
@@ -162,6 +180,69 @@ async def create_email_channel(
                 imap_password=body.imap_password,
                 smtp_password=body.smtp_password or body.imap_password,
             ),
+        )
+        return await _out(session, channel, with_config=True)
+
+
+class TelephonyChannelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    title: str = Field(default="", max_length=200)
+    config: TelephonyConfig
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="generic: token (made up when absent); twilio: auth_token; "
+        "zadarma: api_secret; mango: api_key, api_salt",
+    )
+
+
+class TelephonyChannelOut(ChannelOut):
+    webhook_path: str = Field(description="Where the phone system is to post events")
+    generated_secrets: dict[str, str] = Field(
+        description="Secrets the hub made up (the generic token): shown only this once"
+    )
+
+
+@router.post(
+    "/channels/telephony", response_model=TelephonyChannelOut, status_code=201, responses=ADMIN
+)
+async def create_telephony_channel(
+    body: TelephonyChannelIn, _admin: AdminDep, context: ContextDep
+) -> TelephonyChannelOut:
+    """Add a phone line (generic CTI, Twilio, Zadarma or Mango Office)."""
+    async with context.db.transaction() as session:
+        added = await add_telephony_channel(
+            session,
+            SecretBox(context.secret),
+            key=body.key,
+            title=body.title,
+            config=body.config,
+            secrets=body.secrets,
+        )
+        out = await _out(session, added.channel, with_config=True)
+    token = added.generated.get("token") or body.secrets.get("token")
+    return TelephonyChannelOut(
+        **out.model_dump(),
+        webhook_path=webhook_path(body.key, body.config.provider, token),
+        generated_secrets=added.generated,
+    )
+
+
+@router.post("/channels/telegram", response_model=ChannelOut, status_code=201, responses=ADMIN)
+async def create_telegram_channel(
+    body: TelegramChannelIn, _admin: AdminDep, context: ContextDep
+) -> ChannelOut:
+    """Add a bot. Webhook mode: then `omnihub channels telegram set-webhook KEY` (or point
+    Telegram at /webhooks/telegram/KEY yourself); polling mode: workers pick it up."""
+    async with context.db.transaction() as session:
+        channel = await add_telegram_channel(
+            session,
+            SecretBox(context.secret),
+            key=body.key,
+            title=body.title or body.key,
+            config=body.config,
+            token=body.token,
         )
         return await _out(session, channel, with_config=True)
 

@@ -1,7 +1,17 @@
 """All tables of the hub. Import from here so Alembic sees every model."""
 
 from storage.models.base import Base
+from storage.models.calls import (
+    BlockedNumber,
+    Call,
+    CallDirection,
+    CallState,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
 from storage.models.channels import Channel, ChannelKind
+from storage.models.claims import Claim, ClaimSequence, ClaimStatus, ClaimStep
 from storage.models.conversations import (
     Attachment,
     Conversation,
@@ -40,6 +50,7 @@ from storage.models.routing import (
     RoutingState,
     Strategy,
 )
+from storage.models.telegram import TelegramBotState, TelegramFsmRecord, TelegramUpdate
 
 __all__ = [
     "ApiToken",
@@ -47,8 +58,16 @@ __all__ = [
     "AssignmentReason",
     "Attachment",
     "Base",
+    "BlockedNumber",
+    "Call",
+    "CallDirection",
+    "CallState",
     "Channel",
     "ChannelKind",
+    "Claim",
+    "ClaimSequence",
+    "ClaimStatus",
+    "ClaimStep",
     "Contact",
     "Conversation",
     "ConversationStatus",
@@ -76,4 +95,10 @@ __all__ = [
     "RoutingRule",
     "RoutingState",
     "Strategy",
+    "Task",
+    "TaskKind",
+    "TaskStatus",
+    "TelegramBotState",
+    "TelegramFsmRecord",
+    "TelegramUpdate",
 ]
