@@ -24,6 +24,7 @@ from channels.email.config import EmailChannelConfig
 from channels.email.parse import ParsedEmail, UnparseableEmail, parse_email
 from channels.email.texts import acknowledgement
 from intake.batch import ingest_batch
+from intake.claims import ClaimIn, file_claim
 from intake.conversations import add_system_message
 from intake.ingest import KEY_LENGTH
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
@@ -320,9 +321,18 @@ class EmailIntake:
         repo = EmailRepository(session)
         threads = await self._threads(repo, mailbox, items)
         batch_ids = {item.own_id for item in items if item.own_id}
-        first = [i for i, item in enumerate(items) if not batch_ids.intersection(item.hints)]
-        later = [i for i in range(len(items)) if i not in set(first)]
         outcomes: list[Taken | BaseException | None] = [None] * len(items)
+        if mailbox.config.claims_mailbox:
+            # New, human mail to a claims mailbox files a claim; replies join their thread.
+            for index, item in enumerate(items):
+                if threads[index] is None and not item.message.automatic:
+                    outcomes[index] = await self._file_claim(session, mailbox, item)
+        first = [
+            i
+            for i, item in enumerate(items)
+            if outcomes[i] is None and not batch_ids.intersection(item.hints)
+        ]
+        later = [i for i in range(len(items)) if outcomes[i] is None and i not in set(first)]
         for group in ([first] if first else []) + [[i] for i in later]:
             for index in group:
                 item = items[index]
@@ -371,6 +381,43 @@ class EmailIntake:
                 kind: Literal["stored", "bounce"] = "bounce" if item.parsed.bounce else "stored"
                 outcomes[index] = Taken(kind, result.message_id, result.conversation_id)
         return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _file_claim(
+        self, session: AsyncSession, mailbox: Mailbox, item: _Prepared
+    ) -> Taken | BaseException:
+        message, parsed = item.message, item.parsed
+        try:
+            async with session.begin_nested():
+                filed = await file_claim(
+                    session,
+                    ClaimIn(
+                        channel_id=mailbox.channel_id,
+                        channel_kind=ChannelKind.EMAIL,
+                        external_id=message.external_id,
+                        reason="other",
+                        description="\n\n".join(
+                            part for part in (parsed.subject, message.text.strip()) if part
+                        )
+                        or "-",
+                        email=parsed.from_address,
+                        contact_name=parsed.from_name,
+                        language=mailbox.config.language,
+                        attachments=message.attachments,
+                        meta={"email": message.meta["email"]},
+                    ),
+                    self.context.intake,
+                )
+        except HubError as exc:
+            return exc
+        if filed.duplicate or filed.ingest is None:
+            claim = filed.claim
+            return Taken("duplicate", claim.message_id, claim.conversation_id)
+        result = filed.ingest
+        if item.own_id:
+            await EmailRepository(session).record_message_ids(
+                mailbox.channel_id, result.conversation_id, result.message_id, [item.own_id]
+            )
+        return Taken("stored", result.message_id, result.conversation_id)
 
     async def _threads(
         self, repo: EmailRepository, mailbox: Mailbox, items: Sequence[_Prepared]

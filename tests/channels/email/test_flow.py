@@ -350,3 +350,29 @@ async def test_ping_pong_sender_is_limited_and_gets_no_acknowledgement(
         "sender over the hourly limit",
         "sender over the hourly limit",
     ]
+
+
+async def test_claims_mailbox_files_a_claim_and_replies_join_it(
+    app: Any, client: httpx.AsyncClient, dovecot: Dovecot, smtp_server: SmtpRecorder
+) -> None:
+    from sqlalchemy import select
+
+    from storage.models.claims import Claim
+
+    hub = MailHub(app, client, dovecot, smtp_server)
+    await hub.setup(claims_mailbox=True)
+    raw, first_id = client_mail(CLIENT, "Брак товара", "Пришёл разбитый чайник, заказ 1542.")
+    hub.send(raw)
+    assert await hub.poll() == 1
+    async with hub.context.db.read() as session:
+        [claim] = (await session.scalars(select(Claim))).all()
+    assert re.fullmatch(r"CLM-\d{4}-\d{6}", claim.number)
+    assert claim.email == CLIENT and "разбитый чайник" in claim.description
+    [lead] = await hub.leads()
+    assert lead.kind == "claim" and lead.conversation_id == claim.conversation_id
+    hub.send(client_mail(CLIENT, "Re: Брак товара", "Фото прилагаю", in_reply_to=first_id)[0])
+    assert await hub.poll() == 1
+    async with hub.context.db.read() as session:
+        assert len((await session.scalars(select(Claim))).all()) == 1
+    texts = [m.text for m in await hub.messages(claim.conversation_id)]
+    assert texts[-1].strip() == "Фото прилагаю"
