@@ -30,6 +30,11 @@ POSTGRES_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("OMNIHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = uuid.uuid4().hex[:8]
+# Real-world samples written by others (../shared/corpora beside the checkout).
+CORPORA = Path(
+    os.environ.get("OMNIHUB_TEST_CORPORA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+)
 
 
 def missing_part(reason: str) -> None:

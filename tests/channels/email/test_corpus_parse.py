@@ -4,13 +4,12 @@ Every sample must parse or be cleanly quarantined with a reason; the Russian sam
 (KOI8-R and windows-1251, labelled right and wrong) must read as Russian; the delivery
 status notifications must give the right bounce; talon's standard replies must lose
 their quoted part. The corpora are not copied into the project: the folder is found
-at ``$OMNIHUB_CORPORA`` or next to the repository, and a missing folder skips these
+at ``$OMNIHUB_TEST_CORPORA`` or next to the repository, and a missing folder skips these
 tests (fails them when OMNIHUB_TEST_REQUIRE_ALL=1).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC
 from functools import cache
@@ -27,10 +26,8 @@ from channels.email.parse import (
     parse_email,
 )
 from channels.email.quotes import strip_quotes
-from tests.conftest import missing_part
+from tests.conftest import CORPORA, missing_part
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-CORPORA = Path(os.environ.get("OMNIHUB_CORPORA", REPO_ROOT.parent / "shared" / "corpora"))
 EMAIL = CORPORA / "email"
 MISSING = "<corpus missing>"
 CYRILLIC = re.compile("[А-Яа-яЁё]")
@@ -47,7 +44,7 @@ SAMPLES = _samples()
 
 def _corpus_dir() -> Path:
     if not EMAIL.is_dir():
-        missing_part(f"email corpus not found at {EMAIL} (set OMNIHUB_CORPORA)")
+        missing_part(f"email corpus not found at {EMAIL} (set OMNIHUB_TEST_CORPORA)")
     return EMAIL
 
 

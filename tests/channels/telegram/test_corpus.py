@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,11 +17,9 @@ from sqlalchemy.engine import make_url
 
 from storage.models import Message
 from tests.channels.telegram.flow import BotHub
-from tests.conftest import PostgresTemplates, missing_part
+from tests.conftest import CORPORA, PostgresTemplates, missing_part
 from tests.telegram_api import BotApiStandIn
 
-ROOT = Path(__file__).resolve().parents[3]
-CORPORA = Path(os.environ.get("OMNIHUB_CORPORA", ROOT.parent / "shared" / "corpora"))
 SAMPLES = CORPORA / "telegram"
 FILES = sorted(SAMPLES.rglob("*.json")) if SAMPLES.is_dir() else []
 _ids = itertools.count(1)
