@@ -28,10 +28,10 @@ from intake.ingest import (
     IntakeConfig,
     _clip,
     _filename,
-    _key,
     _language,
     _normalized,
     _title,
+    fit_key,
     ingest,
 )
 from intake.repository import BulkIntakeRepository
@@ -91,7 +91,7 @@ async def ingest_batch(
     repo = BulkIntakeRepository(session)
 
     # ingest()'s order: a message seen before is a duplicate, whatever its identities.
-    keys = [(message.channel_id, _key(message.external_id)) for message in messages]
+    keys = [(message.channel_id, fit_key(message.external_id)) for message in messages]
     seen = await repo.seen_messages(set(keys))
 
     firsts: list[_Planned] = []
@@ -217,7 +217,7 @@ async def ingest_batch(
 
 
 def _thread(message: InboundMessage) -> tuple[int, str]:
-    return (message.channel_id, _key(message.thread_key or ""))
+    return (message.channel_id, fit_key(message.thread_key or ""))
 
 
 async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
@@ -277,7 +277,7 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
             {
                 "channel_id": p.message.channel_id,
                 "contact_id": p.contact_id,
-                "thread_key": _key(p.message.thread_key or f"message:{p.external_id}"),
+                "thread_key": fit_key(p.message.thread_key or f"message:{p.external_id}"),
                 "status": ConversationStatus.OPEN.value,
                 "subject": (p.message.subject or None) and p.message.subject[:500],
                 "assignee_id": None,

@@ -55,7 +55,7 @@ async def ingest(
     Raises InvalidInput for identities that cannot be normalised.
     """
     repo = IntakeRepository(session)
-    external_id = _key(message.external_id)
+    external_id = fit_key(message.external_id)
     seen = await repo.find_message(message.channel_id, external_id)
     if seen is not None:
         contact_id, lead_id = await repo.conversation_contact_and_lead(seen.conversation_id)
@@ -71,7 +71,7 @@ async def ingest(
     contact = resolution.contact
     now = message.received_at or utcnow()
 
-    thread_key = _key(message.thread_key or f"message:{external_id}")
+    thread_key = fit_key(message.thread_key or f"message:{external_id}")
     conversation = None
     if message.thread_key is not None:
         conversation = await repo.find_open_conversation(message.channel_id, thread_key)
@@ -166,7 +166,7 @@ def attachment_rows(message_id: int, files: Iterable[AttachmentIn]) -> list[Atta
     ]
 
 
-def _key(value: str) -> str:
+def fit_key(value: str) -> str:
     """A key that fits its column: a longer one (a long Message-ID) becomes its hash."""
     if len(value) <= KEY_LENGTH:
         return value

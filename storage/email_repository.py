@@ -110,28 +110,23 @@ class EmailRepository:
         outbound: bool = False,
     ) -> None:
         """Remember Message-IDs of a conversation; one already known keeps its first owner."""
-        if not headers:
-            return
-        now = utcnow()
-        await self.session.execute(
-            self._insert_ids(),
-            [
-                {
-                    "channel_id": channel_id,
-                    "message_id_header": header,
-                    "conversation_id": conversation_id,
-                    "message_id": message_id,
-                    "outbound": outbound,
-                    "created_at": now,
-                }
-                for header in dict.fromkeys(headers)
-            ],
+        await self._insert_id_rows(
+            channel_id, [(conversation_id, message_id, h) for h in headers], outbound=outbound
         )
 
     async def record_message_ids_many(
         self, channel_id: int, rows: Sequence[tuple[int, int, str]]
     ) -> None:
         """Remember (conversation, message, Message-ID) of many inbound messages at once."""
+        await self._insert_id_rows(channel_id, rows)
+
+    async def _insert_id_rows(
+        self,
+        channel_id: int,
+        rows: Sequence[tuple[int, int | None, str]],
+        *,
+        outbound: bool = False,
+    ) -> None:
         if not rows:
             return
         now = utcnow()
@@ -143,9 +138,10 @@ class EmailRepository:
                     "conversation_id": conversation_id,
                     "message_id": message_id,
                     "message_id_header": header,
-                    "outbound": False,
+                    "outbound": outbound,
                     "created_at": now,
                 }
+                # One row per Message-ID: a statement may not conflict with itself.
                 for conversation_id, message_id, header in {r[2]: r for r in rows}.values()
             ],
         )

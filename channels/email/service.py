@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from channels.email.texts import acknowledgement
 from intake.batch import ingest_batch
 from intake.claims import ClaimIn, file_claim
 from intake.conversations import add_system_message
-from intake.ingest import KEY_LENGTH
+from intake.ingest import fit_key
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
 from storage.blobs import BlobRef
 from storage.email_repository import EmailRepository, ThreadMatch
@@ -70,10 +69,7 @@ def _files(parsed: ParsedEmail) -> list[tuple[bytes, str]]:
 
 def header_key(message_id: str) -> str:
     """A Message-ID as stored: without <>, and hashed when longer than the column."""
-    value = message_id.strip().strip("<>").strip()
-    if len(value) <= KEY_LENGTH:
-        return value
-    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+    return fit_key(message_id.strip().strip("<>").strip())
 
 
 @dataclass(slots=True)
