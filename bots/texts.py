@@ -1,4 +1,4 @@
-"""Everything the client bot says, in Russian and English."""
+"""Everything the client bot and the managers' bot say, in Russian and English."""
 
 from __future__ import annotations
 
@@ -95,6 +95,30 @@ TEXTS: dict[str, dict[str, str]] = {
         "rating_saved": "Спасибо! Ваш отзыв сохранён.",
         "rating_not_possible": "Эту претензию сейчас нельзя оценить.",
         "rating_comment_invalid": "Напишите комментарий текстом или нажмите «Пропустить».",
+        # The managers' bot
+        "manager_welcome": (
+            "Этот бот присылает менеджерам уведомления omnihub: новые разговоры, "
+            "переадресации, просроченные ответы. Чтобы подключить его, получите код "
+            "в omnihub и отправьте сюда: /link КОД"
+        ),
+        "manager_linked": (
+            "Готово, {name}! Уведомления omnihub теперь приходят сюда. Отключить: /unlink"
+        ),
+        "manager_already_linked": (
+            "Уведомления omnihub для {name} приходят сюда. Отключить: /unlink"
+        ),
+        "manager_code_wrong": (
+            "Код не подошёл: он неверный или уже использован. "
+            "Получите новый код в omnihub и отправьте: /link КОД"
+        ),
+        "manager_code_expired": (
+            "Срок действия кода истёк. Получите новый код в omnihub и отправьте: /link КОД"
+        ),
+        "manager_code_missing": "Отправьте код из omnihub так: /link КОД",
+        "manager_unlinked": (
+            "Уведомления omnihub сюда больше не приходят. Подключить снова: /link КОД"
+        ),
+        "manager_not_linked": "Этот чат не подключён к менеджеру omnihub.",
     },
     "en": {
         "welcome": "Hello, {name}! How can we help?",
@@ -184,6 +208,28 @@ TEXTS: dict[str, dict[str, str]] = {
         "rating_saved": "Thank you! Your feedback is saved.",
         "rating_not_possible": "This claim cannot be rated now.",
         "rating_comment_invalid": "Please write the comment as text or press Skip.",
+        # The managers' bot
+        "manager_welcome": (
+            "This bot sends managers omnihub's notifications: new conversations, "
+            "forwards, overdue replies. To connect it, get a code in omnihub "
+            "and send it here: /link CODE"
+        ),
+        "manager_linked": (
+            "Done, {name}! omnihub's notifications now come here. To stop them: /unlink"
+        ),
+        "manager_already_linked": "omnihub's notifications for {name} come here. To stop: /unlink",
+        "manager_code_wrong": (
+            "That code did not work: it is wrong or was used already. "
+            "Get a new code in omnihub and send: /link CODE"
+        ),
+        "manager_code_expired": (
+            "That code has expired. Get a new code in omnihub and send: /link CODE"
+        ),
+        "manager_code_missing": "Send the code from omnihub like this: /link CODE",
+        "manager_unlinked": (
+            "omnihub's notifications no longer come here. To connect again: /link CODE"
+        ),
+        "manager_not_linked": "This chat is not linked to an omnihub manager.",
     },
 }
 

@@ -170,12 +170,15 @@ class Turn:
         self._lang = lang
 
 
-class UnitOfWorkMiddleware(BaseMiddleware):
+class WorkMiddleware(BaseMiddleware):
     """Runs inside the FSM's per-user lock: handle, commit, then send the replies, so two
-    quick updates of one client (an album of photos) are handled one after the other."""
+    quick updates of one user (an album of photos) are handled one after the other."""
 
-    def __init__(self, client: ClientBot) -> None:
-        self.client = client
+    def __init__(self, limiter: SendLimiter | None = None) -> None:
+        self.limiter = limiter
+
+    def prepare(self, data: dict[str, Any]) -> None:
+        """Add what the bot's handlers take besides the update's `work` and `channel`."""
 
     async def __call__(
         self,
@@ -184,12 +187,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         work: UpdateWork = data["work"]
-        data["turn"] = Turn(
-            bot=self.client,
-            channel=data["channel"],
-            work=work,
-            user=data.get("event_from_user"),
-        )
+        self.prepare(data)
         token = CURRENT.set(work)
         try:
             try:
@@ -205,8 +203,24 @@ class UnitOfWorkMiddleware(BaseMiddleware):
                 return None
         finally:
             CURRENT.reset(token)
-        await send_replies(data["bot"], data["channel"], work, self.client.limiter)
+        await send_replies(data["bot"], data["channel"], work, self.limiter)
         return result
+
+
+class UnitOfWorkMiddleware(WorkMiddleware):
+    """The client bot's: its handlers get the client's `turn`."""
+
+    def __init__(self, client: ClientBot) -> None:
+        super().__init__(client.limiter)
+        self.client = client
+
+    def prepare(self, data: dict[str, Any]) -> None:
+        data["turn"] = Turn(
+            bot=self.client,
+            channel=data["channel"],
+            work=data["work"],
+            user=data.get("event_from_user"),
+        )
 
 
 async def send_replies(

@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from inbox.channels_api import router as channels_router
     from inbox.claims_api import router as claims_router
     from inbox.routing_api import router as routing_router
+    from inbox.telegram_link_api import router as telegram_link_router
 
     # Phone systems post many small events: their routes are matched first.
     app.include_router(telephony_router)
@@ -146,4 +147,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routing_router)
     app.include_router(channels_router)
     app.include_router(calls_router)
+    app.include_router(telegram_link_router)
     return app

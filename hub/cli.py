@@ -503,10 +503,23 @@ def channels_add_telephony(**options: Any) -> None:
     type=click.Choice(["ru", "en"]),
     default="ru",
     show_default=True,
-    help="For clients whose Telegram is in neither language",
+    help="For users whose Telegram is in neither language",
+)
+@click.option(
+    "--audience",
+    type=click.Choice(["clients", "managers"]),
+    default="clients",
+    show_default=True,
+    help="clients: the client bot; managers: the managers' bot for notifications",
 )
 def channels_add_telegram(
-    key: str, token: str, title: str | None, api_url: str | None, mode: str, language: str
+    key: str,
+    token: str,
+    title: str | None,
+    api_url: str | None,
+    mode: str,
+    language: str,
+    audience: str,
 ) -> None:
     """Add a Telegram bot; its token is stored encrypted."""
     from pydantic import ValidationError
@@ -518,7 +531,7 @@ def channels_add_telegram(
 
     try:
         config = TelegramChannelConfig.model_validate(
-            {"mode": mode, "api_url": api_url, "language": language}
+            {"mode": mode, "api_url": api_url, "language": language, "audience": audience}
         )
     except ValidationError as exc:
         raise click.ClickException(f"invalid bot settings: {exc}") from exc

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from bots.client import ClientBot
+from bots.manager import ManagerBot
 from channels.base import HubContext, IngestBatcher
 from channels.telegram.bots import close_bots
-from channels.telegram.webhook import PROCESSOR
+from channels.telegram.webhook import MANAGER_PROCESSOR, PROCESSOR
 from channels.webform.service import ensure_default_form
 from hub.settings import Settings
 from intake.ingest import IntakeConfig
@@ -43,8 +44,10 @@ async def build_context(settings: Settings) -> HubContext:
     context.extras[ROUTING_ENGINE] = RoutingEngine(
         RoutingConfig(first_assignee_becomes_owner=settings.first_assignee_becomes_owner)
     )
-    # Bot channels' updates (webhook and long polling) go through the client bot.
+    # Bot channels' updates (webhook and long polling) go through the client bot...
     context.extras[PROCESSOR] = ClientBot(context, settings.redis_url)
+    # ...and a managers' bot's (audience: managers) through the managers' bot.
+    context.extras[MANAGER_PROCESSOR] = ManagerBot(context)
     return context
 
 
@@ -57,5 +60,8 @@ async def close_context(context: HubContext) -> None:
     client_bot = context.extras.pop(PROCESSOR, None)
     if isinstance(client_bot, ClientBot):
         await client_bot.close()
+    manager_bot = context.extras.pop(MANAGER_PROCESSOR, None)
+    if isinstance(manager_bot, ManagerBot):
+        await manager_bot.close()
     await close_bots(context)
     await context.db.dispose()

@@ -13,6 +13,8 @@ from channels.delivery import DeliveryWorker
 from channels.email.outbound import EmailSender
 from channels.email.poller import EmailPollers
 from channels.email.service import EmailIntake
+from channels.telegram.bots import bot_registry
+from channels.telegram.notifier import TelegramNotifier
 from channels.telegram.outbound import TelegramSender
 from channels.telegram.polling import TelegramPollers
 from channels.telephony.handlers import telephony_handlers
@@ -51,7 +53,8 @@ def handlers(
     delivery: DeliveryWorker | None = None,
 ) -> dict[str, list[Handler]]:
     engine = hub_engine(context.extras)  # configured by hub.context.build_context
-    notifiers: list[Notifier] = [BusNotifier(context.bus)]
+    # The managers' bot notifies only managers who linked their Telegram.
+    notifiers: list[Notifier] = [BusNotifier(context.bus), TelegramNotifier(bot_registry(context))]
     if settings is not None and settings.notify_smtp_host:
         password = settings.notify_smtp_password
         notifiers.append(

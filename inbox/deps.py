@@ -135,3 +135,10 @@ async def require_admin(principal: PrincipalDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+def caller_manager(principal: Principal) -> int:
+    """The calling manager's id; 403 for an operator's token (it has no manager)."""
+    if principal.manager_id is None:
+        raise Forbidden("only a manager can do this (the token has no manager)", code="no_manager")
+    return principal.manager_id

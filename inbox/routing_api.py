@@ -17,7 +17,14 @@ from fastapi import APIRouter, Body, Header, Path
 from pydantic import Field
 
 from channels.base import HubContext
-from inbox.deps import AdminDep, ContextDep, Principal, PrincipalDep, ReadSessionDep
+from inbox.deps import (
+    AdminDep,
+    ContextDep,
+    Principal,
+    PrincipalDep,
+    ReadSessionDep,
+    caller_manager,
+)
 from inbox.routing_schemas import (
     AbsenceOut,
     AssignIn,
@@ -86,12 +93,6 @@ def routing_engine(context: HubContext) -> RoutingEngine:
 def _self_or_admin(principal: Principal, manager_id: int) -> None:
     if not principal.is_admin and principal.manager_id != manager_id:
         raise Forbidden("administrators, or the manager themself", code="forbidden")
-
-
-def _caller_manager(principal: Principal) -> int:
-    if principal.manager_id is None:
-        raise Forbidden("only a manager can do this (the token has no manager)", code="no_manager")
-    return principal.manager_id
 
 
 # Queues
@@ -385,7 +386,7 @@ async def my_presence(
 ) -> PresenceOut:
     """Set your presence; online and away lapse to offline after `ttl_seconds` (default 120)
     unless the same call is repeated (the heartbeat). Going online routes what waits."""
-    manager_id = _caller_manager(principal)
+    manager_id = caller_manager(principal)
     now = routing_engine(context).clock()
     async with context.db.transaction() as session:
         manager, presence = await admin.change_presence(session, manager_id, body, now)
@@ -508,7 +509,7 @@ async def transfer(
 async def take(conversation_id: Id, principal: PrincipalDep, context: ContextDep) -> DecisionOut:
     """Take a conversation nobody has (offered to everybody, or waiting): the first one wins,
     the others get 409 `already_taken`."""
-    manager_id = _caller_manager(principal)
+    manager_id = caller_manager(principal)
     engine = routing_engine(context)
     async with context.db.transaction() as session:
         decision = await admin.take(session, engine, conversation_id, manager_id)

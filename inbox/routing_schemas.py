@@ -171,7 +171,7 @@ class RoutingProfileOut(BaseModel):
             languages=list(manager.languages or []),
             working_hours=manager.working_hours,
             notify_by_email=manager.notify_by_email,
-            telegram_linked=manager.telegram_chat_id is not None,
+            telegram_linked=manager.telegram_linked,
             last_assigned_at=manager.last_assigned_at,
             queue_ids=view.queue_ids,
             absent_now=view.absent_now,

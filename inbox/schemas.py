@@ -42,6 +42,9 @@ class ManagerOut(Schema):
     is_active: bool
     language: str
     timezone: str
+    telegram_linked: bool = Field(
+        description="The manager linked their Telegram to the managers' bot"
+    )
 
 
 class MeOut(BaseModel):

@@ -5,8 +5,8 @@ English; the manager's `language` picks) and hand them to every `Notifier`:
 
 - `BusNotifier` publishes to `manager.{id}` on the event bus (the inbox UI listens);
 - `EmailNotifier` mails managers who have `notify_by_email` (aiosmtplib);
-- a Telegram notifier (the manager bot, once a manager links an account) implements
-  the same `Notifier` protocol and is added to the list in `hub.worker`.
+- `TelegramNotifier` (channels.telegram.notifier) writes by the managers' bot to managers
+  who linked their Telegram; `hub.worker` puts it in the list.
 
 A notifier that fails does not hold the others back: its notification is written
 as a `notification.retry` event for that notifier alone, which the outbox retries

@@ -1,5 +1,6 @@
 """Telegram channels' tables: handled updates, FSM records, polling offsets and leases;
-the chat a conversation answers to; identities a bot cannot reach."""
+the chat a conversation answers to; identities a bot cannot reach; managers' link codes
+and the chats they linked."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from storage.models import (
     Conversation,
     Identity,
     IdentityKind,
+    Manager,
+    ManagerTelegramCode,
     Message,
     MessageDirection,
     TelegramBotState,
@@ -178,3 +181,48 @@ class TelegramRepository:
                 "telegram": {**message.meta.get("telegram", {}), **progress},
             }
             await self.session.flush()
+
+    # Managers' links
+
+    async def replace_link_code(
+        self, manager_id: int, code_hash: str, expires_at: datetime
+    ) -> None:
+        """The manager's one code: a new one replaces any earlier."""
+        code = await self.session.get(ManagerTelegramCode, manager_id)
+        if code is None:
+            self.session.add(
+                ManagerTelegramCode(
+                    manager_id=manager_id, code_hash=code_hash, expires_at=expires_at
+                )
+            )
+        else:
+            code.code_hash = code_hash
+            code.expires_at = expires_at
+        await self.session.flush()
+
+    async def take_link_code(self, code_hash: str) -> tuple[int, datetime] | None:
+        """Delete the code and return (manager id, expiry); None if there is no such code.
+        One statement, so of two callers with the same code only one gets it."""
+        row = (
+            await self.session.execute(
+                delete(ManagerTelegramCode)
+                .where(ManagerTelegramCode.code_hash == code_hash)
+                .returning(ManagerTelegramCode.manager_id, ManagerTelegramCode.expires_at)
+                .execution_options(synchronize_session=False)
+            )
+        ).first()
+        return None if row is None else (int(row[0]), row[1])
+
+    async def drop_link_code(self, manager_id: int) -> None:
+        await self.session.execute(
+            delete(ManagerTelegramCode).where(ManagerTelegramCode.manager_id == manager_id)
+        )
+
+    async def manager_of_chat(self, channel_id: int, chat_id: str) -> Manager | None:
+        """The manager linked to this chat of the managers' bot."""
+        result = await self.session.scalars(
+            select(Manager).where(
+                Manager.telegram_channel_id == channel_id, Manager.telegram_chat_id == chat_id
+            )
+        )
+        return result.first()

@@ -3,12 +3,16 @@ and one aiogram `Bot` (with its HTTP session) per bot, shared by intake and deli
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
+import aiohttp
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError
 
 from channels.base import HubContext
 from channels.telegram.config import (
@@ -24,8 +28,11 @@ from storage.errors import HubError, NotFound
 from storage.models import Channel, ChannelKind
 from storage.repositories import ChannelRepository
 
+log = logging.getLogger(__name__)
+
 REGISTRY = "telegram.bots"
 CACHE_SECONDS = 5.0
+GET_ME_SECONDS = 5.0
 
 
 class ChannelMisconfigured(HubError):
@@ -107,6 +114,15 @@ class BotRegistry:
         if bot is None:
             bot = self._bots[key] = make_bot(channel.token, channel.config.api_url)
         return bot
+
+    async def username(self, channel: BotChannel) -> str | None:
+        """The bot's @username (getMe, remembered by the Bot); None if Telegram does not say."""
+        try:
+            me = await asyncio.wait_for(self.bot(channel).me(), GET_ME_SECONDS)
+        except (TelegramAPIError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("getMe of bot %s failed: %s", channel.key, exc)
+            return None
+        return me.username
 
     def forget(self, key: str) -> None:
         self._by_key.pop(key, None)

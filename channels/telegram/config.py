@@ -12,6 +12,9 @@ from storage.crypto import SecretBox
 from storage.models import Channel
 
 Mode = Literal["webhook", "polling"]
+# Who writes to the bot: clients (the client bot and intake) or managers (the managers'
+# bot: account linking and routing's notifications, never intake).
+Audience = Literal["clients", "managers"]
 # What the hub asks Telegram for (setWebhook and getUpdates).
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 BOT_API_FILE_LIMIT = 20 * 1024 * 1024  # getFile serves files up to 20 MB
@@ -36,9 +39,10 @@ class TelegramChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Mode = "webhook"
+    audience: Audience = "clients"
     # A local Bot API server (https://github.com/tdlib/telegram-bot-api), or None for Telegram's.
     api_url: Annotated[str, StringConstraints(max_length=500)] | None = None
-    # The bot's language for clients whose Telegram language is neither Russian nor English.
+    # The bot's language for users whose Telegram language is neither Russian nor English.
     language: Literal["ru", "en"] = "ru"
     claim_reasons: list[ClaimReason] = Field(default_factory=_default_reasons, min_length=1)
     claim_due_days: int = Field(default=10, ge=0, le=365)

@@ -23,7 +23,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 from channels.base import HubContext
 from channels.telegram.bots import BotChannel, ChannelMisconfigured, bot_registry
 from channels.telegram.config import ALLOWED_UPDATES, config_of
-from channels.telegram.webhook import processor_of
+from channels.telegram.webhook import processor_for
 from storage.errors import NotFound
 from storage.models import ChannelKind
 from storage.repositories import ChannelRepository
@@ -105,7 +105,7 @@ class BotPoller:
             timeout=channel.config.poll_timeout_seconds,
             allowed_updates=ALLOWED_UPDATES,
         )
-        processor = processor_of(self.context)
+        processor = processor_for(self.context, channel)
         for update in updates:
             await processor.process(channel, bot, update)
             offset = update.update_id + 1

@@ -27,11 +27,13 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["telegram"])
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 PROCESSOR = "telegram.processor"
+MANAGER_PROCESSOR = "telegram.manager_processor"
 OK = b'{"ok":true}'
 
 
 class UpdateProcessor(Protocol):
-    """What handles a bot's updates (the client bot in bots/, or intake alone)."""
+    """What handles a bot's updates (the client bot or the managers' bot in bots/, or
+    intake alone)."""
 
     async def process(self, channel: BotChannel, bot: Bot, update: Update) -> None: ...
 
@@ -49,11 +51,28 @@ class IntakeOnly:
             await self.intake.take_edit(channel, bot, update.edited_message, update.update_id)
 
 
+class Unattended:
+    """A managers' bot without the managers' bot wired in: its updates are dropped, never
+    taken in as clients' messages."""
+
+    async def process(self, channel: BotChannel, bot: Bot, update: Update) -> None:
+        log.warning("update %s of managers' bot %s dropped", update.update_id, channel.key)
+
+
 def processor_of(context: HubContext) -> UpdateProcessor:
     processor = context.extras.get(PROCESSOR)
     if processor is None:
         processor = context.extras[PROCESSOR] = IntakeOnly(context)
     return processor  # type: ignore[return-value]
+
+
+def processor_for(context: HubContext, channel: BotChannel) -> UpdateProcessor:
+    """Who handles the channel's updates: the managers' bot for a bot of managers, the
+    client bot (or intake) for a bot of clients."""
+    if channel.config.audience == "managers":
+        processor = context.extras.get(MANAGER_PROCESSOR)
+        return processor if processor is not None else Unattended()  # type: ignore[return-value]
+    return processor_of(context)
 
 
 class BadSecretToken(HubError):
@@ -148,5 +167,5 @@ async def webhook(key: str, request: Request) -> Response:
     bot = registry.bot(channel)
     update = parse_update(await request.body(), bot)
     if update is not None:
-        await processor_of(context).process(channel, bot, update)
+        await processor_for(context, channel).process(channel, bot, update)
     return Response(OK, media_type="application/json")

@@ -50,7 +50,12 @@ from storage.models.routing import (
     RoutingState,
     Strategy,
 )
-from storage.models.telegram import TelegramBotState, TelegramFsmRecord, TelegramUpdate
+from storage.models.telegram import (
+    ManagerTelegramCode,
+    TelegramBotState,
+    TelegramFsmRecord,
+    TelegramUpdate,
+)
 
 __all__ = [
     "ApiToken",
@@ -80,6 +85,7 @@ __all__ = [
     "Manager",
     "ManagerAbsence",
     "ManagerRole",
+    "ManagerTelegramCode",
     "MergeSuggestion",
     "Message",
     "MessageDirection",

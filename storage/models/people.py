@@ -20,6 +20,8 @@ class ManagerRole(StrEnum):
 
 class Manager(IdMixin, TimestampMixin, Base):
     __tablename__ = "managers"
+    # One Telegram chat is linked to one manager per bot.
+    __table_args__ = (UniqueConstraint("telegram_channel_id", "telegram_chat_id"),)
 
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -36,11 +38,22 @@ class Manager(IdMixin, TimestampMixin, Base):
     # routing.calendar.WorkingHours as JSON; None means no limits.
     working_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONDict)
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The managers' bot: the private chat (its id is the user's) a manager linked with a
+    # one-time code, and the bot channel it is with; notifications go there.
     telegram_chat_id: Mapped[str | None] = mapped_column(String(32))
+    # use_alter: channels -> queues -> managers -> channels is a cycle for table sorting.
+    telegram_channel_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("channels.id", ondelete="SET NULL", use_alter=True)
+    )
+    telegram_linked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Telephony: how the PBX names the manager (an extension or SIP login) and their phone.
     extension: Mapped[str | None] = mapped_column(String(64))
     phone: Mapped[str | None] = mapped_column(String(32))
     notify_by_email: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    @property
+    def telegram_linked(self) -> bool:
+        return self.telegram_chat_id is not None and self.telegram_channel_id is not None
 
 
 class ApiToken(IdMixin, CreatedMixin, Base):

@@ -1,4 +1,5 @@
-"""Telegram bot channels' own state: handled updates, FSM records, the long-polling offset."""
+"""Telegram bot channels' own state: handled updates, FSM records, the long-polling offset;
+managers' one-time codes for linking the managers' bot."""
 
 from __future__ import annotations
 
@@ -50,3 +51,19 @@ class TelegramBotState(TimestampMixin, Base):
     poller: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     webhook_url: Mapped[str | None] = mapped_column(Text)
+
+
+class ManagerTelegramCode(CreatedMixin, Base):
+    """A one-time code a manager sends the managers' bot to link their Telegram chat.
+
+    Only its sha256 is stored; a manager has at most one (a new code replaces it), and
+    it is deleted when used.
+    """
+
+    __tablename__ = "manager_telegram_codes"
+
+    manager_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("managers.id", ondelete="CASCADE"), primary_key=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -4,6 +4,7 @@ against the Bot API stand-in."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -68,3 +69,23 @@ async def test_add_a_bot_and_set_its_webhook(cli: Cli, data_dir: Path, api: BotA
         cli, "channels", "add", "telegram", "--key", "other", "--token", "not-a-token", env=env
     )
     assert bad.returncode != 0 and "token" in bad.stderr
+
+
+async def test_add_a_managers_bot(cli: Cli, data_dir: Path) -> None:
+    env: dict[str, str | None] = {"OMNIHUB_SECRET_KEY": SECRET}
+    added = await asyncio.to_thread(
+        cli,
+        "channels", "add", "telegram", "--key", "staffbot", "--token", new_token(),
+        "--mode", "polling", "--audience", "managers",
+        env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    ((config,),) = query(data_dir, "SELECT config FROM channels WHERE key = 'staffbot'")
+    assert json.loads(str(config))["audience"] == "managers"
+    bad = await asyncio.to_thread(
+        cli,
+        "channels", "add", "telegram", "--key", "other", "--token", new_token(),
+        "--audience", "everyone",
+        env=env,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "audience" in bad.stderr
