@@ -25,11 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.calendar import WorkingHours, add_working_time, is_working
 from routing.choice import Candidate, choose, eligible_ids
-from routing.repository import RoutingRepository
-from routing.rules import RoutingFacts, RuleActions, RuleConditions, matches
+from routing.repository import Event, ManagerState, RoutingRepository, RowRef
+from routing.rules import ActiveRule, RoutingFacts, RuleBook, matches
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import (
-    Assignment,
     AssignmentReason,
     Conversation,
     ConversationStatus,
@@ -75,7 +74,7 @@ class Decision:
     assignment_id: int | None = None
 
 
-def effective_presence(manager: Manager, now: datetime) -> Presence:
+def effective_presence(manager: Manager | ManagerState, now: datetime) -> Presence:
     """Presence as set, unless its heartbeat lapsed: then offline."""
     if manager.presence_expires_at is not None and manager.presence_expires_at <= now:
         return Presence.OFFLINE
@@ -108,6 +107,7 @@ class RoutingEngine:
     ):
         self.config = config or RoutingConfig()
         self.clock = clock
+        self.rules = RuleBook()
 
     # -- automatic routing -------------------------------------------------------------
 
@@ -133,9 +133,8 @@ class RoutingEngine:
 
         # 1. The owner first: presence and capacity are not asked of the owner.
         if contact.owner_id is not None:
-            owners = await repo.lock_managers([contact.owner_id])
+            owners, absent = await repo.lock_managers([contact.owner_id], now)
             owner = owners.get(contact.owner_id)
-            absent = await repo.absent([contact.owner_id], now)
             if owner is not None and owner.is_active and owner.id not in absent:
                 return await self._assign(
                     repo,
@@ -151,12 +150,11 @@ class RoutingEngine:
         channel = await repo.channel(conversation.channel_id)
         queue_id = channel.default_queue_id
         rule_note = "the channel's default queue"
-        rules = await repo.active_rules()
+        rules = await self._active_rules(repo)
         if rules:  # the facts cost two queries: only when a rule will look at them
             facts = await self._facts(repo, conversation, channel.kind, channel.key, contact, now)
         for rule in rules:
-            conditions = RuleConditions.model_validate(rule.conditions)
-            actions = RuleActions.model_validate(rule.actions)
+            conditions, actions = rule.conditions, rule.actions
             if actions.queue_id is not None and conditions.working_hours is not None:
                 queue = await repo.queue(actions.queue_id)
                 facts.queue_in_hours[actions.queue_id] = (
@@ -169,9 +167,8 @@ class RoutingEngine:
             if actions.tags:
                 conversation.tags = sorted({*conversation.tags, *actions.tags})
             if actions.manager_id is not None:
-                managers = await repo.lock_managers([actions.manager_id])
+                managers, absent = await repo.lock_managers([actions.manager_id], now)
                 manager = managers.get(actions.manager_id)
-                absent = await repo.absent([actions.manager_id], now)
                 if manager is not None and manager.is_active and manager.id not in absent:
                     return await self._assign(
                         repo,
@@ -258,27 +255,39 @@ class RoutingEngine:
 
     async def _candidates(
         self, repo: RoutingRepository, queue: Queue, now: datetime
-    ) -> tuple[list[Candidate], dict[int, Manager]]:
-        members, managers = await repo.lock_members(queue.id)
-        ids = list(managers)
-        counts, absent = await repo.load_and_absence(ids, now)
-        candidates = [
-            Candidate(
-                manager_id=manager_id,
-                position=position,
-                is_active=managers[manager_id].is_active,
-                presence=effective_presence(managers[manager_id], now),
-                absent=manager_id in absent,
-                in_hours=is_working(hours_of(managers[manager_id].working_hours), now),
-                open_count=counts.get(manager_id, 0),
-                capacity=managers[manager_id].capacity,
-                languages=tuple(managers[manager_id].languages or ()),
-                last_assigned_at=managers[manager_id].last_assigned_at,
+    ) -> tuple[list[Candidate], dict[int, ManagerState]]:
+        members = await repo.lock_members(queue.id, now)
+        managers, counts, absent = members.managers, members.load, members.absent
+        in_hours: dict[int, bool] = {}  # by calendar: members mostly share one
+        candidates = []
+        for manager_id, position in members.order:
+            manager = managers[manager_id]
+            hours = hours_of(manager.working_hours)
+            working = in_hours.get(id(hours))
+            if working is None:
+                working = in_hours[id(hours)] = is_working(hours, now)
+            candidates.append(
+                Candidate(
+                    manager_id=manager_id,
+                    position=position,
+                    is_active=manager.is_active,
+                    presence=effective_presence(manager, now),
+                    absent=manager_id in absent,
+                    in_hours=working,
+                    open_count=counts.get(manager_id, 0),
+                    capacity=manager.capacity,
+                    languages=tuple(manager.languages or ()),
+                    last_assigned_at=manager.last_assigned_at,
+                )
             )
-            for manager_id, position in members
-            if manager_id in managers
-        ]
         return candidates, managers
+
+    async def _active_rules(self, repo: RoutingRepository) -> list[ActiveRule]:
+        """The active rules, parsed; read again only when the table changed."""
+        rules = self.rules.current(repo.rules_version)
+        if rules is None:
+            rules = self.rules.keep(repo.rules_version, await repo.active_rules())
+        return rules
 
     async def _facts(
         self,
@@ -318,7 +327,7 @@ class RoutingEngine:
         self,
         repo: RoutingRepository,
         conversation: Conversation,
-        manager: Manager,
+        manager: ManagerState,
         queue_id: int | None,
         reason: AssignmentReason,
         explanation: str,
@@ -327,87 +336,93 @@ class RoutingEngine:
         detail: dict[str, Any] | None = None,
         actor_manager_id: int | None = None,
     ) -> Decision:
-        session = repo.session
-        if conversation.routing_state != RoutingState.NEW:  # a first decision ends nothing
-            await repo.end_assignments(conversation.id, now)
-        assignment = Assignment(
-            conversation_id=conversation.id,
-            state=RoutingState.ASSIGNED,
-            manager_id=manager.id,
-            queue_id=queue_id,
-            reason=reason,
-            explanation=explanation,
-            detail=detail or {},
-            actor_manager_id=actor_manager_id,
-        )
-        session.add(assignment)
-        conversation.assignee_id = manager.id
-        conversation.queue_id = queue_id
-        conversation.routing_state = RoutingState.ASSIGNED
-        conversation.waiting_reason = None
-        conversation.assigned_at = now
-        manager.last_assigned_at = now
+        first_decision = conversation.routing_state == RoutingState.NEW
+        decided = {
+            "assignee_id": manager.id,
+            "queue_id": queue_id,
+            "routing_state": RoutingState.ASSIGNED,
+            "waiting_reason": None,
+            "assigned_at": now,
+        }
+        changes: list[tuple[Any, dict[str, Any]]] = [
+            (conversation, decided),
+            (RowRef(Manager, manager.id), {"last_assigned_at": now}),
+        ]
         lead = await repo.lead_of(conversation.id)
         if lead is not None:
-            lead.assignee_id = manager.id
+            changes.append((lead, {"assignee_id": manager.id}))
         contact = await repo.contact(conversation.contact_id)
         if contact.owner_id is None and self.config.first_assignee_becomes_owner:
-            contact.owner_id = manager.id
+            changes.append((contact, {"owner_id": manager.id}))
         queue = await repo.queue(queue_id) if queue_id is not None else None
+        due: datetime | None = None
         if conversation.first_response_at is None:
-            # Each assignment restarts the first-response clock in its queue's calendar;
-            # set before the flush, so one UPDATE of the conversation carries it all.
+            # Each assignment restarts the first-response clock in its queue's calendar.
             target = sla_target(queue, conversation.priority, "first_response") if queue else None
-            conversation.first_response_due_at = (
-                add_working_time(hours_of(queue.working_hours), now, target)
-                if queue is not None and target
-                else None
-            )
-        await session.flush()
-        payload = {
-            "conversation_id": conversation.id,
-            "manager_id": manager.id,
-            "queue_id": queue_id,
-            "reason": reason.value,
-            "assignment_id": assignment.id,
-            "explanation": explanation,
-        }
-        emit(session, "conversation.assigned", payload)
-        if queue is not None:
-            await self._arm_timers(repo, conversation, queue, assignment, now)
-        return Decision(
-            RoutingState.ASSIGNED, manager.id, queue_id, reason.value, explanation, assignment.id
-        )
-
-    async def _arm_timers(
-        self,
-        repo: RoutingRepository,
-        conversation: Conversation,
-        queue: Queue,
-        assignment: Assignment,
-        now: datetime,
-    ) -> None:
-        session = repo.session
-        if queue.strategy == Strategy.STRICT_ORDER and queue.forward_after_seconds:
-            emit(
-                session,
-                "routing.forward_due",
-                {"conversation_id": conversation.id, "assignment_id": assignment.id},
-                due_at=now + timedelta(seconds=queue.forward_after_seconds),
-            )
-        due = conversation.first_response_due_at
-        if conversation.first_response_at is None and due is not None:
-            emit(
-                session,
-                "sla.due",
+            if queue is not None and target:
+                due = add_working_time(hours_of(queue.working_hours), now, target)
+            decided["first_response_due_at"] = due
+        events = [
+            Event(
+                "conversation.assigned",
                 {
                     "conversation_id": conversation.id,
-                    "kind": "first_response",
-                    "assignment_id": assignment.id,
-                    "due_at": due.isoformat(),
+                    "manager_id": manager.id,
+                    "queue_id": queue_id,
+                    "reason": reason.value,
+                    "explanation": explanation,
                 },
-                due_at=due,
             )
+        ]
+        if queue is not None:
+            events += self._timers(conversation, queue, due, now)
+        assignment_id = await repo.record(
+            {
+                "conversation_id": conversation.id,
+                "state": RoutingState.ASSIGNED,
+                "manager_id": manager.id,
+                "queue_id": queue_id,
+                "reason": reason,
+                "explanation": explanation,
+                "detail": detail or {},
+                "actor_manager_id": actor_manager_id,
+            },
+            changes,
+            events,
+            end_open_of=None if first_decision else conversation.id,  # a first ends nothing
+            at=now,
+        )
+        return Decision(
+            RoutingState.ASSIGNED, manager.id, queue_id, reason.value, explanation, assignment_id
+        )
+
+    def _timers(
+        self, conversation: Conversation, queue: Queue, due: datetime | None, now: datetime
+    ) -> list[Event]:
+        """The timers an assignment arms: forwarding (strict order) and the first response
+        due at `due`."""
+        timers = []
+        if queue.strategy == Strategy.STRICT_ORDER and queue.forward_after_seconds:
+            timers.append(
+                Event(
+                    "routing.forward_due",
+                    {"conversation_id": conversation.id},
+                    due_at=now + timedelta(seconds=queue.forward_after_seconds),
+                )
+            )
+        if due is not None:
+            timers.append(
+                Event(
+                    "sla.due",
+                    {
+                        "conversation_id": conversation.id,
+                        "kind": "first_response",
+                        "due_at": due.isoformat(),
+                    },
+                    due_at=due,
+                )
+            )
+        return timers
 
     async def _offer(
         self,
@@ -418,34 +433,42 @@ class RoutingEngine:
         note: str,
         now: datetime,
     ) -> Decision:
-        await repo.end_assignments(conversation.id, now)
         explanation = f"{note}; queue «{queue.name}»: offered to {len(takers)} members"
-        assignment = Assignment(
-            conversation_id=conversation.id,
-            state=RoutingState.OFFERED,
-            manager_id=None,
-            queue_id=queue.id,
-            reason=AssignmentReason.STRATEGY,
-            explanation=explanation,
-            detail={"strategy": Strategy.EVERYBODY.value, "offered_to": takers},
-        )
-        repo.session.add(assignment)
-        conversation.queue_id = queue.id
-        conversation.routing_state = RoutingState.OFFERED
-        conversation.waiting_reason = None
-        await repo.session.flush()
-        emit(
-            repo.session,
-            "conversation.offered",
+        assignment_id = await repo.record(
             {
                 "conversation_id": conversation.id,
+                "state": RoutingState.OFFERED,
+                "manager_id": None,
                 "queue_id": queue.id,
-                "manager_ids": takers,
-                "assignment_id": assignment.id,
+                "reason": AssignmentReason.STRATEGY,
+                "explanation": explanation,
+                "detail": {"strategy": Strategy.EVERYBODY.value, "offered_to": takers},
             },
+            [
+                (
+                    conversation,
+                    {
+                        "queue_id": queue.id,
+                        "routing_state": RoutingState.OFFERED,
+                        "waiting_reason": None,
+                    },
+                )
+            ],
+            [
+                Event(
+                    "conversation.offered",
+                    {
+                        "conversation_id": conversation.id,
+                        "queue_id": queue.id,
+                        "manager_ids": takers,
+                    },
+                )
+            ],
+            end_open_of=conversation.id,
+            at=now,
         )
         return Decision(
-            RoutingState.OFFERED, None, queue.id, "strategy", explanation, assignment.id
+            RoutingState.OFFERED, None, queue.id, "strategy", explanation, assignment_id
         )
 
     async def _wait(
@@ -463,49 +486,56 @@ class RoutingEngine:
             and conversation.waiting_reason == why
         )
         first_decision = conversation.routing_state == RoutingState.NEW
-        conversation.routing_state = RoutingState.WAITING
-        conversation.waiting_reason = why
-        conversation.queue_id = queue.id if queue is not None else conversation.queue_id
-        assignment_id = None
-        retry_for: int | None = None
+        queue_id = queue.id if queue is not None else None
+        waiting: dict[str, Any] = {"routing_state": RoutingState.WAITING, "waiting_reason": why}
+        if queue_id is not None:
+            waiting["queue_id"] = queue_id
         if not already:  # a retry that changes nothing records nothing new
-            if not first_decision:
-                await repo.end_assignments(conversation.id, now)
-            assignment = Assignment(
-                conversation_id=conversation.id,
-                state=RoutingState.WAITING,
-                manager_id=None,
-                queue_id=queue.id if queue is not None else None,
-                reason=AssignmentReason.STRATEGY,
-                explanation=why,
-                detail={},
-            )
-            repo.session.add(assignment)
-            await repo.session.flush()
-            assignment_id = retry_for = assignment.id
-            emit(
-                repo.session,
-                "conversation.waiting",
+            # One retry timer per wait: a new wait arms it, its own firing re-arms it;
+            # other triggers (capacity freed, a repeated event) find the same wait and
+            # arm nothing.
+            events = [
+                Event(
+                    "conversation.waiting",
+                    {"conversation_id": conversation.id, "queue_id": queue_id, "reason": why},
+                )
+            ]
+            if queue is not None:
+                events.append(self._retry_timer(conversation, queue, now))
+            assignment_id = await repo.record(
                 {
                     "conversation_id": conversation.id,
-                    "queue_id": queue.id if queue is not None else None,
-                    "reason": why,
+                    "state": RoutingState.WAITING,
+                    "manager_id": None,
+                    "queue_id": queue_id,
+                    "reason": AssignmentReason.STRATEGY,
+                    "explanation": why,
                 },
+                [(conversation, waiting)],
+                events,
+                end_open_of=None if first_decision else conversation.id,
+                at=now,
             )
-        elif rearm:
+            return Decision(RoutingState.WAITING, None, queue_id, "waiting", why, assignment_id)
+        if queue_id is not None and conversation.queue_id != queue_id:
+            conversation.queue_id = queue_id
+        if rearm and queue is not None:
             current = await repo.current_assignment(conversation.id)
-            retry_for = current.id if current is not None else None
-        # One retry timer per wait: a new wait arms it, its own firing re-arms it; other
-        # triggers (capacity freed, a repeated event) find the same wait and arm nothing.
-        if queue is not None and retry_for is not None:
-            emit(
-                repo.session,
-                "routing.retry",
-                {"conversation_id": conversation.id, "assignment_id": retry_for},
-                due_at=now + timedelta(seconds=max(queue.retry_seconds, 10)),
-            )
-        return Decision(
-            RoutingState.WAITING, None, queue.id if queue else None, "waiting", why, assignment_id
+            if current is not None:
+                timer = self._retry_timer(conversation, queue, now)
+                emit(
+                    repo.session,
+                    timer.topic,
+                    {**timer.payload, "assignment_id": current.id},
+                    due_at=timer.due_at,
+                )
+        return Decision(RoutingState.WAITING, None, queue_id, "waiting", why)
+
+    def _retry_timer(self, conversation: Conversation, queue: Queue, now: datetime) -> Event:
+        return Event(
+            "routing.retry",
+            {"conversation_id": conversation.id},
+            due_at=now + timedelta(seconds=max(queue.retry_seconds, 10)),
         )
 
     # -- timers and triggers -------------------------------------------------------------
@@ -606,7 +636,7 @@ class RoutingEngine:
             raise NotFound(f"no conversation {conversation_id}")
         if conversation.status == ConversationStatus.CLOSED:
             raise Conflict(f"conversation {conversation_id} is closed", code="conversation_closed")
-        managers = await repo.lock_managers([manager_id])
+        managers, _absent = await repo.lock_managers([manager_id], self.clock())
         manager = managers.get(manager_id)
         if manager is None or not manager.is_active:
             raise InvalidInput(f"no active manager {manager_id}", code="unknown_manager")
@@ -667,7 +697,7 @@ class RoutingEngine:
         offered_to = (current.detail or {}).get("offered_to", []) if current else []
         if conversation.routing_state == RoutingState.OFFERED and manager_id not in offered_to:
             raise Conflict("this conversation was not offered to you", code="not_offered")
-        managers = await repo.lock_managers([manager_id])
+        managers, _absent = await repo.lock_managers([manager_id], self.clock())
         manager = managers.get(manager_id)
         if manager is None or not manager.is_active:
             raise InvalidInput(f"no active manager {manager_id}", code="unknown_manager")

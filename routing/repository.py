@@ -1,14 +1,36 @@
-"""The queries routing needs. Row locks make assignment safe with many workers."""
+"""The queries routing needs. Row locks make assignment safe with many workers.
+
+A decision takes few round trips: the conversation's row comes locked with its
+contact, channel, lead, default queue and the rules' version; the candidates come
+locked with their open-conversation counts and absences; and everything the
+decision writes goes in one statement on PostgreSQL (`record`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, or_, select, union_all, update
+from sqlalchemy import (
+    bindparam,
+    cast,
+    func,
+    insert,
+    inspect,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
+from storage.db import OUTBOX_FLAG
 from storage.models import (
     Assignment,
     Channel,
@@ -20,11 +42,122 @@ from storage.models import (
     ManagerAbsence,
     Message,
     MessageDirection,
+    OutboxEvent,
     Queue,
     QueueMember,
     RoutingRule,
     RoutingState,
 )
+from storage.models.base import table_of
+from storage.outbox import event_row
+from storage.types import UTCDateTime, utcnow
+
+# Under FOR UPDATE, a row another transaction changed while we waited for its lock
+# comes back in its new version, but subqueries of the same statement still see the
+# statement's snapshot: such a manager's counts are read again (PostgreSQL only).
+_FRESH: Any = literal_column(
+    "managers.xmin::text = (SELECT m2.xmin::text FROM managers AS m2 WHERE m2.id = managers.id)"
+)
+
+
+# Routing's statements are built once (per dialect and shape) with bound parameters:
+# building and cache-keying a statement costs more than running it.
+_STATEMENTS: dict[Hashable, Any] = {}
+_AT = bindparam("at", type_=UTCDateTime())
+
+
+def _statement(key: Hashable, build: Callable[[], Any]) -> Any:
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = build()
+    return statement
+
+
+def _absent_at(at: Any) -> Any:
+    return (
+        select(ManagerAbsence.id)
+        .where(
+            ManagerAbsence.manager_id == Manager.id,
+            ManagerAbsence.starts_at <= at,
+            ManagerAbsence.ends_at > at,
+        )
+        .exists()
+    )
+
+
+@dataclass
+class Members:
+    """A queue's members, locked: (manager id, position) in queue order, their rows,
+    open conversations per manager, and who is absent."""
+
+    order: list[tuple[int, int]]
+    managers: dict[int, ManagerState]
+    load: dict[int, int]
+    absent: set[int]
+
+
+@dataclass(frozen=True)
+class Event:
+    """An outbox event written with a decision; its payload gets the decision's
+    `assignment_id`."""
+
+    topic: str
+    payload: dict[str, Any]
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerState:
+    """What routing reads of a manager to decide: a row, lighter than an ORM object."""
+
+    id: int
+    is_active: bool
+    presence: str
+    presence_expires_at: datetime | None
+    capacity: int
+    languages: list[str] | None
+    working_hours: dict[str, Any] | None
+    last_assigned_at: datetime | None
+
+
+_MANAGER_STATE = (
+    Manager.id,
+    Manager.is_active,
+    Manager.presence,
+    Manager.presence_expires_at,
+    Manager.capacity,
+    Manager.languages,
+    Manager.working_hours,
+    Manager.last_assigned_at,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RowRef:
+    """A row to change by its id where no ORM object of it is loaded."""
+
+    entity: type
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    mapper: Any
+    id: int
+    values: dict[str, Any]
+    obj: Any  # the loaded ORM object, if any: it gets the values as committed state
+
+
+def pending_changes(obj: Any) -> dict[str, Any]:
+    """The column attributes set on a loaded ORM object since it was loaded or written."""
+    state = inspect(obj)
+    if not state.modified:
+        return {}
+    values = {}
+    for attr in state.mapper.column_attrs:
+        if state.attrs[attr.key].history.has_changes():
+            values[attr.key] = getattr(obj, attr.key)
+    return values
 
 
 class RoutingRepository:
@@ -35,26 +168,21 @@ class RoutingRepository:
         self._contacts: dict[int, Contact] = {}
         self._channels: dict[int, Channel] = {}
         self._queues: dict[int, Queue] = {}
+        self.rules_version: tuple[Any, ...] = ()
 
     async def lock_conversation(self, conversation_id: int) -> Conversation | None:
         """The conversation, row-locked until commit (SQLite has one writer anyway).
 
-        Its contact, channel and lead come in the same round trip, so the decision
-        that follows reads them from the session instead of asking again.
+        Its contact, channel, lead and default queue come in the same round trip, so
+        the decision that follows reads them from here instead of asking again; so
+        does the rules' version (`rules_version`), which tells whether rules parsed
+        earlier still hold.
         """
-        query = (
-            select(Conversation, Contact, Channel, Lead, Queue)
-            .join(Contact, Contact.id == Conversation.contact_id)
-            .join(Channel, Channel.id == Conversation.channel_id)
-            .outerjoin(Lead, Lead.conversation_id == Conversation.id)
-            .outerjoin(Queue, Queue.id == Channel.default_queue_id)
-            .where(Conversation.id == conversation_id)
-        )
-        if self.locking:
-            query = query.with_for_update(of=Conversation)
-        row = (await self.session.execute(query)).first()
+        query = _statement(("conversation", self.locking), self._conversation_query)
+        row = (await self.session.execute(query, {"conversation_id": conversation_id})).first()
         if row is None:
             return None
+        self.rules_version = (row[5], row[6], row[7])
         self._leads[conversation_id] = row[3]
         # Held here: the session's identity map only keeps weak references.
         self._contacts[row[1].id] = row[1]
@@ -64,30 +192,90 @@ class RoutingRepository:
         conversation: Conversation = row[0]
         return conversation
 
-    async def lock_managers(self, manager_ids: Sequence[int]) -> dict[int, Manager]:
-        """Managers row-locked in id order (one order everywhere: no deadlocks)."""
-        if not manager_ids:
-            return {}
-        query = select(Manager).where(Manager.id.in_(sorted(set(manager_ids)))).order_by(Manager.id)
-        if self.locking:
-            query = query.with_for_update()
-        return {m.id: m for m in (await self.session.scalars(query)).all()}
-
-    async def lock_members(self, queue_id: int) -> tuple[list[tuple[int, int]], dict[int, Manager]]:
-        """The queue's (manager id, position) pairs and their managers, row-locked in id
-        order, in one round trip."""
+    def _conversation_query(self) -> Any:
         query = (
-            select(Manager, QueueMember.position)
-            .join(QueueMember, QueueMember.manager_id == Manager.id)
-            .where(QueueMember.queue_id == queue_id)
+            select(
+                Conversation,
+                Contact,
+                Channel,
+                Lead,
+                Queue,
+                select(func.count(RoutingRule.id)).scalar_subquery(),
+                select(func.max(RoutingRule.updated_at)).scalar_subquery(),
+                select(func.sum(RoutingRule.id)).scalar_subquery(),
+            )
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .join(Channel, Channel.id == Conversation.channel_id)
+            .outerjoin(Lead, Lead.conversation_id == Conversation.id)
+            .outerjoin(Queue, Queue.id == Channel.default_queue_id)
+            .where(Conversation.id == bindparam("conversation_id"))
+        )
+        return query.with_for_update(of=Conversation) if self.locking else query
+
+    async def lock_managers(
+        self, manager_ids: Sequence[int], at: datetime
+    ) -> tuple[dict[int, ManagerState], set[int]]:
+        """Managers row-locked in id order (one order everywhere: no deadlocks), and
+        which of them are absent at `at`, in one round trip."""
+        if not manager_ids:
+            return {}, set()
+        query = _statement(("managers", self.locking), self._managers_query)
+        parameters = {"ids": sorted(set(manager_ids)), "at": at}
+        rows = (await self.session.execute(query, parameters)).all()
+        width = len(_MANAGER_STATE)
+        managers = {row[0]: ManagerState(*row[:width]) for row in rows}
+        return managers, {row[0] for row in rows if row[width]}
+
+    async def lock_members(self, queue_id: int, at: datetime) -> Members:
+        """The queue's members row-locked in id order, with their open-conversation
+        counts and absences, in one round trip (two when a lock had to wait for
+        another worker's assignment)."""
+        query = _statement(("members", self.locking), self._members_query)
+        rows = (await self.session.execute(query, {"queue_id": queue_id, "at": at})).all()
+        width = len(_MANAGER_STATE)
+        position, count, away, fresh = width, width + 1, width + 2, width + 3
+        managers = {row[0]: ManagerState(*row[:width]) for row in rows}
+        order = sorted(((row[0], int(row[position])) for row in rows), key=lambda m: (m[1], m[0]))
+        load = {row[0]: int(row[count]) for row in rows}
+        absent = {row[0] for row in rows if row[away]}
+        stale = [row[0] for row in rows if not row[fresh]]
+        if stale:
+            fresh_load, fresh_absent = await self.load_and_absence(stale, at)
+            for manager_id in stale:
+                load[manager_id] = fresh_load.get(manager_id, 0)
+            absent = (absent - set(stale)) | fresh_absent
+        return Members(order, managers, load, absent)
+
+    def _managers_query(self) -> Any:
+        query = (
+            select(*_MANAGER_STATE, _absent_at(_AT))
+            .where(Manager.id.in_(bindparam("ids", expanding=True)))
             .order_by(Manager.id)
         )
-        if self.locking:
-            query = query.with_for_update(of=Manager)
-        rows = (await self.session.execute(query)).all()
-        managers = {row[0].id: row[0] for row in rows}
-        members = sorted(((row[0].id, int(row[1])) for row in rows), key=lambda m: (m[1], m[0]))
-        return members, managers
+        return query.with_for_update(of=Manager) if self.locking else query
+
+    def _members_query(self) -> Any:
+        open_count = (
+            select(func.count())
+            .where(
+                Conversation.assignee_id == Manager.id,
+                Conversation.status != ConversationStatus.CLOSED,
+            )
+            .scalar_subquery()
+        )
+        query = (
+            select(
+                *_MANAGER_STATE,
+                QueueMember.position,
+                open_count,
+                _absent_at(_AT),
+                _FRESH if self.locking else literal(True),
+            )
+            .join(QueueMember, QueueMember.manager_id == Manager.id)
+            .where(QueueMember.queue_id == bindparam("queue_id"))
+            .order_by(Manager.id)
+        )
+        return query.with_for_update(of=Manager) if self.locking else query
 
     async def channel(self, channel_id: int) -> Channel:
         channel = self._channels.get(channel_id) or await self.session.get(Channel, channel_id)
@@ -146,18 +334,6 @@ class RoutingRepository:
             else:
                 load[int(manager_id)] = n
         return load, absent
-
-    async def absent(self, manager_ids: Sequence[int], at: datetime) -> set[int]:
-        if not manager_ids:
-            return set()
-        rows = await self.session.scalars(
-            select(ManagerAbsence.manager_id).where(
-                ManagerAbsence.manager_id.in_(list(manager_ids)),
-                ManagerAbsence.starts_at <= at,
-                ManagerAbsence.ends_at > at,
-            )
-        )
-        return {int(m) for m in rows}
 
     async def active_rules(self) -> Sequence[RoutingRule]:
         rows = await self.session.scalars(
@@ -231,3 +407,176 @@ class RoutingRepository:
         if self.locking:
             query = query.with_for_update(skip_locked=True)
         return [int(c) for c in await self.session.scalars(query)]
+
+    async def record(
+        self,
+        assignment: dict[str, Any],
+        changes: Sequence[tuple[Any, dict[str, Any]]],
+        events: Sequence[Event],
+        *,
+        end_open_of: int | None,
+        at: datetime,
+    ) -> int:
+        """Write a decision: the new assignment row (ending the conversation's open ones
+        when `end_open_of` is given), the `changes` to loaded objects (with any changes
+        still pending on them), and outbox events carrying the new assignment's id.
+        Returns that id.
+
+        One statement on PostgreSQL (data-modifying CTEs). The objects then hold what
+        was written as their committed state: the session's flush has nothing to do.
+        """
+        now = utcnow()
+        row = {"created_at": now, "detail": {}, "explanation": "", **assignment}
+        updates = []
+        mapper: Any
+        for target, decided in changes:
+            if isinstance(target, RowRef):
+                mapper, values, obj = inspect(target.entity), dict(decided), None
+            else:
+                mapper, values, obj = (
+                    inspect(target).mapper,
+                    {**pending_changes(target), **decided},
+                    target,
+                )
+            if values:
+                if "updated_at" in mapper.column_attrs:
+                    values["updated_at"] = now
+                updates.append(_Change(mapper, target.id, values, obj))
+        rows = [event_row(e.topic, e.payload, due_at=e.due_at, now=now) for e in events]
+        with self.session.no_autoflush:  # the pending changes go in these statements
+            assignment_id = await self._write(row, updates, rows, end_open_of, at)
+        for change in updates:
+            if change.obj is not None:
+                for key, value in change.values.items():
+                    set_committed_value(change.obj, key, value)
+        if rows:
+            self.session.info[OUTBOX_FLAG] = True
+        return assignment_id
+
+    async def _write(
+        self,
+        row: dict[str, Any],
+        updates: list[_Change],
+        rows: list[dict[str, Any]],
+        end_open_of: int | None,
+        at: datetime,
+    ) -> int:
+        if self.locking:
+            return await self._record_in_one(row, updates, rows, end_open_of, at)
+        # SQLite: one writer, in process; plain statements in a row cost little.
+        assignments = table_of(Assignment)
+        if end_open_of is not None:
+            await self.end_assignments(end_open_of, at)
+        inserted = await self.session.execute(
+            insert(assignments).values(row).returning(assignments.c.id)
+        )
+        assignment_id = int(inserted.scalar_one())
+        for change in updates:
+            await self.session.execute(_update_of(change))
+        if rows:
+            await self.session.execute(
+                insert(table_of(OutboxEvent)),
+                [{**r, "payload": {**r["payload"], "assignment_id": assignment_id}} for r in rows],
+            )
+        return assignment_id
+
+    async def _record_in_one(
+        self,
+        row: dict[str, Any],
+        updates: list[_Change],
+        events: list[dict[str, Any]],
+        end_open_of: int | None,
+        at: datetime,
+    ) -> int:
+        shape = (
+            "record",
+            tuple(row),
+            tuple((change.mapper.local_table.name, tuple(change.values)) for change in updates),
+            len(events),
+            end_open_of is not None,
+        )
+        statement = _statement(shape, lambda: _record_statement(row, updates, events, end_open_of))
+        parameters = {f"a_{key}": value for key, value in row.items()}
+        for n, change in enumerate(updates):
+            parameters[f"u{n}_id"] = change.id
+            parameters.update({f"u{n}_{key}": value for key, value in change.values.items()})
+        for n, event in enumerate(events):
+            parameters.update({f"e{n}_{key}": value for key, value in event.items()})
+        if end_open_of is not None:
+            parameters.update(end_conversation_id=end_open_of, end_at=at)
+        return int((await self.session.execute(statement, parameters)).scalar_one())
+
+
+def _record_statement(
+    row: dict[str, Any],
+    updates: list[_Change],
+    events: list[dict[str, Any]],
+    end_open_of: int | None,
+) -> Any:
+    """A decision's writes as one PostgreSQL statement of data-modifying CTEs, with bound
+    parameters named a_* (the assignment), u<n>_* (updated rows), e<n>_* (events)."""
+    assignments = table_of(Assignment)
+    outbox = table_of(OutboxEvent)
+    new = (
+        insert(assignments)
+        .values({key: bindparam(f"a_{key}", type_=assignments.c[key].type) for key in row})
+        .returning(assignments.c.id)
+        .cte("new_assignment")
+    )
+    ctes = []
+    if end_open_of is not None:
+        # The same snapshot: the row inserted above is not among those it ends.
+        ended = (
+            update(assignments)
+            .where(
+                assignments.c.conversation_id == bindparam("end_conversation_id"),
+                assignments.c.ended_at.is_(None),
+            )
+            .values(ended_at=bindparam("end_at", type_=UTCDateTime()))
+            .returning(assignments.c.id)
+        )
+        ctes.append(ended.cte("ended"))
+    for n, change in enumerate(updates):
+        mapper = change.mapper
+        table = mapper.local_table
+        columns = {}
+        for key in change.values:
+            column = mapper.column_attrs[key].columns[0]
+            columns[column.name] = bindparam(f"u{n}_{key}", type_=column.type)
+        changed = (
+            update(table)
+            .where(table.c.id == bindparam(f"u{n}_id"))
+            .values(columns)
+            .returning(literal(1))
+        )
+        ctes.append(changed.cte(f"changed_{n}"))
+    names = ["topic", "payload", "status", "due_at", "attempts", "created_at"]
+    for n, event in enumerate(events):
+        assert set(event) == set(names)
+        payload = cast(
+            bindparam(f"e{n}_payload", type_=JSONB).op("||")(
+                func.jsonb_build_object(literal("assignment_id"), new.c.id)
+            ),
+            JSONB,
+        )
+        source = select(
+            *(
+                payload
+                if name == "payload"
+                else bindparam(f"e{n}_{name}", type_=outbox.c[name].type)
+                for name in names
+            )
+        ).select_from(new)
+        ctes.append(
+            insert(outbox).from_select(names, source).returning(literal(1)).cte(f"event_{n}")
+        )
+    return select(new.c.id).add_cte(*ctes)
+
+
+def _update_of(change: _Change) -> Any:
+    table = change.mapper.local_table
+    columns = {
+        change.mapper.column_attrs[key].columns[0].name: value
+        for key, value in change.values.items()
+    }
+    return update(table).where(table.c.id == change.id).values(columns)

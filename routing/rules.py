@@ -96,3 +96,41 @@ def matches(conditions: RuleConditions, actions: RuleActions, facts: RoutingFact
         if in_hours != (conditions.working_hours == "in"):
             return False
     return True
+
+
+@dataclass(frozen=True)
+class ActiveRule:
+    """A stored rule with its conditions and actions parsed once, not per decision."""
+
+    id: int
+    name: str
+    conditions: RuleConditions
+    actions: RuleActions
+
+
+class RuleBook:
+    """The active rules, parsed, kept while the table's version stays the same.
+
+    The version (row count, last change, id sum) comes with the conversation's row
+    in routing's first query, so an unchanged table costs no query at all.
+    """
+
+    def __init__(self) -> None:
+        self._version: tuple[Any, ...] | None = None
+        self._rules: list[ActiveRule] = []
+
+    def current(self, version: tuple[Any, ...]) -> list[ActiveRule] | None:
+        return self._rules if version == self._version else None
+
+    def keep(self, version: tuple[Any, ...], rows: Any) -> list[ActiveRule]:
+        self._rules = [
+            ActiveRule(
+                id=row.id,
+                name=row.name,
+                conditions=RuleConditions.model_validate(row.conditions),
+                actions=RuleActions.model_validate(row.actions),
+            )
+            for row in rows
+        ]
+        self._version = version
+        return self._rules

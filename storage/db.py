@@ -12,6 +12,7 @@ async pool; reads use their own connections and never wait for writers (WAL).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,12 +20,14 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util.concurrency import await_
 
 from storage.sqlite_inline import inline_creator
 
@@ -68,6 +71,32 @@ def _sqlite_engine(url: URL, *, writer: bool, pool_size: int) -> AsyncEngine:
     return engine
 
 
+# A connection used this recently is taken as alive without a ping: under load, the
+# pool hands out connections checked in a moment ago, and a ping would be one more
+# round trip on every transaction. (One that died meanwhile fails its statement;
+# SQLAlchemy then replaces the whole pool, and the work is retried by its caller.)
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_on_checkout(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Make sure a pooled PostgreSQL connection that sat idle is alive before use.
+
+    An empty query is one round trip; pool_pre_ping would take three (BEGIN, the
+    ping, ROLLBACK). A dead connection is replaced by the pool and the checkout retried.
+    """
+    checked_in = record.info.get("checked_in_at")
+    if checked_in is not None and time.monotonic() - checked_in < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        await_(proxy.driver_connection.fetchrow(";"))
+    except Exception as exc:
+        raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
+
+
 class Database:
     """The hub's database: a write path and a read path over one URL."""
 
@@ -86,10 +115,11 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
                 json_serializer=json_dumps,
                 echo=echo,
             )
+            event.listen(self.engine.sync_engine, "checkout", _ping_on_checkout)
+            event.listen(self.engine.sync_engine, "checkin", _note_checkin)
             self.read_engine = self.engine
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)

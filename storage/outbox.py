@@ -54,6 +54,20 @@ def emit(
     return event
 
 
+def event_row(
+    topic: str, payload: dict[str, Any], *, due_at: datetime | None = None, now: datetime
+) -> dict[str, Any]:
+    """An outbox row's values, for writers that insert events with Core statements."""
+    return {
+        "topic": topic,
+        "payload": payload,
+        "status": OutboxStatus.PENDING,
+        "due_at": due_at or now,
+        "attempts": 0,
+        "created_at": now,
+    }
+
+
 async def emit_many(session: AsyncSession, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
     """Write many (topic, payload) events at once, in the session's transaction."""
     if not events:
@@ -61,17 +75,7 @@ async def emit_many(session: AsyncSession, events: Sequence[tuple[str, dict[str,
     now = utcnow()
     await session.execute(
         insert(table_of(OutboxEvent)),
-        [
-            {
-                "topic": topic,
-                "payload": payload,
-                "status": OutboxStatus.PENDING,
-                "due_at": now,
-                "attempts": 0,
-                "created_at": now,
-            }
-            for topic, payload in events
-        ],
+        [event_row(topic, payload, now=now) for topic, payload in events],
     )
     session.info[OUTBOX_FLAG] = True
 
