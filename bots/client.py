@@ -8,8 +8,7 @@ work (bots.work) inside the FSM's per-chat lock.
 
 from __future__ import annotations
 
-from aiogram import Bot, Dispatcher
-from aiogram.types import Update
+from aiogram import Dispatcher
 
 from bots.claim_flow import claim_router
 from bots.intake_router import intake_router, leftovers_router
@@ -17,13 +16,13 @@ from bots.menu import menu_router
 from bots.my_claims import my_claims_router
 from bots.rating import rating_router
 from bots.storage import create_storage
-from bots.work import UnitOfWorkMiddleware, UpdateWork
+from bots.work import DispatcherBot, UnitOfWorkMiddleware
 from channels.base import HubContext
-from channels.telegram.bots import BotChannel, bot_registry
+from channels.telegram.bots import bot_registry
 from channels.telegram.inbound import TelegramIntake
 
 
-class ClientBot:
+class ClientBot(DispatcherBot):
     """The hub's UpdateProcessor for bot channels (webhook and long polling alike)."""
 
     def __init__(self, context: HubContext, redis_url: str | None = None) -> None:
@@ -31,8 +30,9 @@ class ClientBot:
         self.intake = TelegramIntake(context)
         self.limiter = bot_registry(context).limiter
         storage, isolation = create_storage(context.db, redis_url)
-        self.dispatcher = Dispatcher(storage=storage, events_isolation=isolation)
-        self._isolation = isolation
+        super().__init__(
+            context.db, Dispatcher(storage=storage, events_isolation=isolation), isolation
+        )
         # After the FSM middleware, so inside its per-chat lock.
         self.dispatcher.update.outer_middleware(UnitOfWorkMiddleware(self))
         self.dispatcher.include_routers(
@@ -44,11 +44,3 @@ class ClientBot:
             leftovers_router(),
         )
         self.dispatcher["client"] = self
-
-    async def process(self, channel: BotChannel, bot: Bot, update: Update) -> None:
-        work = UpdateWork(self.context.db, channel.id, update.update_id)
-        await self.dispatcher.feed_update(bot, update, channel=channel, work=work)
-
-    async def close(self) -> None:
-        await self.dispatcher.storage.close()
-        await self._isolation.close()

@@ -11,15 +11,15 @@ commit together, the answer goes out after.
 
 from __future__ import annotations
 
-from aiogram import Bot, Dispatcher, Router
+from aiogram import Dispatcher, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.methods import SendMessage
-from aiogram.types import Message, Update
+from aiogram.types import Message
 
 from bots.filters import Private
 from bots.texts import t
-from bots.work import UpdateWork, WorkMiddleware
+from bots.work import DispatcherBot, UpdateWork, WorkMiddleware
 from channels.base import HubContext
 from channels.telegram.bots import BotChannel, bot_registry
 from channels.telegram.links import LinkRefused, linked_manager, redeem_code, unlink_chat
@@ -96,20 +96,11 @@ def manager_router() -> Router:
     return router
 
 
-class ManagerBot:
+class ManagerBot(DispatcherBot):
     """The UpdateProcessor of managers' bots (webhook and long polling alike)."""
 
     def __init__(self, context: HubContext) -> None:
-        self.context = context
-        self._isolation = SimpleEventIsolation()
-        self.dispatcher = Dispatcher(events_isolation=self._isolation)
+        isolation = SimpleEventIsolation()
+        super().__init__(context.db, Dispatcher(events_isolation=isolation), isolation)
         self.dispatcher.update.outer_middleware(WorkMiddleware(bot_registry(context).limiter))
         self.dispatcher.include_router(manager_router())
-
-    async def process(self, channel: BotChannel, bot: Bot, update: Update) -> None:
-        work = UpdateWork(self.context.db, channel.id, update.update_id)
-        await self.dispatcher.feed_update(bot, update, channel=channel, work=work)
-
-    async def close(self) -> None:
-        await self.dispatcher.storage.close()
-        await self._isolation.close()

@@ -18,8 +18,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiogram import BaseMiddleware, Bot
+from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.methods import SendMessage, TelegramMethod
 from aiogram.types import (
     ForceReply,
@@ -27,6 +28,7 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     TelegramObject,
+    Update,
     User,
 )
 from sqlalchemy.exc import IntegrityError
@@ -168,6 +170,24 @@ class Turn:
         contact = await self.contact()
         contact.language = lang
         self._lang = lang
+
+
+class DispatcherBot:
+    """An UpdateProcessor over an aiogram Dispatcher: each update is fed as one unit of
+    work (its middleware commits, then sends the replies)."""
+
+    def __init__(self, db: Database, dispatcher: Dispatcher, isolation: BaseEventIsolation) -> None:
+        self.db = db
+        self.dispatcher = dispatcher
+        self._isolation = isolation
+
+    async def process(self, channel: BotChannel, bot: Bot, update: Update) -> None:
+        work = UpdateWork(self.db, channel.id, update.update_id)
+        await self.dispatcher.feed_update(bot, update, channel=channel, work=work)
+
+    async def close(self) -> None:
+        await self.dispatcher.storage.close()
+        await self._isolation.close()
 
 
 class WorkMiddleware(BaseMiddleware):
