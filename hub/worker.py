@@ -105,6 +105,9 @@ def build_worker(
         poll_interval_seconds=settings.worker_poll_seconds,
         max_attempts=settings.outbox_max_attempts,
         solo_topics=ROUTING_TOPICS,
+        # Routing decides again from the event whatever a crash takes away: its
+        # transactions need not wait for the disk.
+        redoable_topics=ROUTING_TOPICS,
     )
     return OutboxWorker(context.db, handlers(context, settings, delivery), options)
 

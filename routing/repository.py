@@ -192,6 +192,17 @@ class RoutingRepository:
         conversation: Conversation = row[0]
         return conversation
 
+    async def _core(
+        self, statement: Any, parameters: dict[str, Any], *, autoflush: bool = True
+    ) -> Any:
+        """Run a statement of plain columns on the session's connection, past the ORM's
+        execution layer (no entities to load: it costs less). Pending changes are
+        flushed first, as the session would."""
+        if autoflush and (self.session.new or self.session.dirty):
+            await self.session.flush()
+        connection = await self.session.connection()
+        return await connection.execute(statement, parameters)
+
     def _conversation_query(self) -> Any:
         query = (
             select(
@@ -221,7 +232,7 @@ class RoutingRepository:
             return {}, set()
         query = _statement(("managers", self.locking), self._managers_query)
         parameters = {"ids": sorted(set(manager_ids)), "at": at}
-        rows = (await self.session.execute(query, parameters)).all()
+        rows = (await self._core(query, parameters)).all()
         width = len(_MANAGER_STATE)
         managers = {row[0]: ManagerState(*row[:width]) for row in rows}
         return managers, {row[0] for row in rows if row[width]}
@@ -231,7 +242,7 @@ class RoutingRepository:
         counts and absences, in one round trip (two when a lock had to wait for
         another worker's assignment)."""
         query = _statement(("members", self.locking), self._members_query)
-        rows = (await self.session.execute(query, {"queue_id": queue_id, "at": at})).all()
+        rows = (await self._core(query, {"queue_id": queue_id, "at": at})).all()
         width = len(_MANAGER_STATE)
         position, count, away, fresh = width, width + 1, width + 2, width + 3
         managers = {row[0]: ManagerState(*row[:width]) for row in rows}
@@ -504,7 +515,8 @@ class RoutingRepository:
             parameters.update({f"e{n}_{key}": value for key, value in event.items()})
         if end_open_of is not None:
             parameters.update(end_conversation_id=end_open_of, end_at=at)
-        return int((await self.session.execute(statement, parameters)).scalar_one())
+        result = await self._core(statement, parameters, autoflush=False)
+        return int(result.scalar_one())
 
 
 def _record_statement(

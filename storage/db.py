@@ -97,6 +97,22 @@ def _ping_on_checkout(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
         raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
 
 
+def _postgres_engine(
+    url: URL, *, pool_size: int, echo: bool, server_settings: dict[str, str] | None = None
+) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        json_serializer=json_dumps,
+        echo=echo,
+        connect_args={"server_settings": server_settings} if server_settings else {},
+    )
+    event.listen(engine.sync_engine, "checkout", _ping_on_checkout)
+    event.listen(engine.sync_engine, "checkin", _note_checkin)
+    return engine
+
+
 class Database:
     """The hub's database: a write path and a read path over one URL."""
 
@@ -111,18 +127,13 @@ class Database:
             self.engine = _sqlite_engine(self.url, writer=True, pool_size=1)
             self.read_engine = _sqlite_engine(self.url, writer=False, pool_size=4)
         else:
-            self.engine = create_async_engine(
-                self.url,
-                pool_size=pool_size,
-                max_overflow=pool_size,
-                json_serializer=json_dumps,
-                echo=echo,
-            )
-            event.listen(self.engine.sync_engine, "checkout", _ping_on_checkout)
-            event.listen(self.engine.sync_engine, "checkin", _note_checkin)
+            self.engine = _postgres_engine(self.url, pool_size=pool_size, echo=echo)
             self.read_engine = self.engine
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._pool_size, self._echo = pool_size, echo
+        self._redoable: async_sessionmaker[AsyncSession] | None = None
+        self._redoable_engine: AsyncEngine | None = None
 
     @property
     def dialect(self) -> str:
@@ -133,9 +144,19 @@ class Database:
         self._on_outbox.append(callback)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in a write transaction: committed on success, rolled back on error."""
-        async with self._writer() as session, session.begin():
+    async def transaction(self, *, redoable: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction: committed on success, rolled back on error.
+
+        `redoable`: the work will be done again if it is lost, because what asked for it
+        stays due until this very transaction marks it done (an outbox event). On
+        PostgreSQL its commit then does not wait for the write-ahead log to reach the
+        disk (synchronous_commit off, on connections of their own): a crash may lose
+        the last fraction of a second of such transactions, whole, never half of one,
+        and never once a later durable commit has followed them. SQLite's WAL mode
+        with synchronous=NORMAL already commits this way.
+        """
+        maker = self._writer if not redoable or self.is_sqlite else self._redoable_sessions()
+        async with maker() as session, session.begin():
             yield session
         if session.info.pop(OUTBOX_FLAG, False):
             for callback in self._on_outbox:
@@ -147,7 +168,20 @@ class Database:
         async with self._reader() as session, session.begin():
             yield session
 
+    def _redoable_sessions(self) -> async_sessionmaker[AsyncSession]:
+        if self._redoable is None:
+            self._redoable_engine = _postgres_engine(
+                self.url,
+                pool_size=self._pool_size,
+                echo=self._echo,
+                server_settings={"synchronous_commit": "off"},
+            )
+            self._redoable = async_sessionmaker(self._redoable_engine, expire_on_commit=False)
+        return self._redoable
+
     async def dispose(self) -> None:
+        if self._redoable_engine is not None:
+            await self._redoable_engine.dispose()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()

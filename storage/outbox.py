@@ -91,6 +91,9 @@ class WorkerOptions:
     keep_done_seconds: float = 7 * 24 * 3600.0
     # Topics handled one event per transaction on PostgreSQL (see run_once).
     solo_topics: frozenset[str] = frozenset()
+    # Of those, topics whose handling is done again from the event if it is lost: their
+    # transactions commit without waiting for the disk (`Database.transaction`).
+    redoable_topics: frozenset[str] = frozenset()
 
 
 class OutboxWorker:
@@ -167,19 +170,21 @@ class OutboxWorker:
         # workers write at once: locks held across a batch would deadlock workers.
         solo = self.options.solo_topics if not self.db.is_sqlite else frozenset()
         shared = [event_id for event_id, topic in claimed if topic not in solo]
-        alone = [[event_id] for event_id, topic in claimed if topic in solo]
-        for ids in ([shared] if shared else []) + alone:
-            await self._run(ids)
+        if shared:
+            await self._run(shared)
+        for event_id, topic in claimed:
+            if topic in solo:
+                await self._run([event_id], redoable=topic in self.options.redoable_topics)
         return len(claimed)
 
-    async def _run(self, ids: list[int]) -> None:
+    async def _run(self, ids: list[int], *, redoable: bool = False) -> None:
         try:
-            async with self.db.transaction() as session:
+            async with self.db.transaction(redoable=redoable) as session:
                 await self._handle_batch(session, ids, isolated=False)
         except Exception:
             # A handler failed, or its writes did when the round flushed or committed
             # (a unique violation): each event's writes then flush in its own savepoint.
-            async with self.db.transaction() as session:
+            async with self.db.transaction(redoable=redoable) as session:
                 await self._handle_batch(session, ids, isolated=True)
 
     async def _handle_batch(self, session: AsyncSession, ids: list[int], *, isolated: bool) -> None:

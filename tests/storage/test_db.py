@@ -61,3 +61,18 @@ async def test_only_a_connection_that_sat_idle_is_pinged(
         assert queries[2:] == [";", "BEGIN;", "COMMIT;"], "idle: one empty query first"
     finally:
         await database.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_redoable_transaction_does_not_wait_for_the_disk(db_url: str) -> None:
+    database = Database(db_url, pool_size=1)
+    try:
+        async with database.transaction(redoable=True) as session:
+            assert await session.scalar(text("SHOW synchronous_commit")) == "off"
+            await session.execute(text("CREATE TABLE redone (n int)"))
+            await session.execute(text("INSERT INTO redone VALUES (1)"))
+        async with database.transaction() as session:
+            assert await session.scalar(text("SHOW synchronous_commit")) == "on"
+            assert await session.scalar(text("SELECT count(*) FROM redone")) == 1
+    finally:
+        await database.dispose()

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
@@ -506,3 +506,30 @@ class TestSoloTopics:
         # The claim, the shared batch, then one per routing event on PostgreSQL;
         # SQLite has one writer, so everything shares the batch there.
         assert commits == (2 if db.is_sqlite else 5)
+
+    async def test_redoable_topics_commit_without_waiting_for_the_disk(
+        self, db: Database, clock: Clock
+    ) -> None:
+        await emit_events(db, "plain", 1)
+        await emit_events(db, "routing", 2)
+        settings: dict[str, str] = {}
+
+        def reading(name: str) -> Handler:
+            async def handler(session: AsyncSession, _event: OutboxEvent) -> None:
+                if not db.is_sqlite:
+                    settings[name] = str(await session.scalar(text("SHOW synchronous_commit")))
+
+            return handler
+
+        worker = OutboxWorker(
+            db,
+            {"plain": [reading("plain")], "routing": [reading("routing")]},
+            WorkerOptions(
+                solo_topics=frozenset({"routing"}), redoable_topics=frozenset({"routing"})
+            ),
+            clock=clock,
+        )
+        assert await worker.run_once() == 3
+        assert {e.status for e in (await outbox(db)).values()} == {OutboxStatus.DONE}
+        if not db.is_sqlite:
+            assert settings == {"plain": "on", "routing": "off"}
