@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    any_,
     bindparam,
     cast,
     func,
@@ -26,7 +28,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -71,6 +73,41 @@ def _statement(key: Hashable, build: Callable[[], Any]) -> Any:
     if statement is None:
         statement = _STATEMENTS[key] = build()
     return statement
+
+
+@dataclass(frozen=True)
+class _RawForm:
+    """A statement compiled for asyncpg: its SQL, and how to order and convert the
+    parameters as SQLAlchemy would (JSON serialised, timestamps checked and in UTC)."""
+
+    sql: str
+    compiled: Any
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def arguments(self, parameters: dict[str, Any]) -> list[Any]:
+        values = self.compiled.construct_params(parameters)
+        return [
+            values[name] if process is None else process(values[name])
+            for name, process in zip(self.names, self.processors, strict=True)
+        ]
+
+
+_RAW_FORMS: dict[int, _RawForm] = {}
+
+
+def _raw_form(statement: Any, dialect: Any) -> _RawForm:
+    form = _RAW_FORMS.get(id(statement))
+    if form is None:
+        compiled = statement.compile(dialect=dialect)
+        names = tuple(compiled.positiontup)
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
+        processors = tuple(
+            binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+        )
+        # Statements are built once and kept (_STATEMENTS): their ids stay theirs.
+        form = _RAW_FORMS[id(statement)] = _RawForm(compiled.string, compiled, names, processors)
+    return form
 
 
 def _absent_at(at: Any) -> Any:
@@ -192,16 +229,26 @@ class RoutingRepository:
         conversation: Conversation = row[0]
         return conversation
 
-    async def _core(
+    async def _rows(
         self, statement: Any, parameters: dict[str, Any], *, autoflush: bool = True
-    ) -> Any:
-        """Run a statement of plain columns on the session's connection, past the ORM's
-        execution layer (no entities to load: it costs less). Pending changes are
-        flushed first, as the session would."""
+    ) -> Sequence[Any]:
+        """The rows of a prebuilt statement of plain columns. Pending changes are flushed
+        first, as the session would.
+
+        On PostgreSQL, inside the transaction the session has begun, the statement goes
+        straight to the asyncpg connection under the session, compiled once: that is
+        most of what a decision costs the client otherwise. Elsewhere (SQLite, or no
+        transaction begun yet) it runs on the session's connection.
+        """
         if autoflush and (self.session.new or self.session.dirty):
             await self.session.flush()
         connection = await self.session.connection()
-        return await connection.execute(statement, parameters)
+        if self.locking:
+            driver = (await connection.get_raw_connection()).driver_connection
+            if driver is not None and driver.is_in_transaction():
+                raw = _raw_form(statement, connection.dialect)
+                return await driver.fetch(raw.sql, *raw.arguments(parameters))
+        return (await connection.execute(statement, parameters)).all()
 
     def _conversation_query(self) -> Any:
         query = (
@@ -232,7 +279,7 @@ class RoutingRepository:
             return {}, set()
         query = _statement(("managers", self.locking), self._managers_query)
         parameters = {"ids": sorted(set(manager_ids)), "at": at}
-        rows = (await self._core(query, parameters)).all()
+        rows = await self._rows(query, parameters)
         width = len(_MANAGER_STATE)
         managers = {row[0]: ManagerState(*row[:width]) for row in rows}
         return managers, {row[0] for row in rows if row[width]}
@@ -242,7 +289,7 @@ class RoutingRepository:
         counts and absences, in one round trip (two when a lock had to wait for
         another worker's assignment)."""
         query = _statement(("members", self.locking), self._members_query)
-        rows = (await self._core(query, {"queue_id": queue_id, "at": at})).all()
+        rows = await self._rows(query, {"queue_id": queue_id, "at": at})
         width = len(_MANAGER_STATE)
         position, count, away, fresh = width, width + 1, width + 2, width + 3
         managers = {row[0]: ManagerState(*row[:width]) for row in rows}
@@ -258,11 +305,11 @@ class RoutingRepository:
         return Members(order, managers, load, absent)
 
     def _managers_query(self) -> Any:
-        query = (
-            select(*_MANAGER_STATE, _absent_at(_AT))
-            .where(Manager.id.in_(bindparam("ids", expanding=True)))
-            .order_by(Manager.id)
-        )
+        if self.locking:  # an array parameter: one statement whatever the number of ids
+            ids = Manager.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+        else:
+            ids = Manager.id.in_(bindparam("ids", expanding=True))
+        query = select(*_MANAGER_STATE, _absent_at(_AT)).where(ids).order_by(Manager.id)
         return query.with_for_update(of=Manager) if self.locking else query
 
     def _members_query(self) -> Any:
@@ -515,8 +562,8 @@ class RoutingRepository:
             parameters.update({f"e{n}_{key}": value for key, value in event.items()})
         if end_open_of is not None:
             parameters.update(end_conversation_id=end_open_of, end_at=at)
-        result = await self._core(statement, parameters, autoflush=False)
-        return int(result.scalar_one())
+        rows = await self._rows(statement, parameters, autoflush=False)
+        return int(rows[0][0])
 
 
 def _record_statement(

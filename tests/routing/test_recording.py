@@ -14,6 +14,7 @@ from intake.ingest import IntakeConfig
 from intake.schemas import IdentityIn, InboundMessage, IngestResult
 from routing.engine import RoutingEngine
 from routing.presence import set_presence
+from routing.repository import RoutingRepository
 from storage.db import Database
 from storage.models import (
     Assignment,
@@ -180,3 +181,27 @@ async def test_counts_are_read_again_when_a_lock_waited_for_an_assignment(
             )
         ).all()
     assert assigned == [first]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_members_read_on_the_driver_match_the_sessions_reading(db: Database) -> None:
+    """Inside a begun transaction the members' statement goes straight to asyncpg; before
+    any statement it runs on the session's connection. Both read the same."""
+    manager_id, [conversation_id] = await _setup(db, capacity=3, conversations=1)
+    engine = RoutingEngine()
+    async with db.transaction() as session:
+        await engine.route(session, conversation_id)
+    async with db.read() as session:
+        queue_id = (await session.scalars(select(Queue.id))).one()
+    now = utcnow()
+    async with db.transaction() as session:
+        before_begin = await RoutingRepository(session).lock_members(queue_id, now)
+    async with db.transaction() as session:
+        repo = RoutingRepository(session)
+        await repo.lock_conversation(conversation_id)  # begins the transaction
+        on_driver = await repo.lock_members(queue_id, now)
+        owners, absent = await repo.lock_managers([manager_id], now)
+    assert on_driver == before_begin
+    assert on_driver.load == {manager_id: 1}
+    assert on_driver.managers[manager_id].last_assigned_at is not None
+    assert owners == {manager_id: on_driver.managers[manager_id]} and absent == set()
