@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from intake import accounts
+from intake.batch import ingest_batch
 from intake.ingest import IntakeConfig, ingest
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
 from storage.db import Database
@@ -117,3 +118,25 @@ async def ingest_message(
     )
     async with db.transaction() as session:
         return await ingest(session, message, IntakeConfig())
+
+
+async def form_conversations(db: Database, channel_id: int, count: int) -> list[int]:
+    """`count` web-form requests from as many new clients, taken in as one batch; returns
+    the new conversations' ids in order."""
+    messages = [
+        InboundMessage(
+            channel_id=channel_id,
+            channel_kind=ChannelKind.WEBFORM,
+            external_id=f"form:{n}",
+            identities=[IdentityIn("email", f"client{n}@example.ru")],
+            text=f"Заявка номер {n}",
+        )
+        for n in range(count)
+    ]
+    async with db.transaction() as session:
+        outcomes = await ingest_batch(session, messages, IntakeConfig())
+    ids = []
+    for outcome in outcomes:
+        assert isinstance(outcome, IngestResult), outcome
+        ids.append(outcome.conversation_id)
+    return ids

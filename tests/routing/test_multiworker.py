@@ -19,9 +19,6 @@ from typing import IO
 import pytest
 from sqlalchemy import func, select, text
 
-from intake.batch import ingest_batch
-from intake.ingest import IntakeConfig
-from intake.schemas import IdentityIn, InboundMessage, IngestResult
 from routing.presence import set_presence
 from storage.db import Database
 from storage.models import (
@@ -39,6 +36,7 @@ from storage.models import (
     Strategy,
 )
 from storage.types import utcnow
+from tests.factories import form_conversations
 
 CONVERSATIONS = 1000
 MANAGERS = 20
@@ -69,23 +67,7 @@ async def _setup(db: Database, capacity: int) -> tuple[list[int], list[int]]:
             await set_presence(session, manager.id, Presence.ONLINE, now=utcnow(), ttl_seconds=3600)
         channel_id = channel.id
         manager_ids = [m.id for m in managers]
-    messages = [
-        InboundMessage(
-            channel_id=channel_id,
-            channel_kind=ChannelKind.WEBFORM,
-            external_id=f"form:{n}",
-            identities=[IdentityIn("email", f"client{n}@example.ru")],
-            text=f"Заявка номер {n}",
-        )
-        for n in range(CONVERSATIONS)
-    ]
-    async with db.transaction() as session:
-        outcomes = await ingest_batch(session, messages, IntakeConfig())
-    conversation_ids = []
-    for outcome in outcomes:
-        assert isinstance(outcome, IngestResult), outcome
-        conversation_ids.append(outcome.conversation_id)
-    return manager_ids, conversation_ids
+    return manager_ids, await form_conversations(db, channel_id, CONVERSATIONS)
 
 
 def _socket_ports(pid: int) -> set[int]:

@@ -9,9 +9,6 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from intake.batch import ingest_batch
-from intake.ingest import IntakeConfig
-from intake.schemas import IdentityIn, InboundMessage, IngestResult
 from routing.engine import RoutingEngine
 from routing.presence import set_presence
 from routing.repository import RoutingRepository
@@ -32,6 +29,7 @@ from storage.models import (
     Strategy,
 )
 from storage.types import utcnow
+from tests.factories import form_conversations
 
 
 async def _setup(
@@ -56,23 +54,7 @@ async def _setup(
         session.add(QueueMember(queue_id=queue.id, manager_id=manager.id, position=0))
         await set_presence(session, manager.id, Presence.ONLINE, now=utcnow(), ttl_seconds=3600)
         channel_id, manager_id = channel.id, manager.id
-    messages = [
-        InboundMessage(
-            channel_id=channel_id,
-            channel_kind=ChannelKind.WEBFORM,
-            external_id=f"form:{n}",
-            identities=[IdentityIn("email", f"client{n}@example.ru")],
-            text=f"Заявка {n}",
-        )
-        for n in range(conversations)
-    ]
-    async with db.transaction() as session:
-        outcomes = await ingest_batch(session, messages, IntakeConfig())
-    ids = []
-    for outcome in outcomes:
-        assert isinstance(outcome, IngestResult), outcome
-        ids.append(outcome.conversation_id)
-    return manager_id, ids
+    return manager_id, await form_conversations(db, channel_id, conversations)
 
 
 async def test_a_decision_leaves_the_session_in_step_with_the_rows(db: Database) -> None:
