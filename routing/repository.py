@@ -9,7 +9,7 @@ decision writes goes in one statement on PostgreSQL (`record`).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -157,16 +157,8 @@ class ManagerState:
     last_assigned_at: datetime | None
 
 
-_MANAGER_STATE = (
-    Manager.id,
-    Manager.is_active,
-    Manager.presence,
-    Manager.presence_expires_at,
-    Manager.capacity,
-    Manager.languages,
-    Manager.working_hours,
-    Manager.last_assigned_at,
-)
+# The columns ManagerState is read from, in its fields' order.
+_MANAGER_STATE = tuple(getattr(Manager, f.name) for f in fields(ManagerState))
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,8 +493,9 @@ class RoutingRepository:
                     values["updated_at"] = now
                 updates.append(_Change(mapper, target.id, values, obj))
         rows = [event_row(e.topic, e.payload, due_at=e.due_at, now=now) for e in events]
+        write = self._record_in_one if self.locking else self._record_in_order
         with self.session.no_autoflush:  # the pending changes go in these statements
-            assignment_id = await self._write(row, updates, rows, end_open_of, at)
+            assignment_id = await write(row, updates, rows, end_open_of, at)
         for change in updates:
             if change.obj is not None:
                 for key, value in change.values.items():
@@ -511,7 +504,7 @@ class RoutingRepository:
             self.session.info[OUTBOX_FLAG] = True
         return assignment_id
 
-    async def _write(
+    async def _record_in_order(
         self,
         row: dict[str, Any],
         updates: list[_Change],
@@ -519,9 +512,7 @@ class RoutingRepository:
         end_open_of: int | None,
         at: datetime,
     ) -> int:
-        if self.locking:
-            return await self._record_in_one(row, updates, rows, end_open_of, at)
-        # SQLite: one writer, in process; plain statements in a row cost little.
+        """SQLite: one writer, in process; plain statements one after another cost little."""
         assignments = table_of(Assignment)
         if end_open_of is not None:
             await self.end_assignments(end_open_of, at)
