@@ -319,9 +319,11 @@ class EmailIntake:
         batch_ids = {item.own_id for item in items if item.own_id}
         outcomes: list[Taken | BaseException | None] = [None] * len(items)
         if mailbox.config.claims_mailbox:
-            # New, human mail to a claims mailbox files a claim; replies join their thread.
+            # New, human mail to a claims mailbox files a claim; replies join their thread
+            # (one to a mail of this batch is looked up again once that one is stored).
             for index, item in enumerate(items):
-                if threads[index] is None and not item.message.automatic:
+                new = threads[index] is None and not batch_ids.intersection(item.hints)
+                if new and not item.message.automatic:
                     outcomes[index] = await self._file_claim(session, mailbox, item)
         first = [
             i

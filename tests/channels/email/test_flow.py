@@ -376,3 +376,22 @@ async def test_claims_mailbox_files_a_claim_and_replies_join_it(
         assert len((await session.scalars(select(Claim))).all()) == 1
     texts = [m.text for m in await hub.messages(claim.conversation_id)]
     assert texts[-1].strip() == "Фото прилагаю"
+
+
+async def test_a_reply_fetched_with_its_claim_joins_it(
+    app: Any, client: httpx.AsyncClient, dovecot: Dovecot, smtp_server: SmtpRecorder
+) -> None:
+    from sqlalchemy import select
+
+    from storage.models.claims import Claim
+
+    hub = MailHub(app, client, dovecot, smtp_server)
+    await hub.setup(claims_mailbox=True)
+    raw, first_id = client_mail(CLIENT, "Брак товара", "Пришёл разбитый чайник, заказ 1542.")
+    hub.send(raw)
+    hub.send(client_mail(CLIENT, "Re: Брак товара", "Фото прилагаю", in_reply_to=first_id)[0])
+    assert await hub.poll() == 2
+    async with hub.context.db.read() as session:
+        [claim] = (await session.scalars(select(Claim))).all()
+    texts = [m.text.strip() for m in await hub.messages(claim.conversation_id)]
+    assert texts[-1] == "Фото прилагаю"
