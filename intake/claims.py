@@ -10,7 +10,6 @@ conversation's channel. Services here flush, never commit.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from storage.models import (
     OutboxEvent,
 )
 from storage.outbox import Handler, emit
+from storage.repositories import ChannelRepository
 from storage.types import utcnow
 
 __all__ = [
@@ -60,7 +60,6 @@ __all__ = [
     "update_claim",
 ]
 
-NUMBER = re.compile(r"^CLM-(\d{4})-(\d{6,})$")
 MAX_DESCRIPTION = 4000
 MAX_ORDER_REF = 100
 MAX_STEP = 10_000
@@ -460,7 +459,7 @@ def claim_handlers(deliverable_kinds: Collection[str]) -> dict[str, Sequence[Han
         conversation = await session.get(Conversation, int(payload["conversation_id"]))
         if claim is None or conversation is None:
             return
-        channel = await repo.channel(conversation.channel_id)
+        channel = await ChannelRepository(session).get(conversation.channel_id)
         if channel is None or channel.kind not in deliverable_kinds:
             return  # a web-form claim: the client follows it by its number
         contact = await repo.contact(claim.contact_id)

@@ -12,15 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
     Attachment,
-    Channel,
     Claim,
     ClaimSequence,
     ClaimStep,
     Contact,
-    Identity,
-    IdentityKind,
     Manager,
 )
+from storage.repositories import attachments_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,26 +110,10 @@ class ClaimRepository:
         return (await self.session.scalars(query)).all()
 
     async def attachments(self, message_id: int | None) -> Sequence[Attachment]:
-        if message_id is None:
-            return []
-        query = (
-            select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)
-        )
-        return (await self.session.scalars(query)).all()
+        return [] if message_id is None else await attachments_of(self.session, message_id)
 
     async def contact(self, contact_id: int) -> Contact | None:
         return await self.session.get(Contact, contact_id)
-
-    async def channel(self, channel_id: int) -> Channel | None:
-        return await self.session.get(Channel, channel_id)
-
-    async def contact_by_telegram(self, user_id: str) -> Contact | None:
-        query = (
-            select(Contact)
-            .join(Identity, Identity.contact_id == Contact.id)
-            .where(Identity.kind == IdentityKind.TELEGRAM, Identity.value == user_id)
-        )
-        return (await self.session.scalars(query)).first()
 
     async def manager_exists(self, manager_id: int) -> bool:
         return await self.session.get(Manager, manager_id) is not None

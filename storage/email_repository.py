@@ -13,7 +13,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
-    Attachment,
     Conversation,
     EmailMessageId,
     Identity,
@@ -337,11 +336,3 @@ async def reply_context(session: AsyncSession, message: Message) -> ReplyContext
         last_inbound,
         contact_email,
     )
-
-
-async def attachments_of(session: AsyncSession, message_id: int) -> Sequence[Attachment]:
-    return (
-        await session.scalars(
-            select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)
-        )
-    ).all()

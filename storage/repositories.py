@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Channel
+from storage.models import Attachment, Channel
 
 
 class ChannelRepository:
@@ -60,3 +60,12 @@ class ChannelRepository:
         self.session.add(channel)
         await self.session.flush()
         return channel
+
+
+async def attachments_of(session: AsyncSession, message_id: int) -> Sequence[Attachment]:
+    """A message's attachments, in the order they were added."""
+    return (
+        await session.scalars(
+            select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)
+        )
+    ).all()

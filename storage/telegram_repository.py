@@ -11,7 +11,6 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
-    Attachment,
     Conversation,
     Identity,
     IdentityKind,
@@ -165,12 +164,6 @@ class TelegramRepository:
         if when is None:
             query = query.where(Identity.unreachable_at.is_not(None))
         await self.session.execute(query.values(unreachable_at=when))
-
-    async def attachments(self, message_id: int) -> list[Attachment]:
-        result = await self.session.scalars(
-            select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)
-        )
-        return list(result.all())
 
     async def save_progress(self, message_id: int, progress: dict[str, Any]) -> None:
         """How far a multi-part send got, so a retry does not send those parts again."""

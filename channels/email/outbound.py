@@ -18,8 +18,9 @@ from channels.email.smtp import (
 from storage.blobs import BlobStore
 from storage.crypto import SecretBox, SecretsUnreadable
 from storage.db import Database
-from storage.email_repository import EmailRepository, attachments_of, reply_context
+from storage.email_repository import EmailRepository, reply_context
 from storage.models import Channel, Message
+from storage.repositories import attachments_of
 
 
 def text_to_html(text: str) -> str:

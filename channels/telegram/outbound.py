@@ -32,7 +32,7 @@ from channels.delivery import Delivered, PermanentFailure, TemporaryFailure
 from channels.telegram.bots import ChannelMisconfigured, bot_channel, bot_registry
 from storage.db import Database
 from storage.models import Message
-from storage.repositories import ChannelRepository
+from storage.repositories import ChannelRepository, attachments_of
 from storage.telegram_repository import TelegramRepository
 from storage.types import utcnow
 
@@ -93,7 +93,7 @@ class TelegramSender:
             chat_id = await repo.chat_of_conversation(message.conversation_id)
             files = [
                 (f.filename, f.content_type, f.size, f.sha256)
-                for f in await repo.attachments(message_id)
+                for f in await attachments_of(session, message_id)
             ]
             text, meta = message.text, dict(message.meta)
         if chat_id is None:
