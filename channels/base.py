@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
@@ -23,6 +24,9 @@ from storage.models import ChannelKind
 from storage.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+# A channel's key: in URLs (/forms/{key}, /webhooks/.../{key}) and on the command line.
+CHANNEL_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 INGEST_ATTEMPTS = 5
 

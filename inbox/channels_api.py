@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from channels.base import CHANNEL_KEY
 from channels.email.admin import (
     add_email_channel,
     mailbox_status,
@@ -40,7 +41,7 @@ router = APIRouter(
 ADMIN: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "Administrators only"}
 }
-ChannelKey = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+ChannelKey = Annotated[str, Path(pattern=CHANNEL_KEY.pattern)]
 
 
 class MailboxStatusOut(BaseModel):
@@ -65,7 +66,7 @@ class ChannelOut(BaseModel):
 class EmailChannelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    key: str = Field(pattern=CHANNEL_KEY.pattern)
     title: str = Field(default="", max_length=200)
     config: EmailChannelConfig
     imap_password: str = Field(min_length=1, max_length=1000)
@@ -75,7 +76,7 @@ class EmailChannelIn(BaseModel):
 class TelegramChannelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    key: str = Field(pattern=CHANNEL_KEY.pattern)
     title: str = Field(default="", max_length=200)
     token: str = Field(pattern=TOKEN, description="The bot's token from @BotFather")
     config: TelegramChannelConfig = Field(default_factory=TelegramChannelConfig)
@@ -187,7 +188,7 @@ async def create_email_channel(
 class TelephonyChannelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    key: str = Field(pattern=CHANNEL_KEY.pattern)
     title: str = Field(default="", max_length=200)
     config: TelephonyConfig
     secrets: dict[str, str] = Field(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.base import HubContext
+from channels.base import CHANNEL_KEY, HubContext
 from channels.email.config import EmailChannelConfig, EmailSecrets, config_of, sealed
 from channels.email.service import EmailIntake, Mailbox, Taken
 from storage.crypto import SecretBox
@@ -18,8 +17,6 @@ from storage.email_repository import EmailRepository
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import Channel, ChannelKind, QuarantineStatus
 from storage.repositories import ChannelRepository
-
-CHANNEL_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 async def add_email_channel(

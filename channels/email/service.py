@@ -324,7 +324,7 @@ class EmailIntake:
             for index, item in enumerate(items):
                 new = threads[index] is None and not batch_ids.intersection(item.hints)
                 if new and not item.message.automatic:
-                    outcomes[index] = await self._file_claim(session, mailbox, item)
+                    outcomes[index] = await self._file_claim(session, repo, mailbox, item)
         first = [
             i
             for i, item in enumerate(items)
@@ -381,7 +381,7 @@ class EmailIntake:
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def _file_claim(
-        self, session: AsyncSession, mailbox: Mailbox, item: _Prepared
+        self, session: AsyncSession, repo: EmailRepository, mailbox: Mailbox, item: _Prepared
     ) -> Taken | BaseException:
         message, parsed = item.message, item.parsed
         try:
@@ -407,12 +407,12 @@ class EmailIntake:
                 )
         except HubError as exc:
             return exc
-        if filed.duplicate or filed.ingest is None:
+        if filed.ingest is None:  # filed before: a duplicate
             claim = filed.claim
             return Taken("duplicate", claim.message_id, claim.conversation_id)
         result = filed.ingest
         if item.own_id:
-            await EmailRepository(session).record_message_ids(
+            await repo.record_message_ids(
                 mailbox.channel_id, result.conversation_id, result.message_id, [item.own_id]
             )
         return Taken("stored", result.message_id, result.conversation_id)

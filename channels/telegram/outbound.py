@@ -107,10 +107,16 @@ class TelegramSender:
         done = int(progress.get("parts_sent", 0))
         sent_ids: list[int] = list(progress.get("message_ids", []))
         markup = rating_keyboard(int(meta["claim_id"])) if meta.get("ask_rating") else None
-        parts = self._parts(chat_id, text, markup) + [await self._file(chat_id, *f) for f in files]
-        for index, method in enumerate(parts):
-            if index < done:
-                continue
+        texts = self._parts(chat_id, text, markup)
+        total = len(texts) + len(files)
+        for index in range(done, total):
+            # A file is read from the blob store only when its turn comes: not at all
+            # when a retry finds it already sent.
+            method = (
+                texts[index]
+                if index < len(texts)
+                else await self._file(chat_id, *files[index - len(texts)])
+            )
             await self.registry.limiter.wait(channel.bot_id, chat_id)
             try:
                 result = await bot(method)
@@ -122,8 +128,8 @@ class TelegramSender:
             if isinstance(sent_id, int):
                 sent_ids.append(sent_id)
         return Delivered(
-            detail=f"{len(parts)} part(s)",
-            meta={"chat_id": chat_id, "message_ids": sent_ids, "parts_sent": len(parts)},
+            detail=f"{total} part(s)",
+            meta={"chat_id": chat_id, "message_ids": sent_ids, "parts_sent": total},
         )
 
     async def record(self, session: AsyncSession, message: Message, delivered: Delivered) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -10,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from channels.base import CHANNEL_KEY
 from routing.calendar import WorkingHours
 from storage.crypto import SecretBox
 from storage.db import Database
@@ -17,7 +17,6 @@ from storage.errors import NotFound
 from storage.models import Channel, ChannelKind
 from storage.repositories import ChannelRepository
 
-CHANNEL_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CACHE_SECONDS = 10.0
 
 

@@ -30,7 +30,7 @@ from channels.webform.endpoints import (
 )
 from channels.webform.schemas import FormField, LocalizedText, default_form_config
 from channels.webform.texts import pick_language
-from intake.claims import ClaimIn, Reason, default_reasons, file_claim
+from intake.claims import DEFAULT_DUE_DAYS, ClaimIn, Reason, default_reasons, file_claim
 from intake.identities import normalize_email, normalize_phone
 from storage.db import Database
 from storage.errors import HubError, InvalidInput, PayloadTooLarge
@@ -132,7 +132,7 @@ def _config() -> dict[str, Any]:
     values = config.model_dump(mode="json")
     values["claims"] = {
         "reasons": [{"code": r.code, "ru": r.ru, "en": r.en} for r in default_reasons()],
-        "due_days": 10,
+        "due_days": DEFAULT_DUE_DAYS,
     }
     return values
 
@@ -321,7 +321,7 @@ async def submit_claim(request: Request) -> Response:
         language=lang,
         attachments=attachments,
         reasons=reasons,
-        due_days=int((channel.config.get("claims") or {}).get("due_days", 10)),
+        due_days=int((channel.config.get("claims") or {}).get("due_days", DEFAULT_DUE_DAYS)),
         meta={"form": KEY, "ip": _client_ip(request)},
     )
     try:

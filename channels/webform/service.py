@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy.exc import IntegrityError
 
+from channels.base import CHANNEL_KEY
 from channels.webform.schemas import (
     STANDARD_FIELDS,
     FormConfig,
@@ -23,7 +23,7 @@ from storage.errors import HubError, InvalidInput, NotFound
 from storage.models import ChannelKind, IdentityKind
 from storage.repositories import ChannelRepository
 
-FORM_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+FORM_KEY = CHANNEL_KEY
 ATTRIBUTION_PARAMS = (
     "utm_source",
     "utm_medium",
