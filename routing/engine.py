@@ -25,7 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.calendar import WorkingHours, add_working_time, is_working
 from routing.choice import Candidate, choose, eligible_ids
-from routing.repository import Event, ManagerState, RoutingRepository, RowRef
+from routing.repository import (
+    Event,
+    Loaded,
+    ManagerState,
+    RoutingRepository,
+    RowChanged,
+    RowRef,
+)
 from routing.rules import ActiveRule, RoutingFacts, RuleBook, matches
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import (
@@ -47,6 +54,8 @@ log = logging.getLogger(__name__)
 
 # Where the composition root keeps the hub's engine among the context's extras.
 ROUTING_ENGINE = "routing.engine"
+# How many times a decision is taken again when its manager's row changed meanwhile.
+DECIDE_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,8 @@ class RoutingEngine:
         arms the next one when it still waits for the same reason.
         """
         repo = RoutingRepository(session)
-        conversation = await repo.lock_conversation(conversation_id)
+        now = self.clock()
+        conversation = await repo.lock_for_decision(conversation_id, now)
         if (
             conversation is None
             or conversation.status == ConversationStatus.CLOSED
@@ -128,7 +138,13 @@ class RoutingEngine:
             or conversation.routing_state == RoutingState.OFFERED
         ):
             return None
-        now = self.clock()
+        decision = await self._route(repo, conversation, now, rearm)
+        await repo.save_pending()  # what a rule set, where no decision was written
+        return decision
+
+    async def _route(
+        self, repo: RoutingRepository, conversation: Loaded, now: datetime, rearm: bool
+    ) -> Decision:
         contact = await repo.contact(conversation.contact_id)
 
         # 1. The owner first: presence and capacity are not asked of the owner.
@@ -194,8 +210,8 @@ class RoutingEngine:
     async def _by_strategy(
         self,
         repo: RoutingRepository,
-        conversation: Conversation,
-        queue: Queue,
+        conversation: Conversation | Loaded,
+        queue: Queue | Loaded,
         now: datetime,
         *,
         note: str,
@@ -205,7 +221,44 @@ class RoutingEngine:
         rearm: bool = False,
     ) -> Decision:
         """`record_wait=False` (moving a conversation on from its manager): if nobody else
-        can take it, nothing is recorded and the caller keeps it where it is."""
+        can take it, nothing is recorded and the caller keeps it where it is.
+
+        The members are read without locks: if the chosen manager's row changed before
+        the decision was written (another worker assigned them), it is taken again on
+        what is there now."""
+        for attempt in range(1, DECIDE_ATTEMPTS + 1):
+            try:
+                return await self._decide(
+                    repo,
+                    conversation,
+                    queue,
+                    now,
+                    note,
+                    after_manager_id,
+                    reason,
+                    record_wait,
+                    rearm,
+                )
+            except RowChanged:
+                # Each time, another worker's assignment got through: this is progress,
+                # and the next reading sees it. Past the limit, the transaction fails
+                # and the outbox delivers the event again later.
+                if attempt == DECIDE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _decide(
+        self,
+        repo: RoutingRepository,
+        conversation: Conversation | Loaded,
+        queue: Queue | Loaded,
+        now: datetime,
+        note: str,
+        after_manager_id: int | None,
+        reason: AssignmentReason,
+        record_wait: bool,
+        rearm: bool,
+    ) -> Decision:
         candidates, managers = await self._candidates(repo, queue, now)
         language = await self._language(repo, conversation)
         strategy = Strategy(queue.strategy)
@@ -254,9 +307,9 @@ class RoutingEngine:
         )
 
     async def _candidates(
-        self, repo: RoutingRepository, queue: Queue, now: datetime
+        self, repo: RoutingRepository, queue: Queue | Loaded, now: datetime
     ) -> tuple[list[Candidate], dict[int, ManagerState]]:
-        members = await repo.lock_members(queue.id, now)
+        members = await repo.members(queue.id, now)
         managers, counts, absent = members.managers, members.load, members.absent
         in_hours: dict[int, bool] = {}  # by calendar: members mostly share one
         candidates = []
@@ -292,7 +345,7 @@ class RoutingEngine:
     async def _facts(
         self,
         repo: RoutingRepository,
-        conversation: Conversation,
+        conversation: Conversation | Loaded,
         kind: str,
         key: str,
         contact: Any,
@@ -317,7 +370,9 @@ class RoutingEngine:
             queue_in_hours={},
         )
 
-    async def _language(self, repo: RoutingRepository, conversation: Conversation) -> str | None:
+    async def _language(
+        self, repo: RoutingRepository, conversation: Conversation | Loaded
+    ) -> str | None:
         contact = await repo.contact(conversation.contact_id)
         return contact.language
 
@@ -326,7 +381,7 @@ class RoutingEngine:
     async def _assign(
         self,
         repo: RoutingRepository,
-        conversation: Conversation,
+        conversation: Conversation | Loaded,
         manager: ManagerState,
         queue_id: int | None,
         reason: AssignmentReason,
@@ -346,7 +401,7 @@ class RoutingEngine:
         }
         changes: list[tuple[Any, dict[str, Any]]] = [
             (conversation, decided),
-            (RowRef(Manager, manager.id), {"last_assigned_at": now}),
+            (RowRef(Manager, manager.id, manager.version), {"last_assigned_at": now}),
         ]
         lead = await repo.lead_of(conversation.id)
         if lead is not None:
@@ -397,7 +452,11 @@ class RoutingEngine:
         )
 
     def _timers(
-        self, conversation: Conversation, queue: Queue, due: datetime | None, now: datetime
+        self,
+        conversation: Conversation | Loaded,
+        queue: Queue | Loaded,
+        due: datetime | None,
+        now: datetime,
     ) -> list[Event]:
         """The timers an assignment arms: forwarding (strict order) and the first response
         due at `due`."""
@@ -427,8 +486,8 @@ class RoutingEngine:
     async def _offer(
         self,
         repo: RoutingRepository,
-        conversation: Conversation,
-        queue: Queue,
+        conversation: Conversation | Loaded,
+        queue: Queue | Loaded,
         takers: list[int],
         note: str,
         now: datetime,
@@ -474,8 +533,8 @@ class RoutingEngine:
     async def _wait(
         self,
         repo: RoutingRepository,
-        conversation: Conversation,
-        queue: Queue | None,
+        conversation: Conversation | Loaded,
+        queue: Queue | Loaded | None,
         why: str,
         now: datetime,
         *,
@@ -531,7 +590,9 @@ class RoutingEngine:
                 )
         return Decision(RoutingState.WAITING, None, queue_id, "waiting", why)
 
-    def _retry_timer(self, conversation: Conversation, queue: Queue, now: datetime) -> Event:
+    def _retry_timer(
+        self, conversation: Conversation | Loaded, queue: Queue | Loaded, now: datetime
+    ) -> Event:
         return Event(
             "routing.retry",
             {"conversation_id": conversation.id},
@@ -713,7 +774,7 @@ class RoutingEngine:
         )
 
 
-def sla_target(queue: Queue, priority: str, kind: str) -> float | None:
+def sla_target(queue: Queue | Loaded, priority: str, kind: str) -> float | None:
     """Seconds of working time for a first or next response at this priority, if set."""
     table = queue.sla or {}
     entry = table.get(priority) or table.get(Priority.NORMAL.value) or {}

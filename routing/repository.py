@@ -1,9 +1,16 @@
-"""The queries routing needs. Row locks make assignment safe with many workers.
+"""The queries routing needs, safe with many workers.
 
 A decision takes few round trips: the conversation's row comes locked with its
-contact, channel, lead, default queue and the rules' version; the candidates come
-locked with their open-conversation counts and absences; and everything the
-decision writes goes in one statement on PostgreSQL (`record`).
+contact, channel, lead, default queue and the rules' version; the queue's members
+come with their open-conversation counts and absences, read without locks; and
+everything the decision writes goes in one statement on PostgreSQL (`record`).
+
+The members are not locked: a worker would otherwise hold every member of the queue
+until it commits, and the locks themselves cost more than the rest of the reading.
+The decision is written only if the chosen manager's row is still the version that
+was read (PostgreSQL's xmin; every assignment writes the manager's row), else
+nothing is written and the decision is taken again (`RowChanged`). So no manager
+gets more than capacity, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -23,13 +30,15 @@ from sqlalchemy import (
     inspect,
     literal,
     literal_column,
+    null,
     or_,
     select,
-    union_all,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, class_mapper
 from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.db import OUTBOX_FLAG
@@ -54,12 +63,8 @@ from storage.models.base import table_of
 from storage.outbox import event_row
 from storage.types import UTCDateTime, utcnow
 
-# Under FOR UPDATE, a row another transaction changed while we waited for its lock
-# comes back in its new version, but subqueries of the same statement still see the
-# statement's snapshot: such a manager's counts are read again (PostgreSQL only).
-_FRESH: Any = literal_column(
-    "managers.xmin::text = (SELECT m2.xmin::text FROM managers AS m2 WHERE m2.id = managers.id)"
-)
+# A manager row's version: its xmin changes with every write of the row.
+_VERSION: Any = literal_column("managers.xmin::text")
 
 
 # Routing's statements are built once (per dialect and shape) with bound parameters:
@@ -122,10 +127,15 @@ def _absent_at(at: Any) -> Any:
     )
 
 
+class RowChanged(Exception):
+    """A row the decision was based on changed before the decision was written; nothing
+    was written: decide again."""
+
+
 @dataclass
 class Members:
-    """A queue's members, locked: (manager id, position) in queue order, their rows,
-    open conversations per manager, and who is absent."""
+    """A queue's members: (manager id, position) in queue order, their rows (with their
+    versions on PostgreSQL), open conversations per manager, and who is absent."""
 
     order: list[tuple[int, int]]
     managers: dict[int, ManagerState]
@@ -155,18 +165,23 @@ class ManagerState:
     languages: list[str] | None
     working_hours: dict[str, Any] | None
     last_assigned_at: datetime | None
+    # The row's version when it was read without a lock (PostgreSQL): the decision is
+    # written only if the row is still that version (see `record`).
+    version: str | None = None
 
 
-# The columns ManagerState is read from, in its fields' order.
-_MANAGER_STATE = tuple(getattr(Manager, f.name) for f in fields(ManagerState))
+# The columns ManagerState is read from, in its fields' order (the version apart).
+_MANAGER_STATE = tuple(getattr(Manager, f.name) for f in fields(ManagerState)[:-1])
 
 
 @dataclass(frozen=True, slots=True)
 class RowRef:
-    """A row to change by its id where no ORM object of it is loaded."""
+    """A row to change by its id where no ORM object of it is loaded; with `version`,
+    only if it is still that version (see `ManagerState.version`)."""
 
     entity: type
     id: int
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +190,50 @@ class _Change:
     id: int
     values: dict[str, Any]
     obj: Any  # the loaded ORM object, if any: it gets the values as committed state
+    version: str | None = None
+
+
+class Loaded:
+    """A row read for a decision without the ORM (which costs more than the reading):
+    its columns are attributes. What is set on it is kept as its pending changes,
+    which `record` writes with the decision, and `save_pending` otherwise."""
+
+    __slots__ = ("changes", "entity", "values")
+
+    def __init__(self, entity: type, values: dict[str, Any]) -> None:
+        object.__setattr__(self, "entity", entity)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "changes", {})
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self.values:
+            raise AttributeError(f"{self.entity.__name__} has no column {name}")
+        self.values[name] = value
+        self.changes[name] = value
+
+    def __repr__(self) -> str:
+        return f"Loaded({self.entity.__name__}, id={self.values.get('id')})"
+
+
+# Attribute keys and columns of each entity a decision reads as `Loaded` rows.
+_DECISION_ENTITIES = (Conversation, Contact, Channel, Lead, Queue)
+_KEYS = {
+    entity: tuple(attr.key for attr in class_mapper(entity).column_attrs)
+    for entity in _DECISION_ENTITIES
+}
 
 
 def pending_changes(obj: Any) -> dict[str, Any]:
-    """The column attributes set on a loaded ORM object since it was loaded or written."""
+    """The column attributes set on a loaded object (ORM or `Loaded`) since it was loaded
+    or written."""
+    if isinstance(obj, Loaded):
+        return dict(obj.changes)
     state = inspect(obj)
     if not state.modified:
         return {}
@@ -193,11 +248,56 @@ class RoutingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.locking = session.get_bind().dialect.name != "sqlite"
-        self._leads: dict[int, Lead | None] = {}
-        self._contacts: dict[int, Contact] = {}
-        self._channels: dict[int, Channel] = {}
-        self._queues: dict[int, Queue] = {}
+        self._leads: dict[int, Lead | Loaded | None] = {}
+        self._contacts: dict[int, Contact | Loaded] = {}
+        self._channels: dict[int, Channel | Loaded] = {}
+        self._queues: dict[int, Queue | Loaded] = {}
+        self._loaded: list[Loaded] = []
+        self._members: dict[int, Sequence[Any]] = {}  # read ahead, by queue: used once
+        self._driver: Any = None
         self.rules_version: tuple[Any, ...] = ()
+
+    async def lock_for_decision(self, conversation_id: int, at: datetime) -> Loaded | None:
+        """The conversation row-locked, as `lock_conversation` gives it, but as `Loaded`
+        rows (its contact, channel, lead and default queue too) read without the ORM.
+        On PostgreSQL the default queue's members (as `members` reads them at `at`)
+        come in the same round trip, for the decision that most often follows.
+
+        What is set on these rows is written by `record`, or by `save_pending`.
+        """
+        query = _statement(("decision", self.locking), self._decision_query)
+        rows = await self._rows(query, {"conversation_id": conversation_id, "at": at})
+        if not rows:
+            return None
+        row = rows[0]
+        start = 0
+        loaded: list[Loaded | None] = []
+        for entity in _DECISION_ENTITIES:
+            keys = _KEYS[entity]
+            values = dict(zip(keys, row[start : start + len(keys)], strict=True))
+            loaded.append(Loaded(entity, values) if values["id"] is not None else None)
+            start += len(keys)
+        conversation, contact, channel, lead, queue = loaded
+        assert conversation is not None and contact is not None and channel is not None
+        self.rules_version = tuple(row[start : start + 3])
+        if self.locking and queue is not None:
+            self._members[queue.id] = row[start + 3] or ()
+        self._leads[conversation_id] = lead
+        self._contacts[contact.id] = contact
+        self._channels[channel.id] = channel
+        if queue is not None:
+            self._queues[queue.id] = queue
+        self._loaded += [row for row in (conversation, contact, lead) if row is not None]
+        return conversation
+
+    async def save_pending(self) -> None:
+        """Write what was set on this repository's `Loaded` rows and not yet written."""
+        for row in self._loaded:
+            if row.changes:
+                mapper = inspect(row.entity)
+                change = _Change(mapper, row.id, dict(row.changes), row)
+                await self.session.execute(_update_of(change))
+                self._committed(change)
 
     async def lock_conversation(self, conversation_id: int) -> Conversation | None:
         """The conversation, row-locked until commit (SQLite has one writer anyway).
@@ -227,33 +327,70 @@ class RoutingRepository:
         """The rows of a prebuilt statement of plain columns. Pending changes are flushed
         first, as the session would.
 
-        On PostgreSQL, inside the transaction the session has begun, the statement goes
-        straight to the asyncpg connection under the session, compiled once: that is
-        most of what a decision costs the client otherwise. Elsewhere (SQLite, or no
-        transaction begun yet) it runs on the session's connection.
+        On PostgreSQL the statement goes straight to the asyncpg connection under the
+        session, in the session's transaction, compiled once: that is most of what a
+        decision costs the client otherwise. On SQLite it runs on the session's
+        connection.
         """
         if autoflush and (self.session.new or self.session.dirty):
             await self.session.flush()
-        connection = await self.session.connection()
         if self.locking:
-            driver = (await connection.get_raw_connection()).driver_connection
-            if driver is not None and driver.is_in_transaction():
-                raw = _raw_form(statement, connection.dialect)
+            driver = self._driver
+            if driver is None or not driver.is_in_transaction():
+                driver = await self._begin_on_driver()
+            if driver is not None:
+                raw = _raw_form(statement, self.session.get_bind().dialect)
                 return await driver.fetch(raw.sql, *raw.arguments(parameters))
+        connection = await self.session.connection()
         return (await connection.execute(statement, parameters)).all()
 
+    async def _begin_on_driver(self) -> Any:
+        """The asyncpg connection under the session, its transaction begun; None if the
+        SQLAlchemy adapter does not offer to begin it (statements then go through the
+        session)."""
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        adapter, driver = raw.dbapi_connection, raw.driver_connection
+        if driver is None:
+            return None
+        if not driver.is_in_transaction():
+            # The adapter begins lazily, at its first statement: begin it here the
+            # adapter's own way, so that it commits or rolls back this transaction.
+            begin = getattr(adapter, "_start_transaction", None)
+            if begin is None:
+                return None
+            await begin()
+        self._driver = driver
+        return driver
+
     def _conversation_query(self) -> Any:
+        return self._conversation_select([Conversation, Contact, Channel, Lead, Queue])
+
+    def _decision_query(self) -> Any:
+        columns = [getattr(entity, key) for entity in _DECISION_ENTITIES for key in _KEYS[entity]]
+        if not self.locking:
+            return self._conversation_select(columns)
+        members = (
+            select(func.array_agg(tuple_(*self._member_columns())))
+            .select_from(Manager)
+            .join(QueueMember, QueueMember.manager_id == Manager.id)
+            .where(QueueMember.queue_id == Channel.default_queue_id)
+            .scalar_subquery()
+        )
+        return self._conversation_select(columns, members)
+
+    def _conversation_select(self, columns: list[Any], *extra: Any) -> Any:
+        """The conversation (locked) with its contact, channel, lead and default queue
+        (`columns` of them), then the rules' version (three columns), then `extra`."""
         query = (
             select(
-                Conversation,
-                Contact,
-                Channel,
-                Lead,
-                Queue,
+                *columns,
                 select(func.count(RoutingRule.id)).scalar_subquery(),
                 select(func.max(RoutingRule.updated_at)).scalar_subquery(),
                 select(func.sum(RoutingRule.id)).scalar_subquery(),
+                *extra,
             )
+            .select_from(Conversation)
             .join(Contact, Contact.id == Conversation.contact_id)
             .join(Channel, Channel.id == Conversation.channel_id)
             .outerjoin(Lead, Lead.conversation_id == Conversation.id)
@@ -276,24 +413,19 @@ class RoutingRepository:
         managers = {row[0]: ManagerState(*row[:width]) for row in rows}
         return managers, {row[0] for row in rows if row[width]}
 
-    async def lock_members(self, queue_id: int, at: datetime) -> Members:
-        """The queue's members row-locked in id order, with their open-conversation
-        counts and absences, in one round trip (two when a lock had to wait for
-        another worker's assignment)."""
-        query = _statement(("members", self.locking), self._members_query)
-        rows = await self._rows(query, {"queue_id": queue_id, "at": at})
-        width = len(_MANAGER_STATE)
-        position, count, away, fresh = width, width + 1, width + 2, width + 3
+    async def members(self, queue_id: int, at: datetime) -> Members:
+        """The queue's members with their open-conversation counts and absences, in one
+        round trip, without locks: `record` checks the chosen one's version."""
+        rows = self._members.pop(queue_id, None)
+        if rows is None:
+            query = _statement(("members", self.locking), self._members_query)
+            rows = await self._rows(query, {"queue_id": queue_id, "at": at})
+        width = len(_MANAGER_STATE) + 1
+        position, count, away = width, width + 1, width + 2
         managers = {row[0]: ManagerState(*row[:width]) for row in rows}
         order = sorted(((row[0], int(row[position])) for row in rows), key=lambda m: (m[1], m[0]))
         load = {row[0]: int(row[count]) for row in rows}
         absent = {row[0] for row in rows if row[away]}
-        stale = [row[0] for row in rows if not row[fresh]]
-        if stale:
-            fresh_load, fresh_absent = await self.load_and_absence(stale, at)
-            for manager_id in stale:
-                load[manager_id] = fresh_load.get(manager_id, 0)
-            absent = (absent - set(stale)) | fresh_absent
         return Members(order, managers, load, absent)
 
     def _managers_query(self) -> Any:
@@ -305,39 +437,45 @@ class RoutingRepository:
         return query.with_for_update(of=Manager) if self.locking else query
 
     def _members_query(self) -> Any:
-        open_count = (
-            select(func.count())
-            .where(
-                Conversation.assignee_id == Manager.id,
-                Conversation.status != ConversationStatus.CLOSED,
-            )
-            .scalar_subquery()
-        )
-        query = (
-            select(
-                *_MANAGER_STATE,
-                QueueMember.position,
-                open_count,
-                _absent_at(_AT),
-                _FRESH if self.locking else literal(True),
-            )
+        return (
+            select(*self._member_columns())
             .join(QueueMember, QueueMember.manager_id == Manager.id)
             .where(QueueMember.queue_id == bindparam("queue_id"))
             .order_by(Manager.id)
         )
-        return query.with_for_update(of=Manager) if self.locking else query
 
-    async def channel(self, channel_id: int) -> Channel:
+    def _member_columns(self) -> list[Any]:
+        """A member: its ManagerState columns and version, its position in the queue, its
+        open conversations and whether it is absent at `at`."""
+        counted = aliased(Conversation)  # never the outer query's conversation
+        open_count = (
+            select(func.count())
+            .select_from(counted)
+            .where(
+                counted.assignee_id == Manager.id,
+                counted.status != ConversationStatus.CLOSED,
+            )
+            .scalar_subquery()
+        )
+        return [
+            *_MANAGER_STATE,
+            _VERSION if self.locking else null(),
+            QueueMember.position,
+            open_count,
+            _absent_at(_AT),
+        ]
+
+    async def channel(self, channel_id: int) -> Channel | Loaded:
         channel = self._channels.get(channel_id) or await self.session.get(Channel, channel_id)
         assert channel is not None
         return channel
 
-    async def contact(self, contact_id: int) -> Contact:
+    async def contact(self, contact_id: int) -> Contact | Loaded:
         contact = self._contacts.get(contact_id) or await self.session.get(Contact, contact_id)
         assert contact is not None
         return contact
 
-    async def queue(self, queue_id: int) -> Queue | None:
+    async def queue(self, queue_id: int) -> Queue | Loaded | None:
         return self._queues.get(queue_id) or await self.session.get(Queue, queue_id)
 
     async def queues_of(self, manager_id: int) -> list[int]:
@@ -345,45 +483,6 @@ class RoutingRepository:
             select(QueueMember.queue_id).where(QueueMember.manager_id == manager_id)
         )
         return [int(q) for q in rows]
-
-    async def load_and_absence(
-        self, manager_ids: Sequence[int], at: datetime
-    ) -> tuple[dict[int, int], set[int]]:
-        """Open conversations per manager and who is absent at `at`, in one round trip.
-
-        Read after the managers' rows are locked, so assignments other workers
-        committed meanwhile are counted.
-        """
-        if not manager_ids:
-            return {}, set()
-        ids = list(manager_ids)
-        counts = (
-            select(Conversation.assignee_id.label("manager_id"), func.count().label("n"))
-            .where(
-                Conversation.assignee_id.in_(ids),
-                Conversation.status != ConversationStatus.CLOSED,
-            )
-            .group_by(Conversation.assignee_id)
-        )
-        absences = select(
-            ManagerAbsence.manager_id.label("manager_id"), literal(-1).label("n")
-        ).where(
-            ManagerAbsence.manager_id.in_(ids),
-            ManagerAbsence.starts_at <= at,
-            ManagerAbsence.ends_at > at,
-        )
-        load: dict[int, int] = {}
-        absent: set[int] = set()
-        rows: Sequence[Any] = (await self.session.execute(union_all(counts, absences))).all()
-        for row in rows:
-            manager_id, n = row[0], int(row[1])
-            if manager_id is None:
-                continue
-            if n < 0:
-                absent.add(int(manager_id))
-            else:
-                load[int(manager_id)] = n
-        return load, absent
 
     async def active_rules(self) -> Sequence[RoutingRule]:
         rows = await self.session.scalars(
@@ -405,7 +504,7 @@ class RoutingRepository:
         )
         return text or ""
 
-    async def lead_of(self, conversation_id: int) -> Lead | None:
+    async def lead_of(self, conversation_id: int) -> Lead | Loaded | None:
         if conversation_id not in self._leads:
             self._leads[conversation_id] = (
                 await self.session.scalars(
@@ -472,16 +571,23 @@ class RoutingRepository:
         still pending on them), and outbox events carrying the new assignment's id.
         Returns that id.
 
-        One statement on PostgreSQL (data-modifying CTEs). The objects then hold what
-        was written as their committed state: the session's flush has nothing to do.
+        One statement on PostgreSQL (data-modifying CTEs). A change to a `RowRef` with
+        a version is a condition of the whole: if the row is no longer that version,
+        nothing is written and `RowChanged` is raised. The objects (and the session's
+        own objects of the same rows) then hold what was written as their committed
+        state: the session's flush has nothing to do.
         """
         now = utcnow()
         row = {"created_at": now, "detail": {}, "explanation": "", **assignment}
         updates = []
         mapper: Any
         for target, decided in changes:
+            version = None
             if isinstance(target, RowRef):
                 mapper, values, obj = inspect(target.entity), dict(decided), None
+                version = target.version if self.locking else None  # SQLite: one writer
+            elif isinstance(target, Loaded):
+                mapper, values, obj = inspect(target.entity), {**target.changes, **decided}, target
             else:
                 mapper, values, obj = (
                     inspect(target).mapper,
@@ -491,18 +597,35 @@ class RoutingRepository:
             if values:
                 if "updated_at" in mapper.column_attrs:
                     values["updated_at"] = now
-                updates.append(_Change(mapper, target.id, values, obj))
+                updates.append(_Change(mapper, target.id, values, obj, version))
         rows = [event_row(e.topic, e.payload, due_at=e.due_at, now=now) for e in events]
         write = self._record_in_one if self.locking else self._record_in_order
         with self.session.no_autoflush:  # the pending changes go in these statements
             assignment_id = await write(row, updates, rows, end_open_of, at)
+        if assignment_id is None:
+            raise RowChanged
         for change in updates:
-            if change.obj is not None:
-                for key, value in change.values.items():
-                    set_committed_value(change.obj, key, value)
+            self._committed(change)
         if rows:
             self.session.info[OUTBOX_FLAG] = True
         return assignment_id
+
+    def _committed(self, change: _Change) -> None:
+        """The values of a written change become the committed state of the object it was
+        made on, and of the session's own object of that row if it has one."""
+        targets = []
+        if isinstance(change.obj, Loaded):
+            change.obj.values.update(change.values)
+            change.obj.changes.clear()
+        elif change.obj is not None:
+            targets.append(change.obj)
+        key = change.mapper.identity_key_from_primary_key((change.id,))
+        mapped = self.session.identity_map.get(key)
+        if mapped is not None and mapped is not change.obj:
+            targets.append(mapped)
+        for target in targets:
+            for name, value in change.values.items():
+                set_committed_value(target, name, value)
 
     async def _record_in_order(
         self,
@@ -536,11 +659,15 @@ class RoutingRepository:
         events: list[dict[str, Any]],
         end_open_of: int | None,
         at: datetime,
-    ) -> int:
+    ) -> int | None:
+        """The new assignment's id; None if a versioned row changed (nothing written)."""
         shape = (
             "record",
             tuple(row),
-            tuple((change.mapper.local_table.name, tuple(change.values)) for change in updates),
+            tuple(
+                (change.mapper.local_table.name, tuple(change.values), change.version is not None)
+                for change in updates
+            ),
             len(events),
             end_open_of is not None,
         )
@@ -548,13 +675,15 @@ class RoutingRepository:
         parameters = {f"a_{key}": value for key, value in row.items()}
         for n, change in enumerate(updates):
             parameters[f"u{n}_id"] = change.id
+            if change.version is not None:
+                parameters[f"u{n}_version"] = change.version
             parameters.update({f"u{n}_{key}": value for key, value in change.values.items()})
         for n, event in enumerate(events):
             parameters.update({f"e{n}_{key}": value for key, value in event.items()})
         if end_open_of is not None:
             parameters.update(end_conversation_id=end_open_of, end_at=at)
         rows = await self._rows(statement, parameters, autoflush=False)
-        return int(rows[0][0])
+        return int(rows[0][0]) if rows else None
 
 
 def _record_statement(
@@ -564,16 +693,44 @@ def _record_statement(
     end_open_of: int | None,
 ) -> Any:
     """A decision's writes as one PostgreSQL statement of data-modifying CTEs, with bound
-    parameters named a_* (the assignment), u<n>_* (updated rows), e<n>_* (events)."""
+    parameters named a_* (the assignment), u<n>_* (updated rows), e<n>_* (events).
+
+    Versioned updates go first; every other write happens only if they all found their
+    row at its version. (Under a lock another transaction held, PostgreSQL checks the
+    condition again on the row as that transaction left it.)
+    """
     assignments = table_of(Assignment)
     outbox = table_of(OutboxEvent)
+    changed: list[Any] = [None] * len(updates)
+    guards: list[Any] = []
+    for n, change in sorted(enumerate(updates), key=lambda c: c[1].version is None):
+        mapper = change.mapper
+        table = mapper.local_table
+        columns = {}
+        for key in change.values:
+            column = mapper.column_attrs[key].columns[0]
+            columns[column.name] = bindparam(f"u{n}_{key}", type_=column.type)
+        update_row = update(table).where(table.c.id == bindparam(f"u{n}_id")).values(columns)
+        if change.version is None:
+            update_row = update_row.where(*guards)
+        else:
+            update_row = update_row.where(
+                literal_column(f"{table.name}.xmin::text") == bindparam(f"u{n}_version")
+            )
+        changed[n] = update_row.returning(literal(1)).cte(f"changed_{n}")
+        if change.version is not None:
+            # The versioned ones come first: the writes after them depend on them.
+            guards.append(select(literal(1)).select_from(changed[n]).exists())
+    values = select(*(bindparam(f"a_{key}", type_=assignments.c[key].type) for key in row)).where(
+        *guards
+    )
     new = (
         insert(assignments)
-        .values({key: bindparam(f"a_{key}", type_=assignments.c[key].type) for key in row})
+        .from_select(list(row), values)
         .returning(assignments.c.id)
         .cte("new_assignment")
     )
-    ctes = []
+    ctes = list(changed)
     if end_open_of is not None:
         # The same snapshot: the row inserted above is not among those it ends.
         ended = (
@@ -581,25 +738,12 @@ def _record_statement(
             .where(
                 assignments.c.conversation_id == bindparam("end_conversation_id"),
                 assignments.c.ended_at.is_(None),
+                *guards,
             )
             .values(ended_at=bindparam("end_at", type_=UTCDateTime()))
             .returning(assignments.c.id)
         )
         ctes.append(ended.cte("ended"))
-    for n, change in enumerate(updates):
-        mapper = change.mapper
-        table = mapper.local_table
-        columns = {}
-        for key in change.values:
-            column = mapper.column_attrs[key].columns[0]
-            columns[column.name] = bindparam(f"u{n}_{key}", type_=column.type)
-        changed = (
-            update(table)
-            .where(table.c.id == bindparam(f"u{n}_id"))
-            .values(columns)
-            .returning(literal(1))
-        )
-        ctes.append(changed.cte(f"changed_{n}"))
     names = ["topic", "payload", "status", "due_at", "attempts", "created_at"]
     for n, event in enumerate(events):
         assert set(event) == set(names)

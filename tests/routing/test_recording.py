@@ -1,17 +1,18 @@
 """How a decision is written: in one statement on PostgreSQL, with the session's objects
-left in step with the rows, and with counts that are right even when a lock had to wait
-for another worker's assignment."""
+left in step with the rows, and only if the chosen manager's row is still as it was read:
+else nothing is written and the decision is taken again on what is there now."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
 
 from routing.engine import RoutingEngine
 from routing.presence import set_presence
-from routing.repository import RoutingRepository
+from routing.repository import Event, Loaded, RoutingRepository, RowChanged, RowRef
 from storage.db import Database
 from storage.models import (
     Assignment,
@@ -25,6 +26,7 @@ from storage.models import (
     Presence,
     Queue,
     QueueMember,
+    RoutingRule,
     RoutingState,
     Strategy,
 )
@@ -134,12 +136,13 @@ async def test_a_second_decision_ends_the_first_assignment(db: Database) -> None
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-async def test_counts_are_read_again_when_a_lock_waited_for_an_assignment(
+async def test_a_decision_waiting_for_another_workers_assignment_is_taken_again(
     db: Database,
 ) -> None:
-    """Worker A assigns the queue's only manager (capacity 1) and holds its locks; worker
-    B, routing another conversation, waits for the manager's row. When A commits, B must
-    count A's assignment, although its statement's snapshot was taken before."""
+    """Worker A assigns the queue's only manager (capacity 1) and has not committed;
+    worker B, routing another conversation, reads the manager as free and waits for the
+    manager's row to write its decision. When A commits, B's write must find the row
+    changed, write nothing, and decide again counting A's assignment."""
     manager_id, [first, second] = await _setup(db, capacity=1, conversations=2)
     engine = RoutingEngine()
 
@@ -166,9 +169,9 @@ async def test_counts_are_read_again_when_a_lock_waited_for_an_assignment(
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-async def test_members_read_on_the_driver_match_the_sessions_reading(db: Database) -> None:
-    """Inside a begun transaction the members' statement goes straight to asyncpg; before
-    any statement it runs on the session's connection. Both read the same."""
+async def test_rows_read_on_the_driver_match_the_sessions_reading(db: Database) -> None:
+    """On PostgreSQL a decision reads straight from asyncpg, without SQLAlchemy's result
+    processing: the rows must come out as the session would give them."""
     manager_id, [conversation_id] = await _setup(db, capacity=3, conversations=1)
     engine = RoutingEngine()
     async with db.transaction() as session:
@@ -177,13 +180,140 @@ async def test_members_read_on_the_driver_match_the_sessions_reading(db: Databas
         queue_id = (await session.scalars(select(Queue.id))).one()
     now = utcnow()
     async with db.transaction() as session:
-        before_begin = await RoutingRepository(session).lock_members(queue_id, now)
-    async with db.transaction() as session:
         repo = RoutingRepository(session)
-        await repo.lock_conversation(conversation_id)  # begins the transaction
-        on_driver = await repo.lock_members(queue_id, now)
+        loaded = await repo.lock_for_decision(conversation_id, now)  # begins on the driver
+        ahead = await repo.members(queue_id, now)  # read with the conversation
+        on_driver = await repo.members(queue_id, now)  # read on its own
+        query = repo._members_query()
+        through_session = (await session.execute(query, {"queue_id": queue_id, "at": now})).all()
+        assert [
+            tuple(row) for row in await repo._rows(query, {"queue_id": queue_id, "at": now})
+        ] == [tuple(row) for row in through_session]
         owners, absent = await repo.lock_managers([manager_id], now)
-    assert on_driver == before_begin
+        orm = await RoutingRepository(session).lock_conversation(conversation_id)
+        assert loaded is not None and orm is not None
+        pairs = [
+            (loaded, orm),
+            (await repo.contact(orm.contact_id), await session.get(Contact, orm.contact_id)),
+            (await repo.channel(orm.channel_id), await session.get(Channel, orm.channel_id)),
+            (await repo.queue(queue_id), await session.get(Queue, queue_id)),
+            (
+                await repo.lead_of(conversation_id),
+                (
+                    await session.scalars(
+                        select(Lead).where(Lead.conversation_id == conversation_id)
+                    )
+                ).one(),
+            ),
+        ]
+        for row, obj in pairs:
+            assert isinstance(row, Loaded) and obj is not None
+            for key, value in row.values.items():
+                seen = getattr(obj, key)
+                assert (key, value, type(value)) == (key, seen, type(seen))
+    assert ahead == on_driver
     assert on_driver.load == {manager_id: 1}
     assert on_driver.managers[manager_id].last_assigned_at is not None
-    assert owners == {manager_id: on_driver.managers[manager_id]} and absent == set()
+    # Read without a lock, the members carry their rows' versions; locked, no need.
+    assert on_driver.managers[manager_id].version is not None
+    assert owners == {manager_id: replace(on_driver.managers[manager_id], version=None)}
+    assert absent == set()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_manager_row_changed_since_it_was_read_voids_the_whole_decision(
+    db: Database,
+) -> None:
+    manager_id, [conversation_id] = await _setup(db, capacity=3, conversations=1)
+    async with db.read() as session:
+        queue_id = (await session.scalars(select(Queue.id))).one()
+    now = utcnow()
+    async with db.transaction() as session:
+        repo = RoutingRepository(session)
+        conversation = await repo.lock_conversation(conversation_id)
+        assert conversation is not None
+        seen = (await repo.members(queue_id, now)).managers[manager_id]
+        async with db.transaction() as other:  # e.g. the manager's heartbeat, meanwhile
+            await set_presence(other, manager_id, Presence.ONLINE, now=now, ttl_seconds=60)
+        conversation.priority = "high"  # pending on the object: written with the rest
+        with pytest.raises(RowChanged):
+            await repo.record(
+                {
+                    "conversation_id": conversation_id,
+                    "state": RoutingState.ASSIGNED,
+                    "manager_id": manager_id,
+                    "queue_id": queue_id,
+                    "reason": "strategy",
+                },
+                [
+                    (conversation, {"assignee_id": manager_id}),
+                    (RowRef(Manager, manager_id, seen.version), {"last_assigned_at": now}),
+                ],
+                [Event("conversation.assigned", {"conversation_id": conversation_id})],
+                end_open_of=conversation_id,
+                at=now,
+            )
+        # The same decision on the row as it is now goes through.
+        fresh = (await repo.members(queue_id, now)).managers[manager_id]
+        assert fresh.version != seen.version
+        assignment_id = await repo.record(
+            {
+                "conversation_id": conversation_id,
+                "state": RoutingState.ASSIGNED,
+                "manager_id": manager_id,
+                "queue_id": queue_id,
+                "reason": "strategy",
+            },
+            [
+                (conversation, {"assignee_id": manager_id}),
+                (RowRef(Manager, manager_id, fresh.version), {"last_assigned_at": now}),
+            ],
+            [Event("conversation.assigned", {"conversation_id": conversation_id})],
+            end_open_of=conversation_id,
+            at=now,
+        )
+    async with db.read() as session:
+        assignments = (
+            await session.scalars(
+                select(Assignment.id).where(Assignment.conversation_id == conversation_id)
+            )
+        ).all()
+        assert assignments == [assignment_id]
+        events = (
+            await session.scalars(
+                select(OutboxEvent).where(OutboxEvent.topic == "conversation.assigned")
+            )
+        ).all()
+        assert [e.payload["assignment_id"] for e in events] == [assignment_id]
+        row = await session.get(Conversation, conversation_id)
+        assert row is not None and (row.assignee_id, row.priority) == (manager_id, "high")
+
+
+async def test_what_a_rule_set_is_kept_when_the_decision_writes_nothing(db: Database) -> None:
+    """A conversation still waiting for the same reason gets no new record; what a rule
+    set on it (tags, priority) is written all the same."""
+    manager_id, [conversation_id, other] = await _setup(db, capacity=1, conversations=2)
+    engine = RoutingEngine()
+    async with db.transaction() as session:
+        first = await engine.route(session, conversation_id)
+    assert first is not None and first.manager_id == manager_id
+    async with db.transaction() as session:
+        waiting = await engine.route(session, other)
+    assert waiting is not None and waiting.state == RoutingState.WAITING
+    async with db.transaction() as session:
+        session.add(
+            RoutingRule(
+                name="ВИП",
+                position=0,
+                conditions={"channel_kind": ["webform"]},
+                actions={"priority": "high", "tags": ["vip"]},
+            )
+        )
+    async with db.transaction() as session:
+        again = await engine.route(session, other)
+    assert again is not None and again.state == RoutingState.WAITING
+    assert again.assignment_id is None  # the same wait: nothing new recorded
+    async with db.read() as session:
+        row = await session.get(Conversation, other)
+        assert row is not None and (row.priority, row.tags) == ("high", ["vip"])
+        assert row.routing_state == RoutingState.WAITING
