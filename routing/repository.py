@@ -33,6 +33,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     tuple_,
     update,
 )
@@ -115,11 +116,11 @@ def _raw_form(statement: Any, dialect: Any) -> _RawForm:
     return form
 
 
-def _absent_at(at: Any) -> Any:
+def _absent_at(at: Any, manager_id: Any = Manager.id) -> Any:
     return (
         select(ManagerAbsence.id)
         .where(
-            ManagerAbsence.manager_id == Manager.id,
+            ManagerAbsence.manager_id == manager_id,
             ManagerAbsence.starts_at <= at,
             ManagerAbsence.ends_at > at,
         )
@@ -370,10 +371,11 @@ class RoutingRepository:
         columns = [getattr(entity, key) for entity in _DECISION_ENTITIES for key in _KEYS[entity]]
         if not self.locking:
             return self._conversation_select(columns)
+        member, join, member_columns = self._member_source()
         members = (
-            select(func.array_agg(tuple_(*self._member_columns())))
-            .select_from(Manager)
-            .join(QueueMember, QueueMember.manager_id == Manager.id)
+            select(func.array_agg(tuple_(*member_columns)))
+            .select_from(QueueMember)
+            .join(member, join)
             .where(QueueMember.queue_id == Channel.default_queue_id)
             .scalar_subquery()
         )
@@ -433,37 +435,71 @@ class RoutingRepository:
             ids = Manager.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
         else:
             ids = Manager.id.in_(bindparam("ids", expanding=True))
-        query = select(*_MANAGER_STATE, _absent_at(_AT)).where(ids).order_by(Manager.id)
+        query = select(*self._state_columns(), _absent_at(_AT)).where(ids).order_by(Manager.id)
         return query.with_for_update(of=Manager) if self.locking else query
 
+    def _state_columns(self) -> list[Any]:
+        """The columns of ManagerState. On PostgreSQL an empty language list comes as
+        NULL: one JSON value less to decode per manager."""
+        if not self.locking:
+            return list(_MANAGER_STATE)
+        return [
+            func.nullif(Manager.languages, literal_column("'[]'::jsonb")).label("languages")
+            if column is Manager.languages
+            else column
+            for column in _MANAGER_STATE
+        ]
+
     def _members_query(self) -> Any:
+        member, join, columns = self._member_source()
         return (
-            select(*self._member_columns())
-            .join(QueueMember, QueueMember.manager_id == Manager.id)
+            select(*columns)
+            .select_from(QueueMember)
+            .join(member, join)
             .where(QueueMember.queue_id == bindparam("queue_id"))
-            .order_by(Manager.id)
+            .order_by(member.c.id)
         )
 
-    def _member_columns(self) -> list[Any]:
-        """A member: its ManagerState columns and version, its position in the queue, its
-        open conversations and whether it is absent at `at`."""
+    def _member_source(self) -> tuple[Any, Any, list[Any]]:
+        """How a queue member's manager row is joined to its `QueueMember` row, and the
+        member's columns: its ManagerState columns and version, its position in the
+        queue, its open conversations and whether it is absent at `at`.
+
+        On PostgreSQL each member's row is looked up by its id (a lateral subquery, kept
+        one by OFFSET 0): a queue's members are few, the managers many, and the planner
+        would rather scan them all.
+        """
+        if self.locking:
+            member: Any = (
+                select(*self._state_columns(), _VERSION.label("version"))
+                .where(Manager.id == QueueMember.manager_id)
+                .offset(literal_column("0"))
+                .lateral("member")
+            )
+            join: Any = true()
+        else:
+            member = select(*_MANAGER_STATE, null().label("version")).subquery("member")
+            join = member.c.id == QueueMember.manager_id
         counted = aliased(Conversation)  # never the outer query's conversation
         open_count = (
             select(func.count())
             .select_from(counted)
             .where(
-                counted.assignee_id == Manager.id,
+                counted.assignee_id == member.c.id,
                 counted.status != ConversationStatus.CLOSED,
             )
             .scalar_subquery()
         )
-        return [
-            *_MANAGER_STATE,
-            _VERSION if self.locking else null(),
-            QueueMember.position,
-            open_count,
-            _absent_at(_AT),
-        ]
+        return (
+            member,
+            join,
+            [
+                *member.c,
+                QueueMember.position,
+                open_count,
+                _absent_at(_AT, member.c.id),
+            ],
+        )
 
     async def channel(self, channel_id: int) -> Channel | Loaded:
         channel = self._channels.get(channel_id) or await self.session.get(Channel, channel_id)
