@@ -288,7 +288,7 @@ class RoutingRepository:
         self._channels[channel.id] = channel
         if queue is not None:
             self._queues[queue.id] = queue
-        self._loaded += [row for row in (conversation, contact, lead) if row is not None]
+        self._loaded += [r for r in (conversation, contact, lead) if r is not None]
         return conversation
 
     async def save_pending(self) -> None:
@@ -365,7 +365,7 @@ class RoutingRepository:
         return driver
 
     def _conversation_query(self) -> Any:
-        return self._conversation_select([Conversation, Contact, Channel, Lead, Queue])
+        return self._conversation_select(list(_DECISION_ENTITIES))
 
     def _decision_query(self) -> Any:
         columns = [getattr(entity, key) for entity in _DECISION_ENTITIES for key in _KEYS[entity]]
