@@ -14,11 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from inbox.deps import AdminDep, ContextDep, PrincipalDep, ReadSessionDep
+from inbox.deps import AdminDep, ContextDep, PrincipalDep, ReadSessionDep, require_self_or_admin
 from inbox.schemas import ErrorOut
 from intake import calls_admin, tasks
 from intake.calls_repository import CallFilters, TaskFilters
-from storage.errors import Forbidden, InvalidInput
+from storage.errors import InvalidInput
 from storage.models import BlockedNumber, Call, Manager, Task, TaskStatus
 from storage.repositories import ChannelRepository
 from storage.types import utcnow
@@ -376,8 +376,7 @@ async def manager_line(
 ) -> ManagerLineOut:
     """How the phone system names the manager, so the hub knows who answered a call
     (administrators, or the manager themself)."""
-    if not principal.is_admin and principal.manager_id != manager_id:
-        raise Forbidden("administrators, or the manager themself", code="forbidden")
+    require_self_or_admin(principal, manager_id)
     async with context.db.transaction() as session:
         manager = await calls_admin.set_manager_line(
             session,

@@ -137,6 +137,12 @@ async def require_admin(principal: PrincipalDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(require_admin)]
 
 
+def require_self_or_admin(principal: Principal, manager_id: int) -> None:
+    """403 unless the caller is an administrator or the manager `manager_id` themself."""
+    if not principal.is_admin and principal.manager_id != manager_id:
+        raise Forbidden("administrators, or the manager themself", code="forbidden")
+
+
 def caller_manager(principal: Principal) -> int:
     """The calling manager's id; 403 for an operator's token (it has no manager)."""
     if principal.manager_id is None:

@@ -20,10 +20,10 @@ from channels.base import HubContext
 from inbox.deps import (
     AdminDep,
     ContextDep,
-    Principal,
     PrincipalDep,
     ReadSessionDep,
     caller_manager,
+    require_self_or_admin,
 )
 from inbox.routing_schemas import (
     AbsenceOut,
@@ -88,11 +88,6 @@ RuleId = Annotated[int, Field(ge=1, le=MAX_ID)]
 def routing_engine(context: HubContext) -> RoutingEngine:
     """The hub's routing engine (one per app; tests may put their own with a clock)."""
     return hub_engine(context.extras)
-
-
-def _self_or_admin(principal: Principal, manager_id: int) -> None:
-    if not principal.is_admin and principal.manager_id != manager_id:
-        raise Forbidden("administrators, or the manager themself", code="forbidden")
 
 
 # Queues
@@ -300,7 +295,7 @@ async def routing_profile(
     manager_id: Id, principal: PrincipalDep, context: ContextDep, session: ReadSessionDep
 ) -> RoutingProfileOut:
     """A manager's routing profile: presence, capacity and load, languages, hours, queues."""
-    _self_or_admin(principal, manager_id)
+    require_self_or_admin(principal, manager_id)
     now = routing_engine(context).clock()
     return RoutingProfileOut.of(await admin.get_profile(session, manager_id, now))
 
@@ -316,7 +311,7 @@ async def update_routing_profile(
 ) -> RoutingProfileOut:
     """Change capacity (0..1000), languages, working hours, email notifications
     (administrators or the manager themself); `is_active` only administrators."""
-    _self_or_admin(principal, manager_id)
+    require_self_or_admin(principal, manager_id)
     if "is_active" in body.model_fields_set and not principal.is_admin:
         raise Forbidden(
             "only administrators activate or deactivate managers", code="admin_required"
@@ -336,7 +331,7 @@ async def absences(
     manager_id: Id, principal: PrincipalDep, session: ReadSessionDep
 ) -> list[AbsenceOut]:
     """The manager's vacations and other absences (no routing to them meanwhile)."""
-    _self_or_admin(principal, manager_id)
+    require_self_or_admin(principal, manager_id)
     return [AbsenceOut.of(row) for row in await admin.list_absences(session, manager_id)]
 
 
@@ -351,7 +346,7 @@ async def add_absence(
     manager_id: Id, body: AbsenceIn, principal: PrincipalDep, context: ContextDep
 ) -> AbsenceOut:
     """Record an absence from `starts_at` to `ends_at` (ISO 8601 with a zone)."""
-    _self_or_admin(principal, manager_id)
+    require_self_or_admin(principal, manager_id)
     async with context.db.transaction() as session:
         return AbsenceOut.of(await admin.add_absence(session, manager_id, body))
 
@@ -367,7 +362,7 @@ async def delete_absence(
     manager_id: Id, absence_id: Id, principal: PrincipalDep, context: ContextDep
 ) -> None:
     """Remove an absence."""
-    _self_or_admin(principal, manager_id)
+    require_self_or_admin(principal, manager_id)
     async with context.db.transaction() as session:
         await admin.delete_absence(session, manager_id, absence_id)
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.calls import NUMBER_LENGTH, blocklist_key, client_number
 from intake.calls_repository import CallFilters, CallRepository
-from intake.journal import Page, decode_cursor, encode_cursor
+from intake.journal import Page, decode_cursor, page_of
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import BlockedNumber, Call, CallDirection, CallState, Manager
 from storage.outbox import emit
@@ -41,9 +41,7 @@ async def list_calls(
     """Calls newest first, with an opaque cursor."""
     after_id = decode_cursor(CURSOR_KIND, cursor) if cursor else None
     rows = await CallRepository(session).list_calls(filters, after_id, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor(CURSOR_KIND, rows[-1].id) if more else None)
+    return page_of(CURSOR_KIND, list(rows), limit, lambda row: row.id)
 
 
 async def get_call(session: AsyncSession, call_id: int) -> Call:

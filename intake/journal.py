@@ -158,7 +158,9 @@ def _check_limit(limit: int) -> int:
     return limit
 
 
-def _page(kind: str, rows: list[T], limit: int, last_id: Callable[[T], int]) -> Page[T]:
+def page_of(kind: str, rows: list[T], limit: int, last_id: Callable[[T], int]) -> Page[T]:
+    """A page of `limit` rows out of `rows` (read with one row more than `limit`), with
+    the cursor of the next page when there is one."""
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(kind, last_id(rows[-1])) if more else None)
@@ -220,7 +222,7 @@ async def list_leads(
     rows = await JournalRepository(session).list_leads(
         check_lead_filters(filters), before_id=before, limit=limit + 1
     )
-    return _page("lead", rows, limit, lambda row: row.lead.id)
+    return page_of("lead", rows, limit, lambda row: row.lead.id)
 
 
 async def get_lead(session: AsyncSession, lead_id: int) -> LeadDetail:
@@ -353,7 +355,7 @@ async def search_contacts(
     contacts = await JournalRepository(session).search_contacts(
         criteria, before_id=before, limit=limit + 1
     )
-    return _page("contact", list(contacts), limit, lambda contact: contact.id)
+    return page_of("contact", list(contacts), limit, lambda contact: contact.id)
 
 
 def _phone_terms(phone: str | None, default_region: str) -> dict[str, str | None]:
@@ -406,7 +408,7 @@ async def list_conversations(
     rows = await JournalRepository(session).list_conversations(
         filters, before_id=before, limit=limit + 1
     )
-    return _page("conversation", rows, limit, lambda row: row.conversation.id)
+    return page_of("conversation", rows, limit, lambda row: row.conversation.id)
 
 
 async def get_conversation(session: AsyncSession, conversation_id: int) -> ConversationDetail:
@@ -432,4 +434,4 @@ async def list_messages(
     if not await repo.conversation_exists(conversation_id):
         raise NotFound(f"conversation {conversation_id} not found")
     messages = await repo.messages(conversation_id, after_id=after, limit=limit + 1)
-    return _page("message", list(messages), limit, lambda message: message.id)
+    return page_of("message", list(messages), limit, lambda message: message.id)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.calls_repository import TaskFilters, TaskRepository
-from intake.journal import Page, decode_cursor, encode_cursor
+from intake.journal import Page, decode_cursor, page_of
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import Call, Task, TaskKind, TaskStatus
 from storage.outbox import emit
@@ -200,6 +200,4 @@ async def list_tasks(
     """Tasks newest first, with an opaque cursor."""
     after_id = decode_cursor(CURSOR_KIND, cursor) if cursor else None
     rows = await TaskRepository(session).find(filters, after_id, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor(CURSOR_KIND, rows[-1].id) if more else None)
+    return page_of(CURSOR_KIND, list(rows), limit, lambda row: row.id)
