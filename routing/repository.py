@@ -87,18 +87,20 @@ class _RawForm:
     parameters as SQLAlchemy would (JSON serialised, timestamps checked and in UTC)."""
 
     sql: str
-    compiled: Any
     names: tuple[str, ...]
+    # A bound value the statement carries itself (a constant), else _REQUIRED.
+    defaults: tuple[Any, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
 
     def arguments(self, parameters: dict[str, Any]) -> list[Any]:
-        values = self.compiled.construct_params(parameters)
-        return [
-            values[name] if process is None else process(values[name])
-            for name, process in zip(self.names, self.processors, strict=True)
-        ]
+        arguments = []
+        for name, default, process in zip(self.names, self.defaults, self.processors, strict=True):
+            value = parameters[name] if default is _REQUIRED else parameters.get(name, default)
+            arguments.append(value if process is None else process(value))
+        return arguments
 
 
+_REQUIRED = object()
 _RAW_FORMS: dict[int, _RawForm] = {}
 
 
@@ -108,11 +110,14 @@ def _raw_form(statement: Any, dialect: Any) -> _RawForm:
         compiled = statement.compile(dialect=dialect)
         names = tuple(compiled.positiontup)
         binds = {name: bind for bind, name in compiled.bind_names.items()}
+        defaults = tuple(
+            _REQUIRED if binds[name].required else binds[name].effective_value for name in names
+        )
         processors = tuple(
             binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
         )
         # Statements are built once and kept (_STATEMENTS): their ids stay theirs.
-        form = _RAW_FORMS[id(statement)] = _RawForm(compiled.string, compiled, names, processors)
+        form = _RAW_FORMS[id(statement)] = _RawForm(compiled.string, names, defaults, processors)
     return form
 
 
@@ -349,8 +354,7 @@ class RoutingRepository:
         """The asyncpg connection under the session, its transaction begun; None if the
         SQLAlchemy adapter does not offer to begin it (statements then go through the
         session)."""
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
+        raw = await self.session.run_sync(lambda session: session.connection().connection)
         adapter, driver = raw.dbapi_connection, raw.driver_connection
         if driver is None:
             return None
