@@ -260,12 +260,12 @@ def channels_add_webform(
     """Add a web form; without --config it has the default form's fields."""
     from pydantic import ValidationError
 
+    from channels.base import CHANNEL_KEY
     from channels.webform.schemas import FormConfig, LocalizedText, default_form_config
-    from channels.webform.service import FORM_KEY
     from storage.models import ChannelKind
     from storage.repositories import ChannelRepository
 
-    if not FORM_KEY.match(key):
+    if not CHANNEL_KEY.match(key):
         raise click.ClickException("the key must be lowercase letters, digits, - or _")
     try:
         if config_file is not None:

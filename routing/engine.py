@@ -131,6 +131,12 @@ class RoutingEngine:
         repo = RoutingRepository(session)
         now = self.clock()
         conversation = await repo.lock_for_decision(conversation_id, now)
+        return await self._route(repo, conversation, now, rearm)
+
+    async def _route(
+        self, repo: RoutingRepository, conversation: Loaded | None, now: datetime, rearm: bool
+    ) -> Decision | None:
+        """`route()` on the conversation as `lock_for_decision` read it."""
         if (
             conversation is None
             or conversation.status == ConversationStatus.CLOSED
@@ -138,11 +144,11 @@ class RoutingEngine:
             or conversation.routing_state == RoutingState.OFFERED
         ):
             return None
-        decision = await self._route(repo, conversation, now, rearm)
+        decision = await self._decide(repo, conversation, now, rearm)
         await repo.save_pending()  # what a rule set, where no decision was written
         return decision
 
-    async def _route(
+    async def _decide(
         self, repo: RoutingRepository, conversation: Loaded, now: datetime, rearm: bool
     ) -> Decision:
         contact = await repo.contact(conversation.contact_id)
@@ -226,53 +232,23 @@ class RoutingEngine:
         The members are read without locks: if the chosen manager's row changed before
         the decision was written (another worker assigned them), it is taken again on
         what is there now."""
-        for attempt in range(1, DECIDE_ATTEMPTS + 1):
-            try:
-                return await self._decide(
-                    repo,
-                    conversation,
-                    queue,
-                    now,
-                    note,
-                    after_manager_id,
-                    reason,
-                    record_wait,
-                    rearm,
-                )
-            except RowChanged:
-                # Each time, another worker's assignment got through: this is progress,
-                # and the next reading sees it. Past the limit, the transaction fails
-                # and the outbox delivers the event again later.
-                if attempt == DECIDE_ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _decide(
-        self,
-        repo: RoutingRepository,
-        conversation: Conversation | Loaded,
-        queue: Queue | Loaded,
-        now: datetime,
-        note: str,
-        after_manager_id: int | None,
-        reason: AssignmentReason,
-        record_wait: bool,
-        rearm: bool,
-    ) -> Decision:
-        candidates, managers = await self._candidates(repo, queue, now)
-        language = await self._language(repo, conversation)
+        respect_hours = queue.respect_member_hours
         strategy = Strategy(queue.strategy)
-        if strategy is Strategy.EVERYBODY:
-            takers = eligible_ids(
-                candidates, language=language, respect_hours=queue.respect_member_hours
+        language = await self._language(repo, conversation)
+        for attempt in range(1, DECIDE_ATTEMPTS + 1):
+            candidates, managers = await self._candidates(repo, queue, now)
+            if strategy is Strategy.EVERYBODY:
+                takers = eligible_ids(candidates, language=language, respect_hours=respect_hours)
+                if takers:
+                    return await self._offer(repo, conversation, queue, takers, note, now)
+            choice = choose(
+                strategy,
+                candidates,
+                language=language,
+                respect_hours=respect_hours,
+                after_manager_id=after_manager_id,
             )
-            if not takers:
-                choice = choose(
-                    strategy,
-                    candidates,
-                    language=language,
-                    respect_hours=queue.respect_member_hours,
-                )
+            if choice.manager_id is None:
                 if not record_wait:
                     return Decision(
                         RoutingState.WAITING, None, queue.id, "waiting", choice.explanation
@@ -280,31 +256,27 @@ class RoutingEngine:
                 return await self._wait(
                     repo, conversation, queue, choice.explanation, now, rearm=rearm
                 )
-            return await self._offer(repo, conversation, queue, takers, note, now)
-        choice = choose(
-            strategy,
-            candidates,
-            language=language,
-            respect_hours=queue.respect_member_hours,
-            after_manager_id=after_manager_id,
-        )
-        if choice.manager_id is None:
-            if not record_wait:
-                return Decision(RoutingState.WAITING, None, queue.id, "waiting", choice.explanation)
-            return await self._wait(repo, conversation, queue, choice.explanation, now, rearm=rearm)
-        return await self._assign(
-            repo,
-            conversation,
-            managers[choice.manager_id],
-            queue.id,
-            reason,
-            f"{note}; queue «{queue.name}»; {choice.explanation}",
-            now,
-            detail={
-                "strategy": strategy.value,
-                "refused": {str(k): v for k, v in choice.refused.items()},
-            },
-        )
+            try:
+                return await self._assign(
+                    repo,
+                    conversation,
+                    managers[choice.manager_id],
+                    queue.id,
+                    reason,
+                    f"{note}; queue «{queue.name}»; {choice.explanation}",
+                    now,
+                    detail={
+                        "strategy": strategy.value,
+                        "refused": {str(k): v for k, v in choice.refused.items()},
+                    },
+                )
+            except RowChanged:
+                # Another worker's assignment got through meanwhile: this is progress,
+                # and the next reading sees it. Past the limit, the transaction fails
+                # and the outbox delivers the event again later.
+                if attempt == DECIDE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _candidates(
         self, repo: RoutingRepository, queue: Queue | Loaded, now: datetime
@@ -651,14 +623,15 @@ class RoutingEngine:
     ) -> Decision | None:
         """A waiting conversation's retry timer; a timer of a wait since replaced does nothing."""
         repo = RoutingRepository(session)
-        conversation = await repo.lock_conversation(conversation_id)
+        now = self.clock()
+        conversation = await repo.lock_for_decision(conversation_id, now)
         if conversation is None or conversation.routing_state != RoutingState.WAITING:
             return None
         if assignment_id is not None:
             current = await repo.current_assignment(conversation_id)
             if current is None or current.id != assignment_id:
                 return None
-        return await self.route(session, conversation_id, rearm=True)
+        return await self._route(repo, conversation, now, rearm=True)
 
     async def queue_changed(self, session: AsyncSession, queue_id: int, limit: int = 200) -> int:
         """A queue got members or became a channel's default: route what waits for it."""

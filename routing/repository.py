@@ -236,10 +236,7 @@ _KEYS = {
 
 
 def pending_changes(obj: Any) -> dict[str, Any]:
-    """The column attributes set on a loaded object (ORM or `Loaded`) since it was loaded
-    or written."""
-    if isinstance(obj, Loaded):
-        return dict(obj.changes)
+    """The column attributes set on a loaded ORM object since it was loaded or written."""
     state = inspect(obj)
     if not state.modified:
         return {}

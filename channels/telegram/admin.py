@@ -6,8 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.base import HubContext
-from channels.email.admin import CHANNEL_KEY
+from channels.base import CHANNEL_KEY, HubContext
 from channels.telegram.bots import bot_registry
 from channels.telegram.config import (
     ALLOWED_UPDATES,

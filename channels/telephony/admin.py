@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.telephony.config import CHANNEL_KEY, TelephonyConfig
+from channels.base import CHANNEL_KEY
+from channels.telephony.config import TelephonyConfig
 from channels.telephony.registry import provider
 from storage.crypto import SecretBox
 from storage.errors import Conflict, InvalidInput

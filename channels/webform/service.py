@@ -23,7 +23,6 @@ from storage.errors import HubError, InvalidInput, NotFound
 from storage.models import ChannelKind, IdentityKind
 from storage.repositories import ChannelRepository
 
-FORM_KEY = CHANNEL_KEY
 ATTRIBUTION_PARAMS = (
     "utm_source",
     "utm_medium",
@@ -56,7 +55,7 @@ class FormCache:
         self._forms: dict[str, tuple[float, Form]] = {}
 
     async def get(self, db: Database, key: str) -> Form:
-        if not FORM_KEY.match(key):
+        if not CHANNEL_KEY.match(key):
             raise NotFound(f"no form {key!r}", code="unknown_form")
         now = time.monotonic()
         cached = self._forms.get(key)
