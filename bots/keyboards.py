@@ -1,4 +1,5 @@
-"""The client bot's buttons. Callback data: `menu:*`, `claim:*`, `claims:show:{id}`, and
+"""The client bot's buttons. Callback data: `menu:*` (`menu:start` shows the menu again),
+`claim:*`, `claims:show:{id}`, and
 `rate:{claim_id}:{n}` (sent with a resolved claim's notice, see channels.telegram.outbound)."""
 
 from __future__ import annotations
@@ -74,7 +75,22 @@ def edit_fields(lang: str) -> InlineKeyboardMarkup:
     )
 
 
-def claim_list(items: list[tuple[int, str]]) -> InlineKeyboardMarkup:
+def to_menu(lang: str) -> InlineKeyboardMarkup:
+    """The way back from a screen that ends something."""
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(t(lang, "btn_menu"), "menu:start")]])
+
+
+def claim_list(lang: str, items: list[tuple[int, str]]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[[_button(label, f"claims:show:{claim_id}")] for claim_id, label in items]
+        + [[_button(t(lang, "btn_menu"), "menu:start")]]
+    )
+
+
+def claim_history(lang: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button(t(lang, "btn_my_claims_back"), "menu:claims")],
+            [_button(t(lang, "btn_menu"), "menu:start")],
+        ]
     )
