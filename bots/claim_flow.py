@@ -54,9 +54,9 @@ async def ask(step: str, turn: Turn, state: FSMContext, chat_id: int) -> None:
         text, markup = t(lang, "claim_reason"), keyboards.reasons(lang, config.reasons())
         turn.send(chat_id, text, markup)
     elif step == "order":
-        turn.send(chat_id, t(lang, "claim_order"), keyboards.skip(lang))
+        turn.send(chat_id, t(lang, "claim_order"), keyboards.skip_order(lang))
     elif step == "description":
-        turn.send(chat_id, t(lang, "claim_description"))
+        turn.send(chat_id, t(lang, "claim_description"), keyboards.cancel(lang))
     elif step == "files":
         text = t(lang, "claim_files", max=config.max_claim_files)
         turn.send(chat_id, text, keyboards.done(lang))
@@ -172,7 +172,9 @@ def claim_router() -> Router:
         if not ORDER_REF.fullmatch(value):
             lang = await turn.lang()
             turn.say(
-                message.answer(t(lang, "claim_order_invalid"), reply_markup=keyboards.skip(lang))
+                message.answer(
+                    t(lang, "claim_order_invalid"), reply_markup=keyboards.skip_order(lang)
+                )
             )
             return
         await state.update_data(order=value)
@@ -193,7 +195,7 @@ def claim_router() -> Router:
         if problem is not None:
             turn.send(message.chat.id, problem)
         if not MIN_DESCRIPTION <= len(value) <= MAX_DESCRIPTION:
-            turn.send(message.chat.id, t(lang, "claim_description_invalid"))
+            turn.send(message.chat.id, t(lang, "claim_description_invalid"), keyboards.cancel(lang))
             return
         await state.update_data(description=value)
         if count and problem is None and not (await state.get_data()).get("editing"):

@@ -33,16 +33,33 @@ def menu(lang: str) -> InlineKeyboardMarkup:
 def reasons(lang: str, catalog: list[Reason]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[[_button(r.label(lang), f"claim:reason:{r.code}")] for r in catalog]
-        + [[_button(t(lang, "btn_cancel"), "claim:cancel")]]
+        + [_cancel_row(lang)]
     )
 
 
-def skip(lang: str, data: str = "claim:skip") -> InlineKeyboardMarkup:
+def skip(lang: str, data: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[_button(t(lang, "btn_skip"), data)]])
 
 
+def _cancel_row(lang: str) -> list[InlineKeyboardButton]:
+    return [_button(t(lang, "btn_cancel"), "claim:cancel")]
+
+
+def cancel(lang: str) -> InlineKeyboardMarkup:
+    """A claim step's way out of the dialogue (the review has its own)."""
+    return InlineKeyboardMarkup(inline_keyboard=[_cancel_row(lang)])
+
+
+def skip_order(lang: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[_button(t(lang, "btn_skip"), "claim:skip")], _cancel_row(lang)]
+    )
+
+
 def done(lang: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[_button(t(lang, "btn_done"), "claim:done")]])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[_button(t(lang, "btn_done"), "claim:done")], _cancel_row(lang)]
+    )
 
 
 def share_phone(lang: str) -> ReplyKeyboardMarkup:

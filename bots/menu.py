@@ -63,7 +63,7 @@ def menu_router() -> Router:
         await state.clear()
         lang = await turn.lang()
         turn.say(query.answer())
-        turn.send(chat_of(query), t(lang, "ask_prompt"))
+        turn.send(chat_of(query), t(lang, "ask_prompt"), keyboards.to_menu(lang))
 
     @router.callback_query(Data("menu:lang"))
     async def language(query: CallbackQuery, turn: Turn) -> None:

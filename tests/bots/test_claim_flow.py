@@ -170,3 +170,21 @@ async def test_a_photo_with_a_caption_describes_the_claim_and_is_attached(hub: B
             )
         ).all()
     assert [await hub.context.blobs.get(f.sha256) for f in files] == [PNG]
+
+
+async def test_every_step_offers_a_way_out(hub: BotHub) -> None:
+    chat = Chat(language="en")
+
+    async def buttons(update: dict[str, Any]) -> list[str]:
+        await hub.send(update)
+        return hub.api.sent("sendMessage", chat.user_id)[-1].buttons()
+
+    assert "menu:start" in await buttons(chat.press("menu:ask"))
+    assert "claim:cancel" in await buttons(chat.press("menu:claim"))
+    assert "claim:cancel" in await buttons(chat.press("claim:reason:quality"))  # order
+    assert "claim:cancel" in await buttons(chat.press("claim:skip"))  # description
+    assert "claim:cancel" in await buttons(chat.text("short"))  # description again
+    assert "claim:cancel" in await buttons(chat.text("The parcel never arrived."))  # files
+    await hub.send(chat.press("claim:cancel"))
+    assert hub.api.texts(chat.user_id)[-1] == t("en", "welcome", name="Иван")
+    assert await hub.claims() == []
