@@ -17,7 +17,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bots import keyboards
-from bots.filters import Data, HasFile, Private
+from bots.filters import Data, HasFile, Private, has_file
 from bots.menu import chat_of, show_menu
 from bots.texts import date_text, t
 from bots.work import Turn
@@ -54,9 +54,9 @@ async def ask(step: str, turn: Turn, state: FSMContext, chat_id: int) -> None:
         text, markup = t(lang, "claim_reason"), keyboards.reasons(lang, config.reasons())
         turn.send(chat_id, text, markup)
     elif step == "order":
-        turn.send(chat_id, t(lang, "claim_order"), keyboards.skip(lang))
+        turn.send(chat_id, t(lang, "claim_order"), keyboards.skip_order(lang))
     elif step == "description":
-        turn.send(chat_id, t(lang, "claim_description"))
+        turn.send(chat_id, t(lang, "claim_description"), keyboards.cancel(lang))
     elif step == "files":
         text = t(lang, "claim_files", max=config.max_claim_files)
         turn.send(chat_id, text, keyboards.done(lang))
@@ -100,6 +100,26 @@ def _file_record(attachment: AttachmentIn) -> dict[str, Any]:
         "size": attachment.size,
         "sha256": attachment.sha256,
     }
+
+
+async def _attach(
+    message: Message, state: FSMContext, turn: Turn, bot: Bot, channel: BotChannel
+) -> tuple[int, str | None]:
+    """The message's file added to the draft: how many files the draft has then, and what
+    to tell the client if the file could not be taken."""
+    config = channel.config
+    files = list((await state.get_data()).get("files") or [])
+    if len(files) >= config.max_claim_files:
+        return len(files), t(await turn.lang(), "claim_files_full", max=config.max_claim_files)
+    # Downloaded before the update's transaction opens (no database lock held meanwhile).
+    got = await download(turn.bot.context, bot, media_of(message), config.max_file_bytes)
+    if not got.attachments:
+        too_large = any(p["reason"] == "too_large" for p in got.problems)
+        code = "claim_file_too_large" if too_large else "claim_file_failed"
+        return len(files), t(await turn.lang(), code, size=config.max_file_bytes // (1024 * 1024))
+    files += [_file_record(a) for a in got.attachments][: config.max_claim_files - len(files)]
+    await state.update_data(files=files)
+    return len(files), None
 
 
 def claim_router() -> Router:
@@ -152,7 +172,9 @@ def claim_router() -> Router:
         if not ORDER_REF.fullmatch(value):
             lang = await turn.lang()
             turn.say(
-                message.answer(t(lang, "claim_order_invalid"), reply_markup=keyboards.skip(lang))
+                message.answer(
+                    t(lang, "claim_order_invalid"), reply_markup=keyboards.skip_order(lang)
+                )
             )
             return
         await state.update_data(order=value)
@@ -161,12 +183,26 @@ def claim_router() -> Router:
     # 3. Description
 
     @router.message(StateFilter(ClaimForm.description))
-    async def description(message: Message, state: FSMContext, turn: Turn) -> None:
-        value = (message.text or "").replace("\x00", "").strip()
+    async def description(
+        message: Message, state: FSMContext, turn: Turn, bot: Bot, channel: BotChannel
+    ) -> None:
+        # A photo's caption is its text: the caption describes, the photo is attached.
+        value = (message.text or message.caption or "").replace("\x00", "").strip()
+        count, problem = 0, None
+        if has_file(message):
+            count, problem = await _attach(message, state, turn, bot, channel)
+        lang = await turn.lang()
+        if problem is not None:
+            turn.send(message.chat.id, problem)
         if not MIN_DESCRIPTION <= len(value) <= MAX_DESCRIPTION:
-            turn.send(message.chat.id, t(await turn.lang(), "claim_description_invalid"))
+            turn.send(message.chat.id, t(lang, "claim_description_invalid"), keyboards.cancel(lang))
             return
         await state.update_data(description=value)
+        if count and problem is None and not (await state.get_data()).get("editing"):
+            await state.set_state(ClaimForm.files)
+            text = t(lang, "claim_file_added", count=count, max=channel.config.max_claim_files)
+            turn.send(message.chat.id, text, keyboards.done(lang))
+            return
         await advance("description", turn, state, message.chat.id)
 
     # 4. Files
@@ -175,25 +211,12 @@ def claim_router() -> Router:
     async def file(
         message: Message, state: FSMContext, turn: Turn, bot: Bot, channel: BotChannel
     ) -> None:
-        config = channel.config
-        files = list((await state.get_data()).get("files") or [])
-        if len(files) >= config.max_claim_files:
-            turn.say(
-                message.answer(t(await turn.lang(), "claim_files_full", max=config.max_claim_files))
-            )
+        count, problem = await _attach(message, state, turn, bot, channel)
+        if problem is not None:
+            turn.send(message.chat.id, problem)
             return
-        # Downloaded before the update's transaction opens (no database lock held meanwhile).
-        got = await download(turn.bot.context, bot, media_of(message), config.max_file_bytes)
         lang = await turn.lang()
-        if not got.attachments:
-            too_large = any(p["reason"] == "too_large" for p in got.problems)
-            size = config.max_file_bytes // (1024 * 1024)
-            code = "claim_file_too_large" if too_large else "claim_file_failed"
-            turn.send(message.chat.id, t(lang, code, size=size))
-            return
-        files += [_file_record(a) for a in got.attachments][: config.max_claim_files - len(files)]
-        await state.update_data(files=files)
-        text = t(lang, "claim_file_added", count=len(files), max=config.max_claim_files)
+        text = t(lang, "claim_file_added", count=count, max=channel.config.max_claim_files)
         turn.send(message.chat.id, text, keyboards.done(lang))
 
     @router.callback_query(StateFilter(ClaimForm.files), Data("claim:done"))

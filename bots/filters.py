@@ -34,11 +34,14 @@ class Data(Filter):
         return self.prefix is None or data.startswith(self.prefix)
 
 
-class HasFile(Filter):
+def has_file(message: Message) -> bool:
     """A photo or a document."""
+    return bool(message.photo or message.document)
 
+
+class HasFile(Filter):
     async def __call__(self, message: Message) -> bool:
-        return bool(message.photo or message.document)
+        return has_file(message)
 
 
 class HasText(Filter):

@@ -35,6 +35,8 @@ async def _take(
     message: Message, bot: Bot, channel: BotChannel, work: UpdateWork, client: ClientBot
 ) -> None:
     work.ingested = True  # idempotent by the message's own key, no update record needed
+    if await work.handled_before():
+        return  # a delivery of an update a dialogue consumed (a rating's comment, say)
     await client.intake.take(channel, bot, message, work.update_id)
 
 

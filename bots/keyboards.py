@@ -1,4 +1,5 @@
-"""The client bot's buttons. Callback data: `menu:*`, `claim:*`, `claims:show:{id}`, and
+"""The client bot's buttons. Callback data: `menu:*` (`menu:start` shows the menu again),
+`claim:*`, `claims:show:{id}`, and
 `rate:{claim_id}:{n}` (sent with a resolved claim's notice, see channels.telegram.outbound)."""
 
 from __future__ import annotations
@@ -32,16 +33,33 @@ def menu(lang: str) -> InlineKeyboardMarkup:
 def reasons(lang: str, catalog: list[Reason]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[[_button(r.label(lang), f"claim:reason:{r.code}")] for r in catalog]
-        + [[_button(t(lang, "btn_cancel"), "claim:cancel")]]
+        + [_cancel_row(lang)]
     )
 
 
-def skip(lang: str, data: str = "claim:skip") -> InlineKeyboardMarkup:
+def skip(lang: str, data: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[_button(t(lang, "btn_skip"), data)]])
 
 
+def _cancel_row(lang: str) -> list[InlineKeyboardButton]:
+    return [_button(t(lang, "btn_cancel"), "claim:cancel")]
+
+
+def cancel(lang: str) -> InlineKeyboardMarkup:
+    """A claim step's way out of the dialogue (the review has its own)."""
+    return InlineKeyboardMarkup(inline_keyboard=[_cancel_row(lang)])
+
+
+def skip_order(lang: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[_button(t(lang, "btn_skip"), "claim:skip")], _cancel_row(lang)]
+    )
+
+
 def done(lang: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[_button(t(lang, "btn_done"), "claim:done")]])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[_button(t(lang, "btn_done"), "claim:done")], _cancel_row(lang)]
+    )
 
 
 def share_phone(lang: str) -> ReplyKeyboardMarkup:
@@ -74,7 +92,22 @@ def edit_fields(lang: str) -> InlineKeyboardMarkup:
     )
 
 
-def claim_list(items: list[tuple[int, str]]) -> InlineKeyboardMarkup:
+def to_menu(lang: str) -> InlineKeyboardMarkup:
+    """The way back from a screen that ends something."""
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(t(lang, "btn_menu"), "menu:start")]])
+
+
+def claim_list(lang: str, items: list[tuple[int, str]]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[[_button(label, f"claims:show:{claim_id}")] for claim_id, label in items]
+        + [[_button(t(lang, "btn_menu"), "menu:start")]]
+    )
+
+
+def claim_history(lang: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button(t(lang, "btn_my_claims_back"), "menu:claims")],
+            [_button(t(lang, "btn_menu"), "menu:start")],
+        ]
     )

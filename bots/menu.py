@@ -1,4 +1,6 @@
-"""/start, /cancel and the menu: ask a question, file a claim, my claims, language."""
+"""/start, /help, /cancel and the menu: ask a question, file a claim, my claims, language.
+
+/help answers in a dialogue too, without ending it."""
 
 from __future__ import annotations
 
@@ -35,6 +37,13 @@ def menu_router() -> Router:
         await state.clear()
         await show_menu(turn, message.chat.id)
 
+    @router.message(Command("help"))
+    async def help_(message: Message, state: FSMContext, turn: Turn) -> None:
+        lang = await turn.lang()
+        # In a dialogue the menu's buttons would lead out of it; /cancel is named instead.
+        markup = keyboards.menu(lang) if await state.get_state() is None else None
+        turn.send(message.chat.id, t(lang, "help"), markup)
+
     @router.message(Command("cancel"))
     async def cancel(message: Message, state: FSMContext, turn: Turn) -> None:
         lang = await turn.lang()
@@ -44,12 +53,17 @@ def menu_router() -> Router:
         turn.send(message.chat.id, text, ReplyKeyboardRemove())
         await show_menu(turn, message.chat.id)
 
+    @router.callback_query(Data("menu:start"))
+    async def menu(query: CallbackQuery, turn: Turn) -> None:
+        turn.say(query.answer())
+        await show_menu(turn, chat_of(query))
+
     @router.callback_query(Data("menu:ask"))
     async def ask(query: CallbackQuery, state: FSMContext, turn: Turn) -> None:
         await state.clear()
         lang = await turn.lang()
         turn.say(query.answer())
-        turn.send(chat_of(query), t(lang, "ask_prompt"))
+        turn.send(chat_of(query), t(lang, "ask_prompt"), keyboards.to_menu(lang))
 
     @router.callback_query(Data("menu:lang"))
     async def language(query: CallbackQuery, turn: Turn) -> None:

@@ -37,7 +37,7 @@ async def show_claims(turn: Turn, chat_id: int) -> None:
         for c in claims
     ]
     text = "\n".join([t(lang, "my_claims_title"), "", *(line for _, line in lines)])
-    turn.send(chat_id, text, keyboards.claim_list(lines))
+    turn.send(chat_id, text, keyboards.claim_list(lang, lines))
 
 
 def my_claims_router() -> Router:
@@ -87,6 +87,6 @@ def my_claims_router() -> Router:
             lines += ["", t(lang, "claim_history_resolution", resolution=claim.resolution)]
         if claim.rating:
             lines.append(t(lang, "claim_history_rating", rating=claim.rating))
-        turn.send(chat_of(query), "\n".join(lines))
+        turn.send(chat_of(query), "\n".join(lines), keyboards.claim_history(lang))
 
     return router

@@ -90,11 +90,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "claim_history_rating": "Ваша оценка: {rating} из 5",
         "rating_thanks": (
             "Спасибо за оценку {rating}! Хотите добавить комментарий? "
-            "Напишите его или нажмите «Пропустить»."
+            "Напишите его следующим сообщением или нажмите «Пропустить»."
         ),
         "rating_saved": "Спасибо! Ваш отзыв сохранён.",
         "rating_not_possible": "Эту претензию сейчас нельзя оценить.",
-        "rating_comment_invalid": "Напишите комментарий текстом или нажмите «Пропустить».",
+        "rating_already": "Вы уже оценили эту претензию: {rating} из 5.",
+        "btn_menu": "🏠 Меню",
+        "btn_my_claims_back": "↩️ К моим претензиям",
+        "help": (
+            "Этот бот — связь с нашими менеджерами.\n\n"
+            "✍️ Задать вопрос — просто напишите сообщение, менеджер ответит здесь.\n"
+            "📝 Подать претензию — бот спросит причину, номер заказа, описание, "
+            "фото или документы и телефон.\n"
+            "📋 Мои претензии — статус и история ваших претензий.\n\n"
+            "Команды: /start — меню, /claims — мои претензии, "
+            "/cancel — прервать заполнение, /help — эта справка."
+        ),
         # The managers' bot
         "manager_welcome": (
             "Этот бот присылает менеджерам уведомления omnihub: новые разговоры, "
@@ -203,11 +214,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "claim_history_rating": "Your rating: {rating} of 5",
         "rating_thanks": (
             "Thank you for rating it {rating}! Would you like to add a comment? "
-            "Write it or press Skip."
+            "Write it in your next message or press Skip."
         ),
         "rating_saved": "Thank you! Your feedback is saved.",
         "rating_not_possible": "This claim cannot be rated now.",
-        "rating_comment_invalid": "Please write the comment as text or press Skip.",
+        "rating_already": "You have rated this claim already: {rating} of 5.",
+        "btn_menu": "🏠 Menu",
+        "btn_my_claims_back": "↩️ Back to my claims",
+        "help": (
+            "This bot connects you with our managers.\n\n"
+            "✍️ Ask a question: just write a message; a manager will answer here.\n"
+            "📝 File a claim: the bot asks for the reason, the order number, a description, "
+            "photos or documents and your phone.\n"
+            "📋 My claims: the status and history of your claims.\n\n"
+            "Commands: /start for the menu, /claims for your claims, "
+            "/cancel to stop filling in a form, /help for this help."
+        ),
         # The managers' bot
         "manager_welcome": (
             "This bot sends managers omnihub's notifications: new conversations, "

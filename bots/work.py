@@ -6,6 +6,12 @@ A handler asks `turn.session()` for the transaction (opened on first use, after 
 slow work such as downloading a file, so SQLite's one writer is not held across it)
 and `turn.say(method)` to reply. The update's record is written first: a second
 delivery of the same update fails there and is dropped whole, replies included.
+
+An update whose message intake takes (bots.intake_router) gets no record: the message's
+own key keeps its ingest idempotent. The two kinds of proof meet so that an update is
+handled once whatever route a later delivery takes: intake first asks whether the
+update has a record (a dialogue consumed it), and a dialogue, on writing the record,
+asks whether intake already stored the update's message.
 """
 
 from __future__ import annotations
@@ -35,10 +41,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.telegram.bots import BotChannel
+from channels.telegram.inbound import external_id
 from channels.telegram.limits import SendLimiter
 from intake.claim_texts import lang_of
 from intake.contacts import resolve_contact
 from intake.identities import IdentityValue
+from intake.repository import IntakeRepository
 from storage.db import Database
 from storage.models import Contact, IdentityKind
 from storage.telegram_repository import TelegramRepository
@@ -59,10 +67,14 @@ class Duplicate(Exception):
 
 
 class UpdateWork:
-    def __init__(self, db: Database, channel_id: int, update_id: int) -> None:
+    def __init__(
+        self, db: Database, channel_id: int, update_id: int, message_key: str | None = None
+    ) -> None:
         self.db = db
         self.channel_id = channel_id
         self.update_id = update_id
+        # The external id intake stores the update's message under, if it carries one.
+        self.message_key = message_key
         self.replies: list[TelegramMethod[Any]] = []
         # Set when intake took the update's message: its external id makes it idempotent.
         self.ingested = False
@@ -87,7 +99,20 @@ class UpdateWork:
                 self.duplicate = True
                 await self._close(exc)
                 raise Duplicate(f"update {self.update_id} was handled before") from exc
+            if self.message_key is not None and await IntakeRepository(session).find_message(
+                self.channel_id, self.message_key
+            ):
+                self.duplicate = True
+                error = Duplicate(f"update {self.update_id} was taken in before")
+                await self._close(error)
+                raise error
         return self._session
+
+    async def handled_before(self) -> bool:
+        """Whether a dialogue handled this update already (its record exists); asked by
+        the route that takes the message in without writing a record."""
+        async with self.db.read() as session:
+            return await TelegramRepository(session).update_handled(self.channel_id, self.update_id)
 
     def session_if_open(self) -> AsyncSession | None:
         return self._session
@@ -182,7 +207,9 @@ class DispatcherBot:
         self._isolation = isolation
 
     async def process(self, channel: BotChannel, bot: Bot, update: Update) -> None:
-        work = UpdateWork(self.db, channel.id, update.update_id)
+        message = update.message
+        key = external_id(message.chat.id, message.message_id) if message is not None else None
+        work = UpdateWork(self.db, channel.id, update.update_id, key)
         await self.dispatcher.feed_update(bot, update, channel=channel, work=work)
 
     async def close(self) -> None:

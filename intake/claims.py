@@ -383,7 +383,8 @@ async def rate_claim(
 ) -> Claim:
     """The client's rating (1-5) of a resolved claim, and an optional comment.
 
-    Only the claim's own contact may rate it (when `contact_id` is given).
+    Only the claim's own contact may rate it (when `contact_id` is given), and only
+    once: a second rating raises Conflict `already_rated`.
     """
     claim = await _for_update(session, claim_id)
     if contact_id is not None and claim.contact_id != contact_id:
@@ -393,6 +394,8 @@ async def rate_claim(
     if rating is not None:
         if not 1 <= rating <= 5:
             raise InvalidInput("the rating is 1 to 5", code="invalid_rating")
+        if claim.rating is not None:
+            raise Conflict(f"the claim was rated {claim.rating} already", code="already_rated")
         claim.rating = rating
         claim.rated_at = now or utcnow()
     if comment is not None:

@@ -35,6 +35,10 @@ class TelegramRepository:
         self.session.add(TelegramUpdate(channel_id=channel_id, update_id=update_id))
         await self.session.flush()
 
+    async def update_handled(self, channel_id: int, update_id: int) -> bool:
+        found = await self.session.get(TelegramUpdate, (channel_id, update_id))
+        return found is not None
+
     async def forget_updates_before(self, cutoff: datetime) -> None:
         await self.session.execute(delete(TelegramUpdate).where(TelegramUpdate.created_at < cutoff))
 

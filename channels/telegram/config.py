@@ -48,6 +48,9 @@ class TelegramChannelConfig(BaseModel):
     claim_due_days: int = Field(default=10, ge=0, le=365)
     max_claim_files: int = Field(default=10, ge=0, le=50)
     max_file_bytes: int = Field(default=BOT_API_FILE_LIMIT, ge=1024, le=2000 * 1024 * 1024)
+    # How long after a rating the client's next message is taken as its comment; later,
+    # it is a message to the managers.
+    rating_comment_seconds: int = Field(default=600, ge=1, le=24 * 3600)
     # Long polling: how long one getUpdates waits for updates.
     poll_timeout_seconds: int = Field(default=25, ge=0, le=50)
 

@@ -285,21 +285,27 @@ class TelegramIntake:
     async def take(
         self, channel: BotChannel, bot: Bot, message: Message, update_id: int | None
     ) -> IngestResult | None:
+        inbound = await self.inbound(channel, bot, message, update_id)
+        if inbound is None:
+            return None
+        return await ingest_committed(self.context, inbound)
+
+    async def inbound(
+        self, channel: BotChannel, bot: Bot, message: Message, update_id: int | None
+    ) -> InboundMessage | None:
+        """The message with its files downloaded (no transaction is held meanwhile)."""
         if message.chat.type != "private" or message.from_user is None:
             return None
         downloaded = await download(
             self.context, bot, media_of(message), channel.config.max_file_bytes
         )
-        inbound = build_inbound(
+        return build_inbound(
             channel,
             message,
             update_id=update_id,
             downloaded=downloaded,
             region=self.context.intake.default_region,
         )
-        if inbound is None:
-            return None
-        return await ingest_committed(self.context, inbound)
 
     async def take_edit(
         self, channel: BotChannel, bot: Bot, message: Message, update_id: int | None

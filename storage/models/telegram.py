@@ -17,7 +17,8 @@ class TelegramUpdate(CreatedMixin, Base):
     """An update the bot has handled: the same update_id delivered again is skipped.
 
     Updates that only carry a client's message need no row: the message's external id
-    (`tg:{chat_id}:{message_id}`) makes its ingest idempotent already.
+    (`tg:{chat_id}:{message_id}`) makes its ingest idempotent already, and the bot's
+    dialogues check it (bots.work) so neither kind of proof is missed.
     """
 
     __tablename__ = "telegram_updates"

@@ -73,3 +73,15 @@ async def run(hub: BotHub, chat: Chat, lang: str, upto: int | None = None, start
         number = claims[-1].number if claims else None
         want = [fill(answer, lang, number, photo_ids) for answer in answers]
         assert got == want, f"step {index}"
+
+
+async def filed_and_resolved(hub: BotHub, chat: Chat, lang: str) -> int:
+    """File the script's claim, have a manager resolve it (the client is asked for a
+    rating), and return the claim's id."""
+    await run(hub, chat, lang)
+    claim = (await hub.claims())[-1]
+    base = f"/api/v1/claims/{claim.id}/status"
+    await hub.api_post(base, {"status": "in_review"})
+    await hub.api_post(base, {"status": "resolved", "resolution": "Заменим товар"})
+    await hub.drain()
+    return claim.id

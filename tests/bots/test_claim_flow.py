@@ -148,3 +148,43 @@ async def test_the_dialogue_survives_a_restart(
         await run(second, chat, "ru", start=5)
         [claim] = await second.claims()
         assert claim.description.startswith("Коробка пришла смятой")
+
+
+async def test_a_photo_with_a_caption_describes_the_claim_and_is_attached(hub: BotHub) -> None:
+    chat = Chat(language="ru")
+    for update, _ in steps(hub, chat, "ru")[:4]:  # up to the description step
+        await hub.send(update)
+    caption = "Коробка пришла смятой, внутри разбит экран."
+    await hub.send(chat.photo("photo-1", len(PNG), caption=caption))
+    assert hub.api.texts(chat.user_id)[-1] == t("ru", "claim_file_added", count=1, max=10)
+    await hub.send(chat.press("claim:done"))
+    await hub.send(chat.contact("+7 912 345-67-89"))
+    await hub.send(chat.press("claim:confirm"))
+
+    [claim] = await hub.claims()
+    assert claim.description == caption
+    async with hub.context.db.read() as session:
+        files = (
+            await session.scalars(
+                select(Attachment).where(Attachment.message_id == claim.message_id)
+            )
+        ).all()
+    assert [await hub.context.blobs.get(f.sha256) for f in files] == [PNG]
+
+
+async def test_every_step_offers_a_way_out(hub: BotHub) -> None:
+    chat = Chat(language="en")
+
+    async def buttons(update: dict[str, Any]) -> list[str]:
+        await hub.send(update)
+        return hub.api.sent("sendMessage", chat.user_id)[-1].buttons()
+
+    assert "menu:start" in await buttons(chat.press("menu:ask"))
+    assert "claim:cancel" in await buttons(chat.press("menu:claim"))
+    assert "claim:cancel" in await buttons(chat.press("claim:reason:quality"))  # order
+    assert "claim:cancel" in await buttons(chat.press("claim:skip"))  # description
+    assert "claim:cancel" in await buttons(chat.text("short"))  # description again
+    assert "claim:cancel" in await buttons(chat.text("The parcel never arrived."))  # files
+    await hub.send(chat.press("claim:cancel"))
+    assert hub.api.texts(chat.user_id)[-1] == t("en", "welcome", name="Иван")
+    assert await hub.claims() == []

@@ -69,7 +69,10 @@ async def test_status_changes_notify_the_client_and_the_rating_is_stored(hub: Bo
     # "My claims" shows it with its history.
     await hub.send(chat.press("menu:claims"))
     listing = hub.api.sent("sendMessage", chat.user_id)[-1]
-    assert claim.number in listing.text and listing.buttons() == [f"claims:show:{claim.id}"]
+    assert claim.number in listing.text and listing.buttons() == [
+        f"claims:show:{claim.id}",
+        "menu:start",
+    ]
     await hub.send(chat.press(f"claims:show:{claim.id}"))
     history = hub.api.texts(chat.user_id)[-1]
     assert "решена" in history and resolution in history and "4 из 5" in history
