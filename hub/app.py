@@ -93,7 +93,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "into one lead journal and a shared inbox.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    from channels.telegram.webhook import MAX_BODY_BYTES as TELEGRAM_MAX_BODY
+    from channels.telephony.endpoints import MAX_BODY_BYTES as TELEPHONY_MAX_BODY
+
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        limits={
+            "/webhooks/telephony/": TELEPHONY_MAX_BODY,
+            "/webhooks/telegram/": TELEGRAM_MAX_BODY,
+        },
+    )
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])

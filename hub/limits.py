@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -12,22 +13,40 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """Answers 413 when the declared Content-Length, or the bytes of a chunked body counted
+    as they arrive, pass the limit; the rest of the body is never read.
+
+    `limits` maps path prefixes to their own (smaller) limits: a provider's webhook gets
+    what its provider ever sends, not what an attachment upload needs.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default = max_bytes
+        # The longest prefix first, so a more specific path wins.
+        self.limits = sorted((limits or {}).items(), key=lambda item: -len(item[0]))
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.limits:
+            if path.startswith(prefix):
+                return limit
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope["path"])
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_bytes:
-                    await self._reject(send)
+                if declared > max_bytes:
+                    await self._reject(send, max_bytes)
                     return
         received = 0
         response_started = False
@@ -37,7 +56,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise BodyTooLarge
             return message
 
@@ -51,11 +70,11 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not response_started:
-                await self._reject(send)
+                await self._reject(send, max_bytes)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, max_bytes: int) -> None:
         body = json.dumps(
-            {"error": "payload_too_large", "detail": f"request body over {self.max_bytes} bytes"}
+            {"error": "payload_too_large", "detail": f"request body over {max_bytes} bytes"}
         ).encode()
         await send(
             {
@@ -64,6 +83,8 @@ class BodyLimitMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    # The rest of the body is not read: the connection cannot be reused.
+                    (b"connection", b"close"),
                 ],
             }
         )
