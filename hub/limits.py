@@ -1,14 +1,24 @@
-"""A request body limit enforced while reading, so no handler buffers an oversized body."""
+"""Limits on what a client may send: a body size enforced while reading (so no handler
+buffers an oversized body) and a time for the body to arrive (so a client dribbling
+bytes does not hold a request open)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.settings import Settings
 
 
 class BodyTooLarge(Exception):
+    pass
+
+
+class BodyTooSlow(Exception):
     pass
 
 
@@ -46,7 +56,9 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > max_bytes:
-                    await self._reject(send, max_bytes)
+                    await _refuse(
+                        send, 413, "payload_too_large", f"request body over {max_bytes} bytes"
+                    )
                     return
         received = 0
         response_started = False
@@ -70,22 +82,87 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not response_started:
-                await self._reject(send, max_bytes)
+                await _refuse(
+                    send, 413, "payload_too_large", f"request body over {max_bytes} bytes"
+                )
 
-    async def _reject(self, send: Send, max_bytes: int) -> None:
-        body = json.dumps(
-            {"error": "payload_too_large", "detail": f"request body over {max_bytes} bytes"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    # The rest of the body is not read: the connection cannot be reused.
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+
+class BodyTimeoutMiddleware:
+    """Answers 408 when a request's body is not all in within `seconds` of the app's first
+    read of it. Reads after the body (waiting for the client to disconnect, as streaming
+    responses do) have no deadline."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline: float | None = None
+        body_done = False
+        response_started = False
+
+        async def timed_receive() -> Message:
+            nonlocal deadline, body_done
+            if body_done:
+                return await receive()
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self.seconds
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTooSlow from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracking_send)
+        except BodyTooSlow:
+            if response_started:
+                raise
+            detail = f"the request body did not arrive within {self.seconds:g} s"
+            await _refuse(send, 408, "request_timeout", detail)
+
+
+async def _refuse(send: Send, status: int, code: str, detail: str) -> None:
+    """The JSON error for a request whose body is left unread: the connection closes, as it
+    cannot carry another request."""
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def install_limits(app: FastAPI, settings: Settings) -> None:
+    """The body size and time limits; webhooks get their providers' sizes."""
+    from channels.telegram.webhook import MAX_BODY_BYTES as TELEGRAM_MAX_BODY
+    from channels.telephony.endpoints import MAX_BODY_BYTES as TELEPHONY_MAX_BODY
+
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        limits={
+            "/webhooks/telephony/": TELEPHONY_MAX_BODY,
+            "/webhooks/telegram/": TELEGRAM_MAX_BODY,
+        },
+    )
+    app.add_middleware(BodyTimeoutMiddleware, seconds=settings.body_timeout)
