@@ -14,12 +14,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub.settings import Settings
 
 
-class BodyTooLarge(Exception):
-    pass
+class Refused(Exception):
+    """Raised while the body is read: the request is answered with this JSON error."""
 
-
-class BodyTooSlow(Exception):
-    pass
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
 
 
 class BodyLimitMiddleware:
@@ -49,6 +49,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         max_bytes = self.limit_for(scope["path"])
+        too_large = Refused(413, "payload_too_large", f"request body over {max_bytes} bytes")
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -56,12 +57,9 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > max_bytes:
-                    await _refuse(
-                        send, 413, "payload_too_large", f"request body over {max_bytes} bytes"
-                    )
+                    await _refuse(send, too_large)
                     return
         received = 0
-        response_started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -69,22 +67,10 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_bytes:
-                    raise BodyTooLarge
+                    raise too_large
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not response_started:
-                await _refuse(
-                    send, 413, "payload_too_large", f"request body over {max_bytes} bytes"
-                )
+        await _run_refusing(self.app, scope, limited_receive, send)
 
 
 class BodyTimeoutMiddleware:
@@ -102,7 +88,6 @@ class BodyTimeoutMiddleware:
             return
         deadline: float | None = None
         body_done = False
-        response_started = False
 
         async def timed_receive() -> Message:
             nonlocal deadline, body_done
@@ -114,34 +99,40 @@ class BodyTimeoutMiddleware:
                 async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
-                raise BodyTooSlow from None
+                detail = f"the request body did not arrive within {self.seconds:g} s"
+                raise Refused(408, "request_timeout", detail) from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, timed_receive, tracking_send)
-        except BodyTooSlow:
-            if response_started:
-                raise
-            detail = f"the request body did not arrive within {self.seconds:g} s"
-            await _refuse(send, 408, "request_timeout", detail)
+        await _run_refusing(self.app, scope, timed_receive, send)
 
 
-async def _refuse(send: Send, status: int, code: str, detail: str) -> None:
+async def _run_refusing(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Runs the app; a Refused raised by `receive` is answered, unless an answer began."""
+    response_started = False
+
+    async def tracking_send(message: Message) -> None:
+        nonlocal response_started
+        if message["type"] == "http.response.start":
+            response_started = True
+        await send(message)
+
+    try:
+        await app(scope, receive, tracking_send)
+    except Refused as refused:
+        if not response_started:
+            await _refuse(send, refused)
+
+
+async def _refuse(send: Send, refused: Refused) -> None:
     """The JSON error for a request whose body is left unread: the connection closes, as it
     cannot carry another request."""
-    body = json.dumps({"error": code, "detail": detail}).encode()
+    body = json.dumps({"error": refused.code, "detail": refused.detail}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": status,
+            "status": refused.status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -4,12 +4,7 @@ the concurrency limit get a 503, and a prompt client is served as before."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,9 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import missing_part
+from tests.served import free_port, hub_environment, serving
 
-OMNIHUB = Path(sys.executable).parent / "omnihub"
 HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 3.0
 CONCURRENCY = 4
@@ -39,58 +33,18 @@ class Served:
         return sock
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    if not OMNIHUB.exists():
-        missing_part(f"the omnihub console script is not installed at {OMNIHUB}")
-    workdir = tmp_path_factory.mktemp("serving")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIHUB_")}
-    env |= {
-        "OMNIHUB_PORT": str(port),
-        "OMNIHUB_LOG_FORMAT": "text",
-        "OMNIHUB_RUN_WORKER": "0",
-        "OMNIHUB_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
-        "OMNIHUB_BODY_TIMEOUT": str(BODY_TIMEOUT),
-        "OMNIHUB_LIMIT_CONCURRENCY": str(CONCURRENCY),
-    }
-    log = workdir / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(OMNIHUB), "serve"],
-            cwd=workdir,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"omnihub serve exited with {process.returncode}:\n{log.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"omnihub serve was not ready within 60 s:\n{log.read_text()}")
-            time.sleep(0.2)
+    port = free_port()
+    env = hub_environment(
+        port,
+        run_worker="0",
+        header_timeout=str(HEADER_TIMEOUT),
+        body_timeout=str(BODY_TIMEOUT),
+        limit_concurrency=str(CONCURRENCY),
+    )
+    with serving(tmp_path_factory.mktemp("serving"), env) as log:
         yield Served("127.0.0.1", port, log)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    assert "Traceback" not in log.read_text(errors="replace")
 
 
 def dribble(sock: socket.socket, data: bytes, *, limit: float) -> tuple[float, bytes]:
