@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
 from tests.channels.telephony.conftest import NOTHING, PhoneHub
 
 ZAMMAD_FROM = "79123456789"
@@ -19,12 +17,6 @@ LONGEST_CALL_ID = 250
 
 def error_of(response: Any) -> tuple[int, str]:
     return response.status_code, response.json()["error"]
-
-
-@pytest.fixture
-async def pbx(hub: PhoneHub) -> PhoneHub:
-    await hub.line("pbx", "generic")
-    return hub
 
 
 class TestCallIds:
