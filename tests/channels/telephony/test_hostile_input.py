@@ -181,5 +181,6 @@ class TestZadarmaEcho:
 
         assert (good.status_code, good.text) == (200, "Ab9_-x")
         assert good.headers["content-type"].startswith("text/plain")
+        assert good.headers["x-content-type-options"] == "nosniff"
         assert [error_of(r) for r in hostile] == [(422, "invalid_echo")] * 4
         assert await hub.counts() == NOTHING
