@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from channels.base import HubContext, error_response
 from hub.context import build_context, close_context
-from hub.limits import BodyLimitMiddleware
+from hub.headers import SecurityHeadersMiddleware
+from hub.limits import install_limits
 from hub.settings import Settings
 from hub.worker import background_services, run_services
 from storage.errors import HubError
@@ -93,7 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "into one lead journal and a shared inbox.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_limits(app, settings)
+    # Every response (errors, files, the limits' own answers) carries the security headers.
+    app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])

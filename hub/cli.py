@@ -56,19 +56,14 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     import uvicorn
 
     from hub.app import create_app
+    from hub.serving import server_config
 
     settings = _settings()
     if worker is not None:
         settings.run_worker = worker
     configure_logging(settings.log_level, settings.log_format)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        access_log=settings.access_log,
-        proxy_headers=True,
-        server_header=False,
+    config = server_config(
+        create_app(settings), settings, host or settings.host, port or settings.port
     )
     uvicorn.Server(config).run()
 

@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     default_region: str = Field(default="RU", description="Region for national phone numbers")
     forms_rate_limit: str = Field(default="20/minute", description="Per IP; 0 turns it off")
     max_body_bytes: int = 30 * 1024 * 1024
+    header_timeout: float = Field(
+        default=10.0, description="Seconds for a request's line and headers to arrive"
+    )
+    body_timeout: float = Field(default=60.0, description="Seconds for a request body to arrive")
+    keep_alive_timeout: int = Field(default=5, description="Seconds an idle connection is kept")
+    limit_concurrency: int = Field(
+        default=1000, description="Connections and requests at once (503 beyond); 0: no limit"
+    )
+    backlog: int = Field(default=2048, description="Connections waiting to be accepted")
     run_worker: bool = Field(default=True, description="Run the outbox worker inside serve")
     poll_mailboxes: bool = Field(
         default=True, description="Watch the email channels' IMAP mailboxes in worker processes"

@@ -14,6 +14,9 @@ from storage.errors import InvalidInput
 from storage.models import Call, CallDirection, CallState, Contact, IdentityKind
 
 PROVIDER_CALL_ID_LENGTH = 255
+# The longest call id kept whole: the call's message is "call:<id>" in a 255-character
+# column. A longer id is refused rather than cut, or two calls sharing a prefix would be one.
+CALL_ID_LENGTH = PROVIDER_CALL_ID_LENGTH - len("call:")
 NUMBER_LENGTH = 64
 AGENT_LENGTH = 200
 RECORDING_URL_LENGTH = 2000
@@ -64,6 +67,12 @@ class CallEvent:
     recording_url: str | None = None
     recording_ref: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.call_id or len(self.call_id) > CALL_ID_LENGTH:
+            raise InvalidInput(
+                f"a call id has 1 to {CALL_ID_LENGTH} characters", code="invalid_call_id"
+            )
 
 
 @dataclass(slots=True)
@@ -164,7 +173,7 @@ class CallChannel:
 
 
 def key_of(channel: CallChannel, event: CallEvent) -> tuple[int, str]:
-    return (channel.id, event.call_id[:PROVIDER_CALL_ID_LENGTH])
+    return (channel.id, event.call_id)
 
 
 def agent_of(raw: str) -> str:

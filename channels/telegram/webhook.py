@@ -29,6 +29,10 @@ SECRET_HEADER = "x-telegram-bot-api-secret-token"
 PROCESSOR = "telegram.processor"
 MANAGER_PROCESSOR = "telegram.manager_processor"
 OK = b'{"ok":true}'
+# An update carries at most a 4096-character message (and the one it replies to) with
+# entities and a keyboard: tens of KB; files come by getFile, never in the update.
+# Enforced while reading by hub.limits.
+MAX_BODY_BYTES = 1024 * 1024
 
 
 class UpdateProcessor(Protocol):

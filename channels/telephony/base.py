@@ -122,16 +122,21 @@ def unix_time(value: Any) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def text(value: Any, limit: int = 255) -> str | None:
-    """A field as stripped text, or None when empty."""
+def text(value: Any, limit: int | None = 255) -> str | None:
+    """A field as stripped text (cut to `limit`), or None when empty; a JSON object or
+    array where text or a number belongs is InvalidInput, never stored as its repr."""
     if value is None:
         return None
+    if isinstance(value, dict | list):
+        kind = "an object" if isinstance(value, dict) else "an array"
+        raise InvalidInput(f"expected text or a number, not {kind}", code="invalid_field")
     result = str(value).strip()
     return result[:limit] or None
 
 
 def required(fields: Mapping[str, Any], name: str) -> str:
-    value = text(fields.get(name))
+    """A required field, whole (call ids: cutting one could make two calls one)."""
+    value = text(fields.get(name), None)
     if value is None:
         raise InvalidInput(f"{name} is required", code="missing_field")
     return value

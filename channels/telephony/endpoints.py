@@ -31,6 +31,9 @@ CACHE_KEY = "telephony.setups"
 JOURNAL_KEY = "telephony.journal"
 BATCHER_KEY = "telephony.batcher"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# A call event is a few hundred bytes (Twilio's fullest callback about 2 KB): far more
+# is not a phone system talking. Enforced while reading by hub.limits.
+MAX_BODY_BYTES = 64 * 1024
 
 
 def setups(context: HubContext) -> SetupCache:

@@ -94,7 +94,7 @@ def _party(data: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _entry(data: dict[str, Any]) -> str:
-    entry = text(data.get("entry_id")) or text(data.get("call_id"))
+    entry = text(data.get("entry_id"), None) or text(data.get("call_id"), None)
     if entry is None:
         raise InvalidInput("entry_id is required", code="missing_field")
     return entry

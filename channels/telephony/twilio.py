@@ -142,7 +142,7 @@ def _events(params: dict[str, str]) -> list[CallEvent]:
                 recording_ref=text(params.get("RecordingSid")),
             )
         ]
-    parent = text(params.get("ParentCallSid"))
+    parent = text(params.get("ParentCallSid"), None)
     if parent is not None:
         return _leg_events(parent, params, status, at)
     call_id = required(params, "CallSid")

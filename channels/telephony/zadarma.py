@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -35,6 +36,7 @@ from channels.telephony.base import (
 )
 from channels.telephony.config import TelephonySetup
 from intake.calls import CallEvent, CallEventKind, CallOutcome, EndCause
+from storage.errors import InvalidInput
 from storage.models import CallDirection
 
 Fields = dict[str, str]
@@ -50,6 +52,7 @@ SIGNED: dict[str, Callable[[Fields], str]] = {
     "NOTIFY_OUT_END": lambda f: f.get("internal", "") + f.get("destination", "") + f["call_start"],
     "NOTIFY_RECORD": lambda f: f["pbx_call_id"] + f["call_id_with_rec"],
 }
+ECHO = re.compile(r"[A-Za-z0-9_-]{1,128}")
 DISPOSITIONS = {
     "busy": EndCause.BUSY,
     "cancel": EndCause.CANCEL,
@@ -72,7 +75,13 @@ class ZadarmaProvider:
     def parse(self, request: WebhookRequest, setup: TelephonySetup) -> Parsed:
         echo = request.query.get("zd_echo")
         if echo is not None:  # the check Zadarma makes when the webhook is set up
-            return Parsed(reply=WebhookAnswer(echo.encode("utf-8"), media_type="text/plain"))
+            # Whatever the query holds is echoed only if it looks like Zadarma's token:
+            # the hub never reflects markup or script to whoever crafted the link.
+            if not ECHO.fullmatch(echo):
+                raise InvalidInput(
+                    "zd_echo is 1 to 128 letters, digits, - or _", code="invalid_echo"
+                )
+            return Parsed(reply=WebhookAnswer(echo.encode("ascii"), media_type="text/plain"))
         fields = request.fields()
         event = fields.get("event", "")
         signed = SIGNED.get(event)

@@ -13,13 +13,9 @@ import http.server
 import json
 import os
 import re
-import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import missing_part
+from tests.served import OMNIHUB, free_port, hub_environment, serving
 
 CHROMIUM = os.environ.get("OMNIHUB_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -39,27 +36,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-OMNIHUB = Path(sys.executable).parent / "omnihub"
 MIN_FILL_WAIT_MS = 2300  # the default form's minimum fill time is 2 s
 
 
 def _chromium_present() -> bool:
     return Path(CHROMIUM).exists()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def hub_environment(port: int) -> dict[str, str]:
-    """The caller's environment without any OMNIHUB_* setting, as on a fresh clone."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIHUB_")}
-    env["OMNIHUB_PORT"] = str(port)
-    env["OMNIHUB_LOG_FORMAT"] = "text"
-    return env
 
 
 @dataclass
@@ -101,43 +82,13 @@ class Hub:
         return attribution
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """`omnihub serve` in a fresh directory, ready, with an API token from the CLI."""
-    if not OMNIHUB.exists():
-        missing_part(f"the omnihub console script is not installed at {OMNIHUB}")
     workdir = tmp_path_factory.mktemp("e2e-hub")
     port = free_port()
     env = hub_environment(port)
-    log = workdir / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(OMNIHUB), "serve"],
-            cwd=workdir,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"omnihub serve exited with {process.returncode}:\n{_tail(log)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"omnihub serve was not ready within 60 s:\n{_tail(log)}")
-            time.sleep(0.2)
+    with serving(workdir, env) as log:
         assert (workdir / "var" / "omnihub.db").exists()
         created = subprocess.run(
             [str(OMNIHUB), "tokens", "create", "--name", "e2e"],
@@ -149,16 +100,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         )
         assert created.returncode == 0, created.stderr
         token = created.stdout.strip().splitlines()[0]
-        yield Hub(url=url, workdir=workdir, env=env, token=token, log=log)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-    assert "Traceback" not in log.read_text(errors="replace"), _tail(log, 80)
+        yield Hub(url=f"http://127.0.0.1:{port}", workdir=workdir, env=env, token=token, log=log)
 
 
 @pytest.fixture(scope="module")

@@ -171,3 +171,14 @@ async def test_group_messages_are_ignored(hub: BotHub) -> None:
 
     assert response.status_code == 200
     assert await hub.count(Message) == 0
+
+
+async def test_a_body_larger_than_any_update_is_a_413_and_stores_nothing(hub: BotHub) -> None:
+    update = Chat().text("x" * (2 * 1024 * 1024))
+
+    response = await hub.post(update)
+
+    assert response.status_code == 413, response.text
+    assert response.json()["error"] == "payload_too_large"
+    assert await hub.messages() == []
+    assert (await hub.post(Chat().text("Обычное сообщение"))).status_code == 200

@@ -257,3 +257,10 @@ NOTHING = {"calls": 0, "contacts": 0, "leads": 0, "messages": 0, "tasks": 0}
 async def hub(app: Any, client: httpx.AsyncClient) -> PhoneHub:
     token, _row = await create_token(app.state.context.db, name="operator")
     return PhoneHub(app, client, {"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+async def pbx(hub: PhoneHub) -> PhoneHub:
+    """The hub with a generic (Zammad-compatible) line "pbx"."""
+    await hub.line("pbx", "generic")
+    return hub

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from tests.channels.telephony.conftest import CLIENT, LINE, NOTHING, PhoneHub
 
 ZAMMAD_FROM = "79123456789"  # PBXs send numbers without the "+"
@@ -25,12 +23,6 @@ async def call(hub: PhoneHub, call_id: str, *events: tuple[str, dict[str, Any]])
         response = await hub.generic("pbx", **fields)
         assert response.status_code == 200, response.text
         assert response.json() == {}
-
-
-@pytest.fixture
-async def pbx(hub: PhoneHub) -> PhoneHub:
-    await hub.line("pbx", "generic")
-    return hub
 
 
 class TestAnsweredCall:
