@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from channels.greeting import GreetingConfig
 from intake.claims import Reason, default_reasons
 from storage.crypto import SecretBox
 from storage.models import Channel
@@ -50,6 +51,8 @@ class TelegramChannelConfig(BaseModel):
     max_file_bytes: int = Field(default=BOT_API_FILE_LIMIT, ge=1024, le=2000 * 1024 * 1024)
     # Long polling: how long one getUpdates waits for updates.
     poll_timeout_seconds: int = Field(default=25, ge=0, le=50)
+    # The hub's first answer to a new chat (channels.greeting).
+    greeting: GreetingConfig = GreetingConfig()
 
     @field_validator("api_url")
     @classmethod

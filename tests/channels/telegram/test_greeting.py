@@ -1,0 +1,76 @@
+"""A client who writes to the bot first hears a greeting: once, in the client's language,
+and out of working hours with the time the answer will come."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from routing.calendar import WEEKDAYS
+from storage.models import Message, MessageDirection, MessageStatus
+from tests.channels.telegram.flow import BotHub, Chat
+from tests.telegram_api import BotApiStandIn
+
+
+async def _hub(app: Any, client: httpx.AsyncClient, api: BotApiStandIn, **greeting: Any) -> BotHub:
+    hub = BotHub(app, client, api)
+    await hub.setup(greeting={"enabled": True, **greeting})
+    return hub
+
+
+async def test_the_first_message_is_greeted_once_however_often_it_comes(
+    app: Any, client: httpx.AsyncClient, api: BotApiStandIn
+) -> None:
+    hub = await _hub(app, client, api)
+    chat = Chat(language="ru")
+    first = chat.text("Здравствуйте, есть ли доставка в Казань?")
+    await hub.send(first)
+    await hub.send(first)  # Telegram delivers the update again
+    await hub.drain()
+    await hub.send(chat.text("И сколько она стоит?"))  # the client writes again
+    await hub.drain()
+    await hub.drain()
+
+    greetings = [t for t in api.texts(chat.user_id) if "Мы получили ваше сообщение" in t]
+    assert greetings == ["Здравствуйте! Мы получили ваше сообщение, менеджер скоро ответит вам."]
+    [stored] = await hub.messages(Message.direction == MessageDirection.OUTBOUND)
+    assert stored.status == MessageStatus.SENT
+    assert stored.meta["kind"] == "greeting"
+    [conversation_id] = {m.conversation_id for m in await hub.messages()}
+    assert stored.conversation_id == conversation_id
+
+
+async def test_out_of_hours_the_greeting_says_when_the_answer_comes(
+    app: Any, client: httpx.AsyncClient, api: BotApiStandIn
+) -> None:
+    # Working hours only tomorrow (UTC), so now is out of hours whatever the clock says.
+    tomorrow = WEEKDAYS[(datetime.now(UTC) + timedelta(days=1)).weekday()]
+    hours = {"timezone": "UTC", "week": {tomorrow: [["09:00", "18:00"]]}}
+    hub = await _hub(app, client, api, working_hours=hours)
+    chat = Chat(language="en", first_name="John")
+    await hub.send(chat.text("Hi, do you ship to Berlin?"))
+    await hub.drain()
+
+    assert api.texts(chat.user_id) == [
+        "Hello! We have received your message. We are closed now: "
+        "a manager will answer you tomorrow from 09:00."
+    ]
+
+
+async def test_no_greeting_when_it_is_off_or_the_sender_is_a_bot(
+    app: Any, client: httpx.AsyncClient, api: BotApiStandIn
+) -> None:
+    hub = BotHub(app, client, api)
+    await hub.setup()  # greeting off by default
+    chat = Chat()
+    await hub.send(chat.text("Добрый день"))
+    robot = Chat()
+    robot.user["is_bot"] = True
+    await hub.send(robot.text("I am a bot"))
+    await hub.drain()
+
+    assert api.texts(chat.user_id) == []
+    assert api.texts(robot.user_id) == []
+    assert await hub.messages(Message.direction == MessageDirection.OUTBOUND) == []
