@@ -8,6 +8,7 @@ Playwright for Python; `playwright install` is never needed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import json
@@ -374,16 +375,15 @@ async def test_a_russian_form_asks_for_consent_before_it_stores_anything(hub: Hu
     from playwright.async_api import expect
 
     policy = "https://shop.example.ru/privacy"
-    added = subprocess.run(
-        [str(OMNIHUB), "channels", "add", "webform", "--key", "consent-form", "--title", "Заявка"]
-        + ["--privacy-policy", policy],
+    added = await asyncio.create_subprocess_exec(
+        *(str(OMNIHUB), "channels", "add", "webform", "--key", "consent-form"),
+        *("--title", "Заявка", "--privacy-policy", policy),
         cwd=hub.workdir,
         env=hub.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert added.returncode == 0, added.stderr
+    _, errors = await asyncio.wait_for(added.communicate(), timeout=60)
+    assert added.returncode == 0, errors.decode()
     await page.goto(f"{hub.url}/forms/consent-form")
     box = page.get_by_label("Я даю согласие на обработку моих персональных данных")
     await expect(box).not_to_be_checked()
