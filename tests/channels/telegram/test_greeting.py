@@ -8,8 +8,11 @@ from typing import Any
 
 import httpx
 
+from channels.greeting import greet
+from hub.worker import DELIVERABLE_KINDS
 from routing.calendar import WEEKDAYS
 from storage.models import Message, MessageDirection, MessageStatus
+from storage.types import utcnow
 from tests.channels.telegram.flow import BotHub, Chat
 from tests.telegram_api import BotApiStandIn
 
@@ -74,3 +77,23 @@ async def test_no_greeting_when_it_is_off_or_the_sender_is_a_bot(
     assert api.texts(chat.user_id) == []
     assert api.texts(robot.user_id) == []
     assert await hub.messages(Message.direction == MessageDirection.OUTBOUND) == []
+
+
+async def test_a_retried_event_queues_no_second_greeting(
+    app: Any, client: httpx.AsyncClient, api: BotApiStandIn
+) -> None:
+    hub = await _hub(app, client, api)
+    chat = Chat()
+    await hub.send(chat.text("Добрый вечер"))
+    await hub.drain()
+    [opened] = await hub.events("conversation.opened")
+    # The outbox runs an event again after a failure elsewhere in its transaction.
+    async with hub.context.db.transaction() as session:
+        again = await greet(
+            session, int(opened.payload["conversation_id"]), DELIVERABLE_KINDS, utcnow()
+        )
+    await hub.drain()
+
+    assert again is None
+    assert len(await hub.messages(Message.direction == MessageDirection.OUTBOUND)) == 1
+    assert len(api.texts(chat.user_id)) == 1
