@@ -172,6 +172,14 @@ class GreetingConfig(BaseModel):
     ru: GreetingTexts = GreetingTexts()
     en: GreetingTexts = GreetingTexts()
 
+    @field_validator("working_hours")
+    @classmethod
+    def _some_working_time(cls, hours: WorkingHours | None) -> WorkingHours | None:
+        # Without any working time there is no "we'll answer from ..." to tell.
+        if hours is not None and not any(hours.week.values()):
+            raise ValueError("working_hours have no working time in the week")
+        return hours
+
 
 def opens_phrase(hours: WorkingHours, now: datetime, language: Lang) -> str:
     """When the next working time starts, in words of the company's zone ("завтра с 09:00")."""

@@ -97,3 +97,28 @@ async def test_a_retried_event_queues_no_second_greeting(
     assert again is None
     assert len(await hub.messages(Message.direction == MessageDirection.OUTBOUND)) == 1
     assert len(api.texts(chat.user_id)) == 1
+
+
+async def test_a_greeting_with_unknown_placeholders_or_no_working_time_is_refused(
+    app: Any, client: httpx.AsyncClient, api: BotApiStandIn
+) -> None:
+    hub = BotHub(app, client, api)
+    await hub.setup()
+    for greeting in (
+        {"enabled": True, "ru": {"in_hours": "Здравствуйте, {name}!"}},
+        {"enabled": True, "working_hours": {"timezone": "Europe/Moscow", "week": {}}},
+    ):
+        response = await client.post(
+            "/api/v1/channels/telegram",
+            json={
+                "key": "otherbot",
+                "title": "Другой",
+                "token": hub.token.replace(":", "1:", 1),
+                "config": {"api_url": api.url, "greeting": greeting},
+            },
+            headers=hub.headers,
+        )
+        assert response.status_code == 422, response.text
+        body = response.json()
+        assert body["error"] == "invalid_input"
+        assert [issue["loc"][:3] for issue in body["detail"]] == [["body", "config", "greeting"]]
