@@ -305,8 +305,6 @@ def channels_add_webform(
         config.consent = ConsentConfig.model_validate({**config.consent.model_dump(), **changes})
     except ValidationError as exc:
         raise click.ClickException(f"invalid consent settings: {exc}") from exc
-    if config.consent.required and not config.consent.policy_url:
-        click.echo("warning: the consent box links no policy; add --privacy-policy URL", err=True)
     settings = _settings()
 
     async def work(session: Any) -> None:
@@ -319,6 +317,8 @@ def channels_add_webform(
 
     _run(lambda: _in_transaction(settings, work))
     click.echo(f"web form {key} added: /forms/{key}")
+    if config.consent.required and not config.consent.policy_url:
+        click.echo("warning: the consent box links no policy; add --privacy-policy URL", err=True)
 
 
 @channels_add.command("email")
