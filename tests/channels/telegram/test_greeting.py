@@ -13,6 +13,7 @@ from hub.worker import DELIVERABLE_KINDS
 from routing.calendar import WEEKDAYS
 from storage.models import Message, MessageDirection, MessageStatus
 from storage.types import utcnow
+from tests.bots.script import run
 from tests.channels.telegram.flow import BotHub, Chat
 from tests.telegram_api import BotApiStandIn
 
@@ -122,3 +123,18 @@ async def test_a_greeting_with_unknown_placeholders_or_no_working_time_is_refuse
         body = response.json()
         assert body["error"] == "invalid_input"
         assert [issue["loc"][:3] for issue in body["detail"]] == [["body", "config", "greeting"]]
+
+
+async def test_a_claim_filed_in_the_bot_gets_its_own_answer_not_a_greeting(
+    app: Any, client: httpx.AsyncClient, api: BotApiStandIn
+) -> None:
+    hub = await _hub(app, client, api)
+    chat = Chat()
+    await run(hub, chat, "ru")
+    await hub.drain()
+
+    [claim] = await hub.claims()
+    outbound = await hub.messages(Message.direction == MessageDirection.OUTBOUND)
+    assert [m for m in outbound if m.meta.get("kind") == "greeting"] == []
+    assert not [t for t in api.texts(chat.user_id) if "Мы получили ваше сообщение" in t]
+    assert claim.number in api.texts(chat.user_id)[-1]
