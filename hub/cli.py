@@ -249,14 +249,31 @@ def channels_add() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A JSON form configuration (fields, texts, limits)",
 )
+@click.option(
+    "--consent/--no-consent",
+    default=None,
+    help="A required box: consent to process personal data (default: on for --language ru)",
+)
+@click.option("--privacy-policy", default=None, help="The privacy policy's URL, linked by the box")
 def channels_add_webform(
-    key: str, title: str, language: str, allowed_origins: tuple[str, ...], config_file: Path | None
+    key: str,
+    title: str,
+    language: str,
+    allowed_origins: tuple[str, ...],
+    config_file: Path | None,
+    consent: bool | None,
+    privacy_policy: str | None,
 ) -> None:
     """Add a web form; without --config it has the default form's fields."""
     from pydantic import ValidationError
 
     from channels.base import CHANNEL_KEY
-    from channels.webform.schemas import FormConfig, LocalizedText, default_form_config
+    from channels.webform.schemas import (
+        ConsentConfig,
+        FormConfig,
+        LocalizedText,
+        default_form_config,
+    )
     from storage.models import ChannelKind
     from storage.repositories import ChannelRepository
 
@@ -273,6 +290,16 @@ def channels_add_webform(
     config.language = language  # type: ignore[assignment]
     if allowed_origins:
         config.allowed_origins = list(allowed_origins)
+    # Russian law (152-FZ) wants a form collecting personal data to ask for consent.
+    changes: dict[str, Any] = {}
+    if consent is not None or config_file is None:
+        changes["required"] = consent if consent is not None else language == "ru"
+    if privacy_policy is not None:
+        changes["policy_url"] = privacy_policy
+    try:
+        config.consent = ConsentConfig.model_validate({**config.consent.model_dump(), **changes})
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid consent settings: {exc}") from exc
     settings = _settings()
 
     async def work(session: Any) -> None:
@@ -285,6 +312,8 @@ def channels_add_webform(
 
     _run(lambda: _in_transaction(settings, work))
     click.echo(f"web form {key} added: /forms/{key}")
+    if config.consent.required and not config.consent.policy_url:
+        click.echo("warning: the consent box links no policy; add --privacy-policy URL", err=True)
 
 
 @channels_add.command("email")

@@ -13,6 +13,7 @@ from channels.delivery import DeliveryWorker
 from channels.email.outbound import EmailSender
 from channels.email.poller import EmailPollers
 from channels.email.service import EmailIntake
+from channels.greeting import greeting_handlers
 from channels.telegram.bots import bot_registry
 from channels.telegram.notifier import TelegramNotifier
 from channels.telegram.outbound import TelegramSender
@@ -72,6 +73,7 @@ def handlers(
         notification_handlers(notifiers),
         telephony_handlers(context.bus),
         claim_handlers(DELIVERABLE_KINDS),
+        greeting_handlers(DELIVERABLE_KINDS),
         {"*": [bus_publisher(context)]},
     ]
     if delivery is not None:

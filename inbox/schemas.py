@@ -134,6 +134,7 @@ class LeadOut(BaseModel):
     assignee_name: str | None
     attribution: Attribution
     form_fields: dict[str, Any]
+    consent: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
     status_changed_at: datetime | None
@@ -159,6 +160,7 @@ class LeadOut(BaseModel):
             assignee_name=row.assignee_name,
             attribution=Attribution.of(lead.attribution),
             form_fields=dict(lead.form_fields or {}),
+            consent=lead.consent,
             created_at=lead.created_at,
             updated_at=lead.updated_at,
             status_changed_at=lead.status_changed_at,

@@ -331,6 +331,7 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
                 "summary": p.message.text[:SUMMARY_LENGTH],
                 "attribution": p.message.attribution,
                 "form_fields": p.message.form_fields,
+                "consent": p.message.consent,
                 "status_changed_at": p.message.received_at or now,
                 "created_at": now,
                 "updated_at": now,

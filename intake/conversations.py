@@ -124,11 +124,12 @@ async def add_system_message(
     *,
     text: str,
     meta: dict[str, Any],
+    external_id: str | None = None,
 ) -> Message:
     """Queue a message the hub itself sends to the client (an acknowledgement, say).
 
     Unlike a manager's reply it stamps no response times: the client still waits
-    for a person.
+    for a person. `external_id` keys it within the channel, so it is stored once.
     """
     conversation = await session.get(Conversation, conversation_id)
     if conversation is None:
@@ -136,6 +137,7 @@ async def add_system_message(
     message = Message(
         conversation_id=conversation_id,
         channel_id=conversation.channel_id,
+        external_id=external_id,
         direction=MessageDirection.OUTBOUND,
         status=MessageStatus.QUEUED,
         text=text,

@@ -120,6 +120,7 @@ async def ingest(
             summary=message.text[:SUMMARY_LENGTH],
             attribution=message.attribution,
             form_fields=message.form_fields,
+            consent=message.consent,
             status_changed_at=now,
         )
         session.add(lead)

@@ -56,6 +56,8 @@ class InboundMessage:
     # lead, is not routed, and asks for no answer. A conversation it opens starts closed.
     automatic: bool = False
     lead_kind: str = "request"
+    # The consent to process personal data given with a form (time, text version, IP).
+    consent: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

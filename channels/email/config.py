@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from channels.greeting import GreetingConfig
 from storage.crypto import SecretBox
 from storage.models import Channel
 
@@ -50,8 +51,10 @@ class EmailChannelConfig(BaseModel):
     smtp: SmtpConfig
     from_address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3)]
     from_name: str = ""
-    # Send the client an acknowledgement with the request number (never to automatic mail).
+    # Send the client an acknowledgement with the request number (never to automatic mail):
+    # the same as `greeting.enabled`, kept for the configurations that say so.
     acknowledge: bool = False
+    greeting: GreetingConfig = GreetingConfig()
     language: Literal["ru", "en"] = "ru"
     # Mail to this mailbox files claims (when the claims work is there).
     claims_mailbox: bool = False

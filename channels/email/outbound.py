@@ -1,4 +1,4 @@
-"""Managers' replies (and acknowledgements) out through the mailbox's SMTP server."""
+"""Managers' replies (and greetings) out through the mailbox's SMTP server."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class EmailSender:
                 OutgoingFile(f.filename, f.content_type, await self.blobs.get(f.sha256))
                 for f in files
             ],
-            automatic=meta.get("kind") == "acknowledgement",
+            automatic=meta.get("automatic") is True,
         )
         smtp = SmtpSettings(
             host=config.smtp.host,

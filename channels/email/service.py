@@ -21,10 +21,8 @@ from channels.base import HubContext
 from channels.email.compose import conversation_of_token, subject_tag
 from channels.email.config import EmailChannelConfig
 from channels.email.parse import ParsedEmail, UnparseableEmail, parse_email
-from channels.email.texts import acknowledgement
 from intake.batch import ingest_batch
 from intake.claims import ClaimIn, file_claim
-from intake.conversations import add_system_message
 from intake.ingest import fit_key
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
 from storage.blobs import BlobRef
@@ -359,23 +357,9 @@ class EmailIntake:
                     if (own_id := items[index].own_id)
                 ],
             )
+            # The acknowledgement of a new conversation is channels.greeting's, on its event.
             for index, result in stored:
                 item = items[index]
-                if (
-                    mailbox.config.acknowledge
-                    and result.conversation_opened
-                    and result.lead_id is not None
-                    and not item.message.automatic
-                ):
-                    text = acknowledgement(
-                        mailbox.config.language, result.lead_id, item.parsed.subject
-                    )
-                    await add_system_message(
-                        session,
-                        result.conversation_id,
-                        text=text,
-                        meta={"kind": "acknowledgement", "automatic": True},
-                    )
                 kind: Literal["stored", "bounce"] = "bounce" if item.parsed.bounce else "stored"
                 outcomes[index] = Taken(kind, result.message_id, result.conversation_id)
         return [outcome for outcome in outcomes if outcome is not None]

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from channels.greeting import GreetingConfig
 from intake.claims import Reason, default_reasons
 from storage.crypto import SecretBox
 from storage.models import Channel
@@ -53,6 +54,8 @@ class TelegramChannelConfig(BaseModel):
     rating_comment_seconds: int = Field(default=600, ge=1, le=24 * 3600)
     # Long polling: how long one getUpdates waits for updates.
     poll_timeout_seconds: int = Field(default=25, ge=0, le=50)
+    # The hub's first answer to a new chat (channels.greeting).
+    greeting: GreetingConfig = GreetingConfig()
 
     @field_validator("api_url")
     @classmethod

@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from channels.base import HubContext, error_response, ingest_committed
+from channels.greeting import greeting_text
 from channels.webform.schemas import WebFormSubmission
 from channels.webform.service import (
     FieldErrors,
@@ -26,6 +27,7 @@ from channels.webform.service import (
     FormCache,
     attribution_from_url,
     build_inbound,
+    consent_record,
     validate_submission,
 )
 from channels.webform.texts import pick_language, text
@@ -194,6 +196,7 @@ async def thanks(
     context = _context(request)
     form = await _forms(context).get(context.db, key)
     language = pick_language(lang, request.headers.get("accept-language"), form.config.language)
+    greeting = form.config.greeting
     return templates.TemplateResponse(
         request,
         "thanks.html",
@@ -204,6 +207,10 @@ async def thanks(
             "t": lambda code, **kw: text(language, code, **kw),
             "number": n,
             "embed": embed,
+            # In or out of working hours: when a manager will answer.
+            "greeting": greeting_text(greeting, "form", language, utcnow(), number=n)
+            if greeting.enabled
+            else None,
         },
     )
 
@@ -317,13 +324,15 @@ async def _submit_json(
     if request.query_params.get("page"):
         attribution["page_url"] = request.query_params["page"][:2000]
     external_id = f"idem:{idempotency_key}" if idempotency_key else f"json:{uuid.uuid4().hex}"
+    ip = _client_ip(request)
     inbound = build_inbound(
         form,
         clean,
         external_id=external_id,
         attribution=attribution,
         language=language,
-        meta={"ip": _client_ip(request)},
+        meta={"ip": ip},
+        consent=consent_record(form.config, clean, language, ip, utcnow()),
     )
     result = await ingest_committed(context, inbound)
     headers = dict(cors)
@@ -411,6 +420,7 @@ async def _submit_browser(request: Request, context: HubContext, form: Form) -> 
                 for n, v in shown.items()
                 if n in known and n not in ("name", "email", "phone", "message")
             },
+            consent=values.get("consent") == "1",
         )
     except ValidationError as exc:
         too_long = {str(e["loc"][-1]): "too_long" for e in exc.errors()}
@@ -426,6 +436,7 @@ async def _submit_browser(request: Request, context: HubContext, form: Form) -> 
     if errors:
         return again(errors, submission_id, too_large)
     attachments = [await _store_upload(context, upload, config.max_file_bytes) for upload in files]
+    ip = _client_ip(request)
     inbound = build_inbound(
         form,
         clean,
@@ -433,7 +444,8 @@ async def _submit_browser(request: Request, context: HubContext, form: Form) -> 
         attribution=attribution_from_url(page_url or None, referrer or None),
         language=language,
         attachments=attachments,
-        meta={"ip": _client_ip(request), "user_agent": request.headers.get("user-agent", "")[:300]},
+        meta={"ip": ip, "user_agent": request.headers.get("user-agent", "")[:300]},
+        consent=consent_record(config, clean, language, ip, utcnow()),
     )
     result = await ingest_committed(context, inbound)
     return RedirectResponse(_thanks_url(form, language, result.lead_id, embed), status_code=303)

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from channels.greeting import GreetingConfig
+
 FieldValue = Annotated[str, StringConstraints(max_length=2000)]
 
 
@@ -21,6 +23,8 @@ class WebFormSubmission(BaseModel):
     fields: dict[Annotated[str, StringConstraints(max_length=64)], FieldValue] = Field(
         default_factory=dict, max_length=50
     )
+    # The person agreed to the processing of their personal data (the form's consent box).
+    consent: bool | None = None
 
 
 FieldType = Literal["text", "email", "tel", "textarea", "select", "checkbox"]
@@ -34,6 +38,38 @@ class LocalizedText(BaseModel):
     def get(self, lang: str) -> str:
         value: str = getattr(self, lang, "") or self.ru or self.en
         return value
+
+
+class ConsentConfig(BaseModel):
+    """The consent to process personal data (152-FZ): a box the person must tick, next to
+    the link to the privacy policy; what was agreed to is stored with the lead."""
+
+    required: bool = False
+    policy_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    # Which wording of the consent and the policy the person saw: bump it when they change.
+    version: Annotated[str, StringConstraints(min_length=1, max_length=50)] = "1"
+    text: LocalizedText = Field(
+        default_factory=lambda: LocalizedText(
+            ru="Я даю согласие на обработку моих персональных данных в соответствии с",
+            en="I consent to the processing of my personal data under the",
+        )
+    )
+    link_text: LocalizedText = Field(
+        default_factory=lambda: LocalizedText(
+            ru="политикой обработки персональных данных", en="privacy policy"
+        )
+    )
+
+    @field_validator("policy_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://", "/")):
+            raise ValueError("policy_url must be an http(s) URL or a path on this site")
+        return value or None
+
+    def wording(self, lang: str) -> str:
+        """The consent as the person read it, the policy named (stored with the lead)."""
+        return f"{self.text.get(lang)} {self.link_text.get(lang)}".strip()
 
 
 class FormField(BaseModel):
@@ -69,6 +105,9 @@ class FormConfig(BaseModel):
     max_files: int = Field(default=5, ge=0, le=20)
     max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
     accept_files: bool = True
+    consent: ConsentConfig = Field(default_factory=ConsentConfig)
+    # The thanks page's in-hours or out-of-hours line (channels.greeting).
+    greeting: GreetingConfig = Field(default_factory=GreetingConfig)
 
 
 def default_form_config() -> FormConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -107,6 +108,7 @@ class CleanSubmission:
     phone: str | None = None
     message: str = ""
     custom: dict[str, str] = field(default_factory=dict)
+    consent: bool = False
 
 
 def validate_submission(
@@ -158,6 +160,9 @@ def validate_submission(
     for name in ("name", "email", "phone", "message"):
         if values.get(name) and name not in declared:
             errors[name] = "unknown_field"
+    clean.consent = submission.consent is True
+    if form.consent.required and not clean.consent:
+        errors["consent"] = "consent_required"
     required = form.require_contact
     if required != "none" and "email" not in errors and "phone" not in errors:
         has = {"email": bool(clean.email), "phone": bool(clean.phone)}
@@ -189,6 +194,21 @@ def attribution_from_url(url: str | None, referrer: str | None) -> dict[str, str
     return result
 
 
+def consent_record(
+    form: FormConfig, clean: CleanSubmission, language: str, ip: str, now: datetime
+) -> dict[str, Any] | None:
+    """What the person agreed to, when and from where; None if they gave no consent."""
+    if not clean.consent:
+        return None
+    return {
+        "given_at": now.isoformat(),
+        "version": form.consent.version,
+        "text": form.consent.wording(language),
+        "policy_url": form.consent.policy_url,
+        "ip": ip,
+    }
+
+
 def build_inbound(
     form: Form,
     clean: CleanSubmission,
@@ -198,6 +218,7 @@ def build_inbound(
     language: str,
     attachments: list[AttachmentIn] | None = None,
     meta: dict[str, Any] | None = None,
+    consent: dict[str, Any] | None = None,
 ) -> InboundMessage:
     identities: list[IdentityIn] = []
     if clean.email:
@@ -232,4 +253,5 @@ def build_inbound(
         },
         attribution=attribution,
         form_fields=fields,
+        consent=consent,
     )

@@ -32,6 +32,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "other_language": "English",
         "rate_limited": "Слишком много отправок. Попробуйте через минуту.",
         "invalid_option": "Выберите значение из списка",
+        "consent_required": "Подтвердите согласие на обработку персональных данных",
     },
     "en": {
         "submit": "Send",
@@ -57,6 +58,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "other_language": "Русский",
         "rate_limited": "Too many submissions. Please try again in a minute.",
         "invalid_option": "Choose one of the options",
+        "consent_required": "Please confirm your consent to the processing of personal data",
     },
 }
 

@@ -161,6 +161,8 @@ class Lead(IdMixin, TimestampMixin, Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     attribution: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
     form_fields: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    # The consent to process personal data given with the request (time, version, IP).
+    consent: Mapped[dict[str, Any] | None] = mapped_column(JSONDict)
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

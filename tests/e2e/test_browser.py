@@ -8,6 +8,7 @@ Playwright for Python; `playwright install` is never needed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import json
@@ -310,3 +311,44 @@ async def test_nothing_overflows_a_390px_wide_phone(hub: Hub, browser: Any, tmp_
         assert document_width <= 390, (name, document_width)
         assert body_width <= 390, (name, body_width)
     assert box is not None and box["height"] >= 40 and box["width"] <= 390
+
+
+async def test_a_russian_form_asks_for_consent_before_it_stores_anything(hub: Hub, page: Any):
+    from playwright.async_api import expect
+
+    policy = "https://shop.example.ru/privacy"
+    added = await asyncio.create_subprocess_exec(
+        *(str(OMNIHUB), "channels", "add", "webform", "--key", "consent-form"),
+        *("--title", "Заявка", "--privacy-policy", policy),
+        cwd=hub.workdir,
+        env=hub.env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, errors = await asyncio.wait_for(added.communicate(), timeout=60)
+    assert added.returncode == 0, errors.decode()
+    await page.goto(f"{hub.url}/forms/consent-form")
+    box = page.get_by_label("Я даю согласие на обработку моих персональных данных")
+    await expect(box).not_to_be_checked()
+    link = page.get_by_role("link", name="политикой обработки персональных данных")
+    await expect(link).to_have_attribute("href", policy)
+    await page.get_by_label("Электронная почта").fill("marina@example.ru")
+    await page.get_by_label("Сообщение").fill("Перезвоните, пожалуйста")
+    await page.wait_for_timeout(MIN_FILL_WAIT_MS)
+    await page.get_by_role("button", name="Отправить").click()
+
+    await expect(page.locator("#error-summary")).to_contain_text(
+        "Подтвердите согласие на обработку персональных данных"
+    )
+    await expect(page.get_by_label("Сообщение")).to_have_value("Перезвоните, пожалуйста")
+    early = [i for i in hub.api("/leads", limit=200)["items"] if i["email"] == "marina@example.ru"]
+    assert not early, early
+
+    await box.check()
+    await page.wait_for_timeout(MIN_FILL_WAIT_MS)
+    async with page.expect_navigation(url=f"{hub.url}/forms/consent-form/thanks**"):
+        await page.get_by_role("button", name="Отправить").click()
+    lead = hub.lead(int(await page.locator("main strong").inner_text()))
+    assert lead["email"] == "marina@example.ru"
+    assert lead["consent"]["version"] == "1"
+    assert lead["consent"]["policy_url"] == policy
+    assert lead["consent"]["ip"] == "127.0.0.1"

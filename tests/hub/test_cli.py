@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -206,6 +207,40 @@ class TestChannels:
         assert listed.stdout == "webform\tshop\tShop\tactive\tok\t\n"
         ((config,),) = query(data_dir, "SELECT config FROM channels WHERE key = 'shop'")
         assert '"https://shop.example.ru"' in str(config)
+
+    def test_a_russian_form_asks_for_consent_and_an_english_one_may(
+        self, cli: Cli, data_dir: Path
+    ) -> None:
+        policy = "https://shop.example.ru/privacy"
+        russian = cli(*self.ADD_SHOP, "--privacy-policy", policy)
+        english = cli(
+            "channels", "add", "webform", "--key", "intl", "--title", "Intl", "--language", "en"
+        )
+        unlinked = cli(
+            "channels",
+            "add",
+            "webform",
+            "--key",
+            "x",
+            "--title",
+            "X",
+            "--language",
+            "en",
+            "--consent",
+        )
+
+        assert russian.returncode == 0, russian.stderr
+        assert english.returncode == 0, english.stderr
+        rows = dict(query(data_dir, "SELECT key, config FROM channels"))
+        shop, intl = json.loads(rows["shop"]), json.loads(rows["intl"])
+        assert shop["consent"]["required"] is True
+        assert shop["consent"]["policy_url"] == policy
+        assert intl["consent"]["required"] is False
+        assert json.loads(rows["x"])["consent"]["required"] is True
+        # The consent refers to a policy: the operator hears that the link is missing.
+        assert unlinked.returncode == 0, unlinked.stderr
+        assert "--privacy-policy" in unlinked.stderr
+        assert "--privacy-policy" not in russian.stderr
 
     async def test_list_filters_by_kind(self, cli: Cli, data_dir: Path) -> None:
         db = seeded(data_dir)

@@ -14,7 +14,8 @@ from channels.delivery import DeliveryWorker
 from channels.email.imap import MailboxSettings, open_imap
 from channels.email.poller import MailboxPoller, PollerOptions
 from channels.email.service import EmailIntake
-from hub.worker import build_delivery
+from hub.settings import Settings
+from hub.worker import build_delivery, build_worker
 from storage.models import Channel, Conversation, Lead, Message, OutboxEvent
 from tests.factories import create_token
 from tests.mailservers import Dovecot, SmtpRecorder
@@ -120,6 +121,11 @@ class MailHub:
             password=IMAP_PASSWORD,
             timeout=5.0,
         )
+
+    async def drain(self) -> int:
+        """Handle the outbox (greetings are queued there), then deliver; how many were sent."""
+        await build_worker(self.context, Settings(), self.delivery).drain()
+        return await self.delivery.drain()
 
     async def poll(self) -> int:
         """One sync of the mailbox, as the running poller does it."""

@@ -5,12 +5,15 @@ answered through the REST API, sent through a real SMTP server (aiosmtpd), answe
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from routing.calendar import WEEKDAYS
 from storage.models import Lead, Message, MessageStatus
 from tests.channels.email.flow import HUB_ADDRESS, MailHub, client_mail
 from tests.mailservers import Dovecot, SmtpRecorder
@@ -159,7 +162,7 @@ async def test_acknowledgement_carries_the_number_and_skips_robots(
         )[0]
     )
     await hub.poll()
-    assert await hub.delivery.drain() == 1
+    assert await hub.drain() == 1
     [ack] = await hub.smtp.wait_for(1)
     [lead] = await hub.leads()
     assert ack.rcpt_tos == [CLIENT]
@@ -167,6 +170,31 @@ async def test_acknowledgement_carries_the_number_and_skips_robots(
     assert f"номером {lead.id}" in ack.message.get_body(("plain",)).get_content()
     [conversation, _robot] = await hub.conversations()
     assert conversation.first_response_at is None  # a robot's answer is not a response
+
+
+async def test_out_of_hours_acknowledgement_names_the_opening_time_once(
+    app: Any, client: httpx.AsyncClient, dovecot: Dovecot, smtp_server: SmtpRecorder
+) -> None:
+    hub = MailHub(app, client, dovecot, smtp_server)
+    # Open only the day after tomorrow, in the company's zone: now is out of hours.
+    zone = ZoneInfo("Asia/Yekaterinburg")
+    later = datetime.now(zone) + timedelta(days=2)
+    hours = {"timezone": zone.key, "week": {WEEKDAYS[later.weekday()]: [["09:30", "18:00"]]}}
+    await hub.setup(language="en", greeting={"enabled": True, "working_hours": hours})
+    raw, first_id = client_mail(CLIENT, "Invoice", "Please send the invoice.")
+    hub.send(raw)
+    await hub.poll()
+    assert await hub.drain() == 1
+    hub.send(client_mail(CLIENT, "Re: Invoice", "Any news?", in_reply_to=first_id)[0])
+    await hub.poll()
+    assert await hub.drain() == 0  # the second mail continues the thread: no second greeting
+    [ack] = await hub.smtp.wait_for(1)
+    [lead] = await hub.leads()
+    body = ack.message.get_body(("plain",)).get_content()
+    assert ack.message["Auto-Submitted"] == "auto-replied"
+    assert f'"Invoice" and registered it as number {lead.id}' in body
+    day = later.strftime("%A")
+    assert f"We are closed now: a manager will answer you on {day} from 09:30." in body
 
 
 async def test_newsletter_replies_from_different_people_stay_apart(hub: MailHub) -> None:
@@ -342,7 +370,7 @@ async def test_ping_pong_sender_is_limited_and_gets_no_acknowledgement(
         hub.send(client_mail("loop@robot.example", f"Тема {n}", "Я робот без заголовков")[0])
     assert await hub.poll() == 4
     assert len(await hub.leads()) == 2
-    assert await hub.delivery.drain() == 2  # acknowledgements of the first two only
+    assert await hub.drain() == 2  # acknowledgements of the first two only
     inbound = [m for m in await hub.messages_all() if m.direction == "inbound"]
     assert [m.meta.get("automatic") for m in inbound] == [
         None,

@@ -1,0 +1,294 @@
+"""The hub's first answer to a new conversation: a greeting per channel, in and out of hours.
+
+A client who writes for the first time hears at once that the request arrived and, out of
+working hours, when the answer will come ("we'll answer tomorrow from 09:00"). One
+mechanism serves every channel: on `conversation.opened` (which intake never emits for
+automatic senders: machine mail, list mail, bots) the greeting is queued as an outbound
+message of the conversation and delivered by the channel's sender like a manager's reply,
+so it is stored with the conversation. Its external id `greeting:{conversation}` makes a
+handler that runs again (outbox retries) find the first one instead of sending twice.
+A web form has no sender: its thanks page shows the same text (`greeting_text`).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake.conversations import add_system_message
+from intake.repository import IntakeRepository
+from routing.calendar import WorkingHours, is_working, next_working_moment
+from storage.models import Channel, ChannelKind, Contact, Conversation, Lead, OutboxEvent
+from storage.outbox import Handler
+from storage.types import utcnow
+
+Lang = Literal["ru", "en"]
+Variant = Literal["in_hours", "out_of_hours"]
+Style = Literal["chat", "email", "form"]
+PLACEHOLDERS = frozenset({"number", "subject", "opens"})
+
+_TEXTS: dict[Lang, dict[Style, dict[Variant, str]]] = {
+    "ru": {
+        "chat": {
+            "in_hours": "Здравствуйте! Мы получили ваше сообщение, менеджер скоро ответит вам.",
+            "out_of_hours": (
+                "Здравствуйте! Мы получили ваше сообщение. Сейчас нерабочее время: "
+                "менеджер ответит вам {opens}."
+            ),
+        },
+        "email": {
+            "in_hours": (
+                "Здравствуйте!\n\n"
+                "Мы получили ваше обращение «{subject}» и зарегистрировали его под номером "
+                "{number}.\nМенеджер ответит вам в ближайшее время. Чтобы дополнить "
+                "обращение, просто ответьте на это письмо.\n\n"
+                "Это письмо отправлено автоматически."
+            ),
+            "out_of_hours": (
+                "Здравствуйте!\n\n"
+                "Мы получили ваше обращение «{subject}» и зарегистрировали его под номером "
+                "{number}.\nСейчас нерабочее время: менеджер ответит вам {opens}. Чтобы "
+                "дополнить обращение, просто ответьте на это письмо.\n\n"
+                "Это письмо отправлено автоматически."
+            ),
+        },
+        "form": {
+            "in_hours": "Менеджер свяжется с вами в ближайшее время.",
+            "out_of_hours": "Сейчас нерабочее время: менеджер свяжется с вами {opens}.",
+        },
+    },
+    "en": {
+        "chat": {
+            "in_hours": "Hello! We have received your message; a manager will answer you shortly.",
+            "out_of_hours": (
+                "Hello! We have received your message. We are closed now: "
+                "a manager will answer you {opens}."
+            ),
+        },
+        "email": {
+            "in_hours": (
+                "Hello,\n\n"
+                'We have received your request "{subject}" and registered it as number '
+                "{number}.\nA manager will answer you shortly. To add to your request, "
+                "simply reply to this message.\n\n"
+                "This message was sent automatically."
+            ),
+            "out_of_hours": (
+                "Hello,\n\n"
+                'We have received your request "{subject}" and registered it as number '
+                "{number}.\nWe are closed now: a manager will answer you {opens}. To add to "
+                "your request, simply reply to this message.\n\n"
+                "This message was sent automatically."
+            ),
+        },
+        "form": {
+            "in_hours": "A manager will get in touch with you shortly.",
+            "out_of_hours": "We are closed now: a manager will get in touch with you {opens}.",
+        },
+    },
+}
+_NO_SUBJECT: dict[Lang, str] = {"ru": "без темы", "en": "no subject"}
+_WEEKDAYS: dict[Lang, tuple[str, ...]] = {
+    "ru": (
+        "в понедельник",
+        "во вторник",
+        "в среду",
+        "в четверг",
+        "в пятницу",
+        "в субботу",
+        "в воскресенье",
+    ),
+    "en": (
+        "on Monday",
+        "on Tuesday",
+        "on Wednesday",
+        "on Thursday",
+        "on Friday",
+        "on Saturday",
+        "on Sunday",
+    ),
+}
+_OPENS: dict[Lang, dict[str, str]] = {
+    "ru": {
+        "today": "сегодня с {time}",
+        "tomorrow": "завтра с {time}",
+        "day": "{day} с {time}",
+        "date": "{date} с {time}",
+    },
+    "en": {
+        "today": "today from {time}",
+        "tomorrow": "tomorrow from {time}",
+        "day": "{day} from {time}",
+        "date": "on {date} from {time}",
+    },
+}
+
+
+def _checked(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"not a valid text template: {exc}") from None
+    unknown = names - PLACEHOLDERS
+    if unknown:
+        allowed = ", ".join("{" + n + "}" for n in sorted(PLACEHOLDERS))
+        raise ValueError(f"unknown placeholders {sorted(unknown)}; use {allowed}")
+    return value
+
+
+class GreetingTexts(BaseModel):
+    """A channel's own wording in one language; unset ones keep the hub's text.
+
+    Placeholders: {number} (the request's number), {subject}, {opens} ("tomorrow from 09:00").
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    in_hours: str | None = Field(default=None, max_length=4000)
+    out_of_hours: str | None = Field(default=None, max_length=4000)
+
+    @field_validator("in_hours", "out_of_hours")
+    @classmethod
+    def _placeholders(cls, value: str | None) -> str | None:
+        return _checked(value)
+
+
+class GreetingConfig(BaseModel):
+    """`greeting` in a channel's config: on/off, the company's working hours, own texts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    # When somebody answers; None means around the clock (the in-hours text always).
+    working_hours: WorkingHours | None = None
+    ru: GreetingTexts = GreetingTexts()
+    en: GreetingTexts = GreetingTexts()
+
+    @field_validator("working_hours")
+    @classmethod
+    def _some_working_time(cls, hours: WorkingHours | None) -> WorkingHours | None:
+        # Without any working time there is no "we'll answer from ..." to tell.
+        if hours is not None and not any(hours.week.values()):
+            raise ValueError("working_hours have no working time in the week")
+        return hours
+
+
+def opens_phrase(hours: WorkingHours, now: datetime, language: Lang) -> str:
+    """When the next working time starts, in words of the company's zone ("завтра с 09:00")."""
+    zone = ZoneInfo(hours.timezone)
+    opens = next_working_moment(hours, now).astimezone(zone)
+    days = (opens.date() - now.astimezone(zone).date()).days
+    phrases = _OPENS[language]
+    time = opens.strftime("%H:%M")
+    if days == 0:
+        return phrases["today"].format(time=time)
+    if days == 1:
+        return phrases["tomorrow"].format(time=time)
+    if days < 7:
+        return phrases["day"].format(day=_WEEKDAYS[language][opens.weekday()], time=time)
+    return phrases["date"].format(date=opens.strftime("%d.%m.%Y"), time=time)
+
+
+def greeting_text(
+    config: GreetingConfig,
+    style: Style,
+    language: str,
+    now: datetime,
+    *,
+    number: int | None = None,
+    subject: str | None = None,
+) -> str:
+    """The greeting for a moment: the out-of-hours variant names when the answer will come."""
+    lang: Lang = "en" if language == "en" else "ru"
+    hours = config.working_hours
+    working = hours is None or is_working(hours, now)
+    variant: Variant = "in_hours" if working else "out_of_hours"
+    own: GreetingTexts = getattr(config, lang)
+    template = getattr(own, variant) or _TEXTS[lang][style][variant]
+    values: dict[str, Any] = {
+        "number": number if number is not None else "",
+        "subject": subject or _NO_SUBJECT[lang],
+        "opens": "" if hours is None or working else opens_phrase(hours, now, lang),
+    }
+    return template.format(**values)
+
+
+def greeting_config_of(channel: Channel) -> GreetingConfig:
+    """The channel's greeting; a mailbox's older `acknowledge: true` turns it on."""
+    config = channel.config or {}
+    greeting = GreetingConfig.model_validate(config.get("greeting") or {})
+    if config.get("acknowledge") is True and not greeting.enabled:
+        greeting = greeting.model_copy(update={"enabled": True})
+    return greeting
+
+
+def greeting_key(conversation_id: int) -> str:
+    return f"greeting:{conversation_id}"
+
+
+async def greet(
+    session: AsyncSession,
+    conversation_id: int,
+    deliverable: Collection[str],
+    now: datetime,
+) -> int | None:
+    """Queue the greeting of a newly opened conversation; the message id, or None if none is due.
+
+    None when the channel's greeting is off or its kind cannot send, when the conversation
+    is a claim (the claim dialogue confirms it) or already answered, and when it was queued
+    before (a retried event).
+    """
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None or conversation.last_outbound_at is not None:
+        return None
+    channel = await session.get(Channel, conversation.channel_id)
+    if channel is None or channel.kind not in deliverable:
+        return None
+    config = greeting_config_of(channel)
+    if not config.enabled:
+        return None
+    repo = IntakeRepository(session)
+    key = greeting_key(conversation_id)
+    if await repo.find_message(channel.id, key) is not None:
+        return None
+    lead_id = await repo.lead_of_conversation(conversation_id)
+    lead = await session.get(Lead, lead_id) if lead_id is not None else None
+    if lead is None or lead.kind != "request":
+        return None
+    contact = await session.get(Contact, conversation.contact_id)
+    language = (contact.language if contact else None) or ""
+    if language[:2] not in ("ru", "en"):
+        language = str((channel.config or {}).get("language") or "ru")
+    text = greeting_text(
+        config,
+        "email" if channel.kind == ChannelKind.EMAIL else "chat",
+        language[:2],
+        now,
+        number=lead.id,
+        subject=conversation.subject,
+    )
+    message = await add_system_message(
+        session,
+        conversation_id,
+        text=text,
+        meta={"kind": "greeting", "automatic": True},
+        external_id=key,
+    )
+    return message.id
+
+
+def greeting_handlers(deliverable: Collection[str]) -> dict[str, Sequence[Handler]]:
+    """Outbox handlers: a new conversation gets its channel's greeting."""
+
+    async def opened(session: AsyncSession, event: OutboxEvent) -> None:
+        await greet(session, int(event.payload["conversation_id"]), deliverable, utcnow())
+
+    return {"conversation.opened": [opened]}
