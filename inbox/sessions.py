@@ -5,7 +5,7 @@ the session cookie must come from the hub's own pages. Its `Origin` (or, when a
 browser sends none, the origin of its `Referer`) must be the request's own origin
 or `OMNIHUB_PUBLIC_URL`'s; a request with neither header must carry the session's
 CSRF token in `X-CSRF-Token` (htmx sends headers) or the `csrf_token` form field.
-A token that is presented must always be right. The token is an HMAC of the session
+A token in the header must always be right. The token is an HMAC of the session
 token, so it needs no storage and dies with the session. Requests with a Bearer
 token are not subject: a browser never adds that header by itself.
 
@@ -88,10 +88,7 @@ def check_origin(request: Request, context: HubContext) -> str | None:
     return origin
 
 
-async def _presented_token(request: Request) -> str | None:
-    token = request.headers.get(CSRF_HEADER)
-    if token is not None:
-        return token
+async def _form_token(request: Request) -> str | None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in FORM_TYPES:
         # Starlette keeps the parsed form, so the endpoint reads the same one.
@@ -105,7 +102,10 @@ async def check_csrf(request: Request, context: HubContext, session_token: str) 
     if request.method in SAFE_METHODS:
         return
     origin = check_origin(request, context)
-    presented = await _presented_token(request)
+    presented = request.headers.get(CSRF_HEADER)
+    if presented is None and origin is None:
+        # Only then: parsing the body here is wasted work for most requests.
+        presented = await _form_token(request)
     if presented is not None:
         expected = csrf_token(context.secret, session_token)
         if not hmac.compare_digest(presented.encode(), expected.encode()):
