@@ -9,6 +9,7 @@ from channels.telegram.bots import close_bots
 from channels.telegram.webhook import MANAGER_PROCESSOR, PROCESSOR
 from channels.webform.service import ensure_default_form
 from hub.settings import Settings
+from inbox.sessions import LOGIN_LIMITS, LoginLimits
 from intake.ingest import IntakeConfig
 from routing.engine import ROUTING_ENGINE, RoutingConfig, RoutingEngine
 from storage.blobs import LocalBlobStore
@@ -44,6 +45,9 @@ async def build_context(settings: Settings) -> HubContext:
     context.extras[ROUTING_ENGINE] = RoutingEngine(
         RoutingConfig(first_assignee_becomes_owner=settings.first_assignee_becomes_owner)
     )
+    context.extras[LOGIN_LIMITS] = LoginLimits.create(
+        settings.login_rate_limit, settings.login_ip_rate_limit, settings.redis_url
+    )
     # Bot channels' updates (webhook and long polling) go through the client bot...
     context.extras[PROCESSOR] = ClientBot(context, settings.redis_url)
     # ...and a managers' bot's (audience: managers) through the managers' bot.
@@ -57,6 +61,9 @@ async def close_context(context: HubContext) -> None:
     await context.bus.close()
     if context.forms_rate_limiter is not None:
         await context.forms_rate_limiter.close()
+    login_limits = context.extras.pop(LOGIN_LIMITS, None)
+    if isinstance(login_limits, LoginLimits):
+        await login_limits.close()
     client_bot = context.extras.pop(PROCESSOR, None)
     if isinstance(client_bot, ClientBot):
         await client_bot.close()

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, description="How clients reach the hub")
     default_region: str = Field(default="RU", description="Region for national phone numbers")
     forms_rate_limit: str = Field(default="20/minute", description="Per IP; 0 turns it off")
+    login_rate_limit: str = Field(default="10/15m", description="Sign-ins per account; 0: none")
+    login_ip_rate_limit: str = Field(default="50/15m", description="Sign-ins per IP; 0: none")
     max_body_bytes: int = 30 * 1024 * 1024
     header_timeout: float = Field(
         default=10.0, description="Seconds for a request's line and headers to arrive"

@@ -13,13 +13,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from inbox.deps import (
-    SESSION_COOKIE,
-    SESSION_MAX_AGE,
     AdminDep,
     ContextDep,
     PrincipalDep,
     ReadSessionDep,
-    session_cookie_value,
+    caller_manager,
 )
 from inbox.schemas import (
     ContactDetailOut,
@@ -38,8 +36,28 @@ from inbox.schemas import (
     MeOut,
     MessageOut,
     MessagePage,
+    PasswordChangeIn,
 )
-from intake.accounts import authenticate_manager, get_manager, list_managers
+from inbox.sessions import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    check_csrf,
+    check_origin,
+    clear_session_cookie,
+    client_ip,
+    csrf_token,
+    login_limits,
+    set_session_cookie,
+)
+from intake.accounts import (
+    authenticate_manager,
+    get_manager,
+    hash_password_async,
+    list_managers,
+    password_matches,
+    set_password_hash,
+)
+from intake.identities import normalize_email
 from intake.journal import (
     ConversationFilters,
     LeadFilters,
@@ -54,7 +72,8 @@ from intake.journal import (
     list_messages,
     search_contacts,
 )
-from storage.errors import InvalidInput, Unauthorized
+from intake.sessions import end_manager_sessions, end_session, find_session, open_session
+from storage.errors import Forbidden, InvalidInput, Unauthorized
 from storage.types import utcnow
 
 router = APIRouter(
@@ -147,45 +166,123 @@ LeadFiltersDep = Annotated[LeadFilters, Depends(lead_filters)]
 # Accounts
 
 
-@router.post("/auth/login", response_model=MeOut, tags=["auth"])
-async def login(
-    body: LoginIn,
-    request: Request,
-    response: Response,
-    context: ContextDep,
-    session: ReadSessionDep,
-) -> MeOut:
-    """Sign in with email and password; sets the `omnihub_session` cookie (12 hours)."""
-    manager = await authenticate_manager(session, body.email, body.password)
+def _account_key(email: str) -> str:
+    try:
+        return normalize_email(email)
+    except InvalidInput:
+        return email.strip().lower()
+
+
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorOut, "description": "Cross-site request refused (CSRF)"},
+    429: {"model": ErrorOut, "description": "Too many sign-in attempts; see Retry-After"},
+}
+
+
+@router.post("/auth/login", response_model=MeOut, tags=["auth"], responses=AUTH_ERRORS)
+async def login(body: LoginIn, request: Request, response: Response, context: ContextDep) -> MeOut:
+    """Sign in with email and password; sets the `omnihub_session` cookie (12 hours)
+    and gives the session's CSRF token in the `X-CSRF-Token` response header.
+
+    Attempts are limited per account and per client IP (429 with Retry-After).
+    """
+    check_origin(request, context)
+    ip = client_ip(request)
+    await login_limits(context).check(_account_key(body.email), ip)
+    manager = await authenticate_manager(context.db, body.email, body.password)
     if manager is None:
         raise Unauthorized("invalid email or password", code="invalid_credentials")
-    response.set_cookie(
-        SESSION_COOKIE,
-        session_cookie_value(context.secret, manager.id),
-        max_age=SESSION_MAX_AGE,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
+    async with context.db.transaction() as session:
+        token = await open_session(
+            session, manager.id, user_agent=request.headers.get("user-agent"), ip=ip
+        )
+    set_session_cookie(request, response, context, token)
     return MeOut(role=manager.role, manager=ManagerOut.model_validate(manager), token_id=None)
 
 
-@router.post("/auth/logout", status_code=204, response_model=None, tags=["auth"])
-async def logout(request: Request, response: Response) -> None:
-    """Sign out: clears the session cookie (harmless without one)."""
-    response.delete_cookie(
-        SESSION_COOKIE,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
+@router.post(
+    "/auth/logout", status_code=204, response_model=None, tags=["auth"], responses=AUTH_ERRORS
+)
+async def logout(request: Request, response: Response, context: ContextDep) -> None:
+    """Sign out: ends the session on the server and clears the cookie (harmless without one)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        async with context.db.read() as session:
+            live = await find_session(session, cookie)
+        if live is not None:
+            await check_csrf(request, context, cookie)
+            async with context.db.transaction() as session:
+                await end_session(session, cookie)
+    clear_session_cookie(request, response)
+
+
+@router.post(
+    "/auth/logout-all", status_code=204, response_model=None, tags=["auth"], responses=AUTH_ERRORS
+)
+async def logout_everywhere(
+    principal: PrincipalDep, request: Request, response: Response, context: ContextDep
+) -> None:
+    """Sign out everywhere: ends every session of the calling manager, this one too."""
+    manager_id = caller_manager(principal)
+    async with context.db.transaction() as session:
+        await end_manager_sessions(session, manager_id)
+    clear_session_cookie(request, response)
+
+
+@router.post(
+    "/auth/password", status_code=204, response_model=None, tags=["auth"], responses=AUTH_ERRORS
+)
+async def change_password(
+    body: PasswordChangeIn,
+    principal: PrincipalDep,
+    request: Request,
+    response: Response,
+    context: ContextDep,
+) -> None:
+    """Change the calling manager's password (the current one is asked for).
+
+    Every session of the manager ends; a caller signed in by cookie goes on in a new
+    session (new cookie and CSRF token). API tokens are separate and stay valid.
+    """
+    manager_id = caller_manager(principal)
+    async with context.db.read() as session:
+        manager = await get_manager(session, manager_id)
+    if manager is None:
+        raise Unauthorized("authentication required")
+    await login_limits(context).check(manager.email, client_ip(request))
+    if not await password_matches(manager.password_hash, body.current_password):
+        raise Forbidden("the current password is wrong", code="invalid_credentials")
+    new_hash = await hash_password_async(body.new_password)
+    async with context.db.transaction() as session:
+        await set_password_hash(session, manager_id, new_hash)
+        await end_manager_sessions(session, manager_id)
+        token = None
+        if principal.session_id is not None:
+            token = await open_session(
+                session,
+                manager_id,
+                user_agent=request.headers.get("user-agent"),
+                ip=client_ip(request),
+            )
+    if token is not None:
+        set_session_cookie(request, response, context, token)
 
 
 @router.get("/me", response_model=MeOut, tags=["auth"])
-async def me(principal: PrincipalDep, session: ReadSessionDep) -> MeOut:
-    """The caller: their manager record and role (an operator token has no manager)."""
+async def me(
+    principal: PrincipalDep,
+    session: ReadSessionDep,
+    request: Request,
+    response: Response,
+    context: ContextDep,
+) -> MeOut:
+    """The caller: their manager record and role (an operator token has no manager).
+
+    A caller signed in by cookie gets the session's CSRF token in `X-CSRF-Token`.
+    """
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if principal.session_id is not None and cookie:
+        response.headers[CSRF_HEADER] = csrf_token(context.secret, cookie)
     manager = None
     if principal.manager_id is not None:
         found = await get_manager(session, principal.manager_id)

@@ -2,29 +2,27 @@
 
 A caller proves who they are with `Authorization: Bearer omh_...` (scripts, ERP
 and 1C integrations) or with the `omnihub_session` cookie the web UI gets from
-`POST /api/v1/auth/login` (signed with the hub's secret, valid 12 hours).
+`POST /api/v1/auth/login`: a server-side session (intake.sessions, 12 hours,
+revocable), whose state-changing requests pass the CSRF checks of inbox.sessions.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import HubContext
+from inbox.sessions import SESSION_COOKIE, check_csrf
 from intake.accounts import authenticate_token, get_manager, record_token_use, token_use_due
 from intake.journal import Actor
+from intake.sessions import find_session, record_session_use
 from storage.errors import Forbidden, Unauthorized
 from storage.models import ManagerRole
 from storage.types import utcnow
-
-SESSION_COOKIE = "omnihub_session"
-SESSION_SALT = "omnihub.session"
-SESSION_MAX_AGE = 12 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +32,8 @@ class Principal:
     manager_id: int | None
     token_id: int | None
     role: str
+    # The manager_sessions row when signed in by cookie.
+    session_id: int | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -59,24 +59,6 @@ async def read_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
 
 
 ReadSessionDep = Annotated[AsyncSession, Depends(read_session)]
-
-
-def session_serializer(secret: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret, salt=SESSION_SALT)
-
-
-def session_cookie_value(secret: str, manager_id: int) -> str:
-    """The signed value of the session cookie for `manager_id`."""
-    return session_serializer(secret).dumps({"manager_id": manager_id})
-
-
-def _cookie_manager_id(secret: str, value: str) -> int | None:
-    try:
-        payload: Any = session_serializer(secret).loads(value, max_age=SESSION_MAX_AGE)
-    except BadSignature:  # SignatureExpired is a BadSignature too
-        return None
-    manager_id = payload.get("manager_id") if isinstance(payload, dict) else None
-    return manager_id if isinstance(manager_id, int) and not isinstance(manager_id, bool) else None
 
 
 def unauthorized(detail: str) -> Unauthorized:
@@ -115,12 +97,20 @@ async def get_principal(
         return await _token_principal(context, session, token.strip())
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        manager_id = _cookie_manager_id(context.secret, cookie)
-        if manager_id is not None:
-            manager = await get_manager(session, manager_id)
-            if manager is not None and manager.is_active:
-                return Principal(manager_id=manager.id, token_id=None, role=manager.role)
-        raise unauthorized("the session expired; log in again")
+        now = utcnow()
+        signed_in = await find_session(session, cookie, now)
+        if signed_in is None:
+            raise unauthorized("the session expired or was ended; log in again")
+        await check_csrf(request, context, cookie)
+        if signed_in.seen_due(now):
+            async with context.db.transaction() as write:
+                await record_session_use(write, signed_in.session_id, now)
+        return Principal(
+            manager_id=signed_in.manager_id,
+            token_id=None,
+            role=signed_in.role,
+            session_id=signed_in.session_id,
+        )
     raise unauthorized("authentication required")
 
 

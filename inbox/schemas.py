@@ -34,6 +34,13 @@ class LoginIn(BaseModel):
     password: str = Field(max_length=1024)
 
 
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
+
+
 class ManagerOut(Schema):
     id: int
     email: str

@@ -1,6 +1,8 @@
 """Managers and API tokens: who may use the hub, and how they prove it.
 
-Passwords are kept as argon2id hashes. API tokens are random ("omh_" + 43
+Passwords are kept as argon2id hashes, computed in a small thread pool of their
+own: a flood of sign-ins queues there instead of taking the event loop's CPU,
+the default executor's threads or the database's connections. API tokens are random ("omh_" + 43
 characters), shown once and stored as their sha256: a token is found by the hash
 of what the caller presents, so no stored secret is ever compared byte by byte.
 """
@@ -8,9 +10,13 @@ of what the caller presents, so no stored secret is ever compared byte by byte.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import secrets
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -19,6 +25,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.identities import normalize_email
+from storage.db import Database
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import ApiToken, Manager, ManagerRole
 from storage.types import utcnow
@@ -33,6 +40,22 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
+def _yield_cpu_to_requests() -> None:
+    # argon2 runs its lanes in threads of its own, which inherit this thread's nice
+    # value on Linux: under a flood of sign-ins every other request still gets the CPU.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+# argon2 takes tens of milliseconds of CPU and 64 MiB per hash by design: at most
+# half the cores hash at once, whatever the number of sign-ins waiting.
+_PASSWORD_POOL = ThreadPoolExecutor(
+    max_workers=max(1, min(4, (os.cpu_count() or 2) // 2)),
+    thread_name_prefix="omnihub-password",
+    initializer=_yield_cpu_to_requests,
+)
+
+
 def hash_password(password: str) -> str:
     """An argon2id hash of `password` (salted; different on every call)."""
     return _hasher.hash(password)
@@ -44,6 +67,20 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+async def hash_password_async(password: str) -> str:
+    """`hash_password` in the password pool, off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_PASSWORD_POOL, hash_password, password)
+
+
+async def password_matches(password_hash: str | None, password: str) -> bool:
+    """`verify_password` in the password pool; without a hash, as slow and always False."""
+    loop = asyncio.get_running_loop()
+    if password_hash is None:
+        await loop.run_in_executor(_PASSWORD_POOL, verify_password, _DUMMY_HASH, password)
+        return False
+    return await loop.run_in_executor(_PASSWORD_POOL, verify_password, password_hash, password)
 
 
 def hash_token(token: str) -> str:
@@ -132,22 +169,35 @@ async def create_manager(
     return manager
 
 
-async def authenticate_manager(session: AsyncSession, email: str, password: str) -> Manager | None:
-    """The active manager with this email and password, else None (reads only)."""
+async def authenticate_manager(db: Database, email: str, password: str) -> Manager | None:
+    """The active manager with this email and password, else None.
+
+    The manager is read in a short read session that is closed before the password
+    is checked, so sign-ins waiting for the hash hold no database connection.
+    """
     try:
         normalized = normalize_email(email)
     except InvalidInput:
         normalized = None
     manager = None
     if normalized is not None:
-        manager = await AccountRepository(session).manager_by_email(normalized)
-    # argon2 costs tens of milliseconds of CPU by design: keep it off the event loop.
-    if manager is None or manager.password_hash is None or not manager.is_active:
-        await asyncio.to_thread(verify_password, _DUMMY_HASH, password)
+        async with db.read() as session:
+            manager = await AccountRepository(session).manager_by_email(normalized)
+    if manager is None or not manager.is_active:
+        await password_matches(None, password)
         return None
-    if not await asyncio.to_thread(verify_password, manager.password_hash, password):
+    if not await password_matches(manager.password_hash, password):
         return None
     return manager
+
+
+async def set_password_hash(session: AsyncSession, manager_id: int, password_hash: str) -> None:
+    """Store a new password hash (from `hash_password_async`); NotFound without the manager."""
+    manager = await AccountRepository(session).get_manager(manager_id)
+    if manager is None:
+        raise NotFound(f"manager {manager_id} not found")
+    manager.password_hash = password_hash
+    await session.flush()
 
 
 async def get_manager(session: AsyncSession, manager_id: int) -> Manager | None:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.conversations import add_reply, close_conversation
 from intake.schemas import AttachmentIn
+from intake.sessions import end_manager_sessions
 from routing.admin_repository import HistoryRow, RoutingAdminRepository
 from routing.calendar import WorkingHours
 from routing.engine import Decision, RoutingEngine, effective_presence
@@ -547,6 +548,9 @@ async def update_profile(
         hours = changes.working_hours
         manager.working_hours = hours.model_dump(mode="json") if hours is not None else None
     await session.flush()
+    if "is_active" in given and not manager.is_active:
+        # Signed out for good: reactivation must not revive a stolen or forgotten cookie.
+        await end_manager_sessions(session, manager_id)
     if given & {"capacity", "is_active", "languages", "working_hours"}:
         # More room or a wider reach: what waits in the manager's queues may fit now.
         emit(session, "manager.capacity_changed", {"manager_id": manager_id})

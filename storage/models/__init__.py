@@ -36,6 +36,7 @@ from storage.models.people import (
     IdentityKind,
     Manager,
     ManagerRole,
+    ManagerSession,
     MergeSuggestion,
 )
 from storage.models.routing import (
@@ -85,6 +86,7 @@ __all__ = [
     "Manager",
     "ManagerAbsence",
     "ManagerRole",
+    "ManagerSession",
     "ManagerTelegramCode",
     "MergeSuggestion",
     "Message",

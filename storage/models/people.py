@@ -71,6 +71,25 @@ class ApiToken(IdMixin, CreatedMixin, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class ManagerSession(IdMixin, CreatedMixin, Base):
+    """A signed-in browser: the cookie holds a random token, only its sha256 is kept.
+
+    Revoked on logout, "sign out everywhere", a password change and deactivation.
+    """
+
+    __tablename__ = "manager_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    manager_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("managers.id", ondelete="CASCADE"), index=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
 class IdentityKind(StrEnum):
     EMAIL = "email"
     PHONE = "phone"

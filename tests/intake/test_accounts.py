@@ -79,8 +79,7 @@ class TestCreateManager:
 class TestAuthenticateManager:
     async def test_right_password(self, db: Database) -> None:
         created = await make_manager(db, email="anna@example.ru", password="s3cret")
-        async with db.read() as session:
-            manager = await authenticate_manager(session, "ANNA@example.ru", "s3cret")
+        manager = await authenticate_manager(db, "ANNA@example.ru", "s3cret")
         assert manager is not None and manager.id == created.id
 
     @pytest.mark.parametrize(
@@ -93,8 +92,7 @@ class TestAuthenticateManager:
     )
     async def test_refused(self, db: Database, email: str, password: str) -> None:
         await make_manager(db, email="anna@example.ru", password="s3cret")
-        async with db.read() as session:
-            assert await authenticate_manager(session, email, password) is None
+        assert await authenticate_manager(db, email, password) is None
 
     async def test_inactive_manager_is_refused(self, db: Database) -> None:
         created = await make_manager(db, email="anna@example.ru", password="s3cret")
@@ -102,13 +100,11 @@ class TestAuthenticateManager:
             manager = await session.get(Manager, created.id)
             assert manager is not None
             manager.is_active = False
-        async with db.read() as session:
-            assert await authenticate_manager(session, "anna@example.ru", "s3cret") is None
+        assert await authenticate_manager(db, "anna@example.ru", "s3cret") is None
 
     async def test_manager_without_password_cannot_log_in(self, db: Database) -> None:
         await make_manager(db, email="sso@example.ru", password=None)
-        async with db.read() as session:
-            assert await authenticate_manager(session, "sso@example.ru", "") is None
+        assert await authenticate_manager(db, "sso@example.ru", "") is None
 
 
 class TestApiTokens:
