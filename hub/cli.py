@@ -218,6 +218,8 @@ def channels_list(kind: str | None) -> None:
                 )
                 if state.open_quarantine:
                     fetched += f", {state.open_quarantine} quarantined"
+                if state.duplicates:
+                    fetched += f", {state.duplicates} repeats dropped"
             row = (
                 c.kind,
                 c.key,

@@ -48,6 +48,7 @@ class MailboxStatusOut(BaseModel):
     last_fetch_at: datetime | None
     last_uid: int | None
     open_quarantine: int
+    duplicates: int = Field(description="Mail dropped as a repeat of a Message-ID taken before")
 
 
 class ChannelOut(BaseModel):
@@ -138,6 +139,7 @@ async def _out(session: Any, channel: Channel, *, with_config: bool = False) -> 
             last_fetch_at=state.last_fetch_at,
             last_uid=state.last_uid,
             open_quarantine=state.open_quarantine,
+            duplicates=state.duplicates,
         )
         if with_config:
             out.config = public_config(channel)

@@ -138,13 +138,14 @@ class MailboxPoller:
         for start in range(0, len(uids), config.batch_size):
             batch = uids[start : start + config.batch_size]
             fetched = await session.fetch(batch)
-            await self.intake.take_batch(mailbox, fetched, session.uidvalidity)
+            taken = await self.intake.take_batch(mailbox, fetched, session.uidvalidity)
+            repeats = sum(1 for outcome in taken if outcome.outcome == "duplicate")
             done = [uid for uid, _ in fetched]
             read += len(fetched)
             now = utcnow()
             async with self.context.db.transaction() as db_session:
                 await EmailRepository(db_session).save_checkpoint(
-                    self.channel_id, config.folder, session.uidvalidity, max(batch), now
+                    self.channel_id, config.folder, session.uidvalidity, max(batch), now, repeats
                 )
                 await ChannelRepository(db_session).set_status(
                     self.channel_id, ChannelStatus.OK, None, now

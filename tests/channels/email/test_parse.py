@@ -529,6 +529,9 @@ def test_signature_parts_are_not_attachments() -> None:
     parsed = parse_email(raw)
     assert parsed.text == "Signed text"
     assert parsed.attachments == []
+    [skipped] = parsed.skipped
+    assert skipped.filename == "attachment-1.bin"
+    assert "application/pgp-signature" in skipped.reason
 
 
 def test_uuencoded_attachment() -> None:
