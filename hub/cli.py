@@ -337,6 +337,12 @@ def channels_add_webform(
     default=None,
     help="Or OMNIHUB_SMTP_PASSWORD; defaults to the IMAP password",
 )
+@click.option(
+    "--smtp-login/--no-smtp-login",
+    default=True,
+    show_default=True,
+    help="Log in to SMTP; --no-smtp-login for a relay that takes mail without a login",
+)
 @click.option("--from-address", required=True, help="The mailbox's address")
 @click.option("--from-name", default="", help="Display name of replies")
 @click.option("--acknowledge/--no-acknowledge", default=False, help="Confirm new requests")
@@ -352,6 +358,11 @@ def channels_add_email(**options: Any) -> None:
     from storage.crypto import SecretBox
     from storage.errors import HubError
 
+    login = options["smtp_login"]
+    if not login and (options["smtp_user"] or options["smtp_password"]):
+        raise click.UsageError(
+            "--smtp-user and --smtp-password need SMTP login, not --no-smtp-login"
+        )
     imap_tls = options["imap_security"] == "tls"
     smtp_port = (
         options["smtp_port"] or {"tls": 465, "starttls": 587, "plain": 25}[options["smtp_security"]]
@@ -374,7 +385,7 @@ def channels_add_email(**options: Any) -> None:
                     "host": options["smtp_host"],
                     "port": smtp_port,
                     "security": options["smtp_security"],
-                    "user": options["smtp_user"] or options["imap_user"],
+                    "user": (options["smtp_user"] or options["imap_user"]) if login else None,
                 },
                 "from_address": options["from_address"],
                 "from_name": options["from_name"],
@@ -386,7 +397,7 @@ def channels_add_email(**options: Any) -> None:
         raise click.ClickException(f"invalid mailbox settings: {exc}") from exc
     secrets = EmailSecrets(
         imap_password=options["imap_password"],
-        smtp_password=options["smtp_password"] or options["imap_password"],
+        smtp_password=(options["smtp_password"] or options["imap_password"]) if login else None,
     )
     settings = _settings()
 

@@ -317,7 +317,9 @@ class AttachmentOut(Schema):
 class MessageOut(Schema):
     id: int
     direction: str
+    # Outbound: queued, sending, sent or failed; `error` says why the last attempt failed.
     status: str
+    error: str | None = None
     author_manager_id: int | None
     text: str
     html: str | None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -262,6 +263,26 @@ class TestChannels:
         assert '"port":465' in compact
         assert "секретно" not in str(config) + str(secrets)
         assert secrets
+
+    def test_mailbox_without_smtp_login(self, cli: Cli, data_dir: Path) -> None:
+        mailbox = (
+            "channels", "add", "email", "--imap-host", "imap.example.ru",
+            "--imap-user", "support@example.ru", "--imap-password", "p",
+            "--smtp-host", "relay.example.ru", "--smtp-security", "plain",
+            "--from-address", "support@example.ru",
+        )  # fmt: skip
+        relay = cli(*mailbox, "--key", "relay", "--no-smtp-login")
+        login = cli(*mailbox, "--key", "login")
+        both = cli(*mailbox, "--key", "both", "--no-smtp-login", "--smtp-user", "u")
+
+        assert relay.returncode == 0, relay.stderr
+        assert login.returncode == 0, login.stderr
+        configs = dict(query(data_dir, "SELECT key, config FROM channels ORDER BY key"))
+        assert json.loads(str(configs["relay"]))["smtp"]["user"] is None
+        assert json.loads(str(configs["login"]))["smtp"]["user"] == "support@example.ru"
+        assert both.returncode == 2
+        assert "--smtp-user" in both.stderr and "--no-smtp-login" in both.stderr
+        assert "both" not in configs
 
     def test_mailbox_with_bad_settings_fails_clearly(self, cli: Cli) -> None:
         result = cli(

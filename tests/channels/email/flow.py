@@ -133,6 +133,7 @@ class MailHub:
                     "port": self.smtp.port,
                     "security": "plain",
                     "timeout_seconds": 5,
+                    **config.pop("smtp", {}),
                 },
                 "from_address": HUB_ADDRESS,
                 "from_name": "Магазин",
