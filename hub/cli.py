@@ -235,6 +235,36 @@ def channels_list(kind: str | None) -> None:
         click.echo("\t".join(row))
 
 
+@channels.command("enable")
+@click.argument("key")
+def channels_enable(key: str) -> None:
+    """Enable a channel; a mailbox or polling bot is polled again at once."""
+    _set_active(key, True)
+
+
+@channels.command("disable")
+@click.argument("key")
+def channels_disable(key: str) -> None:
+    """Disable a channel: not polled, takes nothing in; its settings are kept."""
+    _set_active(key, False)
+
+
+def _set_active(key: str, active: bool) -> None:
+    from storage.repositories import ChannelRepository
+
+    settings = _settings()
+
+    async def work(session: Any) -> None:
+        repo = ChannelRepository(session)
+        channel = await repo.get_by_key(key)
+        if channel is None:
+            raise click.ClickException(f"no channel {key!r}")
+        await repo.set_active(channel, active)
+
+    _run(lambda: _in_transaction(settings, work))
+    click.echo(f"channel {key} {'enabled' if active else 'disabled'}")
+
+
 @channels.group("add")
 def channels_add() -> None:
     """Add a channel of one kind."""

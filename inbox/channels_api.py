@@ -167,11 +167,35 @@ async def get_channel(
     return await _out(session, channel, with_config=True)
 
 
+class ChannelChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    is_active: bool = Field(description="false: not polled, takes nothing in")
+
+
+@router.patch(
+    "/channels/{channel_key}",
+    response_model=ChannelOut,
+    responses={**ADMIN, 404: {"model": ErrorOut, "description": "No such channel"}},
+)
+async def change_channel(
+    channel_key: ChannelKey, body: ChannelChangeIn, _admin: AdminDep, context: ContextDep
+) -> ChannelOut:
+    """Disable or enable a channel; its poller, if it has one, stops or starts at once."""
+    async with context.db.transaction() as session:
+        repo = ChannelRepository(session)
+        channel = await repo.get_by_key(channel_key)
+        if channel is None:
+            raise NotFound(f"no channel {channel_key!r}")
+        await repo.set_active(channel, body.is_active)
+        return await _out(session, channel, with_config=True)
+
+
 @router.post("/channels/email", response_model=ChannelOut, status_code=201, responses=ADMIN)
 async def create_email_channel(
     body: EmailChannelIn, _admin: AdminDep, context: ContextDep
 ) -> ChannelOut:
-    """Add a mailbox; the pollers pick it up within their refresh interval."""
+    """Add a mailbox; the pollers of every worker start on it at once."""
     async with context.db.transaction() as session:
         channel = await add_email_channel(
             session,

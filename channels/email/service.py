@@ -435,7 +435,11 @@ class EmailIntake:
         return Taken("stored", result.message_id, result.conversation_id)
 
     def _repeat(
-        self, mailbox: Mailbox, item: _Prepared, first_id: int, conversation_id: int
+        self,
+        mailbox: Mailbox,
+        item: _Prepared,
+        first_id: int | None,
+        conversation_id: int | None,
     ) -> Taken:
         """A mail taken in before (same Message-ID): dropped, with a trace in the log."""
         log.info(

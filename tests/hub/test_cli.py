@@ -131,6 +131,8 @@ EVERY_COMMAND = [
     ("tokens", "create"),
     ("channels",),
     ("channels", "list"),
+    ("channels", "enable"),
+    ("channels", "disable"),
     ("channels", "add"),
     ("channels", "add", "webform"),
     ("channels", "add", "email"),
