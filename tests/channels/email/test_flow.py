@@ -20,15 +20,6 @@ pytestmark = pytest.mark.asyncio
 CLIENT = "ivan.petrov@client.example"
 
 
-@pytest.fixture
-async def hub(
-    app: Any, client: httpx.AsyncClient, dovecot: Dovecot, smtp_server: SmtpRecorder
-) -> MailHub:
-    mail_hub = MailHub(app, client, dovecot, smtp_server)
-    await mail_hub.setup()
-    return mail_hub
-
-
 def _ids(header: str | None) -> list[str]:
     return re.findall(r"<([^>]+)>", header or "")
 

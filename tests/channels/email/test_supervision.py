@@ -6,14 +6,11 @@ change can start them."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -27,11 +24,11 @@ from storage.models import Message
 from storage.repositories import ChannelRepository
 from tests.channels.email.flow import IMAP_PASSWORD, IMAP_USER, MailHub, client_mail
 from tests.mailservers import Dovecot, SmtpRecorder
+from tests.workers import OMNIHUB, start_workers, stop_workers, worker_env
 
 pytestmark = pytest.mark.asyncio
 
 CLIENT = "ivan.petrov@client.example"
-OMNIHUB = Path(sys.executable).parent / "omnihub"
 HOUR = 3600.0
 
 
@@ -104,10 +101,6 @@ async def test_unknown_channel_and_bad_body_are_clear_errors(
     assert (await hub.channel()).is_active
 
 
-def _start_worker(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([str(OMNIHUB), "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
 def _cli(env: dict[str, str], *args: str) -> None:
     done = subprocess.run(
         [str(OMNIHUB), *args], env=env, capture_output=True, text=True, timeout=60
@@ -124,22 +117,19 @@ async def test_two_worker_processes_follow_a_mailbox_added_by_the_cli(
     dovecot: Dovecot,
     smtp_server: SmtpRecorder,
 ) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("OMNIHUB_")},
-        "OMNIHUB_DATABASE_URL": db_url,
-        "OMNIHUB_REDIS_URL": redis_url,
-        "OMNIHUB_SECRET_KEY": "x" * 32,
-        "OMNIHUB_LOG_FORMAT": "text",
-        "OMNIHUB_WORKER_POLL_SECONDS": "0.2",
-        "OMNIHUB_POLL_TELEGRAM": "0",
-        "OMNIHUB_DATA_DIR": str(tmp_path / "var"),
-    }
-    paths = [tmp_path / f"worker{i}.log" for i in range(2)]
-    logs = [path.open("wb") for path in paths]
-    workers = [_start_worker(env, log) for log in logs]
+    env = worker_env(
+        OMNIHUB_DATABASE_URL=db_url,
+        OMNIHUB_REDIS_URL=redis_url,
+        OMNIHUB_SECRET_KEY="x" * 32,
+        OMNIHUB_LOG_FORMAT="text",
+        OMNIHUB_WORKER_POLL_SECONDS="0.2",
+        OMNIHUB_POLL_TELEGRAM="0",
+        OMNIHUB_DATA_DIR=str(tmp_path / "var"),
+    )
+    logs, workers = start_workers(env, tmp_path)
 
     def output(i: int) -> str:
-        return paths[i].read_text(errors="replace")
+        return (tmp_path / f"worker{i}.log").read_text(errors="replace")
 
     async def listening() -> bool:
         for i, worker in enumerate(workers):
@@ -176,16 +166,6 @@ async def test_two_worker_processes_follow_a_mailbox_added_by_the_cli(
         # One worker's outbox published the change; Redis took it to the other one too.
         await _until(both_heard, 5, "both workers heard of the new mailbox")
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-        for log in logs:
-            log.close()
+        stop_workers(workers, logs)
     for i in range(2):
         assert "Traceback" not in output(i), output(i)[-4000:]

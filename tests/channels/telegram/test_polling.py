@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from bots.texts import t
 from channels.telegram.polling import PollingOptions, TelegramPollers
@@ -11,8 +12,8 @@ from storage.models import TelegramBotState
 from tests.channels.telegram.flow import BotHub, Chat, new_token
 
 
-async def test_a_polling_bot_takes_updates_in_once_and_answers(hub: BotHub) -> None:
-    body = await hub.api_post(
+async def _add_polling_bot(hub: BotHub) -> dict[str, Any]:
+    body: dict[str, Any] = await hub.api_post(
         "/api/v1/channels/telegram",
         {
             "key": "pollbot",
@@ -21,6 +22,11 @@ async def test_a_polling_bot_takes_updates_in_once_and_answers(hub: BotHub) -> N
         },
         status=201,
     )
+    return body
+
+
+async def test_a_polling_bot_takes_updates_in_once_and_answers(hub: BotHub) -> None:
+    body = await _add_polling_bot(hub)
     assert body["config"]["mode"] == "polling" and "token" not in body["config"]
     chat = Chat(language="en")
     first = chat.text("Hello from polling")
@@ -71,15 +77,7 @@ async def test_a_polling_bot_is_polled_as_soon_as_it_is_added_and_stops_when_dis
     hub.api.queue_update(chat.text("Hello at once"))
     try:
         await asyncio.sleep(0.3)
-        body = await hub.api_post(
-            "/api/v1/channels/telegram",
-            {
-                "key": "pollbot",
-                "token": new_token(),
-                "config": {"api_url": hub.api.url, "mode": "polling", "poll_timeout_seconds": 1},
-            },
-            status=201,
-        )
+        body = await _add_polling_bot(hub)
         started = time.monotonic()
         while [m.text for m in await hub.messages()] != ["Hello at once"]:
             assert time.monotonic() - started < 5, "the new bot was not polled at once"
