@@ -31,6 +31,7 @@ Poller = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 # How long a supervisor waits to be subscribed before it lists the channels anyway.
 SUBSCRIBE_WAIT_SECONDS = 5.0
 RESUBSCRIBE_SECONDS = 1.0
+MAX_RESUBSCRIBE_SECONDS = 30.0
 
 
 class ChannelPollers(ABC):
@@ -115,10 +116,12 @@ class ChannelPollers(ABC):
             log.exception("poller of %s channel %s ended with an error", self.kind, channel_id)
 
     async def _listen(self, changed: asyncio.Queue[int]) -> None:
+        delay = RESUBSCRIBE_SECONDS
         while True:
             try:
                 async with self.context.bus.subscribe(CHANNEL_CHANGED) as subscription:
                     self.listening.set()
+                    delay = RESUBSCRIBE_SECONDS
                     log.info("%s pollers follow channel changes", self.kind)
                     async for message in subscription:
                         channel_id = message.payload.get("channel_id")
@@ -129,7 +132,8 @@ class ChannelPollers(ABC):
             except Exception:
                 log.warning("listening for %s channel changes failed", self.kind, exc_info=True)
             self.listening.clear()
-            await asyncio.sleep(RESUBSCRIBE_SECONDS)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RESUBSCRIBE_SECONDS)  # Redis away: the timer still works
 
 
 async def _next_changes(changed: asyncio.Queue[int], stop: asyncio.Event, wait: float) -> set[int]:

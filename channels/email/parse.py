@@ -127,6 +127,9 @@ class ParsedEmail:
     headers: dict[str, str]
     read_receipt: bool = False  # a message disposition notification (RFC 8098)
     skipped: list[SkippedPart] = field(default_factory=list)
+    # A bounce or delay report: a DSN, or mail from a mailer daemon (older bounces have
+    # no DSN part). Its text is kept whole; it may come from the null sender.
+    delivery_report: bool = False
 
 
 # ---------------------------------------------------------------- header values
@@ -1185,6 +1188,16 @@ def _bounce(walk: _Walk, top: dict[str, str]) -> Bounce | None:
     )
 
 
+_DAEMON_NAME = re.compile(r"mailer[ -]?daemon|mail[ -]?daemon|postmaster", re.IGNORECASE)
+
+
+def _from_daemon(top: dict[str, str], from_address: str | None) -> bool:
+    """Sent by a mail system: a daemon's address, or a daemon's name over the null sender."""
+    if from_address:
+        return from_address.split("@", 1)[0] in _DAEMONS
+    return bool(_DAEMON_NAME.search(top.get("from", "")))
+
+
 def _auto_reason(
     top: dict[str, str],
     from_address: str | None,
@@ -1325,6 +1338,7 @@ def parse_email(
                 attachment.inline = f"cid:{attachment.content_id.lower()}" in lowered
 
     bounce = _bounce(walk, top)
+    report = bounce is not None or _from_daemon(top, from_address)
     kept = {
         name: _collapse(decode_header_text(top[name], None, name, hint))
         for name in KEPT_HEADERS
@@ -1344,7 +1358,7 @@ def parse_email(
         text=text,
         html=html,
         # A delivery report's "Date:/From:/To:" lines are its substance, not a quote.
-        display_text=text if bounce is not None else strip_quotes(text),
+        display_text=text if report else strip_quotes(text),
         attachments=walk.attachments,
         auto_reason=_auto_reason(top, from_address, message_id, own_domains, bounce, walk.has_mdn),
         bounce=bounce,
@@ -1352,4 +1366,5 @@ def parse_email(
         headers=kept,
         read_receipt=walk.has_mdn,
         skipped=walk.skipped,
+        delivery_report=report,
     )

@@ -76,9 +76,10 @@ def sender_of(parsed: ParsedEmail, config: EmailChannelConfig) -> str | None:
     """
     if parsed.from_address:
         return parsed.from_address
-    if parsed.bounce is None:
+    if not parsed.delivery_report:
         return None
-    return f"mailer-daemon@{parsed.bounce.reporting_mta or config.message_id_domain}"
+    host = parsed.bounce.reporting_mta if parsed.bounce else None
+    return f"mailer-daemon@{host or config.message_id_domain}"
 
 
 def header_key(message_id: str) -> str:
@@ -262,8 +263,8 @@ class EmailIntake:
             for file in parsed.attachments
             if file.truncated_reason
         ] + [{"filename": part.filename, "reason": part.reason} for part in parsed.skipped]
-        automatic = parsed.auto_reason is not None or parsed.bounce is not None
-        auto_reason = parsed.auto_reason or ("delivery report" if parsed.bounce else None)
+        automatic = parsed.auto_reason is not None or parsed.delivery_report
+        auto_reason = parsed.auto_reason or ("delivery report" if parsed.delivery_report else None)
         if not automatic:
             limiter = self._limiter(mailbox)
             decision = await limiter.hit(f"{mailbox.channel_id}:{sender}")
@@ -488,7 +489,7 @@ class EmailIntake:
                 by_conversation.get(token) if token else None,
                 by_lead.get(tag) if tag is not None else None,
             ]
-            machine = item.parsed.bounce is not None or item.parsed.auto_reason is not None
+            machine = item.parsed.delivery_report or item.parsed.auto_reason is not None
             sender = senders.get(item.parsed.from_address or "")
             chosen.append(
                 next(

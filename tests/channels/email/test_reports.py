@@ -61,6 +61,21 @@ class TestBounceFromTheNullSender:
         [event] = await hub.events("message.failed")
         assert event.payload["message_id"] == reply_id
 
+    async def test_one_without_a_report_part_is_kept_as_machine_mail(self, hub: MailHub) -> None:
+        raw = (
+            f"From: MAILER DAEMON <>\r\nTo: {HUB_ADDRESS}\r\nSubject: failure notice\r\n"
+            "Message-ID: <qmail-1@mx.example.net>\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\n\r\n{QUOTA_REPORT}\r\n"
+        ).encode()
+        hub.send(raw)
+        assert await hub.poll() == 1
+        assert await hub.count(QuarantinedEmail) == 0
+        [report] = await hub.messages_all()
+        assert report.meta["automatic"] and "recipient reached disk quota" in report.text
+        assert len(await hub.leads()) == 0
+        [conversation] = await hub.conversations()
+        assert conversation.status == "closed"
+
     async def test_other_mail_without_a_sender_is_still_quarantined(self, hub: MailHub) -> None:
         raw = (
             f"From: <>\r\nTo: {HUB_ADDRESS}\r\nSubject: Без отправителя\r\n"
