@@ -199,6 +199,23 @@ class TestChannels:
         "https://shop.example.ru",
     )
 
+    def test_disabled_and_enabled_channel_is_listed_so_and_announced(
+        self, cli: Cli, data_dir: Path
+    ) -> None:
+        assert cli(*self.ADD_SHOP).returncode == 0
+        disabled = cli("channels", "disable", "shop")
+        listed = cli("channels", "list")
+        enabled = cli("channels", "enable", "shop")
+        unknown = cli("channels", "enable", "nothing")
+
+        assert (disabled.returncode, disabled.stdout) == (0, "channel shop disabled\n")
+        assert listed.stdout == "webform\tshop\tShop\tinactive\tok\t\n"
+        assert (enabled.returncode, enabled.stdout) == (0, "channel shop enabled\n")
+        assert (unknown.returncode, unknown.stderr) == (1, "Error: no channel 'nothing'\n")
+        # Added, disabled, enabled: each tells the pollers of every process.
+        events = query(data_dir, "SELECT topic FROM outbox_events WHERE topic = 'channel.changed'")
+        assert len(events) == 3
+
     def test_added_webform_is_listed(self, cli: Cli, data_dir: Path) -> None:
         added = cli(*self.ADD_SHOP)
         listed = cli("channels", "list")
