@@ -213,6 +213,8 @@ def channels_list(kind: str | None) -> None:
                 )
                 if state.open_quarantine:
                     fetched += f", {state.open_quarantine} quarantined"
+                if state.duplicates:
+                    fetched += f", {state.duplicates} repeats dropped"
             row = (
                 c.kind,
                 c.key,
@@ -226,6 +228,36 @@ def channels_list(kind: str | None) -> None:
 
     for row in _run(lambda: _in_transaction(settings, work)):
         click.echo("\t".join(row))
+
+
+@channels.command("enable")
+@click.argument("key")
+def channels_enable(key: str) -> None:
+    """Enable a channel; a mailbox or polling bot is polled again at once."""
+    _set_active(key, True)
+
+
+@channels.command("disable")
+@click.argument("key")
+def channels_disable(key: str) -> None:
+    """Disable a channel: not polled, takes nothing in; its settings are kept."""
+    _set_active(key, False)
+
+
+def _set_active(key: str, active: bool) -> None:
+    from storage.repositories import ChannelRepository
+
+    settings = _settings()
+
+    async def work(session: Any) -> None:
+        repo = ChannelRepository(session)
+        channel = await repo.get_by_key(key)
+        if channel is None:
+            raise click.ClickException(f"no channel {key!r}")
+        await repo.set_active(channel, active)
+
+    _run(lambda: _in_transaction(settings, work))
+    click.echo(f"channel {key} {'enabled' if active else 'disabled'}")
 
 
 @channels.group("add")
@@ -359,6 +391,12 @@ def channels_add_webform(
     default=None,
     help="Or OMNIHUB_SMTP_PASSWORD; defaults to the IMAP password",
 )
+@click.option(
+    "--smtp-login/--no-smtp-login",
+    default=True,
+    show_default=True,
+    help="Log in to SMTP; --no-smtp-login for a relay that takes mail without a login",
+)
 @click.option("--from-address", required=True, help="The mailbox's address")
 @click.option("--from-name", default="", help="Display name of replies")
 @click.option("--acknowledge/--no-acknowledge", default=False, help="Confirm new requests")
@@ -374,6 +412,11 @@ def channels_add_email(**options: Any) -> None:
     from storage.crypto import SecretBox
     from storage.errors import HubError
 
+    login = options["smtp_login"]
+    if not login and (options["smtp_user"] or options["smtp_password"]):
+        raise click.UsageError(
+            "--smtp-user and --smtp-password need SMTP login, not --no-smtp-login"
+        )
     imap_tls = options["imap_security"] == "tls"
     smtp_port = (
         options["smtp_port"] or {"tls": 465, "starttls": 587, "plain": 25}[options["smtp_security"]]
@@ -396,7 +439,7 @@ def channels_add_email(**options: Any) -> None:
                     "host": options["smtp_host"],
                     "port": smtp_port,
                     "security": options["smtp_security"],
-                    "user": options["smtp_user"] or options["imap_user"],
+                    "user": (options["smtp_user"] or options["imap_user"]) if login else None,
                 },
                 "from_address": options["from_address"],
                 "from_name": options["from_name"],
@@ -408,7 +451,7 @@ def channels_add_email(**options: Any) -> None:
         raise click.ClickException(f"invalid mailbox settings: {exc}") from exc
     secrets = EmailSecrets(
         imap_password=options["imap_password"],
-        smtp_password=options["smtp_password"] or options["imap_password"],
+        smtp_password=(options["smtp_password"] or options["imap_password"]) if login else None,
     )
     settings = _settings()
 

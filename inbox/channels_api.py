@@ -48,6 +48,7 @@ class MailboxStatusOut(BaseModel):
     last_fetch_at: datetime | None
     last_uid: int | None
     open_quarantine: int
+    duplicates: int = Field(description="Mail dropped as a repeat of a Message-ID taken before")
 
 
 class ChannelOut(BaseModel):
@@ -138,6 +139,7 @@ async def _out(session: Any, channel: Channel, *, with_config: bool = False) -> 
             last_fetch_at=state.last_fetch_at,
             last_uid=state.last_uid,
             open_quarantine=state.open_quarantine,
+            duplicates=state.duplicates,
         )
         if with_config:
             out.config = public_config(channel)
@@ -165,11 +167,35 @@ async def get_channel(
     return await _out(session, channel, with_config=True)
 
 
+class ChannelChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    is_active: bool = Field(description="false: not polled, takes nothing in")
+
+
+@router.patch(
+    "/channels/{channel_key}",
+    response_model=ChannelOut,
+    responses={**ADMIN, 404: {"model": ErrorOut, "description": "No such channel"}},
+)
+async def change_channel(
+    channel_key: ChannelKey, body: ChannelChangeIn, _admin: AdminDep, context: ContextDep
+) -> ChannelOut:
+    """Disable or enable a channel; its poller, if it has one, stops or starts at once."""
+    async with context.db.transaction() as session:
+        repo = ChannelRepository(session)
+        channel = await repo.get_by_key(channel_key)
+        if channel is None:
+            raise NotFound(f"no channel {channel_key!r}")
+        await repo.set_active(channel, body.is_active)
+        return await _out(session, channel, with_config=True)
+
+
 @router.post("/channels/email", response_model=ChannelOut, status_code=201, responses=ADMIN)
 async def create_email_channel(
     body: EmailChannelIn, _admin: AdminDep, context: ContextDep
 ) -> ChannelOut:
-    """Add a mailbox; the pollers pick it up within their refresh interval."""
+    """Add a mailbox; the pollers of every worker start on it at once."""
     async with context.db.transaction() as session:
         channel = await add_email_channel(
             session,

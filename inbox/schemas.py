@@ -323,20 +323,35 @@ class AttachmentOut(Schema):
     inline: bool
 
 
+class SkippedAttachmentOut(BaseModel):
+    filename: str
+    reason: str = Field(examples=["signature (application/pgp-signature), not kept"])
+
+
 class MessageOut(Schema):
     id: int
     direction: str
+    # Outbound: queued, sending, sent or failed; `error` says why the last attempt failed.
     status: str
+    error: str | None = None
     author_manager_id: int | None
     text: str
     html: str | None
     created_at: datetime
     sent_at: datetime | None
     attachments: list[AttachmentOut]
+    # Parts of an email not stored: files over the size limit, signatures.
+    skipped_attachments: list[SkippedAttachmentOut] = []
 
     @classmethod
     def of(cls, message: Message) -> MessageOut:
-        return cls.model_validate(message)
+        out = cls.model_validate(message)
+        email = message.meta.get("email") if isinstance(message.meta, dict) else None
+        if isinstance(email, dict) and email.get("skipped_attachments"):
+            out.skipped_attachments = [
+                SkippedAttachmentOut.model_validate(item) for item in email["skipped_attachments"]
+            ]
+        return out
 
 
 class MessagePage(BaseModel):

@@ -164,8 +164,15 @@ class EmailRepository:
         return await self.session.get(MailboxState, channel_id)
 
     async def save_checkpoint(
-        self, channel_id: int, folder: str, uidvalidity: int, last_uid: int, now: datetime
+        self,
+        channel_id: int,
+        folder: str,
+        uidvalidity: int,
+        last_uid: int,
+        now: datetime,
+        duplicates: int = 0,
     ) -> None:
+        """Move the checkpoint to `last_uid`; `duplicates` repeats found on the way are counted."""
         state = await self.session.get(MailboxState, channel_id, with_for_update=True)
         if state is None:
             state = MailboxState(channel_id=channel_id, folder=folder, last_uid=0)
@@ -174,6 +181,7 @@ class EmailRepository:
             state.uidvalidity, state.folder, state.last_uid = uidvalidity, folder, 0
         state.last_uid = max(state.last_uid, last_uid)
         state.last_fetch_at = now
+        state.duplicates = (state.duplicates or 0) + duplicates
 
     async def take_lease(
         self, channel_id: int, folder: str, poller: str, now: datetime, until: datetime

@@ -10,6 +10,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Attachment, Channel
+from storage.outbox import emit
+
+# Written with every change of a channel's settings or activity (not of its status): the
+# pollers of every process start, restart or stop its poller (channels.supervision).
+CHANNEL_CHANGED = "channel.changed"
 
 
 class ChannelRepository:
@@ -59,7 +64,18 @@ class ChannelRepository:
         )
         self.session.add(channel)
         await self.session.flush()
+        self.changed(channel)
         return channel
+
+    async def set_active(self, channel: Channel, active: bool) -> None:
+        """Enable or disable a channel; a disabled one is not polled and takes nothing in."""
+        if channel.is_active != active:
+            channel.is_active = active
+            self.changed(channel)
+
+    def changed(self, channel: Channel) -> None:
+        """Tell every process, once this transaction commits, that the channel changed."""
+        emit(self.session, CHANNEL_CHANGED, {"channel_id": channel.id, "kind": channel.kind})
 
 
 async def attachments_of(session: AsyncSession, message_id: int) -> Sequence[Attachment]:

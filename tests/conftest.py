@@ -19,6 +19,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import redis
+from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
 from storage.db import Database
@@ -42,6 +44,19 @@ def missing_part(reason: str) -> None:
     if REQUIRE_ALL:
         pytest.fail(f"required test part missing: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a reachable Redis (``OMNIHUB_TEST_REDIS_URL``), checked once per session."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except (RedisError, OSError) as exc:
+        missing_part(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    finally:
+        client.close()
+    return REDIS_URL
 
 
 def _pg_dsn(database: str | None = None) -> str:

@@ -567,7 +567,9 @@ class SmtpRecorder:
     Switches: `fail_next(count, reply)` answers the next messages' DATA with a failure
     (`fail_temporarily` = 451, `fail_permanently` = 550), `drop_next(count)` hangs up after
     DATA without a reply, `refuse_recipient(address, reply)` rejects RCPT TO for an address.
-    With `auth=(user, password)` it offers AUTH PLAIN/LOGIN over plain text and, with
+    Without `auth` it offers no AUTH (EHLO lists none; a login fails as on a relay that
+    takes mail from the local network). With `auth=(user, password)` it offers AUTH
+    PLAIN/LOGIN over plain text and, with
     `auth_required=True`, refuses mail from unauthenticated clients. With `tls_context` it
     offers STARTTLS; with `implicit_tls_context` it speaks TLS from the first byte.
     """
@@ -594,7 +596,8 @@ class SmtpRecorder:
         self._cond = threading.Condition()
         kwargs: dict[str, Any] = {
             "data_size_limit": data_size_limit,
-            "auth_require_tls": False,
+            # Without `auth` no AUTH is offered at all, as by a relay on the local network.
+            "auth_require_tls": auth is None,
         }
         # aiosmtpd's own auth_required warns without TLS; the handler enforces it instead.
         self.auth_required = auth_required

@@ -49,6 +49,7 @@ class MailboxStatus:
     last_fetch_at: datetime | None
     last_uid: int | None
     open_quarantine: int
+    duplicates: int  # mail dropped as a repeat of a Message-ID taken before
 
 
 async def mailbox_status(session: AsyncSession, channel: Channel) -> MailboxStatus:
@@ -61,6 +62,7 @@ async def mailbox_status(session: AsyncSession, channel: Channel) -> MailboxStat
         last_fetch_at=state.last_fetch_at if state else None,
         last_uid=state.last_uid if state else None,
         open_quarantine=len(quarantined),
+        duplicates=state.duplicates if state else 0,
     )
 
 

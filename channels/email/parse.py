@@ -39,6 +39,7 @@ __all__ = [
     "Bounce",
     "ParsedAttachment",
     "ParsedEmail",
+    "SkippedPart",
     "UnparseableEmail",
     "decode_header_text",
     "html_to_text",
@@ -83,6 +84,14 @@ class ParsedAttachment:
     size: int = 0  # decoded size in bytes, also when the data was dropped
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedPart:
+    """A part left out on purpose (a signature): named on the message, not stored."""
+
+    filename: str
+    reason: str
+
+
 @dataclass(slots=True)
 class Bounce:
     """A delivery status notification (RFC 3464)."""
@@ -93,6 +102,7 @@ class Bounce:
     status: str | None  # like 5.1.1
     diagnostic: str | None
     permanent: bool  # action failed or status 5.x.x
+    reporting_mta: str | None = None  # the host that wrote the report (Reporting-MTA)
 
 
 @dataclass(slots=True)
@@ -116,6 +126,10 @@ class ParsedEmail:
     defects: list[str]
     headers: dict[str, str]
     read_receipt: bool = False  # a message disposition notification (RFC 8098)
+    skipped: list[SkippedPart] = field(default_factory=list)
+    # A bounce or delay report: a DSN, or mail from a mailer daemon (older bounces have
+    # no DSN part). Its text is kept whole; it may come from the null sender.
+    delivery_report: bool = False
 
 
 # ---------------------------------------------------------------- header values
@@ -835,6 +849,7 @@ class _Walk:
     hint: str | None = None  # the charset of the message's text, for raw 8-bit headers
     defects: list[str] = field(default_factory=list)
     attachments: list[ParsedAttachment] = field(default_factory=list)
+    skipped: list[SkippedPart] = field(default_factory=list)
     dsn_blocks: list[dict[str, str]] = field(default_factory=list)
     returned_ids: list[str] = field(default_factory=list)
     has_dsn: bool = False
@@ -968,13 +983,17 @@ def _walk_part(
     if content_type.startswith("message/") and isinstance(payload, list):
         _message_part(part, content_type, headers, payload, walk)
         return
-    if content_type in _SIGNATURE_TYPES:
-        return
     disposition, disposition_params = _parse_params(headers.get("content-disposition"))
     _, type_params = _parse_params(headers.get("content-type"))
     filename = _param_text(disposition_params, "filename", walk.defects, walk.hint) or (
         _param_text(type_params, "name", walk.defects, walk.hint)
     )
+    if content_type in _SIGNATURE_TYPES:
+        # A signature verifies bytes the hub does not keep as they were; it is named,
+        # so a manager knows the mail was signed, but not stored.
+        name = _safe_filename(filename, content_type, len(walk.skipped) + 1)
+        walk.skipped.append(SkippedPart(name, f"signature ({content_type}), not kept"))
+        return
     is_attachment = disposition == "attachment" or (bool(filename) and disposition != "inline")
     encoding = _transfer_encoding(headers.get("content-transfer-encoding"), walk.defects)
     data = _decode_transfer(_encoded_payload(part), encoding)
@@ -1119,14 +1138,19 @@ def _add_dsn_block(fields: dict[str, str], walk: _Walk) -> None:
         walk.dsn_blocks.append(block)
 
 
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
 def _bounce(walk: _Walk, top: dict[str, str]) -> Bounce | None:
     if not walk.has_dsn:
         return None
     recipients: list[str] = []
     chosen: dict[str, str] | None = None
     envelope_id: str | None = None
+    reporting_mta: str | None = None
     for block in walk.dsn_blocks:
         envelope_id = envelope_id or block.get("original-envelope-id") or None
+        reporting_mta = reporting_mta or block.get("reporting-mta", "").split(";")[-1].strip()
         recipient = block.get("final-recipient") or block.get("original-recipient")
         if not (recipient or "action" in block or "status" in block):
             continue
@@ -1158,7 +1182,20 @@ def _bounce(walk: _Walk, top: dict[str, str]) -> Bounce | None:
         status=status,
         diagnostic=diagnostic,
         permanent=action == "failed" or (status or "").startswith("5"),
+        reporting_mta=reporting_mta.lower()
+        if reporting_mta and _HOST.fullmatch(reporting_mta)
+        else None,
     )
+
+
+_DAEMON_NAME = re.compile(r"mailer[ -]?daemon|mail[ -]?daemon|postmaster", re.IGNORECASE)
+
+
+def _from_daemon(top: dict[str, str], from_address: str | None) -> bool:
+    """Sent by a mail system: a daemon's address, or a daemon's name over the null sender."""
+    if from_address:
+        return from_address.split("@", 1)[0] in _DAEMONS
+    return bool(_DAEMON_NAME.search(top.get("from", "")))
 
 
 def _auto_reason(
@@ -1301,6 +1338,7 @@ def parse_email(
                 attachment.inline = f"cid:{attachment.content_id.lower()}" in lowered
 
     bounce = _bounce(walk, top)
+    report = bounce is not None or _from_daemon(top, from_address)
     kept = {
         name: _collapse(decode_header_text(top[name], None, name, hint))
         for name in KEPT_HEADERS
@@ -1319,11 +1357,14 @@ def parse_email(
         date=_date(top.get("date"), defects),
         text=text,
         html=html,
-        display_text=strip_quotes(text),
+        # A delivery report's "Date:/From:/To:" lines are its substance, not a quote.
+        display_text=text if report else strip_quotes(text),
         attachments=walk.attachments,
         auto_reason=_auto_reason(top, from_address, message_id, own_domains, bounce, walk.has_mdn),
         bounce=bounce,
         defects=_dedupe(defects),
         headers=kept,
         read_receipt=walk.has_mdn,
+        skipped=walk.skipped,
+        delivery_report=report,
     )

@@ -29,9 +29,10 @@ from channels.email.imap import (
     open_imap,
 )
 from channels.email.service import EmailIntake, Mailbox
+from channels.supervision import ChannelPollers, Poller
 from storage.crypto import SecretBox, SecretsUnreadable
 from storage.email_repository import EmailRepository
-from storage.models import ChannelKind
+from storage.models import Channel, ChannelKind
 from storage.repositories import ChannelRepository
 from storage.types import utcnow
 
@@ -138,13 +139,14 @@ class MailboxPoller:
         for start in range(0, len(uids), config.batch_size):
             batch = uids[start : start + config.batch_size]
             fetched = await session.fetch(batch)
-            await self.intake.take_batch(mailbox, fetched, session.uidvalidity)
+            taken = await self.intake.take_batch(mailbox, fetched, session.uidvalidity)
+            repeats = sum(1 for outcome in taken if outcome.outcome == "duplicate")
             done = [uid for uid, _ in fetched]
             read += len(fetched)
             now = utcnow()
             async with self.context.db.transaction() as db_session:
                 await EmailRepository(db_session).save_checkpoint(
-                    self.channel_id, config.folder, session.uidvalidity, max(batch), now
+                    self.channel_id, config.folder, session.uidvalidity, max(batch), now, repeats
                 )
                 await ChannelRepository(db_session).set_status(
                     self.channel_id, ChannelStatus.OK, None, now
@@ -226,53 +228,23 @@ class MailboxPoller:
             await ChannelRepository(session).set_status(self.channel_id, status, error)
 
 
-class EmailPollers:
-    """Runs a poller for every active email channel; picks up channels added later."""
+class EmailPollers(ChannelPollers):
+    """A poller for every active mailbox, started and stopped as mailboxes change."""
+
+    kind = ChannelKind.EMAIL
 
     def __init__(
         self, context: HubContext, intake: EmailIntake, options: PollerOptions | None = None
     ) -> None:
-        self.context = context
-        self.intake = intake
         self.options = options or PollerOptions()
-        self._tasks: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        super().__init__(context, self.options.refresh_seconds)
+        self.intake = intake
 
-    async def run(self, stop: asyncio.Event) -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    await self.refresh()
-                except Exception:
-                    log.exception("listing mailboxes failed")
-                await _sleep(stop, self.options.refresh_seconds)
-        finally:
-            await self.close()
+    def wants_poller(self, channel: Channel) -> bool:
+        return channel.is_active
 
-    async def refresh(self) -> None:
-        async with self.context.db.read() as session:
-            channels = await ChannelRepository(session).list(ChannelKind.EMAIL)
-        active = {c.id for c in channels if c.is_active}
-        for channel_id in active - self._tasks.keys():
-            stop = asyncio.Event()
-            poller = MailboxPoller(self.context, self.intake, channel_id, self.options)
-            task = asyncio.create_task(poller.run(stop), name=f"imap-poller-{channel_id}")
-            self._tasks[channel_id] = (task, stop)
-        for channel_id in self._tasks.keys() - active:
-            await self._stop(channel_id)
-
-    async def close(self) -> None:
-        for channel_id in list(self._tasks):
-            await self._stop(channel_id)
-
-    async def _stop(self, channel_id: int) -> None:
-        task, stop = self._tasks.pop(channel_id)
-        stop.set()
-        try:
-            await asyncio.wait_for(task, timeout=10)
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()
-        except Exception:
-            log.exception("poller of channel %s ended with an error", channel_id)
+    def poller(self, channel_id: int) -> Poller:
+        return MailboxPoller(self.context, self.intake, channel_id, self.options).run
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -65,6 +65,21 @@ def _files(parsed: ParsedEmail) -> list[tuple[bytes, str]]:
     return [(f.data, f.content_type) for f in parsed.attachments if not f.truncated_reason]
 
 
+def sender_of(parsed: ParsedEmail, config: EmailChannelConfig) -> str | None:
+    """Who a mail is from: its From address, or None if it has none.
+
+    A delivery report needs no sender: a bounce's return path is the null sender
+    (RFC 5321, `From: MAILER-DAEMON <>`), so it is filed as from the mailer daemon of
+    the host that wrote it (or of the mailbox's own domain when it names none).
+    """
+    if parsed.from_address:
+        return parsed.from_address
+    if not parsed.delivery_report:
+        return None
+    host = parsed.bounce.reporting_mta if parsed.bounce else None
+    return f"mailer-daemon@{host or config.message_id_domain}"
+
+
 def header_key(message_id: str) -> str:
     """A Message-ID as stored: without <>, and hashed when longer than the column."""
     return fit_key(message_id.strip().strip("<>").strip())
@@ -112,7 +127,7 @@ class EmailIntake:
             return await self._quarantine(
                 mailbox, raw, raw_ref.sha256, f"unparseable: {exc.reason}", uid, uidvalidity
             )
-        if not parsed.from_address:
+        if not sender_of(parsed, config):
             return await self._quarantine(
                 mailbox,
                 raw,
@@ -202,7 +217,7 @@ class EmailIntake:
             parsed = await self._parse(raw, config)
         except UnparseableEmail:
             return None
-        return parsed if parsed.from_address else None
+        return parsed if sender_of(parsed, config) else None
 
     async def _store(
         self, mailbox: Mailbox, raw: bytes, raw_sha256: str, parsed: ParsedEmail
@@ -227,7 +242,8 @@ class EmailIntake:
         files: Sequence[BlobRef],
     ) -> _Prepared:
         """The InboundMessage of a parsed mail whose files (`_files(parsed)`) are stored."""
-        assert parsed.from_address is not None
+        sender = sender_of(parsed, mailbox.config)
+        assert sender is not None
         kept = [file for file in parsed.attachments if not file.truncated_reason]
         attachments = [
             AttachmentIn(
@@ -244,12 +260,12 @@ class EmailIntake:
             {"filename": file.filename, "reason": file.truncated_reason}
             for file in parsed.attachments
             if file.truncated_reason
-        ]
-        automatic = parsed.auto_reason is not None or parsed.bounce is not None
-        auto_reason = parsed.auto_reason or ("delivery report" if parsed.bounce else None)
+        ] + [{"filename": part.filename, "reason": part.reason} for part in parsed.skipped]
+        automatic = parsed.auto_reason is not None or parsed.delivery_report
+        auto_reason = parsed.auto_reason or ("delivery report" if parsed.delivery_report else None)
         if not automatic:
             limiter = self._limiter(mailbox)
-            decision = await limiter.hit(f"{mailbox.channel_id}:{parsed.from_address}")
+            decision = await limiter.hit(f"{mailbox.channel_id}:{sender}")
             if not decision.allowed:
                 automatic, auto_reason = True, "sender over the hourly limit"
         own_id = header_key(parsed.message_id) if parsed.message_id else None
@@ -286,7 +302,7 @@ class EmailIntake:
             channel_id=mailbox.channel_id,
             channel_kind=ChannelKind.EMAIL,
             external_id=external_id,
-            identities=[IdentityIn(IdentityKind.EMAIL, parsed.from_address)],
+            identities=[IdentityIn(IdentityKind.EMAIL, sender)],
             text=parsed.display_text,
             html=parsed.html,
             subject=parsed.subject or None,
@@ -346,7 +362,9 @@ class EmailIntake:
                 if isinstance(result, BaseException):
                     outcomes[index] = result
                 elif result.duplicate:
-                    outcomes[index] = Taken("duplicate", result.message_id, result.conversation_id)
+                    outcomes[index] = self._repeat(
+                        mailbox, items[index], result.message_id, result.conversation_id
+                    )
                 else:
                     stored.append((index, result))
             await repo.record_message_ids_many(
@@ -393,13 +411,29 @@ class EmailIntake:
             return exc
         if filed.ingest is None:  # filed before: a duplicate
             claim = filed.claim
-            return Taken("duplicate", claim.message_id, claim.conversation_id)
+            return self._repeat(mailbox, item, claim.message_id, claim.conversation_id)
         result = filed.ingest
         if item.own_id:
             await repo.record_message_ids(
                 mailbox.channel_id, result.conversation_id, result.message_id, [item.own_id]
             )
         return Taken("stored", result.message_id, result.conversation_id)
+
+    def _repeat(
+        self,
+        mailbox: Mailbox,
+        item: _Prepared,
+        first_id: int | None,
+        conversation_id: int | None,
+    ) -> Taken:
+        """A mail taken in before (same Message-ID): dropped, with a trace in the log."""
+        log.info(
+            "email in mailbox %s dropped: Message-ID <%s> repeats message %s",
+            mailbox.key,
+            item.own_id or item.message.external_id,
+            first_id,
+        )
+        return Taken("duplicate", first_id, conversation_id)
 
     async def _threads(
         self, repo: EmailRepository, mailbox: Mailbox, items: Sequence[_Prepared]
@@ -439,7 +473,7 @@ class EmailIntake:
                 by_conversation.get(token) if token else None,
                 by_lead.get(tag) if tag is not None else None,
             ]
-            machine = item.parsed.bounce is not None or item.parsed.auto_reason is not None
+            machine = item.parsed.delivery_report or item.parsed.auto_reason is not None
             sender = senders.get(item.parsed.from_address or "")
             chosen.append(
                 next(

@@ -54,6 +54,10 @@ class SmtpAuthFailed(PermanentDeliveryError):
     """The server refused the credentials (a 5xx to AUTH): the channel's settings are wrong."""
 
 
+class SmtpMisconfigured(PermanentDeliveryError):
+    """The mailbox's settings do not fit the server (a login or STARTTLS it does not offer)."""
+
+
 def _classify(code: int | None, message: str) -> DeliveryError:
     if code is not None and 500 <= code < 600:
         return PermanentDeliveryError(message, code)
@@ -120,6 +124,13 @@ async def send_message(
         # message do not fit this server; retrying will not help.
         raise PermanentDeliveryError(f"{where}: {exc}") from exc
     except aiosmtplib.SMTPException as exc:
+        if type(exc) is aiosmtplib.SMTPException:
+            # aiosmtplib raises the bare base class only from its own checks, before a
+            # command goes out: an extension the settings need is not offered.
+            hint = ""
+            if "AUTH" in str(exc):
+                hint = " (if it takes mail without a login, give the mailbox no SMTP user)"
+            raise SmtpMisconfigured(f"{where}: {exc}{hint}") from exc
         raise TemporaryDeliveryError(f"{where}: {exc}") from exc
     except OSError as exc:  # refused, reset, unreachable, TLS failures
         raise TemporaryDeliveryError(f"{where}: {exc}") from exc

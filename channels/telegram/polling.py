@@ -21,11 +21,12 @@ import aiohttp
 from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 
 from channels.base import HubContext
+from channels.supervision import ChannelPollers, Poller
 from channels.telegram.bots import BotChannel, ChannelMisconfigured, bot_registry
 from channels.telegram.config import ALLOWED_UPDATES, config_of
 from channels.telegram.webhook import processor_for
 from storage.errors import NotFound
-from storage.models import ChannelKind
+from storage.models import Channel, ChannelKind
 from storage.repositories import ChannelRepository
 from storage.telegram_repository import TelegramRepository
 from storage.types import utcnow
@@ -129,54 +130,17 @@ class BotPoller:
                 await ChannelRepository(session).set_status(self.channel_id, status, error)
 
 
-class TelegramPollers:
-    """A poller for every active bot channel in polling mode; picks up changes."""
+class TelegramPollers(ChannelPollers):
+    """A poller for every active bot channel in polling mode, following their changes."""
+
+    kind = ChannelKind.TELEGRAM
 
     def __init__(self, context: HubContext, options: PollingOptions | None = None) -> None:
-        self.context = context
         self.options = options or PollingOptions()
-        self._tasks: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        super().__init__(context, self.options.refresh_seconds)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    await self.refresh()
-                except Exception:
-                    log.exception("listing bot channels failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.options.refresh_seconds)
-        finally:
-            await self.close()
+    def wants_poller(self, channel: Channel) -> bool:
+        return channel.is_active and config_of(channel).mode == "polling"
 
-    async def refresh(self) -> None:
-        async with self.context.db.read() as session:
-            channels = await ChannelRepository(session).list(ChannelKind.TELEGRAM)
-        polling = set()
-        for channel in channels:
-            try:
-                if channel.is_active and config_of(channel).mode == "polling":
-                    polling.add(channel.id)
-            except ValueError:
-                log.warning("bot channel %s has an unreadable configuration", channel.key)
-        for channel_id in polling - self._tasks.keys():
-            stop = asyncio.Event()
-            poller = BotPoller(self.context, channel_id, self.options)
-            task = asyncio.create_task(poller.run(stop), name=f"telegram-poller-{channel_id}")
-            self._tasks[channel_id] = (task, stop)
-        for channel_id in self._tasks.keys() - polling:
-            await self._stop(channel_id)
-
-    async def close(self) -> None:
-        for channel_id in list(self._tasks):
-            await self._stop(channel_id)
-
-    async def _stop(self, channel_id: int) -> None:
-        task, stop = self._tasks.pop(channel_id)
-        stop.set()
-        try:
-            await asyncio.wait_for(task, timeout=10)
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()
-        except Exception:
-            log.exception("telegram poller of channel %s ended with an error", channel_id)
+    def poller(self, channel_id: int) -> Poller:
+        return BotPoller(self.context, channel_id, self.options).run

@@ -45,6 +45,8 @@ class MailboxState(TimestampMixin, Base):
     # One poller per mailbox across processes: who polls it, and until when.
     poller: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Messages fetched again and dropped as repeats of a Message-ID taken before.
+    duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class QuarantineStatus:

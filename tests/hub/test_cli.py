@@ -131,6 +131,8 @@ EVERY_COMMAND = [
     ("tokens", "create"),
     ("channels",),
     ("channels", "list"),
+    ("channels", "enable"),
+    ("channels", "disable"),
     ("channels", "add"),
     ("channels", "add", "webform"),
     ("channels", "add", "email"),
@@ -196,6 +198,23 @@ class TestChannels:
         "--allowed-origin",
         "https://shop.example.ru",
     )
+
+    def test_disabled_and_enabled_channel_is_listed_so_and_announced(
+        self, cli: Cli, data_dir: Path
+    ) -> None:
+        assert cli(*self.ADD_SHOP).returncode == 0
+        disabled = cli("channels", "disable", "shop")
+        listed = cli("channels", "list")
+        enabled = cli("channels", "enable", "shop")
+        unknown = cli("channels", "enable", "nothing")
+
+        assert (disabled.returncode, disabled.stdout) == (0, "channel shop disabled\n")
+        assert listed.stdout == "webform\tshop\tShop\tinactive\tok\t\n"
+        assert (enabled.returncode, enabled.stdout) == (0, "channel shop enabled\n")
+        assert (unknown.returncode, unknown.stderr) == (1, "Error: no channel 'nothing'\n")
+        # Added, disabled, enabled: each tells the pollers of every process.
+        events = query(data_dir, "SELECT topic FROM outbox_events WHERE topic = 'channel.changed'")
+        assert len(events) == 3
 
     def test_added_webform_is_listed(self, cli: Cli, data_dir: Path) -> None:
         added = cli(*self.ADD_SHOP)
@@ -297,6 +316,26 @@ class TestChannels:
         assert '"port":465' in compact
         assert "секретно" not in str(config) + str(secrets)
         assert secrets
+
+    def test_mailbox_without_smtp_login(self, cli: Cli, data_dir: Path) -> None:
+        mailbox = (
+            "channels", "add", "email", "--imap-host", "imap.example.ru",
+            "--imap-user", "support@example.ru", "--imap-password", "p",
+            "--smtp-host", "relay.example.ru", "--smtp-security", "plain",
+            "--from-address", "support@example.ru",
+        )  # fmt: skip
+        relay = cli(*mailbox, "--key", "relay", "--no-smtp-login")
+        login = cli(*mailbox, "--key", "login")
+        both = cli(*mailbox, "--key", "both", "--no-smtp-login", "--smtp-user", "u")
+
+        assert relay.returncode == 0, relay.stderr
+        assert login.returncode == 0, login.stderr
+        configs = dict(query(data_dir, "SELECT key, config FROM channels ORDER BY key"))
+        assert json.loads(str(configs["relay"]))["smtp"]["user"] is None
+        assert json.loads(str(configs["login"]))["smtp"]["user"] == "support@example.ru"
+        assert both.returncode == 2
+        assert "--smtp-user" in both.stderr and "--no-smtp-login" in both.stderr
+        assert "both" not in configs
 
     def test_mailbox_with_bad_settings_fails_clearly(self, cli: Cli) -> None:
         result = cli(

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import IO
 
 import pytest
 from sqlalchemy import func, select, text
@@ -37,10 +33,10 @@ from storage.models import (
 )
 from storage.types import utcnow
 from tests.factories import form_conversations
+from tests.workers import start_workers, stop_workers, worker_env
 
 CONVERSATIONS = 1000
 MANAGERS = 20
-OMNIHUB = Path(sys.executable).parent / "omnihub"
 TIMEOUT_SECONDS = 180
 
 
@@ -97,28 +93,16 @@ def _socket_ports(pid: int) -> set[int]:
     return ports
 
 
-def _start_workers(
-    env: dict[str, str], tmp_path: Path
-) -> tuple[list[IO[bytes]], list[subprocess.Popen[bytes]]]:
-    logs = [open(tmp_path / f"worker{i}.log", "wb") for i in range(2)]  # noqa: SIM115
-    workers = [
-        subprocess.Popen([str(OMNIHUB), "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        for log in logs
-    ]
-    return logs, workers
-
-
 async def _run_workers(db: Database, db_url: str, tmp_path: Path) -> dict[int, set[str]]:
     """Run two workers until no due event is left; returns what each was seen running."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("OMNIHUB_")},
-        "OMNIHUB_DATABASE_URL": db_url,
-        "OMNIHUB_SECRET_KEY": "x" * 32,
-        "OMNIHUB_LOG_FORMAT": "text",
-        "OMNIHUB_WORKER_POLL_SECONDS": "0.2",
-        "OMNIHUB_DATA_DIR": str(tmp_path / "var"),
-    }
-    logs, workers = _start_workers(env, tmp_path)
+    env = worker_env(
+        OMNIHUB_DATABASE_URL=db_url,
+        OMNIHUB_SECRET_KEY="x" * 32,
+        OMNIHUB_LOG_FORMAT="text",
+        OMNIHUB_WORKER_POLL_SECONDS="0.2",
+        OMNIHUB_DATA_DIR=str(tmp_path / "var"),
+    )
+    logs, workers = start_workers(env, tmp_path)
     seen: dict[int, set[str]] = {w.pid: set() for w in workers}
     database = db.url.database
     try:
@@ -160,17 +144,7 @@ async def _run_workers(db: Database, db_url: str, tmp_path: Path) -> dict[int, s
                 break
             await asyncio.sleep(0.05)
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-        for log in logs:
-            log.close()
+        stop_workers(workers, logs)
     for i in range(len(workers)):
         output = (tmp_path / f"worker{i}.log").read_text()
         assert "outbox worker started" in output, output[-2000:]

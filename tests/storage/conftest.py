@@ -11,10 +11,6 @@ import os
 import uuid
 
 import pytest
-import redis
-from redis.exceptions import RedisError
-
-DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def require_all() -> bool:
@@ -27,20 +23,6 @@ def missing_part(reason: str) -> None:
     if require_all():
         pytest.fail(f"{reason} (OMNIHUB_TEST_REQUIRE_ALL=1)", pytrace=False)
     pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """URL of a reachable Redis (``OMNIHUB_TEST_REDIS_URL``), checked once per session."""
-    url = os.environ.get("OMNIHUB_TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    except (RedisError, OSError) as exc:
-        missing_part(f"Redis is not reachable at {url}: {exc}")
-    finally:
-        client.close()
-    return url
 
 
 @pytest.fixture

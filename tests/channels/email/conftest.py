@@ -8,11 +8,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 from channels.email.imap import MailboxSettings
 from channels.email.smtp import SmtpSettings
+from tests.channels.email.flow import MailHub
 from tests.conftest import missing_part
 from tests.mailservers import Dovecot, SmtpRecorder, dovecot_missing_reason
 
@@ -65,3 +68,13 @@ def smtp_settings(smtp_server: SmtpRecorder) -> SmtpSettings:
         password=None,
         timeout=5.0,
     )
+
+
+@pytest.fixture
+async def hub(
+    app: Any, client: httpx.AsyncClient, dovecot: Dovecot, smtp_server: SmtpRecorder
+) -> MailHub:
+    """A hub with the mailbox `support` on this test's dovecot and SMTP recorder."""
+    mail_hub = MailHub(app, client, dovecot, smtp_server)
+    await mail_hub.setup()
+    return mail_hub

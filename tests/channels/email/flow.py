@@ -55,6 +55,45 @@ def client_mail(
     return message.as_bytes(), mid
 
 
+def dsn(
+    original_id: str,
+    recipient: str,
+    *,
+    sender: str = "Mail Delivery System <MAILER-DAEMON@mx.client.example>",
+    explanation: str = "I'm sorry to have to inform you that your message could not be delivered.",
+    status: str = "5.1.1",
+    diagnostic: str = "smtp; 550 5.1.1 user unknown",
+    message_id: str = "bounce-1@mx.client.example",
+) -> bytes:
+    """A delivery status notification (RFC 3464) returning our message `original_id`."""
+    return (
+        f"From: {sender}\r\n"
+        f"To: {HUB_ADDRESS}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: <{message_id}>\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
+        "\r\n--B\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"{explanation}\r\n"
+        "\r\n--B\r\n"
+        "Content-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.client.example\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\n"
+        "Action: failed\r\n"
+        f"Status: {status}\r\n"
+        f"Diagnostic-Code: {diagnostic}\r\n"
+        "\r\n--B\r\n"
+        "Content-Type: text/rfc822-headers\r\n\r\n"
+        f"From: {HUB_ADDRESS}\r\n"
+        f"To: {recipient}\r\n"
+        "Subject: Re: Вопрос\r\n"
+        f"Message-ID: <{original_id}>\r\n"
+        "\r\n--B--\r\n"
+    ).encode()
+
+
 class MailHub:
     """The app's context, a mailbox channel made through the API, a poller and delivery."""
 
@@ -95,6 +134,7 @@ class MailHub:
                     "port": self.smtp.port,
                     "security": "plain",
                     "timeout_seconds": 5,
+                    **config.pop("smtp", {}),
                 },
                 "from_address": HUB_ADDRESS,
                 "from_name": "Магазин",

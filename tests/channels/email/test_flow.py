@@ -15,21 +15,12 @@ import pytest
 
 from routing.calendar import WEEKDAYS
 from storage.models import Lead, Message, MessageStatus
-from tests.channels.email.flow import HUB_ADDRESS, MailHub, client_mail
+from tests.channels.email.flow import HUB_ADDRESS, MailHub, client_mail, dsn
 from tests.mailservers import Dovecot, SmtpRecorder
 
 pytestmark = pytest.mark.asyncio
 
 CLIENT = "ivan.petrov@client.example"
-
-
-@pytest.fixture
-async def hub(
-    app: Any, client: httpx.AsyncClient, dovecot: Dovecot, smtp_server: SmtpRecorder
-) -> MailHub:
-    mail_hub = MailHub(app, client, dovecot, smtp_server)
-    await mail_hub.setup()
-    return mail_hub
 
 
 def _ids(header: str | None) -> list[str]:
@@ -268,35 +259,6 @@ async def test_crash_between_send_and_record_never_sends_twice(hub: MailHub) -> 
     message = await hub.message(int(reply["id"]))
     assert message.status == MessageStatus.FAILED and "unknown" in (message.error or "")
     assert hub.smtp.messages == []
-
-
-def dsn(original_id: str, recipient: str) -> bytes:
-    return (
-        "From: Mail Delivery System <MAILER-DAEMON@mx.client.example>\r\n"
-        f"To: {HUB_ADDRESS}\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        "Message-ID: <bounce-1@mx.client.example>\r\n"
-        "Auto-Submitted: auto-replied\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
-        "\r\n--B\r\n"
-        "Content-Type: text/plain\r\n\r\n"
-        "I'm sorry to have to inform you that your message could not be delivered.\r\n"
-        "\r\n--B\r\n"
-        "Content-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.client.example\r\n\r\n"
-        f"Final-Recipient: rfc822; {recipient}\r\n"
-        "Action: failed\r\n"
-        "Status: 5.1.1\r\n"
-        "Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n"
-        "\r\n--B\r\n"
-        "Content-Type: text/rfc822-headers\r\n\r\n"
-        f"From: {HUB_ADDRESS}\r\n"
-        f"To: {recipient}\r\n"
-        "Subject: Re: Вопрос\r\n"
-        f"Message-ID: <{original_id}>\r\n"
-        "\r\n--B--\r\n"
-    ).encode()
 
 
 async def test_reply_with_a_file_reaches_the_client_with_it(hub: MailHub) -> None:

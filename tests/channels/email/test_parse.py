@@ -529,6 +529,9 @@ def test_signature_parts_are_not_attachments() -> None:
     parsed = parse_email(raw)
     assert parsed.text == "Signed text"
     assert parsed.attachments == []
+    [skipped] = parsed.skipped
+    assert skipped.filename == "attachment-1.bin"
+    assert "application/pgp-signature" in skipped.reason
 
 
 def test_uuencoded_attachment() -> None:
@@ -810,3 +813,28 @@ def test_own_message_id_domain_is_a_loop() -> None:
     assert parse_email(raw, own_domains=frozenset({"hub.example"})).auto_reason == "own message id"
     assert parse_email(raw, own_domains=frozenset({"other.example"})).auto_reason is None
     assert parse_email(raw).auto_reason is None
+
+
+def test_a_bounce_without_a_report_part_is_a_delivery_report_kept_whole() -> None:
+    raw = (
+        b"From: MAILER DAEMON <>\r\n"
+        b"To: support@hub.example\r\n"
+        b"Subject: failure notice\r\n"
+        b"Content-Type: text/plain\r\n\r\n"
+        b"Hi. This is the qmail-send program at mx.example.net.\r\n"
+        b"I'm afraid I wasn't able to deliver your message.\r\n\r\n"
+        b"From: support@hub.example\r\n"
+        b"To: ivan@client.example\r\n"
+        b"Subject: Re: order\r\n\r\n"
+        b"<ivan@client.example>: recipient reached disk quota\r\n"
+    )
+    parsed = parse_email(raw)
+    assert parsed.from_address is None and parsed.bounce is None
+    assert parsed.delivery_report
+    assert parsed.display_text == parsed.text
+    assert "recipient reached disk quota" in parsed.display_text
+
+
+def test_a_person_is_no_delivery_report() -> None:
+    parsed = parse_email(message("From: Ivan <ivan@client.example>", body="Hi\r\n"))
+    assert not parsed.delivery_report

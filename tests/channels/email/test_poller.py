@@ -21,15 +21,6 @@ from tests.mailservers import Dovecot, SmtpRecorder
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.fixture
-async def hub(
-    app: Any, client: httpx.AsyncClient, dovecot: Dovecot, smtp_server: SmtpRecorder
-) -> MailHub:
-    mail_hub = MailHub(app, client, dovecot, smtp_server)
-    await mail_hub.setup()
-    return mail_hub
-
-
 async def _until(check: Any, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

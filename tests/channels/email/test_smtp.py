@@ -16,6 +16,7 @@ import pytest
 from channels.email.smtp import (
     PermanentDeliveryError,
     SmtpAuthFailed,
+    SmtpMisconfigured,
     SmtpSettings,
     TemporaryDeliveryError,
     send_message,
@@ -172,6 +173,19 @@ async def test_auth():
             await send_message(anonymous, reply_message(), sender=SENDER, recipients=[CLIENT])
         assert refused.value.code == 530
         assert len(server.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("security", "user", "missing"), [("plain", "hub", "AUTH"), ("starttls", None, "STARTTLS")]
+)
+async def test_settings_the_server_does_not_offer_are_permanent(
+    smtp_server: SmtpRecorder, security: str, user: str | None, missing: str
+):
+    settings = SmtpSettings(smtp_server.host, smtp_server.port, security, user, "pw", timeout=5)
+    with pytest.raises(SmtpMisconfigured) as caught:
+        await send_message(settings, reply_message(), sender=SENDER, recipients=[CLIENT])
+    assert missing in str(caught.value)
+    assert smtp_server.messages == []
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,28 @@
+"""Email: a mailbox counts the messages dropped as repeats of a Message-ID.
+
+Revision ID: 0012
+Revises: 0006
+Create Date: 2026-12-07
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0012"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("email_mailbox_state", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("duplicates", sa.Integer(), server_default="0", nullable=False)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("email_mailbox_state", schema=None) as batch_op:
+        batch_op.drop_column("duplicates")
