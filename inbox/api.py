@@ -6,19 +6,22 @@ writes happen inside `context.db.transaction()`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
+from inbox.answers import API_ANSWERS
 from inbox.deps import (
+    ADMIN_REQUIRED,
     SESSION_COOKIE,
     SESSION_MAX_AGE,
     AdminDep,
     ContextDep,
     PrincipalDep,
     ReadSessionDep,
+    refuse_control_characters,
     session_cookie_value,
 )
 from inbox.schemas import (
@@ -28,7 +31,6 @@ from inbox.schemas import (
     ConversationDetailOut,
     ConversationOut,
     ConversationPage,
-    ErrorOut,
     LeadDetailOut,
     LeadOut,
     LeadPage,
@@ -54,25 +56,18 @@ from intake.journal import (
     list_messages,
     search_contacts,
 )
-from storage.errors import InvalidInput, Unauthorized
-from storage.types import utcnow
+from storage.errors import InvalidInput, NotFound, Unauthorized, answers
+from storage.types import DbId, utcnow
 
 router = APIRouter(
     prefix="/api/v1",
     tags=["inbox"],
-    responses={
-        401: {"model": ErrorOut, "description": "Not authenticated"},
-        422: {"model": ErrorOut, "description": "Invalid input"},
-    },
+    responses=API_ANSWERS,
+    dependencies=[Depends(refuse_control_characters)],
 )
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "No such record"}
-}
+NOT_FOUND = answers(NotFound)
 
-# Larger ids would overflow the databases' 64-bit integers (a 500, not a 404).
-MAX_ID = 2**63 - 1
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")]
 Cursor = Annotated[
     str | None,
@@ -197,7 +192,7 @@ async def me(principal: PrincipalDep, session: ReadSessionDep) -> MeOut:
     "/managers",
     response_model=list[ManagerOut],
     tags=["auth"],
-    responses={403: {"model": ErrorOut, "description": "Administrators only"}},
+    responses=answers(ADMIN_REQUIRED),
 )
 async def managers(_admin: AdminDep, session: ReadSessionDep) -> list[ManagerOut]:
     """Every manager, active or not (administrators only)."""
@@ -248,14 +243,14 @@ async def export_leads(
 
 
 @router.get("/leads/{lead_id}", response_model=LeadDetailOut, tags=["leads"], responses=NOT_FOUND)
-async def lead(lead_id: Id, _principal: PrincipalDep, session: ReadSessionDep) -> LeadDetailOut:
+async def lead(lead_id: DbId, _principal: PrincipalDep, session: ReadSessionDep) -> LeadDetailOut:
     """One lead with its contact, the contact's identities and the channel."""
     return LeadDetailOut.of_detail(await get_lead(session, lead_id))
 
 
 @router.patch("/leads/{lead_id}", response_model=LeadDetailOut, tags=["leads"], responses=NOT_FOUND)
 async def update_lead(
-    lead_id: Id, body: LeadStatusIn, principal: PrincipalDep, context: ContextDep
+    lead_id: DbId, body: LeadStatusIn, principal: PrincipalDep, context: ContextDep
 ) -> LeadDetailOut:
     """Change a lead's status; emits `lead.status_changed` (nothing when unchanged)."""
     async with context.db.transaction() as session:
@@ -306,7 +301,7 @@ async def contacts(
     responses=NOT_FOUND,
 )
 async def contact(
-    contact_id: Id, _principal: PrincipalDep, session: ReadSessionDep
+    contact_id: DbId, _principal: PrincipalDep, session: ReadSessionDep
 ) -> ContactDetailOut:
     """A contact with identities, conversations in every channel and open merge suggestions."""
     return ContactDetailOut.of_detail(await get_contact(session, contact_id))
@@ -323,7 +318,7 @@ async def conversations(
         list[str] | None, Query(description="open, pending, closed; repeat or comma-separate")
     ] = None,
     channel: Annotated[str | None, Query(max_length=64, description="Channel key or id")] = None,
-    contact_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    contact_id: DbId | None = None,
     assignee_id: Annotated[
         str | None, Query(max_length=20, description="Manager id, or `unassigned`")
     ] = None,
@@ -352,7 +347,7 @@ async def conversations(
     responses=NOT_FOUND,
 )
 async def conversation(
-    conversation_id: Id, _principal: PrincipalDep, session: ReadSessionDep
+    conversation_id: DbId, _principal: PrincipalDep, session: ReadSessionDep
 ) -> ConversationDetailOut:
     """One conversation with its channel, contact and lead."""
     return ConversationDetailOut.of_detail(await get_conversation(session, conversation_id))
@@ -365,7 +360,7 @@ async def conversation(
     responses=NOT_FOUND,
 )
 async def conversation_messages(
-    conversation_id: Id,
+    conversation_id: DbId,
     _principal: PrincipalDep,
     session: ReadSessionDep,
     cursor: Cursor = None,

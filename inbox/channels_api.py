@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from channels.base import CHANNEL_KEY
@@ -22,25 +22,29 @@ from channels.telegram.admin import public_config as telegram_config
 from channels.telegram.config import TOKEN, TelegramChannelConfig
 from channels.telephony.admin import add_telephony_channel, webhook_path
 from channels.telephony.config import TelephonyConfig
-from inbox.deps import AdminDep, ContextDep, PrincipalDep, ReadSessionDep
-from inbox.schemas import ErrorOut
+from inbox.answers import API_ANSWERS
+from inbox.deps import (
+    ADMIN_REQUIRED,
+    AdminDep,
+    ContextDep,
+    PrincipalDep,
+    ReadSessionDep,
+    refuse_control_characters,
+)
 from storage.crypto import SecretBox
 from storage.email_repository import EmailRepository
-from storage.errors import NotFound
+from storage.errors import NotFound, answers
 from storage.models import Channel, ChannelKind, QuarantinedEmail, QuarantineStatus
 from storage.repositories import ChannelRepository
+from storage.types import DbId
 
 router = APIRouter(
     prefix="/api/v1",
     tags=["channels"],
-    responses={
-        401: {"model": ErrorOut, "description": "Not authenticated"},
-        422: {"model": ErrorOut, "description": "Invalid input"},
-    },
+    responses=API_ANSWERS,
+    dependencies=[Depends(refuse_control_characters)],
 )
-ADMIN: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorOut, "description": "Administrators only"}
-}
+ADMIN = answers(ADMIN_REQUIRED)
 ChannelKey = Annotated[str, Path(pattern=CHANNEL_KEY.pattern)]
 
 
@@ -154,7 +158,11 @@ async def list_channels(
     return [await _out(session, c) for c in await ChannelRepository(session).list(kind)]
 
 
-@router.get("/channels/{channel_key}", response_model=ChannelOut)
+@router.get(
+    "/channels/{channel_key}",
+    response_model=ChannelOut,
+    responses=answers(ADMIN_REQUIRED, NotFound),
+)
 async def get_channel(
     channel_key: ChannelKey, _admin: AdminDep, session: ReadSessionDep
 ) -> ChannelOut:
@@ -248,7 +256,7 @@ async def create_telegram_channel(
         return await _out(session, channel, with_config=True)
 
 
-@router.get("/email/quarantine", response_model=list[QuarantinedOut])
+@router.get("/email/quarantine", response_model=list[QuarantinedOut], responses=answers(NotFound))
 async def list_quarantine(
     _principal: PrincipalDep,
     session: ReadSessionDep,
@@ -268,10 +276,12 @@ async def list_quarantine(
     return [QuarantinedOut.of(item) for item in items]
 
 
-@router.post("/email/quarantine/{item_id}/retry", response_model=RetryOut, responses=ADMIN)
-async def retry_quarantine(
-    item_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _admin: AdminDep, context: ContextDep
-) -> RetryOut:
+@router.post(
+    "/email/quarantine/{item_id}/retry",
+    response_model=RetryOut,
+    responses=answers(ADMIN_REQUIRED, NotFound),
+)
+async def retry_quarantine(item_id: DbId, _admin: AdminDep, context: ContextDep) -> RetryOut:
     """Take a quarantined email in again; it leaves the quarantine when that works."""
     taken = await retry_quarantined(context, item_id)
     return RetryOut(

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 
-from inbox.deps import ContextDep, PrincipalDep, ReadSessionDep
-from inbox.schemas import AttachmentOut, ErrorOut
+from inbox.answers import API_ANSWERS
+from inbox.deps import ContextDep, PrincipalDep, ReadSessionDep, refuse_control_characters
+from inbox.schemas import AttachmentOut
 from intake.claims import (
     ClaimDetail,
     ClaimFilters,
@@ -20,24 +21,18 @@ from intake.claims import (
     list_claims,
     update_claim,
 )
-from storage.errors import InvalidInput
+from storage.errors import Conflict, InvalidInput, NotFound, answers
 from storage.models import Claim, ClaimStep
+from storage.types import DbId
 
 router = APIRouter(
     prefix="/api/v1",
     tags=["claims"],
-    responses={
-        401: {"model": ErrorOut, "description": "Not authenticated"},
-        422: {"model": ErrorOut, "description": "Invalid input"},
-    },
+    responses=API_ANSWERS,
+    dependencies=[Depends(refuse_control_characters)],
 )
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "No such claim"}
-}
-CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorOut, "description": "Not allowed in the claim's status"}
-}
-MAX_ID = 2**63 - 1
+NOT_FOUND = answers(NotFound)
+CONFLICT = answers(Conflict)
 ClaimRef = Annotated[
     str,
     Path(
@@ -120,7 +115,7 @@ class StatusIn(BaseModel):
     resolution: str | None = Field(
         default=None, max_length=10_000, description="Required to resolve or reject"
     )
-    notify: bool = Field(default=True, description="Tell the client (in their language)")
+    notify: StrictBool = Field(default=True, description="Tell the client (in their language)")
 
 
 class StepIn(BaseModel):
@@ -132,7 +127,7 @@ class StepIn(BaseModel):
 class ClaimChangesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    manager_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    manager_id: DbId | None = None
     due_at: AwareDatetime | None = None
     resolution: str | None = Field(default=None, max_length=10_000)
 
@@ -161,8 +156,8 @@ async def claims(
     manager_id: Annotated[
         str | None, Query(max_length=20, description="Manager id, or `unassigned`")
     ] = None,
-    contact_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    channel_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    contact_id: DbId | None = None,
+    channel_id: DbId | None = None,
     created_from: Annotated[AwareDatetime | None, Query(description="ISO 8601 with zone")] = None,
     created_to: Annotated[AwareDatetime | None, Query(description="ISO 8601 with zone")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -170,11 +165,13 @@ async def claims(
 ) -> ClaimPage:
     """Claims, newest first, filtered by status, reason, manager, contact, channel, dates."""
     manager, unassigned = None, False
-    if manager_id is not None and manager_id.strip():
-        if manager_id.strip() == "unassigned":
+    wanted = (manager_id or "").strip()
+    if wanted:
+        if wanted == "unassigned":
             unassigned = True
-        elif manager_id.strip().isdigit():
-            manager = int(manager_id)
+        # Up to 18 ASCII digits: always a 64-bit id (int("²") fails, 2**63 overflows).
+        elif wanted.isascii() and wanted.isdigit() and len(wanted) <= 18:
+            manager = int(wanted)
         else:
             raise InvalidInput("manager_id is a manager id or 'unassigned'", code="invalid_manager")
     page = await list_claims(
