@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
-from inbox.answers import API_ANSWERS
+from inbox.boundary import api_router
 from inbox.deps import (
     ADMIN_REQUIRED,
     SESSION_COOKIE,
@@ -21,7 +21,6 @@ from inbox.deps import (
     ContextDep,
     PrincipalDep,
     ReadSessionDep,
-    refuse_control_characters,
     session_cookie_value,
 )
 from inbox.schemas import (
@@ -59,12 +58,7 @@ from intake.journal import (
 from storage.errors import InvalidInput, NotFound, Unauthorized, answers
 from storage.types import DbId, utcnow
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["inbox"],
-    responses=API_ANSWERS,
-    dependencies=[Depends(refuse_control_characters)],
-)
+router = api_router(tags=["inbox"])
 
 NOT_FOUND = answers(NotFound)
 

@@ -11,17 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from inbox.answers import API_ANSWERS
+from inbox.boundary import api_router
 from inbox.deps import (
     ADMIN_REQUIRED,
     AdminDep,
     ContextDep,
     PrincipalDep,
     ReadSessionDep,
-    refuse_control_characters,
     require_self_or_admin,
 )
 from intake import calls_admin, tasks
@@ -31,12 +30,7 @@ from storage.models import BlockedNumber, Call, Manager, Task, TaskStatus
 from storage.repositories import ChannelRepository
 from storage.types import DbId, utcnow
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["telephony"],
-    responses=API_ANSWERS,
-    dependencies=[Depends(refuse_control_characters)],
-)
+router = api_router(tags=["telephony"])
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")]
 Cursor = Annotated[

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from channels.base import CHANNEL_KEY
@@ -22,14 +22,13 @@ from channels.telegram.admin import public_config as telegram_config
 from channels.telegram.config import TOKEN, TelegramChannelConfig
 from channels.telephony.admin import add_telephony_channel, webhook_path
 from channels.telephony.config import TelephonyConfig
-from inbox.answers import API_ANSWERS
+from inbox.boundary import api_router
 from inbox.deps import (
     ADMIN_REQUIRED,
     AdminDep,
     ContextDep,
     PrincipalDep,
     ReadSessionDep,
-    refuse_control_characters,
 )
 from storage.crypto import SecretBox
 from storage.email_repository import EmailRepository
@@ -38,12 +37,7 @@ from storage.models import Channel, ChannelKind, QuarantinedEmail, QuarantineSta
 from storage.repositories import ChannelRepository
 from storage.types import DbId
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["channels"],
-    responses=API_ANSWERS,
-    dependencies=[Depends(refuse_control_characters)],
-)
+router = api_router(tags=["channels"])
 ADMIN = answers(ADMIN_REQUIRED)
 ChannelKey = Annotated[str, Path(pattern=CHANNEL_KEY.pattern)]
 

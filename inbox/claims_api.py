@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 
-from inbox.answers import API_ANSWERS
-from inbox.deps import ContextDep, PrincipalDep, ReadSessionDep, refuse_control_characters
+from inbox.boundary import api_router
+from inbox.deps import ContextDep, PrincipalDep, ReadSessionDep
 from inbox.schemas import AttachmentOut
 from intake.claims import (
     ClaimDetail,
@@ -25,12 +25,7 @@ from storage.errors import Conflict, InvalidInput, NotFound, answers
 from storage.models import Claim, ClaimStep
 from storage.types import DbId
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["claims"],
-    responses=API_ANSWERS,
-    dependencies=[Depends(refuse_control_characters)],
-)
+router = api_router(tags=["claims"])
 NOT_FOUND = answers(NotFound)
 CONFLICT = answers(Conflict)
 ClaimRef = Annotated[

@@ -13,10 +13,10 @@ import base64
 import binascii
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Path
+from fastapi import Body, Header, Path
 
 from channels.base import HubContext
-from inbox.answers import API_ANSWERS
+from inbox.boundary import api_router
 from inbox.deps import (
     ADMIN_REQUIRED,
     NO_MANAGER,
@@ -25,7 +25,6 @@ from inbox.deps import (
     PrincipalDep,
     ReadSessionDep,
     caller_manager,
-    refuse_control_characters,
     require_self_or_admin,
 )
 from inbox.routing_schemas import (
@@ -64,11 +63,7 @@ from storage.blobs import normalise_content_type
 from storage.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, answers
 from storage.types import DbId
 
-router = APIRouter(
-    prefix="/api/v1",
-    responses=API_ANSWERS,
-    dependencies=[Depends(refuse_control_characters)],
-)
+router = api_router()
 
 ChannelKey = Annotated[str, Path(min_length=1, max_length=64)]
 NOT_FOUND = answers(NotFound)

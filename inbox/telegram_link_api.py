@@ -9,29 +9,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from channels.telegram.bots import bot_channel, bot_registry
 from channels.telegram.links import issue_code, manager_bot, unlink_manager
-from inbox.answers import API_ANSWERS
+from inbox.boundary import api_router
 from inbox.deps import (
     NO_MANAGER,
     ContextDep,
     PrincipalDep,
     caller_manager,
-    refuse_control_characters,
 )
 from intake.accounts import get_manager
 from storage.errors import Conflict, NotFound, answers
 from storage.types import utcnow
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["managers"],
-    responses=API_ANSWERS,
-    dependencies=[Depends(refuse_control_characters)],
-)
+router = api_router(tags=["managers"])
 MANAGER_ONLY = answers(NO_MANAGER)
 
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 import requests
 import schemathesis
 import uvicorn
@@ -108,6 +107,8 @@ def _free_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    # Listening already: connections wait in the backlog until the server accepts them.
+    sock.listen()
     return sock
 
 
@@ -163,8 +164,6 @@ async def test_schemathesis_finds_nothing(app: Any, hub_db: Database) -> None:
     server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:
-            await asyncio.sleep(0.01)
         host, port = sock.getsockname()
         document = app.openapi()
         failures = await asyncio.to_thread(
