@@ -61,6 +61,16 @@ from storage.types import DbId, utcnow
 router = api_router(tags=["inbox"])
 
 NOT_FOUND = answers(NotFound)
+# The business rules a list's filters are checked against (beyond their schema).
+PAGE_ERRORS = (InvalidInput(code="invalid_cursor"), InvalidInput(code="invalid_limit"))
+LEAD_FILTER_ERRORS = answers(
+    InvalidInput(code="invalid_assignee"),
+    InvalidInput(code="invalid_status"),
+    InvalidInput(code="invalid_source"),
+    InvalidInput(code="invalid_date"),
+    InvalidInput(code="invalid_text"),
+    *PAGE_ERRORS,
+)
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")]
 Cursor = Annotated[
@@ -136,7 +146,12 @@ LeadFiltersDep = Annotated[LeadFilters, Depends(lead_filters)]
 # Accounts
 
 
-@router.post("/auth/login", response_model=MeOut, tags=["auth"])
+@router.post(
+    "/auth/login",
+    response_model=MeOut,
+    tags=["auth"],
+    responses=answers(Unauthorized(code="invalid_credentials")),
+)
 async def login(
     body: LoginIn,
     request: Request,
@@ -196,7 +211,7 @@ async def managers(_admin: AdminDep, session: ReadSessionDep) -> list[ManagerOut
 # Leads. export.csv is registered before /leads/{lead_id} so the path is not taken for an id.
 
 
-@router.get("/leads", response_model=LeadPage, tags=["leads"])
+@router.get("/leads", response_model=LeadPage, tags=["leads"], responses=LEAD_FILTER_ERRORS)
 async def leads(
     _principal: PrincipalDep,
     session: ReadSessionDep,
@@ -213,7 +228,10 @@ async def leads(
     "/leads/export.csv",
     response_class=StreamingResponse,
     tags=["leads"],
-    responses={200: {"content": {"text/csv": {}}, "description": "The journal as CSV"}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "The journal as CSV"},
+        **LEAD_FILTER_ERRORS,
+    },
 )
 async def export_leads(
     _principal: PrincipalDep, context: ContextDep, filters: LeadFiltersDep
@@ -256,7 +274,9 @@ async def update_lead(
 # Contacts
 
 
-@router.get("/contacts", response_model=ContactPage, tags=["contacts"])
+@router.get(
+    "/contacts", response_model=ContactPage, tags=["contacts"], responses=answers(*PAGE_ERRORS)
+)
 async def contacts(
     _principal: PrincipalDep,
     context: ContextDep,
@@ -304,7 +324,14 @@ async def contact(
 # Conversations
 
 
-@router.get("/conversations", response_model=ConversationPage, tags=["conversations"])
+@router.get(
+    "/conversations",
+    response_model=ConversationPage,
+    tags=["conversations"],
+    responses=answers(
+        InvalidInput(code="invalid_assignee"), InvalidInput(code="invalid_status"), *PAGE_ERRORS
+    ),
+)
 async def conversations(
     _principal: PrincipalDep,
     session: ReadSessionDep,

@@ -198,7 +198,17 @@ def _states(values: list[str] | None) -> tuple[str, ...]:
     return tuple(part.strip() for v in values or () for part in v.split(",") if part.strip())
 
 
-@router.get("/calls", response_model=CallPage)
+@router.get(
+    "/calls",
+    response_model=CallPage,
+    responses=answers(
+        InvalidInput(code="unknown_channel"),
+        InvalidInput(code="invalid_direction"),
+        InvalidInput(code="invalid_state"),
+        InvalidInput(code="invalid_phone"),
+        InvalidInput(code="invalid_cursor"),
+    ),
+)
 async def calls(
     _principal: PrincipalDep,
     session: ReadSessionDep,
@@ -247,7 +257,15 @@ async def call(call_id: DbId, _principal: PrincipalDep, session: ReadSessionDep)
     return CallOut.of(await calls_admin.get_call(session, call_id))
 
 
-@router.get("/tasks", response_model=TaskPage)
+@router.get(
+    "/tasks",
+    response_model=TaskPage,
+    responses=answers(
+        InvalidInput(code="invalid_status"),
+        InvalidInput(code="invalid_assignee"),
+        InvalidInput(code="invalid_cursor"),
+    ),
+)
 async def task_list(
     principal: PrincipalDep,
     session: ReadSessionDep,

@@ -142,7 +142,15 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for v in values or () for p in v.split(",") if p.strip())
 
 
-@router.get("/claims", response_model=ClaimPage)
+@router.get(
+    "/claims",
+    response_model=ClaimPage,
+    responses=answers(
+        InvalidInput(code="invalid_manager"),
+        InvalidInput(code="invalid_status"),
+        InvalidInput(code="invalid_cursor"),
+    ),
+)
 async def claims(
     _principal: PrincipalDep,
     session: ReadSessionDep,
@@ -198,7 +206,12 @@ async def claim_detail(
 @router.post(
     "/claims/{claim}/status",
     response_model=ClaimDetailOut,
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=answers(
+        NotFound,
+        Conflict(code="transition_not_allowed"),
+        InvalidInput(code="invalid_status"),
+        InvalidInput(code="resolution_required"),
+    ),
 )
 async def claim_status(
     claim: ClaimRef, body: StatusIn, principal: PrincipalDep, context: ContextDep

@@ -69,6 +69,13 @@ ChannelKey = Annotated[str, Path(min_length=1, max_length=64)]
 NOT_FOUND = answers(NotFound)
 ADMIN = answers(ADMIN_REQUIRED, NotFound)
 CONFLICT = answers(Conflict)
+# A rule's actions must name a queue and a manager that exist.
+RULE_ERRORS = answers(
+    ADMIN_REQUIRED,
+    NotFound,
+    InvalidInput(code="unknown_queue"),
+    InvalidInput(code="unknown_manager"),
+)
 ENGINE_KEY = ROUTING_ENGINE
 
 
@@ -219,7 +226,7 @@ async def rules(_principal: PrincipalDep, session: ReadSessionDep) -> list[RuleO
 
 
 @router.post(
-    "/routing/rules", response_model=RuleOut, status_code=201, tags=["rules"], responses=ADMIN
+    "/routing/rules", response_model=RuleOut, status_code=201, tags=["rules"], responses=RULE_ERRORS
 )
 async def create_rule(body: RuleSettings, _admin: AdminDep, context: ContextDep) -> RuleOut:
     """Add a rule at the end of the order. Actions naming an unknown queue or manager: 422."""
@@ -247,7 +254,9 @@ async def rule(rule_id: DbId, _principal: PrincipalDep, session: ReadSessionDep)
     return RuleOut.of(await admin.get_rule(session, rule_id))
 
 
-@router.patch("/routing/rules/{rule_id}", response_model=RuleOut, tags=["rules"], responses=ADMIN)
+@router.patch(
+    "/routing/rules/{rule_id}", response_model=RuleOut, tags=["rules"], responses=RULE_ERRORS
+)
 async def update_rule(
     rule_id: DbId, body: RuleChanges, _admin: AdminDep, context: ContextDep
 ) -> RuleOut:

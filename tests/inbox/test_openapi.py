@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -82,6 +83,11 @@ class TestDeclaredAnswers:
                         needed.add(status)
                 if needed - declared:
                     missing.append(f"{method} {route.path}: {sorted(needed - declared)}")
+                responses = document["paths"][route.path][method.lower()]["responses"]
+                descriptions = " ".join(r.get("description", "") for r in responses.values())
+                for code in re.findall(r'code="([a-z_]+)"', source):
+                    if f"`{code}`" not in descriptions:
+                        missing.append(f"{method} {route.path}: code {code} not declared")
         assert not missing, "\n".join(missing)
 
     async def test_every_id_and_count_taken_is_bounded(self, client: httpx.AsyncClient) -> None:
