@@ -52,7 +52,7 @@ class EmailChannelConfig(BaseModel):
     from_address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3)]
     from_name: str = ""
     # Send the client an acknowledgement with the request number (never to automatic mail).
-    acknowledge: StrictBool = False
+    acknowledge: bool = False
     language: Literal["ru", "en"] = "ru"
     # Mail to this mailbox files claims (when the claims work is there).
     claims_mailbox: StrictBool = False
