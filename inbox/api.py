@@ -55,20 +55,23 @@ from intake.journal import (
     list_messages,
     search_contacts,
 )
-from storage.errors import InvalidInput, NotFound, Unauthorized, answers
+from storage.errors import InvalidInput, NotFound, Unauthorized, answers, coded
 from storage.types import DbId, utcnow
 
 router = api_router(tags=["inbox"])
 
 NOT_FOUND = answers(NotFound)
 # The business rules a list's filters are checked against (beyond their schema).
-PAGE_ERRORS = (InvalidInput(code="invalid_cursor"), InvalidInput(code="invalid_limit"))
+PAGE_ERRORS = coded(InvalidInput, "invalid_cursor", "invalid_limit")
 LEAD_FILTER_ERRORS = answers(
-    InvalidInput(code="invalid_assignee"),
-    InvalidInput(code="invalid_status"),
-    InvalidInput(code="invalid_source"),
-    InvalidInput(code="invalid_date"),
-    InvalidInput(code="invalid_text"),
+    *coded(
+        InvalidInput,
+        "invalid_assignee",
+        "invalid_status",
+        "invalid_source",
+        "invalid_date",
+        "invalid_text",
+    ),
     *PAGE_ERRORS,
 )
 
@@ -328,9 +331,7 @@ async def contact(
     "/conversations",
     response_model=ConversationPage,
     tags=["conversations"],
-    responses=answers(
-        InvalidInput(code="invalid_assignee"), InvalidInput(code="invalid_status"), *PAGE_ERRORS
-    ),
+    responses=answers(*coded(InvalidInput, "invalid_assignee", "invalid_status"), *PAGE_ERRORS),
 )
 async def conversations(
     _principal: PrincipalDep,

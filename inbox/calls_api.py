@@ -25,7 +25,7 @@ from inbox.deps import (
 )
 from intake import calls_admin, tasks
 from intake.calls_repository import CallFilters, TaskFilters
-from storage.errors import Conflict, InvalidInput, NotFound, answers
+from storage.errors import Conflict, InvalidInput, NotFound, answers, coded
 from storage.models import BlockedNumber, Call, Manager, Task, TaskStatus
 from storage.repositories import ChannelRepository
 from storage.types import DbId, utcnow
@@ -202,11 +202,14 @@ def _states(values: list[str] | None) -> tuple[str, ...]:
     "/calls",
     response_model=CallPage,
     responses=answers(
-        InvalidInput(code="unknown_channel"),
-        InvalidInput(code="invalid_direction"),
-        InvalidInput(code="invalid_state"),
-        InvalidInput(code="invalid_phone"),
-        InvalidInput(code="invalid_cursor"),
+        *coded(
+            InvalidInput,
+            "unknown_channel",
+            "invalid_direction",
+            "invalid_state",
+            "invalid_phone",
+            "invalid_cursor",
+        ),
     ),
 )
 async def calls(
@@ -261,9 +264,7 @@ async def call(call_id: DbId, _principal: PrincipalDep, session: ReadSessionDep)
     "/tasks",
     response_model=TaskPage,
     responses=answers(
-        InvalidInput(code="invalid_status"),
-        InvalidInput(code="invalid_assignee"),
-        InvalidInput(code="invalid_cursor"),
+        *coded(InvalidInput, "invalid_status", "invalid_assignee", "invalid_cursor"),
     ),
 )
 async def task_list(

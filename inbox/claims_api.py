@@ -21,7 +21,7 @@ from intake.claims import (
     list_claims,
     update_claim,
 )
-from storage.errors import Conflict, InvalidInput, NotFound, answers
+from storage.errors import Conflict, InvalidInput, NotFound, answers, coded
 from storage.models import Claim, ClaimStep
 from storage.types import DbId
 
@@ -146,9 +146,7 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     "/claims",
     response_model=ClaimPage,
     responses=answers(
-        InvalidInput(code="invalid_manager"),
-        InvalidInput(code="invalid_status"),
-        InvalidInput(code="invalid_cursor"),
+        *coded(InvalidInput, "invalid_manager", "invalid_status", "invalid_cursor"),
     ),
 )
 async def claims(
@@ -209,8 +207,7 @@ async def claim_detail(
     responses=answers(
         NotFound,
         Conflict(code="transition_not_allowed"),
-        InvalidInput(code="invalid_status"),
-        InvalidInput(code="resolution_required"),
+        *coded(InvalidInput, "invalid_status", "resolution_required"),
     ),
 )
 async def claim_status(

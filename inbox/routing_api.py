@@ -60,7 +60,15 @@ from routing.admin import (
 )
 from routing.engine import ROUTING_ENGINE, RoutingEngine, hub_engine
 from storage.blobs import normalise_content_type
-from storage.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, answers
+from storage.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    answers,
+    coded,
+)
 from storage.types import DbId
 
 router = api_router()
@@ -73,8 +81,7 @@ CONFLICT = answers(Conflict)
 RULE_ERRORS = answers(
     ADMIN_REQUIRED,
     NotFound,
-    InvalidInput(code="unknown_queue"),
-    InvalidInput(code="unknown_manager"),
+    *coded(InvalidInput, "unknown_queue", "unknown_manager"),
 )
 ENGINE_KEY = ROUTING_ENGINE
 

@@ -4,7 +4,8 @@ Routes declare their refusals in OpenAPI from the same classes: a route that may
 `NotFound` and `Conflict("...", code="queue_in_use")` says
 `responses=answers(NotFound, Conflict(code="queue_in_use"))`, one entry per status with
 the shared body (`ErrorOut`) and the codes it may carry. A class stands for its default
-code; an instance built with `code=` (and no detail) for that code. A new error class
+code; an instance built with `code=` (and no detail) for that code, and
+`coded(InvalidInput, "a", "b")` gives one such instance per code. A new error class
 plugs in by being named in the `answers()` of the routes (or routers) that raise it.
 """
 
@@ -96,6 +97,11 @@ Responses = dict[int | str, dict[str, Any]]
 # Every input may be refused as the schema says (`invalid_input`) or for control
 # characters (`invalid_characters`): a declared 422 names both.
 INPUT_CODES = ("invalid_input", "invalid_characters")
+
+
+def coded(error: type[HubError], *codes: str) -> tuple[HubError, ...]:
+    """`error` once with each of `codes`: `answers(*coded(InvalidInput, "invalid_cursor"))`."""
+    return tuple(error(code=code) for code in codes)
 
 
 def answers(*errors: Declared) -> Responses:
