@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from channels.base import HubContext, error_response
 from hub.context import build_context, close_context
@@ -31,6 +32,23 @@ def _error(
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of this path takes: the router's 405 names only the first
+    route it tried, but one path is often several routes (GET, PATCH and DELETE)."""
+    allowed = [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HubError)
     async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
@@ -45,19 +63,23 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, "invalid_input", detail)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {
+            400: "bad_request",
             404: "not_found",
             405: "method_not_allowed",
             401: "unauthorized",
             403: "forbidden",
             413: "payload_too_large",
         }
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
         return _error(
             exc.status_code,
             codes.get(exc.status_code, "http_error"),
             exc.detail,
-            dict(exc.headers) if exc.headers else None,
+            headers or None,
         )
 
 

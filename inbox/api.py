@@ -6,13 +6,16 @@ writes happen inside `context.db.transaction()`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
+from inbox.boundary import api_router
 from inbox.deps import (
+    ADMIN_REQUIRED,
+    NO_MANAGER,
     AdminDep,
     ContextDep,
     PrincipalDep,
@@ -26,7 +29,6 @@ from inbox.schemas import (
     ConversationDetailOut,
     ConversationOut,
     ConversationPage,
-    ErrorOut,
     LeadDetailOut,
     LeadOut,
     LeadPage,
@@ -73,25 +75,34 @@ from intake.journal import (
     search_contacts,
 )
 from intake.sessions import end_manager_sessions, end_session, find_session, open_session
-from storage.errors import Forbidden, InvalidInput, Unauthorized
-from storage.types import utcnow
+from storage.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    answers,
+    coded,
+)
+from storage.types import DbId, utcnow
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["inbox"],
-    responses={
-        401: {"model": ErrorOut, "description": "Not authenticated"},
-        422: {"model": ErrorOut, "description": "Invalid input"},
-    },
+router = api_router(tags=["inbox"])
+
+NOT_FOUND = answers(NotFound)
+# The business rules a list's filters are checked against (beyond their schema).
+PAGE_ERRORS = coded(InvalidInput, "invalid_cursor", "invalid_limit")
+LEAD_FILTER_ERRORS = answers(
+    *coded(
+        InvalidInput,
+        "invalid_assignee",
+        "invalid_status",
+        "invalid_source",
+        "invalid_date",
+        "invalid_text",
+    ),
+    *PAGE_ERRORS,
 )
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "No such record"}
-}
-
-# Larger ids would overflow the databases' 64-bit integers (a 500, not a 404).
-MAX_ID = 2**63 - 1
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")]
 Cursor = Annotated[
     str | None,
@@ -173,13 +184,17 @@ def _account_key(email: str) -> str:
         return email.strip().lower()
 
 
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorOut, "description": "Cross-site request refused (CSRF)"},
-    429: {"model": ErrorOut, "description": "Too many sign-in attempts; see Retry-After"},
-}
+# Cross-site refusals are declared for every API route (inbox.boundary); what proves a
+# password adds its limits and the wrong password.
+PASSWORD_ERRORS = answers(RateLimited, Unauthorized(code="invalid_credentials"))
 
 
-@router.post("/auth/login", response_model=MeOut, tags=["auth"], responses=AUTH_ERRORS)
+@router.post(
+    "/auth/login",
+    response_model=MeOut,
+    tags=["auth"],
+    responses=PASSWORD_ERRORS,
+)
 async def login(body: LoginIn, request: Request, response: Response, context: ContextDep) -> MeOut:
     """Sign in with email and password; sets the `omnihub_session` cookie (12 hours)
     and gives the session's CSRF token in the `X-CSRF-Token` response header.
@@ -200,9 +215,7 @@ async def login(body: LoginIn, request: Request, response: Response, context: Co
     return MeOut(role=manager.role, manager=ManagerOut.model_validate(manager), token_id=None)
 
 
-@router.post(
-    "/auth/logout", status_code=204, response_model=None, tags=["auth"], responses=AUTH_ERRORS
-)
+@router.post("/auth/logout", status_code=204, response_model=None, tags=["auth"])
 async def logout(request: Request, response: Response, context: ContextDep) -> None:
     """Sign out: ends the session on the server and clears the cookie (harmless without one)."""
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -217,7 +230,11 @@ async def logout(request: Request, response: Response, context: ContextDep) -> N
 
 
 @router.post(
-    "/auth/logout-all", status_code=204, response_model=None, tags=["auth"], responses=AUTH_ERRORS
+    "/auth/logout-all",
+    status_code=204,
+    response_model=None,
+    tags=["auth"],
+    responses=answers(NO_MANAGER),
 )
 async def logout_everywhere(
     principal: PrincipalDep, request: Request, response: Response, context: ContextDep
@@ -230,7 +247,11 @@ async def logout_everywhere(
 
 
 @router.post(
-    "/auth/password", status_code=204, response_model=None, tags=["auth"], responses=AUTH_ERRORS
+    "/auth/password",
+    status_code=204,
+    response_model=None,
+    tags=["auth"],
+    responses=answers(NO_MANAGER, RateLimited, Forbidden(code="invalid_credentials")),
 )
 async def change_password(
     body: PasswordChangeIn,
@@ -294,7 +315,7 @@ async def me(
     "/managers",
     response_model=list[ManagerOut],
     tags=["auth"],
-    responses={403: {"model": ErrorOut, "description": "Administrators only"}},
+    responses=answers(ADMIN_REQUIRED),
 )
 async def managers(_admin: AdminDep, session: ReadSessionDep) -> list[ManagerOut]:
     """Every manager, active or not (administrators only)."""
@@ -304,7 +325,7 @@ async def managers(_admin: AdminDep, session: ReadSessionDep) -> list[ManagerOut
 # Leads. export.csv is registered before /leads/{lead_id} so the path is not taken for an id.
 
 
-@router.get("/leads", response_model=LeadPage, tags=["leads"])
+@router.get("/leads", response_model=LeadPage, tags=["leads"], responses=LEAD_FILTER_ERRORS)
 async def leads(
     _principal: PrincipalDep,
     session: ReadSessionDep,
@@ -321,7 +342,10 @@ async def leads(
     "/leads/export.csv",
     response_class=StreamingResponse,
     tags=["leads"],
-    responses={200: {"content": {"text/csv": {}}, "description": "The journal as CSV"}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "The journal as CSV"},
+        **LEAD_FILTER_ERRORS,
+    },
 )
 async def export_leads(
     _principal: PrincipalDep, context: ContextDep, filters: LeadFiltersDep
@@ -345,14 +369,14 @@ async def export_leads(
 
 
 @router.get("/leads/{lead_id}", response_model=LeadDetailOut, tags=["leads"], responses=NOT_FOUND)
-async def lead(lead_id: Id, _principal: PrincipalDep, session: ReadSessionDep) -> LeadDetailOut:
+async def lead(lead_id: DbId, _principal: PrincipalDep, session: ReadSessionDep) -> LeadDetailOut:
     """One lead with its contact, the contact's identities and the channel."""
     return LeadDetailOut.of_detail(await get_lead(session, lead_id))
 
 
 @router.patch("/leads/{lead_id}", response_model=LeadDetailOut, tags=["leads"], responses=NOT_FOUND)
 async def update_lead(
-    lead_id: Id, body: LeadStatusIn, principal: PrincipalDep, context: ContextDep
+    lead_id: DbId, body: LeadStatusIn, principal: PrincipalDep, context: ContextDep
 ) -> LeadDetailOut:
     """Change a lead's status; emits `lead.status_changed` (nothing when unchanged)."""
     async with context.db.transaction() as session:
@@ -364,7 +388,9 @@ async def update_lead(
 # Contacts
 
 
-@router.get("/contacts", response_model=ContactPage, tags=["contacts"])
+@router.get(
+    "/contacts", response_model=ContactPage, tags=["contacts"], responses=answers(*PAGE_ERRORS)
+)
 async def contacts(
     _principal: PrincipalDep,
     context: ContextDep,
@@ -403,7 +429,7 @@ async def contacts(
     responses=NOT_FOUND,
 )
 async def contact(
-    contact_id: Id, _principal: PrincipalDep, session: ReadSessionDep
+    contact_id: DbId, _principal: PrincipalDep, session: ReadSessionDep
 ) -> ContactDetailOut:
     """A contact with identities, conversations in every channel and open merge suggestions."""
     return ContactDetailOut.of_detail(await get_contact(session, contact_id))
@@ -412,7 +438,12 @@ async def contact(
 # Conversations
 
 
-@router.get("/conversations", response_model=ConversationPage, tags=["conversations"])
+@router.get(
+    "/conversations",
+    response_model=ConversationPage,
+    tags=["conversations"],
+    responses=answers(*coded(InvalidInput, "invalid_assignee", "invalid_status"), *PAGE_ERRORS),
+)
 async def conversations(
     _principal: PrincipalDep,
     session: ReadSessionDep,
@@ -420,7 +451,7 @@ async def conversations(
         list[str] | None, Query(description="open, pending, closed; repeat or comma-separate")
     ] = None,
     channel: Annotated[str | None, Query(max_length=64, description="Channel key or id")] = None,
-    contact_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    contact_id: DbId | None = None,
     assignee_id: Annotated[
         str | None, Query(max_length=20, description="Manager id, or `unassigned`")
     ] = None,
@@ -449,7 +480,7 @@ async def conversations(
     responses=NOT_FOUND,
 )
 async def conversation(
-    conversation_id: Id, _principal: PrincipalDep, session: ReadSessionDep
+    conversation_id: DbId, _principal: PrincipalDep, session: ReadSessionDep
 ) -> ConversationDetailOut:
     """One conversation with its channel, contact and lead."""
     return ConversationDetailOut.of_detail(await get_conversation(session, conversation_id))
@@ -462,7 +493,7 @@ async def conversation(
     responses=NOT_FOUND,
 )
 async def conversation_messages(
-    conversation_id: Id,
+    conversation_id: DbId,
     _principal: PrincipalDep,
     session: ReadSessionDep,
     cursor: Cursor = None,

@@ -9,41 +9,35 @@ intake's services.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from inbox.deps import AdminDep, ContextDep, PrincipalDep, ReadSessionDep, require_self_or_admin
-from inbox.schemas import ErrorOut
+from inbox.boundary import api_router
+from inbox.deps import (
+    ADMIN_REQUIRED,
+    AdminDep,
+    ContextDep,
+    PrincipalDep,
+    ReadSessionDep,
+    require_self_or_admin,
+)
 from intake import calls_admin, tasks
 from intake.calls_repository import CallFilters, TaskFilters
-from storage.errors import InvalidInput
+from storage.errors import Conflict, InvalidInput, NotFound, answers, coded
 from storage.models import BlockedNumber, Call, Manager, Task, TaskStatus
 from storage.repositories import ChannelRepository
-from storage.types import utcnow
+from storage.types import DbId, utcnow
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["telephony"],
-    responses={
-        401: {"model": ErrorOut, "description": "Not authenticated"},
-        422: {"model": ErrorOut, "description": "Invalid input"},
-    },
-)
+router = api_router(tags=["telephony"])
 
-MAX_ID = 2**63 - 1
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")]
 Cursor = Annotated[
     str | None, Query(max_length=200, description="`next_cursor` of the previous page")
 ]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "No such record"}
-}
-ADMIN: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorOut, "description": "Administrators only"}
-}
+NOT_FOUND = answers(NotFound)
+ADMIN = answers(ADMIN_REQUIRED)
 
 
 class CallOut(BaseModel):
@@ -204,7 +198,20 @@ def _states(values: list[str] | None) -> tuple[str, ...]:
     return tuple(part.strip() for v in values or () for part in v.split(",") if part.strip())
 
 
-@router.get("/calls", response_model=CallPage)
+@router.get(
+    "/calls",
+    response_model=CallPage,
+    responses=answers(
+        *coded(
+            InvalidInput,
+            "unknown_channel",
+            "invalid_direction",
+            "invalid_state",
+            "invalid_phone",
+            "invalid_cursor",
+        ),
+    ),
+)
 async def calls(
     _principal: PrincipalDep,
     session: ReadSessionDep,
@@ -215,8 +222,8 @@ async def calls(
         Query(description="ringing, answered, missed, completed, rejected; repeat or comma"),
     ] = None,
     channel: Annotated[str | None, Query(max_length=64, description="Channel key")] = None,
-    manager_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    contact_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    manager_id: DbId | None = None,
+    contact_id: DbId | None = None,
     number: Annotated[str | None, Query(max_length=64, description="The client's number")] = None,
     started_from: Annotated[AwareDatetime | None, Query()] = None,
     started_to: Annotated[AwareDatetime | None, Query()] = None,
@@ -248,12 +255,18 @@ async def calls(
 
 
 @router.get("/calls/{call_id}", response_model=CallOut, responses=NOT_FOUND)
-async def call(call_id: Id, _principal: PrincipalDep, session: ReadSessionDep) -> CallOut:
+async def call(call_id: DbId, _principal: PrincipalDep, session: ReadSessionDep) -> CallOut:
     """One call."""
     return CallOut.of(await calls_admin.get_call(session, call_id))
 
 
-@router.get("/tasks", response_model=TaskPage)
+@router.get(
+    "/tasks",
+    response_model=TaskPage,
+    responses=answers(
+        *coded(InvalidInput, "invalid_status", "invalid_assignee", "invalid_cursor"),
+    ),
+)
 async def task_list(
     principal: PrincipalDep,
     session: ReadSessionDep,
@@ -265,7 +278,7 @@ async def task_list(
     assignee_id: Annotated[
         str | None, Query(max_length=20, description="A manager id, `me` or `unassigned`")
     ] = None,
-    contact_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    contact_id: DbId | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> TaskPage:
@@ -307,17 +320,17 @@ def _assignee(value: str | None, me: int | None) -> tuple[int | None, bool]:
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, responses=NOT_FOUND)
-async def task(task_id: Id, _principal: PrincipalDep, session: ReadSessionDep) -> TaskOut:
+async def task(task_id: DbId, _principal: PrincipalDep, session: ReadSessionDep) -> TaskOut:
     return TaskOut.of(await tasks.get_task(session, task_id), utcnow())
 
 
 @router.post(
     "/tasks/{task_id}/done",
     response_model=TaskOut,
-    responses={**NOT_FOUND, 409: {"model": ErrorOut, "description": "Closed already"}},
+    responses=answers(NotFound, Conflict),
 )
 async def task_done(
-    task_id: Id, body: TaskDoneIn, principal: PrincipalDep, context: ContextDep
+    task_id: DbId, body: TaskDoneIn, principal: PrincipalDep, context: ContextDep
 ) -> TaskOut:
     """Mark a task done (a callback made outside the phone system, say)."""
     now = utcnow()
@@ -339,7 +352,7 @@ async def blocklist(_principal: PrincipalDep, session: ReadSessionDep) -> list[B
     "/telephony/blocklist",
     response_model=BlockedOut,
     status_code=201,
-    responses={**ADMIN, 409: {"model": ErrorOut, "description": "Blocked already"}},
+    responses=answers(ADMIN_REQUIRED, Conflict),
 )
 async def block(body: BlockIn, admin: AdminDep, context: ContextDep) -> BlockedOut:
     async with context.db.transaction() as session:
@@ -372,7 +385,7 @@ async def unblock(
     responses={**ADMIN, **NOT_FOUND},
 )
 async def manager_line(
-    manager_id: Id, body: ManagerLineIn, principal: PrincipalDep, context: ContextDep
+    manager_id: DbId, body: ManagerLineIn, principal: PrincipalDep, context: ContextDep
 ) -> ManagerLineOut:
     """How the phone system names the manager, so the hub knows who answered a call
     (administrators, or the manager themself)."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from channels.base import CHANNEL_KEY
 from channels.email.admin import (
@@ -22,25 +22,23 @@ from channels.telegram.admin import public_config as telegram_config
 from channels.telegram.config import TOKEN, TelegramChannelConfig
 from channels.telephony.admin import add_telephony_channel, webhook_path
 from channels.telephony.config import TelephonyConfig
-from inbox.deps import AdminDep, ContextDep, PrincipalDep, ReadSessionDep
-from inbox.schemas import ErrorOut
+from inbox.boundary import api_router
+from inbox.deps import (
+    ADMIN_REQUIRED,
+    AdminDep,
+    ContextDep,
+    PrincipalDep,
+    ReadSessionDep,
+)
 from storage.crypto import SecretBox
 from storage.email_repository import EmailRepository
-from storage.errors import NotFound
+from storage.errors import NotFound, answers
 from storage.models import Channel, ChannelKind, QuarantinedEmail, QuarantineStatus
 from storage.repositories import ChannelRepository
+from storage.types import DbId
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["channels"],
-    responses={
-        401: {"model": ErrorOut, "description": "Not authenticated"},
-        422: {"model": ErrorOut, "description": "Invalid input"},
-    },
-)
-ADMIN: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorOut, "description": "Administrators only"}
-}
+router = api_router(tags=["channels"])
+ADMIN = answers(ADMIN_REQUIRED)
 ChannelKey = Annotated[str, Path(pattern=CHANNEL_KEY.pattern)]
 
 
@@ -156,7 +154,11 @@ async def list_channels(
     return [await _out(session, c) for c in await ChannelRepository(session).list(kind)]
 
 
-@router.get("/channels/{channel_key}", response_model=ChannelOut)
+@router.get(
+    "/channels/{channel_key}",
+    response_model=ChannelOut,
+    responses=answers(ADMIN_REQUIRED, NotFound),
+)
 async def get_channel(
     channel_key: ChannelKey, _admin: AdminDep, session: ReadSessionDep
 ) -> ChannelOut:
@@ -170,13 +172,13 @@ async def get_channel(
 class ChannelChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    is_active: bool = Field(description="false: not polled, takes nothing in")
+    is_active: StrictBool = Field(description="false: not polled, takes nothing in")
 
 
 @router.patch(
     "/channels/{channel_key}",
     response_model=ChannelOut,
-    responses={**ADMIN, 404: {"model": ErrorOut, "description": "No such channel"}},
+    responses=answers(ADMIN_REQUIRED, NotFound),
 )
 async def change_channel(
     channel_key: ChannelKey, body: ChannelChangeIn, _admin: AdminDep, context: ContextDep
@@ -274,7 +276,7 @@ async def create_telegram_channel(
         return await _out(session, channel, with_config=True)
 
 
-@router.get("/email/quarantine", response_model=list[QuarantinedOut])
+@router.get("/email/quarantine", response_model=list[QuarantinedOut], responses=answers(NotFound))
 async def list_quarantine(
     _principal: PrincipalDep,
     session: ReadSessionDep,
@@ -294,10 +296,12 @@ async def list_quarantine(
     return [QuarantinedOut.of(item) for item in items]
 
 
-@router.post("/email/quarantine/{item_id}/retry", response_model=RetryOut, responses=ADMIN)
-async def retry_quarantine(
-    item_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _admin: AdminDep, context: ContextDep
-) -> RetryOut:
+@router.post(
+    "/email/quarantine/{item_id}/retry",
+    response_model=RetryOut,
+    responses=answers(ADMIN_REQUIRED, NotFound),
+)
+async def retry_quarantine(item_id: DbId, _admin: AdminDep, context: ContextDep) -> RetryOut:
     """Take a quarantined email in again; it leaves the quarantine when that works."""
     taken = await retry_quarantined(context, item_id)
     return RetryOut(

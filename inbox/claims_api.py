@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import Path, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 
+from inbox.boundary import api_router
 from inbox.deps import ContextDep, PrincipalDep, ReadSessionDep
-from inbox.schemas import AttachmentOut, ErrorOut
+from inbox.schemas import AttachmentOut
 from intake.claims import (
     ClaimDetail,
     ClaimFilters,
@@ -20,24 +21,13 @@ from intake.claims import (
     list_claims,
     update_claim,
 )
-from storage.errors import InvalidInput
+from storage.errors import Conflict, InvalidInput, NotFound, answers, coded
 from storage.models import Claim, ClaimStep
+from storage.types import DbId
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["claims"],
-    responses={
-        401: {"model": ErrorOut, "description": "Not authenticated"},
-        422: {"model": ErrorOut, "description": "Invalid input"},
-    },
-)
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "No such claim"}
-}
-CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorOut, "description": "Not allowed in the claim's status"}
-}
-MAX_ID = 2**63 - 1
+router = api_router(tags=["claims"])
+NOT_FOUND = answers(NotFound)
+CONFLICT = answers(Conflict)
 ClaimRef = Annotated[
     str,
     Path(
@@ -120,7 +110,7 @@ class StatusIn(BaseModel):
     resolution: str | None = Field(
         default=None, max_length=10_000, description="Required to resolve or reject"
     )
-    notify: bool = Field(default=True, description="Tell the client (in their language)")
+    notify: StrictBool = Field(default=True, description="Tell the client (in their language)")
 
 
 class StepIn(BaseModel):
@@ -132,7 +122,7 @@ class StepIn(BaseModel):
 class ClaimChangesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    manager_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    manager_id: DbId | None = None
     due_at: AwareDatetime | None = None
     resolution: str | None = Field(default=None, max_length=10_000)
 
@@ -152,7 +142,13 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for v in values or () for p in v.split(",") if p.strip())
 
 
-@router.get("/claims", response_model=ClaimPage)
+@router.get(
+    "/claims",
+    response_model=ClaimPage,
+    responses=answers(
+        *coded(InvalidInput, "invalid_manager", "invalid_status", "invalid_cursor"),
+    ),
+)
 async def claims(
     _principal: PrincipalDep,
     session: ReadSessionDep,
@@ -161,8 +157,8 @@ async def claims(
     manager_id: Annotated[
         str | None, Query(max_length=20, description="Manager id, or `unassigned`")
     ] = None,
-    contact_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    channel_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    contact_id: DbId | None = None,
+    channel_id: DbId | None = None,
     created_from: Annotated[AwareDatetime | None, Query(description="ISO 8601 with zone")] = None,
     created_to: Annotated[AwareDatetime | None, Query(description="ISO 8601 with zone")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -170,11 +166,13 @@ async def claims(
 ) -> ClaimPage:
     """Claims, newest first, filtered by status, reason, manager, contact, channel, dates."""
     manager, unassigned = None, False
-    if manager_id is not None and manager_id.strip():
-        if manager_id.strip() == "unassigned":
+    wanted = (manager_id or "").strip()
+    if wanted:
+        if wanted == "unassigned":
             unassigned = True
-        elif manager_id.strip().isdigit():
-            manager = int(manager_id)
+        # Up to 18 ASCII digits: always a 64-bit id (int("²") fails, 2**63 overflows).
+        elif wanted.isascii() and wanted.isdigit() and len(wanted) <= 18:
+            manager = int(wanted)
         else:
             raise InvalidInput("manager_id is a manager id or 'unassigned'", code="invalid_manager")
     page = await list_claims(
@@ -206,7 +204,11 @@ async def claim_detail(
 @router.post(
     "/claims/{claim}/status",
     response_model=ClaimDetailOut,
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=answers(
+        NotFound,
+        Conflict(code="transition_not_allowed"),
+        *coded(InvalidInput, "invalid_status", "resolution_required"),
+    ),
 )
 async def claim_status(
     claim: ClaimRef, body: StatusIn, principal: PrincipalDep, context: ContextDep

@@ -8,9 +8,11 @@ revocable), whose state-changing requests pass the CSRF checks of inbox.sessions
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+import re
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +22,7 @@ from inbox.sessions import SESSION_COOKIE, check_csrf
 from intake.accounts import authenticate_token, get_manager, record_token_use, token_use_due
 from intake.journal import Actor
 from intake.sessions import find_session, record_session_use
-from storage.errors import Forbidden, Unauthorized
+from storage.errors import Forbidden, InvalidInput, Unauthorized
 from storage.models import ManagerRole
 from storage.types import utcnow
 
@@ -42,6 +44,51 @@ class Principal:
     @property
     def actor(self) -> Actor:
         return Actor(manager_id=self.manager_id, token_id=self.token_id)
+
+
+# C0 controls and DEL: PostgreSQL cannot take a NUL at all (a 500 where SQLite answers),
+# and no filter, key or id has a use for the others.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+async def refuse_control_characters(request: Request) -> None:
+    """422 `invalid_characters` before any work: a control character in the query string or
+    the path, or a NUL anywhere in a JSON body (its other text may hold newlines and tabs).
+
+    Every API router depends on it, so both databases see the same requests.
+    """
+    named = [("query", name, value) for name, value in request.query_params.multi_items()]
+    named += [("path", name, str(value)) for name, value in request.path_params.items()]
+    for where, name, value in named:
+        if _CONTROL.search(name) or _CONTROL.search(value):
+            raise InvalidInput(
+                f"{where} parameter {name!r} contains control characters",
+                code="invalid_characters",
+            )
+    if request.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        return
+    # JSON can only spell a NUL as the escape \u0000: parse only when it is there.
+    body = await request.body()
+    if b"\\u0000" not in body:
+        return
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return  # FastAPI answers a body that is not JSON itself
+    if any("\x00" in text for text in _strings(document)):
+        raise InvalidInput("the body contains a NUL character", code="invalid_characters")
 
 
 def get_context(request: Request) -> HubContext:
@@ -125,6 +172,11 @@ async def require_admin(principal: PrincipalDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+# The refusals of the checks below, for routes to declare (inbox.answers).
+ADMIN_REQUIRED = Forbidden(code="admin_required")
+NOT_SELF = Forbidden(code="forbidden")
+NO_MANAGER = Forbidden(code="no_manager")
 
 
 def require_self_or_admin(principal: Principal, manager_id: int) -> None:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path
-from pydantic import Field
+from fastapi import Body, Header, Path
 
 from channels.base import HubContext
+from inbox.boundary import api_router
 from inbox.deps import (
+    ADMIN_REQUIRED,
+    NO_MANAGER,
     AdminDep,
     ContextDep,
     PrincipalDep,
@@ -43,7 +45,7 @@ from inbox.routing_schemas import (
     RuleOut,
     TransferIn,
 )
-from inbox.schemas import ErrorOut, MessageOut
+from inbox.schemas import MessageOut
 from intake.schemas import AttachmentIn
 from routing import admin
 from routing.admin import (
@@ -58,31 +60,30 @@ from routing.admin import (
 )
 from routing.engine import ROUTING_ENGINE, RoutingEngine, hub_engine
 from storage.blobs import normalise_content_type
-from storage.errors import Forbidden, InvalidInput, PayloadTooLarge
-
-router = APIRouter(
-    prefix="/api/v1",
-    responses={
-        401: {"model": ErrorOut, "description": "Not authenticated"},
-        422: {"model": ErrorOut, "description": "Invalid input"},
-    },
+from storage.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    answers,
+    coded,
 )
+from storage.types import DbId
 
-MAX_ID = 2**63 - 1
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+router = api_router()
+
 ChannelKey = Annotated[str, Path(min_length=1, max_length=64)]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "No such record"}
-}
-ADMIN: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorOut, "description": "Administrators only"},
-    404: {"model": ErrorOut, "description": "No such record"},
-}
-CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorOut, "description": "Conflicts with the current state"}
-}
+NOT_FOUND = answers(NotFound)
+ADMIN = answers(ADMIN_REQUIRED, NotFound)
+CONFLICT = answers(Conflict)
+# A rule's actions must name a queue and a manager that exist.
+RULE_ERRORS = answers(
+    ADMIN_REQUIRED,
+    NotFound,
+    *coded(InvalidInput, "unknown_queue", "unknown_manager"),
+)
 ENGINE_KEY = ROUTING_ENGINE
-RuleId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def routing_engine(context: HubContext) -> RoutingEngine:
@@ -113,7 +114,7 @@ async def create_queue(body: QueueSettings, _admin: AdminDep, context: ContextDe
 
 
 @router.get("/queues/{queue_id}", response_model=QueueOut, tags=["queues"], responses=NOT_FOUND)
-async def queue(queue_id: Id, _principal: PrincipalDep, session: ReadSessionDep) -> QueueOut:
+async def queue(queue_id: DbId, _principal: PrincipalDep, session: ReadSessionDep) -> QueueOut:
     """One queue."""
     return QueueOut.of(await admin.get_queue(session, queue_id))
 
@@ -122,7 +123,7 @@ async def queue(queue_id: Id, _principal: PrincipalDep, session: ReadSessionDep)
     "/queues/{queue_id}", response_model=QueueOut, tags=["queues"], responses={**ADMIN, **CONFLICT}
 )
 async def update_queue(
-    queue_id: Id, body: QueueChanges, _admin: AdminDep, context: ContextDep
+    queue_id: DbId, body: QueueChanges, _admin: AdminDep, context: ContextDep
 ) -> QueueOut:
     """Change a queue's settings; the result is validated as a whole (administrators)."""
     async with context.db.transaction() as session:
@@ -136,7 +137,7 @@ async def update_queue(
     tags=["queues"],
     responses={**ADMIN, **CONFLICT},
 )
-async def delete_queue(queue_id: Id, _admin: AdminDep, context: ContextDep) -> None:
+async def delete_queue(queue_id: DbId, _admin: AdminDep, context: ContextDep) -> None:
     """Delete a queue (409 `queue_in_use` while a rule sends conversations to it).
 
     Its conversations keep their assignees; channels using it as default lose it.
@@ -152,7 +153,7 @@ async def delete_queue(queue_id: Id, _admin: AdminDep, context: ContextDep) -> N
     responses=NOT_FOUND,
 )
 async def members(
-    queue_id: Id, _principal: PrincipalDep, session: ReadSessionDep
+    queue_id: DbId, _principal: PrincipalDep, session: ReadSessionDep
 ) -> list[MemberOut]:
     """The queue's members in order (strict order follows it)."""
     return [MemberOut.of(row) for row in await admin.list_members(session, queue_id)]
@@ -162,7 +163,7 @@ async def members(
     "/queues/{queue_id}/members", response_model=list[MemberOut], tags=["queues"], responses=ADMIN
 )
 async def replace_members(
-    queue_id: Id,
+    queue_id: DbId,
     manager_ids: Annotated[
         list[ManagerId],
         Body(max_length=1000, examples=[[3, 1, 2]], description="Manager ids in order"),
@@ -184,7 +185,7 @@ async def replace_members(
     responses={**ADMIN, **CONFLICT},
 )
 async def add_member(
-    queue_id: Id, body: MemberIn, _admin: AdminDep, context: ContextDep
+    queue_id: DbId, body: MemberIn, _admin: AdminDep, context: ContextDep
 ) -> list[MemberOut]:
     """Append a member at the end of the order; answers with all members."""
     async with context.db.transaction() as session:
@@ -200,7 +201,7 @@ async def add_member(
     responses=ADMIN,
 )
 async def remove_member(
-    queue_id: Id, manager_id: Id, _admin: AdminDep, context: ContextDep
+    queue_id: DbId, manager_id: DbId, _admin: AdminDep, context: ContextDep
 ) -> None:
     """Remove a member (their assigned conversations stay with them)."""
     async with context.db.transaction() as session:
@@ -232,7 +233,7 @@ async def rules(_principal: PrincipalDep, session: ReadSessionDep) -> list[RuleO
 
 
 @router.post(
-    "/routing/rules", response_model=RuleOut, status_code=201, tags=["rules"], responses=ADMIN
+    "/routing/rules", response_model=RuleOut, status_code=201, tags=["rules"], responses=RULE_ERRORS
 )
 async def create_rule(body: RuleSettings, _admin: AdminDep, context: ContextDep) -> RuleOut:
     """Add a rule at the end of the order. Actions naming an unknown queue or manager: 422."""
@@ -243,7 +244,7 @@ async def create_rule(body: RuleSettings, _admin: AdminDep, context: ContextDep)
 @router.put("/routing/rules/order", response_model=list[RuleOut], tags=["rules"], responses=ADMIN)
 async def reorder_rules(
     rule_ids: Annotated[
-        list[RuleId],
+        list[DbId],
         Body(max_length=10_000, examples=[[2, 1]], description="Every rule id, in the new order"),
     ],
     _admin: AdminDep,
@@ -255,14 +256,16 @@ async def reorder_rules(
 
 
 @router.get("/routing/rules/{rule_id}", response_model=RuleOut, tags=["rules"], responses=NOT_FOUND)
-async def rule(rule_id: Id, _principal: PrincipalDep, session: ReadSessionDep) -> RuleOut:
+async def rule(rule_id: DbId, _principal: PrincipalDep, session: ReadSessionDep) -> RuleOut:
     """One rule."""
     return RuleOut.of(await admin.get_rule(session, rule_id))
 
 
-@router.patch("/routing/rules/{rule_id}", response_model=RuleOut, tags=["rules"], responses=ADMIN)
+@router.patch(
+    "/routing/rules/{rule_id}", response_model=RuleOut, tags=["rules"], responses=RULE_ERRORS
+)
 async def update_rule(
-    rule_id: Id, body: RuleChanges, _admin: AdminDep, context: ContextDep
+    rule_id: DbId, body: RuleChanges, _admin: AdminDep, context: ContextDep
 ) -> RuleOut:
     """Change a rule's name, activity, conditions or actions (each replaced as a whole)."""
     async with context.db.transaction() as session:
@@ -276,7 +279,7 @@ async def update_rule(
     tags=["rules"],
     responses=ADMIN,
 )
-async def delete_rule(rule_id: Id, _admin: AdminDep, context: ContextDep) -> None:
+async def delete_rule(rule_id: DbId, _admin: AdminDep, context: ContextDep) -> None:
     """Delete a rule."""
     async with context.db.transaction() as session:
         await admin.delete_rule(session, rule_id)
@@ -292,7 +295,7 @@ async def delete_rule(rule_id: Id, _admin: AdminDep, context: ContextDep) -> Non
     responses=ADMIN,
 )
 async def routing_profile(
-    manager_id: Id, principal: PrincipalDep, context: ContextDep, session: ReadSessionDep
+    manager_id: DbId, principal: PrincipalDep, context: ContextDep, session: ReadSessionDep
 ) -> RoutingProfileOut:
     """A manager's routing profile: presence, capacity and load, languages, hours, queues."""
     require_self_or_admin(principal, manager_id)
@@ -307,7 +310,7 @@ async def routing_profile(
     responses=ADMIN,
 )
 async def update_routing_profile(
-    manager_id: Id, body: ProfileChanges, principal: PrincipalDep, context: ContextDep
+    manager_id: DbId, body: ProfileChanges, principal: PrincipalDep, context: ContextDep
 ) -> RoutingProfileOut:
     """Change capacity (0..1000), languages, working hours, email notifications
     (administrators or the manager themself); `is_active` only administrators."""
@@ -328,7 +331,7 @@ async def update_routing_profile(
     responses=ADMIN,
 )
 async def absences(
-    manager_id: Id, principal: PrincipalDep, session: ReadSessionDep
+    manager_id: DbId, principal: PrincipalDep, session: ReadSessionDep
 ) -> list[AbsenceOut]:
     """The manager's vacations and other absences (no routing to them meanwhile)."""
     require_self_or_admin(principal, manager_id)
@@ -343,7 +346,7 @@ async def absences(
     responses=ADMIN,
 )
 async def add_absence(
-    manager_id: Id, body: AbsenceIn, principal: PrincipalDep, context: ContextDep
+    manager_id: DbId, body: AbsenceIn, principal: PrincipalDep, context: ContextDep
 ) -> AbsenceOut:
     """Record an absence from `starts_at` to `ends_at` (ISO 8601 with a zone)."""
     require_self_or_admin(principal, manager_id)
@@ -359,7 +362,7 @@ async def add_absence(
     responses=ADMIN,
 )
 async def delete_absence(
-    manager_id: Id, absence_id: Id, principal: PrincipalDep, context: ContextDep
+    manager_id: DbId, absence_id: DbId, principal: PrincipalDep, context: ContextDep
 ) -> None:
     """Remove an absence."""
     require_self_or_admin(principal, manager_id)
@@ -374,7 +377,7 @@ async def delete_absence(
     "/me/presence",
     response_model=PresenceOut,
     tags=["presence"],
-    responses={403: {"model": ErrorOut, "description": "The token has no manager"}},
+    responses=answers(NO_MANAGER),
 )
 async def my_presence(
     body: PresenceIn, principal: PrincipalDep, context: ContextDep
@@ -395,7 +398,7 @@ async def my_presence(
     responses=ADMIN,
 )
 async def set_presence(
-    manager_id: Id, body: PresenceIn, _admin: AdminDep, context: ContextDep
+    manager_id: DbId, body: PresenceIn, _admin: AdminDep, context: ContextDep
 ) -> PresenceOut:
     """Set a manager's presence (administrators)."""
     now = routing_engine(context).clock()
@@ -423,7 +426,7 @@ async def presence(
     responses=NOT_FOUND,
 )
 async def assignments(
-    conversation_id: Id, _principal: PrincipalDep, session: ReadSessionDep
+    conversation_id: DbId, _principal: PrincipalDep, session: ReadSessionDep
 ) -> list[AssignmentOut]:
     """Every routing decision on the conversation, oldest first, with reasons and actors."""
     return [
@@ -438,7 +441,7 @@ async def assignments(
     responses=NOT_FOUND,
 )
 async def conversation_routing(
-    conversation_id: Id, _principal: PrincipalDep, session: ReadSessionDep
+    conversation_id: DbId, _principal: PrincipalDep, session: ReadSessionDep
 ) -> ConversationRoutingOut:
     """The conversation's routing state: assignee, queue, priority, tags, SLA clocks."""
     return ConversationRoutingOut.of(await admin.conversation_routing(session, conversation_id))
@@ -451,7 +454,7 @@ async def conversation_routing(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def assign(
-    conversation_id: Id, body: AssignIn, principal: PrincipalDep, context: ContextDep
+    conversation_id: DbId, body: AssignIn, principal: PrincipalDep, context: ContextDep
 ) -> DecisionOut:
     """Assign to a manager by hand (their presence and capacity are the caller's judgement);
     recorded as `manual` with the caller as the actor."""
@@ -474,7 +477,7 @@ async def assign(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def transfer(
-    conversation_id: Id, body: TransferIn, principal: PrincipalDep, context: ContextDep
+    conversation_id: DbId, body: TransferIn, principal: PrincipalDep, context: ContextDep
 ) -> DecisionOut:
     """Transfer to a manager (`manager_id`) or to a queue (`queue_id`, routed by its
     strategy; it may wait or be offered); recorded as `transfer`."""
@@ -495,13 +498,9 @@ async def transfer(
     "/conversations/{conversation_id}/take",
     response_model=DecisionOut,
     tags=["conversations"],
-    responses={
-        403: {"model": ErrorOut, "description": "The token has no manager"},
-        **NOT_FOUND,
-        **CONFLICT,
-    },
+    responses=answers(NO_MANAGER, NotFound, Conflict),
 )
-async def take(conversation_id: Id, principal: PrincipalDep, context: ContextDep) -> DecisionOut:
+async def take(conversation_id: DbId, principal: PrincipalDep, context: ContextDep) -> DecisionOut:
     """Take a conversation nobody has (offered to everybody, or waiting): the first one wins,
     the others get 409 `already_taken`."""
     manager_id = caller_manager(principal)
@@ -519,7 +518,7 @@ async def take(conversation_id: Id, principal: PrincipalDep, context: ContextDep
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def reply(
-    conversation_id: Id,
+    conversation_id: DbId,
     body: ReplyIn,
     principal: PrincipalDep,
     context: ContextDep,
@@ -572,7 +571,7 @@ async def _stored_file(context: HubContext, file: ReplyFileIn) -> AttachmentIn:
     responses=NOT_FOUND,
 )
 async def close(
-    conversation_id: Id, principal: PrincipalDep, context: ContextDep
+    conversation_id: DbId, principal: PrincipalDep, context: ContextDep
 ) -> ConversationRoutingOut:
     """Close the conversation; the assignee's capacity is freed and what waits is routed."""
     now = routing_engine(context).clock()

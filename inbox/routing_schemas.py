@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from routing.admin import ManagerId, ProfileView, QueueId, QueueView
 from routing.admin_repository import HistoryRow
@@ -298,7 +298,9 @@ class ReplyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=100_000, examples=["Здравствуйте! Уже смотрим."])
-    note: bool = Field(default=False, description="An internal note, never sent to the client")
+    note: StrictBool = Field(
+        default=False, description="An internal note, never sent to the client"
+    )
     attachments: list[ReplyFileIn] = Field(
         default_factory=list, max_length=20, description="Files sent with the reply"
     )

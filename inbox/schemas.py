@@ -357,10 +357,3 @@ class MessageOut(Schema):
 class MessagePage(BaseModel):
     items: list[MessageOut]
     next_cursor: str | None
-
-
-class ErrorOut(BaseModel):
-    """Every refusal: a stable code and a human-readable (or structured) detail."""
-
-    error: str = Field(examples=["not_found"])
-    detail: Any = None

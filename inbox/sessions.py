@@ -25,7 +25,7 @@ from fastapi import Request, Response
 
 from channels.base import HubContext
 from intake.sessions import SESSION_LIFETIME
-from storage.errors import Forbidden, RateLimited
+from storage.errors import Forbidden, RateLimited, coded
 from storage.ratelimit import Rate, RateLimiter, create_rate_limiter
 
 SESSION_COOKIE = "omnihub_session"
@@ -33,6 +33,8 @@ SESSION_MAX_AGE = int(SESSION_LIFETIME.total_seconds())
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What check_csrf and check_origin refuse, for the routes' declared answers.
+CSRF_REFUSALS = coded(Forbidden, "csrf_origin", "csrf_required", "csrf_token")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 LOGIN_LIMITS = "inbox.login_limits"
 

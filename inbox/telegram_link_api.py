@@ -8,27 +8,25 @@ manager is linked shows as `telegram_linked` in their record.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from channels.telegram.bots import bot_channel, bot_registry
 from channels.telegram.links import issue_code, manager_bot, unlink_manager
-from inbox.deps import ContextDep, PrincipalDep, caller_manager
-from inbox.schemas import ErrorOut
+from inbox.boundary import api_router
+from inbox.deps import (
+    NO_MANAGER,
+    ContextDep,
+    PrincipalDep,
+    caller_manager,
+)
 from intake.accounts import get_manager
-from storage.errors import NotFound
+from storage.errors import Conflict, NotFound, answers
 from storage.types import utcnow
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["managers"],
-    responses={401: {"model": ErrorOut, "description": "Not authenticated"}},
-)
-MANAGER_ONLY: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorOut, "description": "The caller is not a manager (an operator's token)"}
-}
+router = api_router(tags=["managers"])
+MANAGER_ONLY = answers(NO_MANAGER)
 
 
 class TelegramLinkCodeOut(BaseModel):
@@ -45,11 +43,7 @@ class TelegramLinkCodeOut(BaseModel):
     response_model=TelegramLinkCodeOut,
     response_model_exclude_none=True,
     status_code=201,
-    responses={
-        **MANAGER_ONLY,
-        404: {"model": ErrorOut, "description": "No managers' bot with that key"},
-        409: {"model": ErrorOut, "description": "No managers' bot is set up"},
-    },
+    responses=answers(NO_MANAGER, NotFound, Conflict),
 )
 async def create_telegram_link_code(
     principal: PrincipalDep,

@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     ValidationError,
     model_validator,
@@ -51,6 +52,7 @@ from storage.models import (
 )
 from storage.outbox import emit
 from storage.repositories import ChannelRepository
+from storage.types import DbId
 
 FORWARD_MIN_SECONDS = 60
 FORWARD_MAX_SECONDS = 12 * 3600
@@ -71,8 +73,8 @@ Language = Annotated[
     BeforeValidator(_lower),
     StringConstraints(pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,4})?$"),
 ]
-ManagerId = Annotated[int, Field(ge=1, le=2**63 - 1)]
-QueueId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+ManagerId = DbId
+QueueId = DbId
 
 
 def _invalid(exc: ValidationError) -> InvalidInput:
@@ -120,10 +122,10 @@ class QueueSettings(BaseModel):
     working_hours: WorkingHours | None = Field(
         default=None, description="The queue's hours (SLA clocks run only inside); null: 24/7"
     )
-    respect_member_hours: bool = True
+    respect_member_hours: StrictBool = True
     sla_breach_action: Literal["escalate", "forward"] = "escalate"
     retry_seconds: int = Field(default=300, ge=10, le=86400)
-    is_active: bool = True
+    is_active: StrictBool = True
 
     @model_validator(mode="after")
     def _strict_order_forwards(self) -> QueueSettings:
@@ -172,17 +174,17 @@ class QueueChanges(BaseModel):
     supervisor_id: ManagerId | None = None
     sla: dict[Priority, SlaTargets] | None = None
     working_hours: WorkingHours | None = None
-    respect_member_hours: bool | None = None
+    respect_member_hours: StrictBool | None = None
     sla_breach_action: Literal["escalate", "forward"] | None = None
     retry_seconds: int | None = Field(default=None, ge=10, le=86400)
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 class RuleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, examples=["Претензии"])
-    is_active: bool = True
+    is_active: StrictBool = True
     conditions: RuleConditions = Field(default_factory=RuleConditions)
     actions: RuleActions = Field(default_factory=RuleActions)
 
@@ -191,7 +193,7 @@ class RuleChanges(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
     conditions: RuleConditions | None = None
     actions: RuleActions | None = None
 
@@ -204,8 +206,8 @@ class ProfileChanges(BaseModel):
     capacity: int | None = Field(default=None, ge=0, le=1000)
     languages: list[Language] | None = Field(default=None, max_length=20, examples=[["ru", "en"]])
     working_hours: WorkingHours | None = None
-    is_active: bool | None = None
-    notify_by_email: bool | None = None
+    is_active: StrictBool | None = None
+    notify_by_email: StrictBool | None = None
 
 
 class AbsenceIn(BaseModel):

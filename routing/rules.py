@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from storage.models import Priority
+from storage.types import DbId
 
 
 class RuleConditions(BaseModel):
@@ -45,8 +46,8 @@ class RuleConditions(BaseModel):
 class RuleActions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    queue_id: int | None = None
-    manager_id: int | None = None
+    queue_id: DbId | None = None
+    manager_id: DbId | None = None
     priority: Priority | None = None
     tags: list[str] = Field(default_factory=list)
 

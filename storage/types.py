@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from annotated_types import Interval
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# The largest value of a 64-bit column: past it PostgreSQL refuses the query (a 500, not
+# a 404), so every id and count taken from outside is checked against it first.
+MAX_DB_INT = 2**63 - 1
+# An id (or a positive count) as a request may give it: 1..MAX_DB_INT, else a 422. The
+# bound is exclusive because FastAPI writes OpenAPI bounds as floats: 2**63 is one
+# exactly, 2**63 - 1 is not (it would read 2**63 and promise one id too many).
+DbId = Annotated[int, Interval(ge=1, lt=MAX_DB_INT + 1)]
 
 JSONDict = JSON().with_variant(JSONB(), "postgresql")
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from channels.greeting import GreetingConfig
 from storage.crypto import SecretBox
 from storage.models import Channel
+from storage.types import MAX_DB_INT
 
 Security = Literal["tls", "starttls", "plain"]
 AfterFetch = Literal["seen", "move", "none"]
@@ -26,7 +27,7 @@ class ImapConfig(BaseModel):
     # What happens to a message on the server after it is stored: never deleted.
     after_fetch: AfterFetch = "seen"
     move_to: str = "omnihub"
-    idle: bool = True
+    idle: StrictBool = True
     poll_seconds: float = Field(default=60.0, ge=1, le=3600)
     batch_size: int = Field(default=50, ge=1, le=500)
     timeout_seconds: float = Field(default=30.0, ge=1, le=600)
@@ -57,11 +58,11 @@ class EmailChannelConfig(BaseModel):
     greeting: GreetingConfig = GreetingConfig()
     language: Literal["ru", "en"] = "ru"
     # Mail to this mailbox files claims (when the claims work is there).
-    claims_mailbox: bool = False
-    max_message_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
-    max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    claims_mailbox: StrictBool = False
+    max_message_bytes: int = Field(default=40 * 1024 * 1024, ge=1024, lt=MAX_DB_INT + 1)
+    max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, lt=MAX_DB_INT + 1)
     # Per sender: more than this many messages in an hour are stored without a reply.
-    sender_hourly_limit: int = Field(default=30, ge=1)
+    sender_hourly_limit: int = Field(default=30, ge=1, lt=MAX_DB_INT + 1)
 
     @model_validator(mode="after")
     def _from_is_an_address(self) -> EmailChannelConfig:

@@ -17,15 +17,33 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from channels.base import HubContext
-from channels.telephony.base import WebhookRequest
+from channels.telephony.base import SignatureInvalid, SignatureMissing, WebhookRequest
 from channels.telephony.config import SetupCache, TelephonySetup
 from channels.telephony.journal import CallBatcher, CallJournal
 from channels.telephony.registry import provider
-from storage.errors import InvalidInput, UnsupportedMediaType
+from storage.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    answers,
+)
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["telephony"])
+router = APIRouter(
+    tags=["telephony"],
+    responses=answers(
+        SignatureMissing,
+        SignatureInvalid,
+        NotFound(code="unknown_channel"),
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        InvalidInput,
+    ),
+)
 
 CACHE_KEY = "telephony.setups"
 JOURNAL_KEY = "telephony.journal"

@@ -33,14 +33,14 @@ from channels.webform.texts import pick_language
 from intake.claims import DEFAULT_DUE_DAYS, ClaimIn, Reason, default_reasons, file_claim
 from intake.identities import normalize_email, normalize_phone
 from storage.db import Database
-from storage.errors import HubError, InvalidInput, PayloadTooLarge
+from storage.errors import ERROR_OUT_REF, HubError, InvalidInput, PayloadTooLarge, answers
 from storage.models import Channel, ChannelKind
 from storage.repositories import ChannelRepository
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["web forms"])
+router = APIRouter(tags=["web forms"], responses=answers(PayloadTooLarge, InvalidInput))
 KEY = "claims"
 MAX_FILES = 5
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -229,7 +229,14 @@ async def claim_thanks(request: Request, lang: str | None = None, n: str | None 
 @router.post(
     "/forms/claims",
     summary="File a claim from the hosted form",
-    responses={303: {"description": "To the thanks page with the claim's number"}},
+    responses={
+        303: {"description": "To the thanks page with the claim's number"},
+        422: {
+            "description": "The form again with its errors (HTML); a body that is not a "
+            "form: `invalid_form` (JSON)",
+            "content": {"text/html": {}, "application/json": {"schema": {"$ref": ERROR_OUT_REF}}},
+        },
+    },
 )
 async def submit_claim(request: Request) -> Response:
     context = _context(request)

@@ -36,15 +36,28 @@ from storage.errors import (
     Forbidden,
     HubError,
     InvalidInput,
+    NotFound,
     PayloadTooLarge,
     RateLimited,
     UnsupportedMediaType,
+    answers,
 )
-from storage.types import utcnow
+from storage.types import DbId, utcnow
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["web forms"])
+router = APIRouter(
+    tags=["web forms"],
+    responses=answers(
+        HubError(code="invalid_json"),
+        Forbidden,
+        NotFound(code="unknown_form"),
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        InvalidInput,
+        RateLimited,
+    ),
+)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 HONEYPOT = "website"
@@ -191,7 +204,7 @@ def _render_form(
 
 @router.get("/forms/{key}/thanks", response_class=HTMLResponse, summary="After a browser post")
 async def thanks(
-    key: str, request: Request, lang: str | None = None, n: int | None = None, embed: bool = False
+    key: str, request: Request, lang: str | None = None, n: DbId | None = None, embed: bool = False
 ) -> Response:
     context = _context(request)
     form = await _forms(context).get(context.db, key)
