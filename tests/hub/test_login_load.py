@@ -4,66 +4,37 @@ neither stalls the rest of the hub nor goes on without a limit."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
 from storage.db import Database
-from tests.e2e.test_browser import free_port
 from tests.factories import create_manager
+from tests.served import free_port, hub_environment, serving
 
-OMNIHUB = Path(sys.executable).parent / "omnihub"
 PASSWORD = "correct horse battery staple"
 CONCURRENT_LOGINS = 150
 
 
 @pytest.fixture
 def serve(hub_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """`omnihub serve` on this test's database; sign-in limits off unless the test sets them."""
+    """`omnihub serve` (no worker) on this test's database; `settings` as for
+    tests.served.hub_environment (the sign-in limits, say)."""
+    with ExitStack() as servers:
 
-    def start(**extra: str) -> str:
-        port = free_port()
-        env = {**hub_env, "OMNIHUB_PORT": str(port), **extra}
-        log = (tmp_path / f"serve-{port}.log").open("wb")
-        process = subprocess.Popen(
-            [str(OMNIHUB), "serve", "--no-worker"],
-            env={**_base_env(), **env},
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (tmp_path / f"serve-{port}.log").read_text()
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("omnihub serve did not become ready")
+        def start(**settings: str) -> str:
+            port = free_port()
+            env = {**hub_environment(port, run_worker="0", **settings), **hub_env}
+            workdir = tmp_path / f"serve-{port}"
+            workdir.mkdir()
+            servers.enter_context(serving(workdir, env))
+            return f"http://127.0.0.1:{port}"
 
-    processes: list[subprocess.Popen[bytes]] = []
-    yield start
-    for process in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("OMNIHUB_")}
+        yield start
 
 
 async def test_a_flood_of_wrong_logins_does_not_stall_the_hub(
@@ -74,7 +45,7 @@ async def test_a_flood_of_wrong_logins_does_not_stall_the_hub(
         await create_manager(db, email="anna@example.ru", password=PASSWORD)
     finally:
         await db.dispose()
-    url = serve(OMNIHUB_LOGIN_RATE_LIMIT="0", OMNIHUB_LOGIN_IP_RATE_LIMIT="0")
+    url = serve(login_rate_limit="0", login_ip_rate_limit="0")
     limits = httpx.Limits(max_connections=CONCURRENT_LOGINS + 10)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
         # Warm the form's path once, so the measurement is the flood's effect alone.
