@@ -17,7 +17,7 @@ from starlette.routing import Match
 
 from channels.base import HubContext, error_response
 from hub.context import build_context, close_context
-from hub.headers import SecurityHeadersMiddleware
+from hub.headers import SECURITY_HEADERS, SecurityHeadersMiddleware
 from hub.limits import install_limits
 from hub.settings import Settings
 from hub.worker import background_services, run_services
@@ -80,6 +80,14 @@ def install_error_handlers(app: FastAPI) -> None:
             codes.get(exc.status_code, "http_error"),
             exc.detail,
             headers or None,
+        )
+
+    @app.exception_handler(Exception)
+    async def server_error(_request: Request, _exc: Exception) -> JSONResponse:
+        # Starlette sends this from outside every middleware (and logs the exception
+        # itself), so the security headers are set here too.
+        return _error(
+            500, "internal_error", "the hub failed; the failure is logged", SECURITY_HEADERS
         )
 
 
