@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from channels.base import CHANNEL_KEY
 from channels.email.admin import (
@@ -22,6 +22,7 @@ from channels.telegram.admin import public_config as telegram_config
 from channels.telegram.config import TOKEN, TelegramChannelConfig
 from channels.telephony.admin import add_telephony_channel, webhook_path
 from channels.telephony.config import TelephonyConfig
+from channels.webform.schemas import FormConfig
 from inbox.boundary import api_router
 from inbox.deps import (
     ADMIN_REQUIRED,
@@ -32,7 +33,7 @@ from inbox.deps import (
 )
 from storage.crypto import SecretBox
 from storage.email_repository import EmailRepository
-from storage.errors import NotFound, answers
+from storage.errors import InvalidInput, NotFound, answers
 from storage.models import Channel, ChannelKind, QuarantinedEmail, QuarantineStatus
 from storage.repositories import ChannelRepository
 from storage.types import DbId
@@ -143,6 +144,8 @@ async def _out(session: Any, channel: Channel, *, with_config: bool = False) -> 
             out.config = public_config(channel)
     if channel.kind == ChannelKind.TELEGRAM and with_config:
         out.config = telegram_config(channel)
+    if channel.kind == ChannelKind.WEBFORM and with_config:
+        out.config = dict(channel.config)
     return out
 
 
@@ -172,7 +175,36 @@ async def get_channel(
 class ChannelChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    is_active: StrictBool = Field(description="false: not polled, takes nothing in")
+    is_active: StrictBool | None = Field(
+        default=None, description="false: not polled, takes nothing in"
+    )
+    title: str | None = Field(default=None, max_length=200)
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="Settings to change, by their top-level names (`greeting`, say); the "
+        "result is checked as the channel kind's whole configuration",
+    )
+
+
+# Each kind's configuration, as its channels are created with it.
+CONFIGS: dict[str, type[BaseModel]] = {
+    ChannelKind.EMAIL: EmailChannelConfig,
+    ChannelKind.TELEGRAM: TelegramChannelConfig,
+    ChannelKind.TELEPHONY: TelephonyConfig,
+    ChannelKind.WEBFORM: FormConfig,
+}
+
+
+def _changed_config(channel: Channel, changes: dict[str, Any]) -> dict[str, Any]:
+    try:
+        config = CONFIGS[channel.kind].model_validate({**channel.config, **changes})
+    except ValidationError as exc:
+        detail = [
+            {"loc": ["body", "config", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors()
+        ]
+        raise InvalidInput(detail) from exc
+    return config.model_dump(mode="json", exclude_none=channel.kind == ChannelKind.TELEPHONY)
 
 
 @router.patch(
@@ -183,13 +215,18 @@ class ChannelChangeIn(BaseModel):
 async def change_channel(
     channel_key: ChannelKey, body: ChannelChangeIn, _admin: AdminDep, context: ContextDep
 ) -> ChannelOut:
-    """Disable or enable a channel; its poller, if it has one, stops or starts at once."""
+    """Change a channel: enable or disable it, its title, or some of its settings (a
+    greeting, say). Its poller, if it has one, stops, starts or restarts at once."""
     async with context.db.transaction() as session:
         repo = ChannelRepository(session)
         channel = await repo.get_by_key(channel_key)
         if channel is None:
             raise NotFound(f"no channel {channel_key!r}")
-        await repo.set_active(channel, body.is_active)
+        if body.config is not None or body.title is not None:
+            config = _changed_config(channel, body.config) if body.config else None
+            await repo.change(channel, title=body.title, config=config)
+        if body.is_active is not None:
+            await repo.set_active(channel, body.is_active)
         return await _out(session, channel, with_config=True)
 
 

@@ -73,6 +73,16 @@ class ChannelRepository:
             channel.is_active = active
             self.changed(channel)
 
+    async def change(
+        self, channel: Channel, *, title: str | None = None, config: dict[str, Any] | None = None
+    ) -> None:
+        """Give a channel a new title or configuration (checked by its kind beforehand)."""
+        if title is not None:
+            channel.title = title
+        if config is not None and config != channel.config:
+            channel.config = config
+            self.changed(channel)
+
     def changed(self, channel: Channel) -> None:
         """Tell every process, once this transaction commits, that the channel changed."""
         emit(self.session, CHANNEL_CHANGED, {"channel_id": channel.id, "kind": channel.kind})

@@ -138,3 +138,37 @@ async def test_a_claim_filed_in_the_bot_gets_its_own_answer_not_a_greeting(
     assert [m for m in outbound if m.meta.get("kind") == "greeting"] == []
     assert not [t for t in api.texts(chat.user_id) if "Мы получили ваше сообщение" in t]
     assert claim.number in api.texts(chat.user_id)[-1]
+
+
+async def test_a_greeting_turned_on_later_greets_the_next_new_chat(
+    app: Any, client: httpx.AsyncClient, api: BotApiStandIn
+) -> None:
+    hub = BotHub(app, client, api)
+    await hub.setup()  # greeting off
+    before = Chat()
+    await hub.send(before.text("Добрый день"))
+    await hub.drain()
+    path = f"/api/v1/channels/{hub.key}"
+
+    refused = await client.patch(
+        path, json={"config": {"greeting": {"enabled": "maybe"}}}, headers=hub.headers
+    )
+    changed = await client.patch(
+        path,
+        json={"title": "Магазин", "config": {"greeting": {"enabled": True}}},
+        headers=hub.headers,
+    )
+    after = Chat()
+    await hub.send(after.text("Добрый вечер"))
+    await hub.drain()
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"][:3] == ["body", "config", "greeting"]
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["title"] == "Магазин"
+    assert changed.json()["config"]["greeting"]["enabled"] is True
+    assert changed.json()["config"]["api_url"] == api.url  # the other settings are kept
+    assert api.texts(before.user_id) == []
+    assert api.texts(after.user_id) == [
+        "Здравствуйте! Мы получили ваше сообщение, менеджер скоро ответит вам."
+    ]
