@@ -112,7 +112,7 @@ async def _attach(
     if len(files) >= config.max_claim_files:
         return len(files), t(await turn.lang(), "claim_files_full", max=config.max_claim_files)
     # Downloaded before the update's transaction opens (no database lock held meanwhile).
-    got = await download(turn.bot.context, bot, media_of(message), config.max_file_bytes)
+    got = await download(turn.context, bot, media_of(message), config.max_file_bytes)
     if not got.attachments:
         too_large = any(p["reason"] == "too_large" for p in got.problems)
         code = "claim_file_too_large" if too_large else "claim_file_failed"
@@ -234,7 +234,7 @@ def claim_router() -> Router:
     @router.message(StateFilter(ClaimForm.phone))
     async def phone(message: Message, state: FSMContext, turn: Turn) -> None:
         lang = await turn.lang()
-        region = turn.bot.context.intake.default_region
+        region = turn.context.intake.default_region
         if message.contact is not None:
             value = own_phone(message, region)
             if value is None:
@@ -290,7 +290,7 @@ def claim_router() -> Router:
         )
         try:
             async with session.begin_nested():
-                filed = await file_claim(session, claim, turn.bot.context.intake)
+                filed = await file_claim(session, claim, turn.context.intake)
         except InvalidInput as exc:
             turn.send(chat_id, t(lang, "claim_failed", reason=exc.detail))
             await review(turn, state, chat_id)

@@ -34,7 +34,7 @@ class ClientBot(DispatcherBot):
             context.db, Dispatcher(storage=storage, events_isolation=isolation), isolation
         )
         # After the FSM middleware, so inside its per-chat lock.
-        self.dispatcher.update.outer_middleware(UnitOfWorkMiddleware(self))
+        self.dispatcher.update.outer_middleware(UnitOfWorkMiddleware(context, self.limiter))
         self.dispatcher.include_routers(
             intake_router(),
             menu_router(),
@@ -43,4 +43,6 @@ class ClientBot(DispatcherBot):
             rating_router(),
             leftovers_router(),
         )
-        self.dispatcher["client"] = self
+        # Workflow data: a handler with an `intake` argument gets it, so the routers need
+        # not know this class.
+        self.dispatcher["intake"] = self.intake

@@ -3,13 +3,13 @@ conversation, edits update what was stored.
 
 `intake_router` comes first, so that the common case (a client writing outside any
 dialogue) is not tried against every dialogue's handlers; commands go on to the menu.
+The handlers take the hub's `TelegramIntake` as `intake` from the dispatcher's workflow
+data (bots.client puts it there).
 `leftovers_router` comes last: unknown commands outside a dialogue are taken in too,
 and buttons of dialogues that have moved on are answered as stale.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from aiogram import Bot, Router
 from aiogram.filters import Filter, StateFilter
@@ -19,9 +19,7 @@ from bots.filters import Data
 from bots.texts import t
 from bots.work import Turn, UpdateWork
 from channels.telegram.bots import BotChannel
-
-if TYPE_CHECKING:
-    from bots.client import ClientBot
+from channels.telegram.inbound import TelegramIntake
 
 
 class OutsideDialogue(Filter):
@@ -32,12 +30,12 @@ class OutsideDialogue(Filter):
 
 
 async def _take(
-    message: Message, bot: Bot, channel: BotChannel, work: UpdateWork, client: ClientBot
+    message: Message, bot: Bot, channel: BotChannel, work: UpdateWork, intake: TelegramIntake
 ) -> None:
     work.ingested = True  # idempotent by the message's own key, no update record needed
     if await work.handled_before():
         return  # a delivery of an update a dialogue consumed (a rating's comment, say)
-    await client.intake.take(channel, bot, message, work.update_id)
+    await intake.take(channel, bot, message, work.update_id)
 
 
 def intake_router() -> Router:
@@ -46,10 +44,10 @@ def intake_router() -> Router:
 
     @router.edited_message()
     async def edited(
-        message: Message, bot: Bot, channel: BotChannel, work: UpdateWork, client: ClientBot
+        message: Message, bot: Bot, channel: BotChannel, work: UpdateWork, intake: TelegramIntake
     ) -> None:
         work.ingested = True
-        await client.intake.take_edit(channel, bot, message, work.update_id)
+        await intake.take_edit(channel, bot, message, work.update_id)
 
     return router
 

@@ -23,6 +23,7 @@ from bots.menu import chat_of
 from bots.texts import t
 from bots.work import Turn
 from channels.telegram.bots import BotChannel
+from channels.telegram.inbound import TelegramIntake
 from channels.telegram.outbound import RATE_PREFIX
 from intake.claims import get_claim, rate_claim
 from intake.ingest import ingest
@@ -91,7 +92,12 @@ def rating_router() -> Router:
 
     @router.message(StateFilter(RatingForm.comment))
     async def next_message(
-        message: Message, state: FSMContext, turn: Turn, bot: Bot, channel: BotChannel
+        message: Message,
+        state: FSMContext,
+        turn: Turn,
+        bot: Bot,
+        channel: BotChannel,
+        intake: TelegramIntake,
     ) -> None:
         data = await state.get_data()
         text = message.text or ""
@@ -100,11 +106,11 @@ def rating_router() -> Router:
             return
         # Not a comment: the client writes to the managers. Files are fetched before the
         # update's transaction opens; the message is stored in it, with the step's end.
-        inbound = await turn.bot.intake.inbound(channel, bot, message, turn.work.update_id)
+        inbound = await intake.inbound(channel, bot, message, turn.work.update_id)
         session = await turn.session()
         await state.clear()
         if inbound is not None:
-            await ingest(session, inbound, turn.bot.context.intake)
+            await ingest(session, inbound, turn.context.intake)
 
     return router
 

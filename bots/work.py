@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
@@ -40,6 +40,7 @@ from aiogram.types import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.base import HubContext
 from channels.telegram.bots import BotChannel
 from channels.telegram.inbound import external_id
 from channels.telegram.limits import SendLimiter
@@ -51,9 +52,6 @@ from storage.db import Database
 from storage.models import Contact, IdentityKind
 from storage.telegram_repository import TelegramRepository
 from storage.types import utcnow
-
-if TYPE_CHECKING:
-    from bots.client import ClientBot
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +142,10 @@ def current_work() -> UpdateWork | None:
 
 @dataclass
 class Turn:
-    """What a handler needs of the update it handles: the bot channel, the client, the
-    unit of work, and the client's language."""
+    """What a handler needs of the update it handles: the hub's context, the bot channel,
+    the unit of work, the client and the client's language."""
 
-    bot: ClientBot
+    context: HubContext
     channel: BotChannel
     work: UpdateWork
     user: User | None
@@ -257,13 +255,13 @@ class WorkMiddleware(BaseMiddleware):
 class UnitOfWorkMiddleware(WorkMiddleware):
     """The client bot's: its handlers get the client's `turn`."""
 
-    def __init__(self, client: ClientBot) -> None:
-        super().__init__(client.limiter)
-        self.client = client
+    def __init__(self, context: HubContext, limiter: SendLimiter | None = None) -> None:
+        super().__init__(limiter)
+        self.context = context
 
     def prepare(self, data: dict[str, Any]) -> None:
         data["turn"] = Turn(
-            bot=self.client,
+            context=self.context,
             channel=data["channel"],
             work=data["work"],
             user=data.get("event_from_user"),

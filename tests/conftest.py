@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh database per test on SQLite and PostgreSQL, the app, a client.
+"""Shared fixtures: a fresh database per test on SQLite and PostgreSQL, the app, a client;
+the Bot API stand-in and a hub with one bot channel on it.
 
 Every storage-touching test runs on both backends. Each test gets its own
 database cloned from a migrated template (a file copy on SQLite, CREATE DATABASE
@@ -15,6 +16,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -25,6 +27,8 @@ from sqlalchemy.engine import make_url
 
 from storage.db import Database
 from storage.migrate import upgrade
+from tests.channels.telegram.flow import BotHub
+from tests.telegram_api import BotApiStandIn
 
 REQUIRE_ALL = os.environ.get("OMNIHUB_TEST_REQUIRE_ALL") == "1"
 POSTGRES_URL = os.environ.get(
@@ -207,3 +211,23 @@ async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
         yield http
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[BotApiStandIn]:
+    """The Bot API stand-in on loopback (the channels', the bots' and the CLI's tests)."""
+    stand_in = BotApiStandIn()
+    await stand_in.start()
+    try:
+        yield stand_in
+    finally:
+        await stand_in.close()
+
+
+@pytest.fixture
+async def hub(app: Any, client: httpx.AsyncClient, api: BotApiStandIn) -> BotHub:
+    """The app with one bot channel on the stand-in. Folders about another channel (email,
+    telephony) define their own `hub`."""
+    bot_hub = BotHub(app, client, api)
+    await bot_hub.setup()
+    return bot_hub

@@ -1,23 +1,33 @@
 """Small async factories for tests: each writes through the real services and commits.
 
 Pass the `Database` the code under test uses (`app.state.context.db` for API
-tests, the `db` fixture otherwise).
+tests, the `db` fixture otherwise). The helpers after them drive the real app: through
+its HTTP API (the `client` fixture), asserting each call succeeded, or by draining its
+outbox with the hub's own worker handlers.
 """
 
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
+
+from hub.settings import Settings
+from hub.worker import handlers
 from intake import accounts
 from intake.batch import ingest_batch
 from intake.ingest import IntakeConfig, ingest
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
 from storage.db import Database
 from storage.models import ApiToken, Channel, ChannelKind, IdentityKind, Manager, ManagerRole
+from storage.outbox import OutboxWorker
+from storage.types import utcnow
 
 _counter = itertools.count(1)
+# Numbers the web-form clients and queues made through the API.
+_clients = itertools.count(1)
 
 
 def _next() -> int:
@@ -140,3 +150,99 @@ async def form_conversations(db: Database, channel_id: int, count: int) -> list[
         assert isinstance(outcome, IngestResult), outcome
         ids.append(outcome.conversation_id)
     return ids
+
+
+async def set_language(db: Database, manager_id: int, language: str, **changes: Any) -> None:
+    """Set a manager's language (and any other column given) directly on the row."""
+    async with db.transaction() as session:
+        manager = await session.get(Manager, manager_id)
+        assert manager is not None
+        manager.language = language
+        for name, value in changes.items():
+            setattr(manager, name, value)
+
+
+async def manager_with_headers(
+    db: Database, *, role: str = ManagerRole.MANAGER, name: str = "Анна"
+) -> tuple[Manager, dict[str, str]]:
+    """A new manager and the Authorization header of a token of theirs."""
+    manager = await create_manager(db, role=role, name=name)
+    token, _row = await create_token(db, manager_id=manager.id)
+    return manager, {"Authorization": f"Bearer {token}"}
+
+
+async def drain(
+    app: Any, *, ahead: timedelta = timedelta(0), settings: Settings | None = None
+) -> int:
+    """Run the hub's worker handlers over every due event (`ahead` moves its clock on)."""
+    context = app.state.context
+    worker = OutboxWorker(context.db, handlers(context, settings), clock=lambda: utcnow() + ahead)
+    return await worker.drain()
+
+
+async def post_form(client: httpx.AsyncClient, message: str = "Хочу заказать доставку") -> int:
+    """A web-form request from a new person; returns its conversation id."""
+    number = next(_clients)
+    response = await client.post(
+        "/forms/default",
+        json={
+            "name": f"Клиент {number}",
+            "email": f"client{number}@example.ru",
+            "message": message,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return int(response.json()["conversation_id"])
+
+
+async def make_queue(
+    client: httpx.AsyncClient, headers: dict[str, str], member_ids: list[int], **settings: Any
+) -> dict[str, Any]:
+    body = {"key": f"q{next(_clients)}", "name": "Продажи", **settings}
+    response = await client.post("/api/v1/queues", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    queue: dict[str, Any] = response.json()
+    if member_ids:
+        response = await client.put(
+            f"/api/v1/queues/{queue['id']}/members", json=member_ids, headers=headers
+        )
+        assert response.status_code == 200, response.text
+    return queue
+
+
+async def default_queue(
+    client: httpx.AsyncClient, headers: dict[str, str], members: list[int], **settings: Any
+) -> dict[str, Any]:
+    """A new queue made the default web form's default queue."""
+    queue = await make_queue(client, headers, members, **settings)
+    response = await client.put(
+        "/api/v1/channels/default/default-queue", json={"queue_id": queue["id"]}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return queue
+
+
+async def go_online(client: httpx.AsyncClient, headers: dict[str, str], ttl: int = 3600) -> None:
+    response = await client.put(
+        "/api/v1/me/presence", json={"presence": "online", "ttl_seconds": ttl}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["presence"] == "online"
+
+
+async def routing_of(
+    client: httpx.AsyncClient, headers: dict[str, str], conversation_id: int
+) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/conversations/{conversation_id}/routing", headers=headers)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> None:
+    """The response is the hub's error body with that status (and code, if given)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "detail"}
+    if code is not None:
+        assert body["error"] == code, body

@@ -24,8 +24,14 @@ from storage.db import Database
 from storage.models import Contact, Conversation, Manager, ManagerTelegramCode
 from storage.types import utcnow
 from tests.channels.telegram.flow import BotHub, Chat, new_token
-from tests.routing.test_api import go_online, manager_with_headers, post_form
-from tests.routing.test_notify import default_queue, drain, set_language
+from tests.factories import (
+    default_queue,
+    drain,
+    go_online,
+    manager_with_headers,
+    post_form,
+    set_language,
+)
 from tests.telegram_api import BLOCKED, BotApiStandIn, too_many
 
 LINK = "/api/v1/managers/me/telegram-link"

@@ -5,15 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import shutil
-import sqlite3
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -27,72 +21,20 @@ from storage.db import Database
 from storage.migrate import alembic_config
 from tests.conftest import POSTGRES_URL, missing_part
 from tests.factories import create_channel, create_manager
+from tests.hub.console import SECRET, Cli, Result, make_cli, query
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-OMNIHUB = Path(sys.executable).parent / "omnihub"
-SECRET = "cli-test-secret-0123456789"
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-class Cli:
-    """Runs `omnihub` with a clean OMNIHUB_* environment in a scratch directory."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir = workdir
-        self.env = env
-
-    def __call__(self, *args: str, env: dict[str, str | None] | None = None) -> Result:
-        full = {**self.env}
-        for name, value in (env or {}).items():
-            if value is None:
-                full.pop(name, None)
-            else:
-                full[name] = value
-        done = subprocess.run(
-            [str(OMNIHUB), *args],
-            cwd=self.workdir,
-            env=full,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        return Result(done.returncode, done.stdout, done.stderr)
-
-
-def make_cli(root: Path, data_dir: Path) -> Cli:
-    if not OMNIHUB.exists():
-        pytest.fail(f"{OMNIHUB} is missing: install the project into the venv")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIHUB_")}
-    env.update({"OMNIHUB_DATA_DIR": str(data_dir), "OMNIHUB_LOG_FORMAT": "text"})
-    workdir = root / "cwd"
-    workdir.mkdir()
-    return Cli(workdir, env)
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
+    """Not created yet (unlike the shared fixture's): `fresh_cli` starts without it."""
     return tmp_path / "var"
 
 
 @pytest.fixture
 def fresh_cli(tmp_path: Path, data_dir: Path) -> Cli:
     """`omnihub` on a data directory that does not exist yet."""
-    return make_cli(tmp_path, data_dir)
-
-
-@pytest.fixture
-def cli(tmp_path: Path, data_dir: Path, sqlite_template: Path) -> Cli:
-    """`omnihub` on an embedded install that is already migrated (saves a migration per run)."""
-    data_dir.mkdir()
-    shutil.copyfile(sqlite_template, data_dir / "omnihub.db")
     return make_cli(tmp_path, data_dir)
 
 
@@ -103,11 +45,6 @@ def seeded(data_dir: Path) -> Database:
 def in_parallel(cli: Cli, *runs: tuple[str, ...]) -> list[Result]:
     with ThreadPoolExecutor(len(runs)) as pool:
         return list(pool.map(lambda args: cli(*args), runs))
-
-
-def query(data_dir: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(data_dir / "omnihub.db") as connection:
-        return connection.execute(sql).fetchall()
 
 
 def commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

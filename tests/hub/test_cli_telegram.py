@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from storage.crypto import SecretBox
 from tests.channels.telegram.flow import new_token
-from tests.hub.test_cli import SECRET, Cli, cli, data_dir, query
+from tests.hub.console import SECRET, Cli, query
 from tests.telegram_api import BotApiStandIn
-
-__all__ = ["cli", "data_dir"]  # the fixtures, shared with the CLI tests
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[BotApiStandIn]:
-    stand_in = BotApiStandIn()
-    await stand_in.start()
-    try:
-        yield stand_in
-    finally:
-        await stand_in.close()
 
 
 async def test_add_a_bot_and_set_its_webhook(cli: Cli, data_dir: Path, api: BotApiStandIn) -> None:

@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-
-from tests.hub.test_cli import Cli, make_cli, query
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "var"
-
-
-@pytest.fixture
-def cli(tmp_path: Path, data_dir: Path, sqlite_template: Path) -> Cli:
-    data_dir.mkdir()
-    shutil.copyfile(sqlite_template, data_dir / "omnihub.db")
-    return make_cli(tmp_path, data_dir)
+from tests.hub.console import Cli, query
 
 
 class TestAddTelephony:

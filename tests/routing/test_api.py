@@ -8,78 +8,20 @@ from typing import Any
 
 import httpx
 
-from hub.worker import handlers
 from inbox.routing_api import ENGINE_KEY
 from routing.engine import RoutingConfig, RoutingEngine
 from storage.db import Database
-from storage.models import Manager, ManagerRole
-from storage.outbox import OutboxWorker
+from storage.models import ManagerRole
 from storage.types import utcnow
-from tests.factories import create_manager, create_token
-
-_emails = itertools.count(1)
-
-
-async def manager_with_headers(
-    db: Database, *, role: str = ManagerRole.MANAGER, name: str = "Анна"
-) -> tuple[Manager, dict[str, str]]:
-    manager = await create_manager(db, role=role, name=name)
-    token, _row = await create_token(db, manager_id=manager.id)
-    return manager, {"Authorization": f"Bearer {token}"}
-
-
-async def drain(app: Any, *, ahead: timedelta = timedelta(0)) -> int:
-    """Run the hub's worker handlers over every due event (`ahead` moves its clock on)."""
-    context = app.state.context
-    worker = OutboxWorker(context.db, handlers(context), clock=lambda: utcnow() + ahead)
-    return await worker.drain()
-
-
-async def post_form(client: httpx.AsyncClient, message: str = "Хочу заказать доставку") -> int:
-    """A web-form request from a new person; returns its conversation id."""
-    number = next(_emails)
-    response = await client.post(
-        "/forms/default",
-        json={
-            "name": f"Клиент {number}",
-            "email": f"client{number}@example.ru",
-            "message": message,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return int(response.json()["conversation_id"])
-
-
-async def make_queue(
-    client: httpx.AsyncClient, headers: dict[str, str], member_ids: list[int], **settings: Any
-) -> dict[str, Any]:
-    body = {"key": f"q{next(_emails)}", "name": "Продажи", **settings}
-    response = await client.post("/api/v1/queues", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    queue: dict[str, Any] = response.json()
-    if member_ids:
-        response = await client.put(
-            f"/api/v1/queues/{queue['id']}/members", json=member_ids, headers=headers
-        )
-        assert response.status_code == 200, response.text
-    return queue
-
-
-async def go_online(client: httpx.AsyncClient, headers: dict[str, str], ttl: int = 3600) -> None:
-    response = await client.put(
-        "/api/v1/me/presence", json={"presence": "online", "ttl_seconds": ttl}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["presence"] == "online"
-
-
-async def routing_of(
-    client: httpx.AsyncClient, headers: dict[str, str], conversation_id: int
-) -> dict[str, Any]:
-    response = await client.get(f"/api/v1/conversations/{conversation_id}/routing", headers=headers)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
+from tests.factories import (
+    assert_error,
+    drain,
+    go_online,
+    make_queue,
+    manager_with_headers,
+    post_form,
+    routing_of,
+)
 
 
 async def history(
@@ -91,14 +33,6 @@ async def history(
     assert response.status_code == 200, response.text
     result: list[dict[str, Any]] = response.json()
     return result
-
-
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "detail"}
-    if code is not None:
-        assert body["error"] == code, body
 
 
 # Queues

@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from hub.settings import Settings
-from hub.worker import bus_publisher, handlers, merge
+from hub.worker import bus_publisher, merge
 from routing.engine import RoutingConfig, RoutingEngine
 from routing.handlers import routing_handlers
 from routing.notify import (
@@ -35,12 +35,14 @@ from storage.db import Database
 from storage.models import Manager, OutboxEvent
 from storage.outbox import OutboxWorker, emit
 from storage.types import utcnow
-from tests.routing.test_api import (
+from tests.factories import (
+    default_queue,
+    drain,
     go_online,
-    make_queue,
     manager_with_headers,
     post_form,
     routing_of,
+    set_language,
 )
 
 
@@ -84,14 +86,6 @@ def smtp(monkeypatch: pytest.MonkeyPatch, hub_env: dict[str, str]) -> Iterator[R
         controller.stop()
 
 
-async def drain(
-    app: Any, *, ahead: timedelta = timedelta(0), settings: Settings | None = None
-) -> int:
-    context = app.state.context
-    worker = OutboxWorker(context.db, handlers(context, settings), clock=lambda: utcnow() + ahead)
-    return await worker.drain()
-
-
 async def drain_at(app: Any, ahead: timedelta) -> int:
     """Drain with the worker's and the routing engine's clocks both moved on by `ahead`."""
     context = app.state.context
@@ -106,26 +100,6 @@ async def drain_at(app: Any, ahead: timedelta) -> int:
         {"*": [bus_publisher(context)]},
     )
     return await OutboxWorker(context.db, table, clock=clock).drain()
-
-
-async def set_language(db: Database, manager_id: int, language: str, **changes: Any) -> None:
-    async with db.transaction() as session:
-        manager = await session.get(Manager, manager_id)
-        assert manager is not None
-        manager.language = language
-        for name, value in changes.items():
-            setattr(manager, name, value)
-
-
-async def default_queue(
-    client: httpx.AsyncClient, headers: dict[str, str], members: list[int], **settings: Any
-) -> dict[str, Any]:
-    queue = await make_queue(client, headers, members, **settings)
-    response = await client.put(
-        "/api/v1/channels/default/default-queue", json={"queue_id": queue["id"]}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    return queue
 
 
 async def received(subscription: Subscription) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.routing.test_api import (
+from tests.factories import (
     assert_error,
     drain,
     go_online,

@@ -15,11 +15,12 @@ from sqlalchemy import select
 from channels.email.service import EmailIntake, Mailbox, Taken
 from storage.models import Attachment, Conversation, MailboxState, Message, QuarantinedEmail
 from tests.channels.email.flow import IMAP_USER, MailHub
-from tests.channels.email.test_corpus_parse import EMAIL
-from tests.conftest import missing_part
+from tests.conftest import CORPORA, missing_part
 from tests.mailservers import Dovecot, SmtpRecorder
 
 pytestmark = pytest.mark.asyncio
+
+EMAIL = CORPORA / "email"
 
 # Sample (file name) -> words its subject, text or files must show.
 RUSSIAN = {
