@@ -11,7 +11,6 @@ from typing import ClassVar, Protocol
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
 from intake.batch import ingest_batch
 from intake.ingest import IntakeConfig, ingest
@@ -22,13 +21,12 @@ from storage.db import Database
 from storage.errors import HubError
 from storage.models import ChannelKind
 from storage.ratelimit import RateLimiter
+from storage.retry import in_transaction
 
 log = logging.getLogger(__name__)
 
 # A channel's key: in URLs (/forms/{key}, /webhooks/.../{key}) and on the command line.
 CHANNEL_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-INGEST_ATTEMPTS = 5
 
 
 @dataclass
@@ -76,14 +74,7 @@ async def ingest_alone(db: Database, message: InboundMessage, config: IntakeConf
     A concurrent duplicate or a race on a new identity shows up as an
     IntegrityError; running again finds what the other transaction stored.
     """
-    for attempt in range(INGEST_ATTEMPTS):
-        try:
-            async with db.transaction() as session:
-                return await ingest(session, message, config)
-        except IntegrityError:
-            if attempt == INGEST_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    return await in_transaction(db, lambda session: ingest(session, message, config))
 
 
 class ShuttingDown(HubError):

@@ -20,7 +20,6 @@ import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import HubContext
@@ -47,10 +46,8 @@ from storage.models import (
     Manager,
     Queue,
 )
+from storage.retry import retry_on_conflict
 from storage.types import utcnow
-
-ATTEMPTS = 5
-
 
 Item = tuple[TelephonySetup, Sequence[CallEvent]]
 
@@ -67,13 +64,8 @@ class CallJournal:
         callback of the same number) surfaces as an IntegrityError: run again, and the
         other transaction's rows are found.
         """
-        for attempt in range(ATTEMPTS):
-            try:
-                return (await self.record_many([(setup, events)]))[0]
-            except IntegrityError:
-                if attempt == ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        results = await retry_on_conflict(lambda: self.record_many([(setup, events)]))
+        return results[0]
 
     async def record_many(self, items: Sequence[Item]) -> list[list[CallOutcome]]:
         """Many requests' events in one transaction, in order (no retry here)."""
