@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
 from intake.batch import ingest_batch
 from intake.ingest import IntakeConfig, ingest
@@ -20,15 +17,13 @@ from storage.blobs import BlobStore
 from storage.bus import EventBus
 from storage.db import Database
 from storage.errors import HubError
+from storage.group_commit import GroupCommit
 from storage.models import ChannelKind
 from storage.ratelimit import RateLimiter
-
-log = logging.getLogger(__name__)
+from storage.retry import in_transaction
 
 # A channel's key: in URLs (/forms/{key}, /webhooks/.../{key}) and on the command line.
 CHANNEL_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-INGEST_ATTEMPTS = 5
 
 
 @dataclass
@@ -76,33 +71,16 @@ async def ingest_alone(db: Database, message: InboundMessage, config: IntakeConf
     A concurrent duplicate or a race on a new identity shows up as an
     IntegrityError; running again finds what the other transaction stored.
     """
-    for attempt in range(INGEST_ATTEMPTS):
-        try:
-            async with db.transaction() as session:
-                return await ingest(session, message, config)
-        except IntegrityError:
-            if attempt == INGEST_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    return await in_transaction(db, lambda session: ingest(session, message, config))
 
 
-class ShuttingDown(HubError):
-    status_code = 503
-    code = "shutting_down"
+class IngestBatcher(GroupCommit[InboundMessage, IngestResult]):
+    """Group commit for inbound messages (storage.group_commit's contract).
 
-    def __init__(self) -> None:
-        super().__init__("the hub is shutting down; send again shortly")
-
-
-class IngestBatcher:
-    """Group commit for inbound messages.
-
-    Requests queue their messages; a few committer tasks each take whatever has
-    queued up (at most `max_batch`) and store it with `ingest_batch` in one
-    transaction. Under light load a batch is one message and nothing waits; under
-    heavy load one transaction carries many. If a batch fails as a whole (a race
-    with another process on a new identity, say), each of its messages is
-    retried alone, so one message never costs another its answer.
+    A batch is stored with `ingest_batch`, which refuses a message that does not fit
+    alone and commits the others; a batch that fails as a whole (a race with another
+    process on a new identity, say) is taken again message by message with
+    `ingest_alone`.
     """
 
     def __init__(
@@ -110,84 +88,19 @@ class IngestBatcher:
     ) -> None:
         self.db = db
         self.config = config
-        self.committers = committers
-        self.max_batch = max_batch
-        self.gather_turns = 4
-        self._queue: asyncio.Queue[tuple[InboundMessage, asyncio.Future[IngestResult]]] = (
-            asyncio.Queue()
+        super().__init__(
+            self._ingest_batch,
+            self._ingest_alone,
+            committers=committers,
+            max_batch=max_batch,
+            gather_turns=4,
         )
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closed = False
 
-    async def submit(self, message: InboundMessage) -> IngestResult:
-        if self._closed:
-            raise ShuttingDown()
-        if not self._tasks:
-            self._tasks = [
-                asyncio.create_task(self._commit_loop(), name=f"ingest-committer-{n}")
-                for n in range(self.committers)
-            ]
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((message, future))
-        # Shielded: a client that goes away does not take its message with it.
-        return await asyncio.shield(future)
+    async def _ingest_batch(
+        self, messages: Sequence[InboundMessage]
+    ) -> Sequence[IngestResult | BaseException]:
+        async with self.db.transaction() as session:
+            return await ingest_batch(session, messages, self.config)
 
-    async def close(self) -> None:
-        """Finish what is queued, then stop the committers; later submits are refused."""
-        self._closed = True
-        if self._tasks:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), timeout=30)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-        while not self._queue.empty():  # not stored in time: the caller must hear so
-            _, future = self._queue.get_nowait()
-            if not future.done():
-                future.set_exception(ShuttingDown())
-
-    async def _commit_loop(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            # Requests already read from their sockets reach the queue within a loop
-            # turn or two: wait those turns so one transaction carries them all.
-            for _ in range(self.gather_turns):
-                await asyncio.sleep(0)
-                if self._queue.empty():
-                    break
-                while len(batch) < self.max_batch and not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-            try:
-                await self._commit(batch)
-            except Exception:  # never let the committer die
-                log.exception("ingest batch of %s failed", len(batch))
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-
-    async def _commit(
-        self, batch: list[tuple[InboundMessage, asyncio.Future[IngestResult]]]
-    ) -> None:
-        messages = [message for message, _ in batch]
-        outcomes: list[IngestResult | BaseException]
-        try:
-            async with self.db.transaction() as session:
-                outcomes = list(await ingest_batch(session, messages, self.config))
-        except Exception:
-            outcomes = [await self._alone(message) for message in messages]
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-
-    async def _alone(self, message: InboundMessage) -> IngestResult | BaseException:
-        try:
-            return await ingest_alone(self.db, message, self.config)
-        except Exception as exc:
-            return exc
+    async def _ingest_alone(self, message: InboundMessage) -> IngestResult:
+        return await ingest_alone(self.db, message, self.config)

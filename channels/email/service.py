@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import HubContext
@@ -31,10 +30,10 @@ from storage.errors import HubError
 from storage.models import ChannelKind, IdentityKind, MessageStatus
 from storage.outbox import emit
 from storage.ratelimit import MemoryRateLimiter, Rate, RateLimiter
+from storage.retry import in_transaction
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = 5
 # Parsing a big message would hold the event loop; past this size it runs in a thread.
 THREAD_PARSE_BYTES = 256 * 1024
 
@@ -224,14 +223,9 @@ class EmailIntake:
     ) -> Taken:
         files = await self.context.blobs.put_many(_files(parsed))
         prepared = await self._message(mailbox, raw, raw_sha256, parsed, files)
-        for attempt in range(ATTEMPTS):
-            try:
-                async with self.context.db.transaction() as session:
-                    return await self._store_in(session, mailbox, prepared)
-            except IntegrityError:
-                if attempt == ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        return await in_transaction(
+            self.context.db, lambda session: self._store_in(session, mailbox, prepared)
+        )
 
     async def _message(
         self,

@@ -16,11 +16,9 @@ What follows from an event, in the same transaction as the call's change:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import HubContext
@@ -37,6 +35,7 @@ from intake.calls import (
 from intake.tasks import announce_tasks, close_callbacks, open_callback
 from routing.calendar import WorkingHours, add_working_time
 from routing.engine import hours_of, hub_engine
+from storage.group_commit import GroupCommit
 from storage.models import (
     AssignmentReason,
     Call,
@@ -47,10 +46,8 @@ from storage.models import (
     Manager,
     Queue,
 )
+from storage.retry import retry_on_conflict
 from storage.types import utcnow
-
-ATTEMPTS = 5
-
 
 Item = tuple[TelephonySetup, Sequence[CallEvent]]
 
@@ -67,13 +64,8 @@ class CallJournal:
         callback of the same number) surfaces as an IntegrityError: run again, and the
         other transaction's rows are found.
         """
-        for attempt in range(ATTEMPTS):
-            try:
-                return (await self.record_many([(setup, events)]))[0]
-            except IntegrityError:
-                if attempt == ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        results = await retry_on_conflict(lambda: self.record_many([(setup, events)]))
+        return results[0]
 
     async def record_many(self, items: Sequence[Item]) -> list[list[CallOutcome]]:
         """Many requests' events in one transaction, in order (no retry here)."""
@@ -203,47 +195,22 @@ def _channel(setup: TelephonySetup) -> CallChannel:
     return CallChannel(setup.channel_id, ChannelKind.TELEPHONY, setup.config.language)
 
 
-class CallBatcher:
-    """Group commit for call events: requests that arrive together share a transaction.
-
-    Each request queues its events and waits for a committer slot (one on SQLite, a few
-    on PostgreSQL); whoever gets a slot commits what is queued (at most `max_batch`
-    requests), so under load one transaction carries many requests and at rest each
-    request commits alone at once. A batch that fails as a whole (a race with another
-    transaction) is recorded request by request, each with its own retries. No task
-    outlives a request: the committing is done by the requests themselves.
-    """
+class CallBatcher(GroupCommit[Item, list[CallOutcome]]):
+    """Group commit for call events (storage.group_commit's contract): requests that
+    arrive together share a transaction (`record_many`); a batch that fails as a whole
+    (a race with another transaction) is recorded request by request, each with its own
+    retries (`CallJournal.record`)."""
 
     def __init__(self, journal: CallJournal, *, committers: int = 1, max_batch: int = 64) -> None:
         self.journal = journal
-        self.max_batch = max_batch
-        self._slots = asyncio.Semaphore(committers)
-        self._pending: list[tuple[Item, asyncio.Future[list[CallOutcome]]]] = []
+        super().__init__(
+            journal.record_many, self._record_alone, committers=committers, max_batch=max_batch
+        )
 
     async def record(self, setup: TelephonySetup, events: Sequence[CallEvent]) -> list[CallOutcome]:
-        future: asyncio.Future[list[CallOutcome]] = asyncio.get_running_loop().create_future()
-        self._pending.append(((setup, events), future))
-        while not future.done():
-            async with self._slots:
-                if future.done():
-                    break
-                await asyncio.sleep(0)  # requests already read queue up meanwhile
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                if batch:
-                    # Shielded: a caller that goes away does not take the others with it.
-                    await asyncio.shield(self._commit(batch))
-        return future.result()
+        """Apply one request's events; returns after the commit that stored them."""
+        return await self.submit((setup, events))
 
-    async def _commit(self, batch: list[tuple[Item, asyncio.Future[list[CallOutcome]]]]) -> None:
-        try:
-            results = await self.journal.record_many([item for item, _ in batch])
-        except Exception:
-            for (setup, events), future in batch:
-                try:
-                    future.set_result(await self.journal.record(setup, events))
-                except Exception as exc:
-                    future.set_exception(exc)
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+    async def _record_alone(self, item: Item) -> list[CallOutcome]:
+        setup, events = item
+        return await self.journal.record(setup, events)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, SignatureExpired
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -36,6 +36,7 @@ from storage.db import Database
 from storage.errors import ERROR_OUT_REF, HubError, InvalidInput, PayloadTooLarge, answers
 from storage.models import Channel, ChannelKind
 from storage.repositories import ChannelRepository
+from storage.retry import in_transaction
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -143,17 +144,18 @@ async def claims_channel(db: Database) -> Channel:
         channel = await ChannelRepository(session).get_by_key(KEY, ChannelKind.WEBFORM)
     if channel is not None:
         return channel
-    try:
-        async with db.transaction() as session:
-            return await ChannelRepository(session).add(
-                key=KEY, kind=ChannelKind.WEBFORM, title="Claims form", config=_config()
-            )
-    except IntegrityError:
-        async with db.read() as session:
-            found = await ChannelRepository(session).get_by_key(KEY, ChannelKind.WEBFORM)
-        if found is None:
-            raise
-        return found
+
+    async def find_or_add(session: AsyncSession) -> Channel:
+        repo = ChannelRepository(session)
+        # Looked for again: after a lost race, the retry finds the winner's channel.
+        found = await repo.get_by_key(KEY, ChannelKind.WEBFORM)
+        if found is not None:
+            return found
+        return await repo.add(
+            key=KEY, kind=ChannelKind.WEBFORM, title="Claims form", config=_config()
+        )
+
+    return await in_transaction(db, find_or_add)
 
 
 def _reasons(channel: Channel) -> list[Reason]:
@@ -331,14 +333,13 @@ async def submit_claim(request: Request) -> Response:
         due_days=int((channel.config.get("claims") or {}).get("due_days", DEFAULT_DUE_DAYS)),
         meta={"form": KEY, "ip": _client_ip(request)},
     )
+
+    async def file(session: AsyncSession) -> str:
+        # The same submission posted twice at once: a retry finds the other post's claim.
+        return (await file_claim(session, claim, context.intake)).claim.number
+
     try:
-        async with context.db.transaction() as session:
-            filed = await file_claim(session, claim, context.intake)
-            number = filed.claim.number
-    except IntegrityError:
-        # The same submission posted twice at once: the other post filed it.
-        async with context.db.transaction() as session:
-            number = (await file_claim(session, claim, context.intake)).claim.number
+        number = await in_transaction(context.db, file)
     except HubError as exc:
         return again({"_form": str(exc.detail)}, submission_id)
     query = urlencode({"lang": lang, "n": number})

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import CHANNEL_KEY
 from channels.webform.schemas import (
@@ -23,6 +23,7 @@ from storage.db import Database
 from storage.errors import HubError, InvalidInput, NotFound
 from storage.models import ChannelKind, IdentityKind
 from storage.repositories import ChannelRepository
+from storage.retry import in_transaction
 
 ATTRIBUTION_PARAMS = (
     "utm_source",
@@ -76,16 +77,18 @@ async def ensure_default_form(db: Database) -> None:
     async with db.read() as session:
         if await ChannelRepository(session).get_by_key("default") is not None:
             return
-    try:
-        async with db.transaction() as session:
-            await ChannelRepository(session).add(
+
+    async def create(session: AsyncSession) -> None:
+        repo = ChannelRepository(session)
+        if await repo.get_by_key("default") is None:  # another process may have made it
+            await repo.add(
                 key="default",
                 kind=ChannelKind.WEBFORM,
                 title="Default web form",
                 config=default_form_config().model_dump(mode="json"),
             )
-    except IntegrityError:
-        pass  # another process created it first
+
+    await in_transaction(db, create)
 
 
 class FieldErrors(HubError):

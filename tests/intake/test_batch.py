@@ -21,13 +21,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, func, select, text
 
-from channels.base import IngestBatcher, ShuttingDown
+from channels.base import IngestBatcher
 from intake.batch import Outcome, ingest_batch
 from intake.identities import normalize
 from intake.ingest import IntakeConfig, ingest
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
 from storage.db import Database
 from storage.errors import HubError, InvalidInput
+from storage.group_commit import ShuttingDown
 from storage.models import (
     Attachment,
     Channel,
