@@ -24,7 +24,6 @@ from channels.webform.schemas import WebFormSubmission
 from channels.webform.service import (
     FieldErrors,
     Form,
-    FormCache,
     attribution_from_url,
     build_inbound,
     consent_record,
@@ -71,14 +70,6 @@ FIELD_LIMIT = 64 * 1024
 def _context(request: Request) -> HubContext:
     context: HubContext = request.app.state.context
     return context
-
-
-def _forms(context: HubContext) -> FormCache:
-    cache = context.extras.get("webform.forms")
-    if not isinstance(cache, FormCache):
-        cache = FormCache()
-        context.extras["webform.forms"] = cache
-    return cache
 
 
 def _signer(context: HubContext) -> TimestampSigner:
@@ -132,7 +123,7 @@ async def show_form(
 ) -> Response:
     """An accessible page that works without JavaScript; `?lang=ru|en` picks the language."""
     context = _context(request)
-    form = await _forms(context).get(context.db, key)
+    form = await context.forms.get(context.db, key)
     language = pick_language(lang, request.headers.get("accept-language"), form.config.language)
     page_url = (page if embed else None) or str(request.url)
     ref = referrer if embed else request.headers.get("referer")
@@ -207,7 +198,7 @@ async def thanks(
     key: str, request: Request, lang: str | None = None, n: DbId | None = None, embed: bool = False
 ) -> Response:
     context = _context(request)
-    form = await _forms(context).get(context.db, key)
+    form = await context.forms.get(context.db, key)
     language = pick_language(lang, request.headers.get("accept-language"), form.config.language)
     greeting = form.config.greeting
     return templates.TemplateResponse(
@@ -232,7 +223,7 @@ async def thanks(
 async def embed_script(key: str, request: Request) -> Response:
     """`<script src=".../forms/KEY/embed.js" data-lang="ru" async></script>` where the form goes."""
     context = _context(request)
-    form = await _forms(context).get(context.db, key)
+    form = await context.forms.get(context.db, key)
     origin = _own_origin(request, context)
     body = templates.get_template("embed.js").render(
         origin=json.dumps(origin),
@@ -248,7 +239,7 @@ async def embed_script(key: str, request: Request) -> Response:
 @router.options("/forms/{key}", include_in_schema=False)
 async def preflight(key: str, request: Request) -> Response:
     context = _context(request)
-    form = await _forms(context).get(context.db, key)
+    form = await context.forms.get(context.db, key)
     origin = request.headers.get("origin")
     if not _origin_allowed(form, origin, request, context):
         return error_response(
@@ -278,7 +269,7 @@ async def submit(key: str, request: Request) -> Response:
     """JSON (201 with ids; `Idempotency-Key` honoured; UTM from this URL's query) or a
     browser post (urlencoded or multipart with files; 303 to the thanks page)."""
     context = _context(request)
-    form = await _forms(context).get(context.db, key)
+    form = await context.forms.get(context.db, key)
     origin = request.headers.get("origin")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     is_json = content_type == "application/json" or content_type.endswith("+json")
