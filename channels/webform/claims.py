@@ -17,15 +17,16 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from channels.base import HubContext
-from channels.webform.endpoints import (
+from channels.webform.pages import (
     HONEYPOT,
     TOKEN_FIELD,
     TOKEN_MAX_AGE,
-    _check_rate,
-    _client_ip,
-    _safe_filename,
-    _signer,
-    _store_upload,
+    check_rate,
+    client_ip,
+    hub_context,
+    page_signer,
+    safe_filename,
+    store_upload,
     templates,
 )
 from channels.webform.schemas import FormField, LocalizedText, default_form_config
@@ -162,11 +163,6 @@ def _reasons(channel: Channel) -> list[Reason]:
     return reasons or default_reasons()
 
 
-def _context(request: Request) -> HubContext:
-    context: HubContext = request.app.state.context
-    return context
-
-
 def _render(
     request: Request,
     context: HubContext,
@@ -178,7 +174,7 @@ def _render(
     status: int,
     submission_id: str | None = None,
 ) -> Response:
-    token = _signer(context).sign(f"{KEY}:{submission_id or uuid.uuid4().hex}").decode()
+    token = page_signer(context).sign(f"{KEY}:{submission_id or uuid.uuid4().hex}").decode()
     response = templates.TemplateResponse(
         request,
         "claim_form.html",
@@ -205,7 +201,7 @@ def _render(
 @router.get("/forms/claims", response_class=HTMLResponse, summary="The hosted claims form")
 async def claim_form(request: Request, lang: str | None = None) -> Response:
     """File a claim without a messenger; `?lang=ru|en` picks the language."""
-    context = _context(request)
+    context = hub_context(request)
     channel = await claims_channel(context.db)
     language = pick_language(lang, request.headers.get("accept-language"), "ru")
     return _render(request, context, channel, language, values={}, errors={}, status=200)
@@ -239,9 +235,9 @@ async def claim_thanks(request: Request, lang: str | None = None, n: str | None 
     },
 )
 async def submit_claim(request: Request) -> Response:
-    context = _context(request)
+    context = hub_context(request)
     channel = await claims_channel(context.db)
-    await _check_rate(context, request)
+    await check_rate(context, request)
     budget = MAX_FILES * MAX_FILE_BYTES + 2 * 1024 * 1024
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > budget:
@@ -271,7 +267,7 @@ async def submit_claim(request: Request) -> Response:
         log.info("claims form: honeypot filled, submission dropped")
         return RedirectResponse(f"/forms/claims/thanks?{urlencode({'lang': lang})}", 303)
     try:
-        payload, age = _signer(context).unsign(
+        payload, age = page_signer(context).unsign(
             values.get(TOKEN_FIELD, ""), max_age=TOKEN_MAX_AGE, return_timestamp=True
         )
     except (BadSignature, SignatureExpired):
@@ -309,12 +305,12 @@ async def submit_claim(request: Request) -> Response:
         errors["attachments"] = text(lang, "too_many_files")
     for upload in files:
         if upload.size is not None and upload.size > MAX_FILE_BYTES:
-            name = _safe_filename(upload.filename or "file")
+            name = safe_filename(upload.filename or "file")
             size = MAX_FILE_BYTES // (1024 * 1024)
             errors["attachments"] = text(lang, "file_too_large", name=name, size=size)
     if errors:
         return again(errors, submission_id)
-    attachments = [await _store_upload(context, upload, MAX_FILE_BYTES) for upload in files]
+    attachments = [await store_upload(context, upload, MAX_FILE_BYTES) for upload in files]
     claim = ClaimIn(
         channel_id=channel.id,
         channel_kind=ChannelKind.WEBFORM,
@@ -329,7 +325,7 @@ async def submit_claim(request: Request) -> Response:
         attachments=attachments,
         reasons=reasons,
         due_days=int((channel.config.get("claims") or {}).get("due_days", DEFAULT_DUE_DAYS)),
-        meta={"form": KEY, "ip": _client_ip(request)},
+        meta={"form": KEY, "ip": client_ip(request)},
     )
     try:
         async with context.db.transaction() as session:
