@@ -122,9 +122,6 @@ class BotRegistry:
             return None
         return me.username
 
-    def forget(self, key: str) -> None:
-        self._by_key.pop(key, None)
-
     async def close(self) -> None:
         bots, self._bots = list(self._bots.values()), {}
         for bot in bots:

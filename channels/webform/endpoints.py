@@ -68,7 +68,6 @@ router = APIRouter(
 )
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 BROWSER_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-FIELD_LIMIT = 64 * 1024
 
 
 def _own_origin(request: Request, context: HubContext) -> str:
