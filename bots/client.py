@@ -18,7 +18,6 @@ from bots.rating import rating_router
 from bots.storage import create_storage
 from bots.work import DispatcherBot, UnitOfWorkMiddleware
 from channels.base import HubContext
-from channels.telegram.bots import bot_registry
 from channels.telegram.inbound import TelegramIntake
 
 
@@ -28,7 +27,7 @@ class ClientBot(DispatcherBot):
     def __init__(self, context: HubContext, redis_url: str | None = None) -> None:
         self.context = context
         self.intake = TelegramIntake(context)
-        self.limiter = bot_registry(context).limiter
+        self.limiter = context.bots.limiter
         storage, isolation = create_storage(context.db, redis_url)
         super().__init__(
             context.db, Dispatcher(storage=storage, events_isolation=isolation), isolation

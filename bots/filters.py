@@ -42,8 +42,3 @@ def has_file(message: Message) -> bool:
 class HasFile(Filter):
     async def __call__(self, message: Message) -> bool:
         return has_file(message)
-
-
-class HasText(Filter):
-    async def __call__(self, message: Message) -> bool:
-        return message.text is not None

@@ -21,7 +21,7 @@ from bots.filters import Private
 from bots.texts import t
 from bots.work import DispatcherBot, UpdateWork, WorkMiddleware
 from channels.base import HubContext
-from channels.telegram.bots import BotChannel, bot_registry
+from channels.telegram.bots import BotChannel
 from channels.telegram.links import LinkRefused, linked_manager, redeem_code, unlink_chat
 from intake.claim_texts import lang_of
 from storage.models import Manager
@@ -102,5 +102,5 @@ class ManagerBot(DispatcherBot):
     def __init__(self, context: HubContext) -> None:
         isolation = SimpleEventIsolation()
         super().__init__(context.db, Dispatcher(events_isolation=isolation), isolation)
-        self.dispatcher.update.outer_middleware(WorkMiddleware(bot_registry(context).limiter))
+        self.dispatcher.update.outer_middleware(WorkMiddleware(context.bots.limiter))
         self.dispatcher.include_router(manager_router())

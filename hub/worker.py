@@ -14,14 +14,12 @@ from channels.email.outbound import EmailSender
 from channels.email.poller import EmailPollers
 from channels.email.service import EmailIntake
 from channels.greeting import greeting_handlers
-from channels.telegram.bots import bot_registry
 from channels.telegram.notifier import TelegramNotifier
 from channels.telegram.outbound import TelegramSender
 from channels.telegram.polling import TelegramPollers
 from channels.telephony.handlers import telephony_handlers
 from hub.settings import Settings
 from intake.claims import claim_handlers
-from routing.engine import hub_engine
 from routing.handlers import ROUTING_TOPICS, routing_handlers
 from routing.notify import BusNotifier, EmailNotifier, Notifier, notification_handlers
 from routing.sla import SlaMonitor
@@ -53,9 +51,9 @@ def handlers(
     settings: Settings | None = None,
     delivery: DeliveryWorker | None = None,
 ) -> dict[str, list[Handler]]:
-    engine = hub_engine(context.extras)  # configured by hub.context.build_context
+    engine = context.routing
     # The managers' bot notifies only managers who linked their Telegram.
-    notifiers: list[Notifier] = [BusNotifier(context.bus), TelegramNotifier(bot_registry(context))]
+    notifiers: list[Notifier] = [BusNotifier(context.bus), TelegramNotifier(context.bots)]
     if settings is not None and settings.notify_smtp_host:
         password = settings.notify_smtp_password
         notifiers.append(

@@ -175,7 +175,6 @@ AdminDep = Annotated[Principal, Depends(require_admin)]
 
 # The refusals of the checks below, for routes to declare (inbox.answers).
 ADMIN_REQUIRED = Forbidden(code="admin_required")
-NOT_SELF = Forbidden(code="forbidden")
 NO_MANAGER = Forbidden(code="no_manager")
 
 

@@ -58,7 +58,6 @@ from routing.admin import (
     RuleChanges,
     RuleSettings,
 )
-from routing.engine import ROUTING_ENGINE, RoutingEngine, hub_engine
 from storage.blobs import normalise_content_type
 from storage.errors import (
     Conflict,
@@ -83,14 +82,6 @@ RULE_ERRORS = answers(
     NotFound,
     *coded(InvalidInput, "unknown_queue", "unknown_manager"),
 )
-ENGINE_KEY = ROUTING_ENGINE
-
-
-def routing_engine(context: HubContext) -> RoutingEngine:
-    """The hub's routing engine (one per app; tests may put their own with a clock)."""
-    return hub_engine(context.extras)
-
-
 # Queues
 
 
@@ -299,7 +290,7 @@ async def routing_profile(
 ) -> RoutingProfileOut:
     """A manager's routing profile: presence, capacity and load, languages, hours, queues."""
     require_self_or_admin(principal, manager_id)
-    now = routing_engine(context).clock()
+    now = context.routing.clock()
     return RoutingProfileOut.of(await admin.get_profile(session, manager_id, now))
 
 
@@ -319,7 +310,7 @@ async def update_routing_profile(
         raise Forbidden(
             "only administrators activate or deactivate managers", code="admin_required"
         )
-    now = routing_engine(context).clock()
+    now = context.routing.clock()
     async with context.db.transaction() as session:
         return RoutingProfileOut.of(await admin.update_profile(session, manager_id, body, now))
 
@@ -385,7 +376,7 @@ async def my_presence(
     """Set your presence; online and away lapse to offline after `ttl_seconds` (default 120)
     unless the same call is repeated (the heartbeat). Going online routes what waits."""
     manager_id = caller_manager(principal)
-    now = routing_engine(context).clock()
+    now = context.routing.clock()
     async with context.db.transaction() as session:
         manager, presence = await admin.change_presence(session, manager_id, body, now)
         return PresenceOut.of(manager, presence)
@@ -401,7 +392,7 @@ async def set_presence(
     manager_id: DbId, body: PresenceIn, _admin: AdminDep, context: ContextDep
 ) -> PresenceOut:
     """Set a manager's presence (administrators)."""
-    now = routing_engine(context).clock()
+    now = context.routing.clock()
     async with context.db.transaction() as session:
         manager, presence = await admin.change_presence(session, manager_id, body, now)
         return PresenceOut.of(manager, presence)
@@ -412,7 +403,7 @@ async def presence(
     _principal: PrincipalDep, context: ContextDep, session: ReadSessionDep
 ) -> list[PresenceOut]:
     """Every manager with their effective presence (a lapsed heartbeat reads offline)."""
-    now = routing_engine(context).clock()
+    now = context.routing.clock()
     return [PresenceOut.of(m, p) for m, p in await admin.presence_board(session, now)]
 
 
@@ -458,7 +449,7 @@ async def assign(
 ) -> DecisionOut:
     """Assign to a manager by hand (their presence and capacity are the caller's judgement);
     recorded as `manual` with the caller as the actor."""
-    engine = routing_engine(context)
+    engine = context.routing
     async with context.db.transaction() as session:
         decision = await admin.assign(
             session,
@@ -481,7 +472,7 @@ async def transfer(
 ) -> DecisionOut:
     """Transfer to a manager (`manager_id`) or to a queue (`queue_id`, routed by its
     strategy; it may wait or be offered); recorded as `transfer`."""
-    engine = routing_engine(context)
+    engine = context.routing
     async with context.db.transaction() as session:
         decision = await admin.transfer(
             session,
@@ -504,7 +495,7 @@ async def take(conversation_id: DbId, principal: PrincipalDep, context: ContextD
     """Take a conversation nobody has (offered to everybody, or waiting): the first one wins,
     the others get 409 `already_taken`."""
     manager_id = caller_manager(principal)
-    engine = routing_engine(context)
+    engine = context.routing
     async with context.db.transaction() as session:
         decision = await admin.take(session, engine, conversation_id, manager_id)
     return DecisionOut.of(decision)
@@ -533,7 +524,7 @@ async def reply(
 ) -> MessageOut:
     """Reply to the client (queued for delivery through the conversation's channel) or add
     an internal note (`note: true`). The first reply stamps `first_response_at`."""
-    now = routing_engine(context).clock()
+    now = context.routing.clock()
     files = [await _stored_file(context, file) for file in body.attachments]
     async with context.db.transaction() as session:
         message = await admin.reply(
@@ -574,7 +565,7 @@ async def close(
     conversation_id: DbId, principal: PrincipalDep, context: ContextDep
 ) -> ConversationRoutingOut:
     """Close the conversation; the assignee's capacity is freed and what waits is routed."""
-    now = routing_engine(context).clock()
+    now = context.routing.clock()
     async with context.db.transaction() as session:
         conversation = await admin.close(
             session, conversation_id, manager_id=principal.manager_id, now=now

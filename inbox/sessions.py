@@ -36,7 +36,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # What check_csrf and check_origin refuse, for the routes' declared answers.
 CSRF_REFUSALS = coded(Forbidden, "csrf_origin", "csrf_required", "csrf_token")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-LOGIN_LIMITS = "inbox.login_limits"
 
 
 def csrf_token(secret: str, session_token: str) -> str:
@@ -180,5 +179,5 @@ class LoginLimits:
 
 
 def login_limits(context: HubContext) -> LoginLimits:
-    limits = context.extras.get(LOGIN_LIMITS)
-    return limits if isinstance(limits, LoginLimits) else LoginLimits(None, None)
+    """The hub's sign-in limits (the context keeps their two limiters)."""
+    return LoginLimits(context.login_account_limiter, context.login_ip_limiter)

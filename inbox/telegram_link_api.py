@@ -12,7 +12,7 @@ from datetime import datetime
 from fastapi import Query
 from pydantic import BaseModel, Field
 
-from channels.telegram.bots import bot_channel, bot_registry
+from channels.telegram.bots import bot_channel
 from channels.telegram.links import issue_code, manager_bot, unlink_manager
 from inbox.boundary import api_router
 from inbox.deps import (
@@ -55,7 +55,7 @@ async def create_telegram_link_code(
     """A one-time code (15 minutes) to link the caller's Telegram to the managers' bot;
     it replaces any earlier code."""
     manager_id = caller_manager(principal)
-    registry = bot_registry(context)
+    registry = context.bots
     async with context.db.transaction() as session:
         channel = bot_channel(await manager_bot(session, bot), registry.box)
         issued = await issue_code(session, manager_id, utcnow())

@@ -52,8 +52,6 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 
 
-# Where the composition root keeps the hub's engine among the context's extras.
-ROUTING_ENGINE = "routing.engine"
 # How many times a decision is taken again when its manager's row changed meanwhile.
 DECIDE_ATTEMPTS = 10
 
@@ -62,15 +60,6 @@ DECIDE_ATTEMPTS = 10
 class RoutingConfig:
     # The first manager assigned becomes the contact's responsible manager.
     first_assignee_becomes_owner: bool = True
-
-
-def hub_engine(extras: dict[str, object]) -> RoutingEngine:
-    """The engine the composition root keeps among the context's extras (made if absent)."""
-    engine = extras.get(ROUTING_ENGINE)
-    if not isinstance(engine, RoutingEngine):
-        engine = RoutingEngine()
-        extras[ROUTING_ENGINE] = engine
-    return engine
 
 
 @dataclass(frozen=True)

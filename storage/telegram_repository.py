@@ -39,13 +39,7 @@ class TelegramRepository:
         found = await self.session.get(TelegramUpdate, (channel_id, update_id))
         return found is not None
 
-    async def forget_updates_before(self, cutoff: datetime) -> None:
-        await self.session.execute(delete(TelegramUpdate).where(TelegramUpdate.created_at < cutoff))
-
     # FSM
-
-    async def fsm_record(self, key: str) -> TelegramFsmRecord | None:
-        return await self.session.get(TelegramFsmRecord, key)
 
     async def fsm_state(self, key: str) -> str | None:
         result = await self.session.scalars(

@@ -666,15 +666,6 @@ class SmtpRecorder:
     def refuse_recipient(self, address: str, reply: str = "550 5.1.1 no such user") -> None:
         self.refused_recipients[address.lower()] = reply
 
-    def wait_for_sync(self, count: int, timeout: float = 5.0) -> list[RecordedMessage]:
-        """Block until `count` messages arrived (for threads/benchmarks); returns them all."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self._messages) >= count, timeout):
-                raise TimeoutError(
-                    f"expected {count} messages within {timeout}s, got {len(self._messages)}"
-                )
-            return list(self._messages)
-
     async def wait_for(
         self,
         count: int,

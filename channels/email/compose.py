@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 
 # "Re:", "RE:", "Fwd:", "Ответ:", "Отв:", "AW:", "Re[2]:" ... before the subject proper.
 _REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|aw|sv|ответ|отв|fwd?|пересл)(?:\[\d+\])?\s*:\s*)+", re.I)
@@ -106,7 +106,3 @@ def build(outgoing: Outgoing) -> EmailMessage:
             filename=file.filename,
         )
     return message
-
-
-def fallback_message_id(domain: str) -> str:
-    return make_msgid(domain=domain)[1:-1]

@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import CHANNEL_KEY, HubContext
-from channels.telegram.bots import bot_registry
 from channels.telegram.config import (
     ALLOWED_UPDATES,
     TelegramChannelConfig,
@@ -72,7 +71,7 @@ async def set_webhook(
 ) -> str:
     """Register the bot's webhook with Telegram: our URL, the secret token Telegram must
     send back, and the updates the hub takes. Returns the URL."""
-    registry = bot_registry(context)
+    registry = context.bots
     channel = await registry.channel(key)
     target = url or webhook_url(context, key)
     if not target.startswith("https://") and not target.startswith("http://"):

@@ -14,7 +14,6 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 
-from channels.base import HubContext
 from channels.telegram.config import (
     TelegramChannelConfig,
     bot_id_of,
@@ -30,7 +29,6 @@ from storage.repositories import ChannelRepository
 
 log = logging.getLogger(__name__)
 
-REGISTRY = "telegram.bots"
 CACHE_SECONDS = 5.0
 GET_ME_SECONDS = 5.0
 
@@ -124,25 +122,7 @@ class BotRegistry:
             return None
         return me.username
 
-    def forget(self, key: str) -> None:
-        self._by_key.pop(key, None)
-
     async def close(self) -> None:
         bots, self._bots = list(self._bots.values()), {}
         for bot in bots:
             await bot.session.close()
-
-
-def bot_registry(context: HubContext) -> BotRegistry:
-    """The hub's registry (one per context)."""
-    registry = context.extras.get(REGISTRY)
-    if not isinstance(registry, BotRegistry):
-        registry = BotRegistry(context.db, context.secret)
-        context.extras[REGISTRY] = registry
-    return registry
-
-
-async def close_bots(context: HubContext) -> None:
-    registry = context.extras.pop(REGISTRY, None)
-    if isinstance(registry, BotRegistry):
-        await registry.close()

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import HubContext
 from channels.delivery import Delivered, PermanentFailure, TemporaryFailure
-from channels.telegram.bots import ChannelMisconfigured, bot_channel, bot_registry
+from channels.telegram.bots import ChannelMisconfigured, bot_channel
 from storage.db import Database
 from storage.models import Message
 from storage.repositories import ChannelRepository, attachments_of
@@ -80,7 +80,7 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
 class TelegramSender:
     def __init__(self, context: HubContext) -> None:
         self.context = context
-        self.registry = bot_registry(context)
+        self.registry = context.bots
 
     async def send(self, db: Database, message_id: int) -> Delivered:
         async with db.read() as session:

@@ -22,7 +22,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 
 from channels.base import HubContext
 from channels.supervision import ChannelPollers, Poller
-from channels.telegram.bots import BotChannel, ChannelMisconfigured, bot_registry
+from channels.telegram.bots import BotChannel, ChannelMisconfigured
 from channels.telegram.config import ALLOWED_UPDATES, config_of
 from channels.telegram.webhook import processor_for
 from storage.errors import NotFound
@@ -80,7 +80,7 @@ class BotPoller:
 
     async def poll_once(self) -> float:
         """One getUpdates and the handling of what it brought; returns the pause after it."""
-        registry = bot_registry(self.context)
+        registry = self.context.bots
         try:
             channel: BotChannel = await registry.channel_by_id(self.channel_id)
         except (NotFound, ChannelMisconfigured):

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from channels.base import HubContext
-from channels.telegram.bots import BotChannel, bot_registry
+from channels.telegram.bots import BotChannel
 from channels.telegram.inbound import TelegramIntake
 from storage.errors import HubError
 
@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["telegram"])
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
-PROCESSOR = "telegram.processor"
-MANAGER_PROCESSOR = "telegram.manager_processor"
 OK = b'{"ok":true}'
 # An update carries at most a 4096-character message (and the one it replies to) with
 # entities and a keyboard: tens of KB; files come by getFile, never in the update.
@@ -37,9 +35,11 @@ MAX_BODY_BYTES = 1024 * 1024
 
 class UpdateProcessor(Protocol):
     """What handles a bot's updates (the client bot or the managers' bot in bots/, or
-    intake alone)."""
+    intake alone); closed with the hub."""
 
     async def process(self, channel: BotChannel, bot: Bot, update: Update) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class IntakeOnly:
@@ -54,6 +54,9 @@ class IntakeOnly:
         elif update.edited_message is not None:
             await self.intake.take_edit(channel, bot, update.edited_message, update.update_id)
 
+    async def close(self) -> None:
+        pass
+
 
 class Unattended:
     """A managers' bot without the managers' bot wired in: its updates are dropped, never
@@ -62,21 +65,16 @@ class Unattended:
     async def process(self, channel: BotChannel, bot: Bot, update: Update) -> None:
         log.warning("update %s of managers' bot %s dropped", update.update_id, channel.key)
 
-
-def processor_of(context: HubContext) -> UpdateProcessor:
-    processor = context.extras.get(PROCESSOR)
-    if processor is None:
-        processor = context.extras[PROCESSOR] = IntakeOnly(context)
-    return processor  # type: ignore[return-value]
+    async def close(self) -> None:
+        pass
 
 
 def processor_for(context: HubContext, channel: BotChannel) -> UpdateProcessor:
     """Who handles the channel's updates: the managers' bot for a bot of managers, the
-    client bot (or intake) for a bot of clients."""
+    client bot (or intake alone) for a bot of clients."""
     if channel.config.audience == "managers":
-        processor = context.extras.get(MANAGER_PROCESSOR)
-        return processor if processor is not None else Unattended()  # type: ignore[return-value]
-    return processor_of(context)
+        return context.manager_bot if context.manager_bot is not None else Unattended()
+    return context.client_bot if context.client_bot is not None else IntakeOnly(context)
 
 
 class BadSecretToken(HubError):
@@ -163,7 +161,7 @@ def _without_unreadable(data: dict[str, Any], exc: ValidationError) -> dict[str,
 )
 async def webhook(key: str, request: Request) -> Response:
     context: HubContext = request.app.state.context
-    registry = bot_registry(context)
+    registry = context.bots
     channel = await registry.channel(key)
     token = request.headers.get(SECRET_HEADER, "")
     if not hmac.compare_digest(token.encode(), channel.webhook_secret.encode()):

@@ -53,9 +53,6 @@ class WebhookRequest:
         """Form fields by name (the last of a repeated name)."""
         return dict(self.form)
 
-    def all_of(self, name: str) -> list[str]:
-        return [value for key, value in self.form if key == name]
-
 
 @dataclass(frozen=True)
 class WebhookAnswer:

@@ -106,6 +106,3 @@ class SetupCache:
         setup = setup_of(channel, self.box)
         self._setups[key] = (now + self.ttl, setup)
         return setup
-
-    def forget(self, key: str) -> None:
-        self._setups.pop(key, None)

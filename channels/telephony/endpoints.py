@@ -18,8 +18,7 @@ from starlette.datastructures import UploadFile
 
 from channels.base import HubContext
 from channels.telephony.base import SignatureInvalid, SignatureMissing, WebhookRequest
-from channels.telephony.config import SetupCache, TelephonySetup
-from channels.telephony.journal import CallBatcher, CallJournal
+from channels.telephony.config import TelephonySetup
 from channels.telephony.registry import provider
 from storage.errors import (
     Conflict,
@@ -45,40 +44,10 @@ router = APIRouter(
     ),
 )
 
-CACHE_KEY = "telephony.setups"
-JOURNAL_KEY = "telephony.journal"
-BATCHER_KEY = "telephony.batcher"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # A call event is a few hundred bytes (Twilio's fullest callback about 2 KB): far more
 # is not a phone system talking. Enforced while reading by hub.limits.
 MAX_BODY_BYTES = 64 * 1024
-
-
-def setups(context: HubContext) -> SetupCache:
-    cache = context.extras.get(CACHE_KEY)
-    if not isinstance(cache, SetupCache):
-        cache = SetupCache(context.secret)
-        context.extras[CACHE_KEY] = cache
-    return cache
-
-
-def journal(context: HubContext) -> CallJournal:
-    """The context's call journal (tests may put one with their own clock)."""
-    found = context.extras.get(JOURNAL_KEY)
-    if not isinstance(found, CallJournal):
-        found = CallJournal(context)
-        context.extras[JOURNAL_KEY] = found
-    return found
-
-
-def batcher(context: HubContext) -> CallBatcher:
-    """Group commit over the context's journal (one committer on SQLite, four otherwise)."""
-    current = journal(context)
-    found = context.extras.get(BATCHER_KEY)
-    if not isinstance(found, CallBatcher) or found.journal is not current:
-        found = CallBatcher(current, committers=1 if context.db.is_sqlite else 4)
-        context.extras[BATCHER_KEY] = found
-    return found
 
 
 @router.post("/webhooks/telephony/{key}", summary="Call events from a phone system")
@@ -104,14 +73,14 @@ async def webhook_subpath(key: str, subpath: str, request: Request) -> Response:
 
 async def _handle(key: str, subpath: str, request: Request) -> Response:
     context: HubContext = request.app.state.context
-    setup = await setups(context).get(context.db, key)
+    setup = await context.phone_lines.get(context.db, key)
     line = provider(setup.config.provider)
     webhook_request = await _read(request, setup, context, subpath)
     parsed = line.parse(webhook_request, setup)
     if parsed.reply is not None:
         answer = parsed.reply
     else:
-        outcomes = await batcher(context).record(setup, parsed.events) if parsed.events else []
+        outcomes = await context.calls.record(setup, parsed.events) if parsed.events else []
         answer = line.answer(webhook_request, setup, parsed, outcomes)
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 

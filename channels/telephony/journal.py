@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.base import HubContext
 from channels.telephony.config import TelephonySetup
 from intake.calls import (
     CallBook,
@@ -32,9 +31,11 @@ from intake.calls import (
     prepare_calls,
     record_call_event,
 )
+from intake.ingest import IntakeConfig
 from intake.tasks import announce_tasks, close_callbacks, open_callback
 from routing.calendar import WorkingHours, add_working_time
-from routing.engine import hours_of, hub_engine
+from routing.engine import RoutingEngine, hours_of
+from storage.db import Database
 from storage.group_commit import GroupCommit
 from storage.models import (
     AssignmentReason,
@@ -53,8 +54,20 @@ Item = tuple[TelephonySetup, Sequence[CallEvent]]
 
 
 class CallJournal:
-    def __init__(self, context: HubContext, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self.context = context
+    """Records call events in the database; the answering manager is assigned through
+    `routing`."""
+
+    def __init__(
+        self,
+        db: Database,
+        intake: IntakeConfig,
+        routing: RoutingEngine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.intake = intake
+        self.routing = routing
         self.clock = clock
 
     async def record(self, setup: TelephonySetup, events: Sequence[CallEvent]) -> list[CallOutcome]:
@@ -71,9 +84,9 @@ class CallJournal:
         """Many requests' events in one transaction, in order (no retry here)."""
         now = self.clock()
         flat = [(setup, event) for setup, events in items for event in events]
-        async with self.context.db.transaction() as session:
+        async with self.db.transaction() as session:
             book = await prepare_calls(
-                session, [(_channel(setup), e) for setup, e in flat], self.context.intake, now
+                session, [(_channel(setup), e) for setup, e in flat], self.intake, now
             )
             outcomes = [await self.apply(session, setup, e, book, now) for setup, e in flat]
             await finish_calls(book)
@@ -94,7 +107,7 @@ class CallJournal:
         now: datetime,
     ) -> CallOutcome:
         outcome = await record_call_event(
-            session, _channel(setup), event, self.context.intake, book, now=now
+            session, _channel(setup), event, self.intake, book, now=now
         )
         call = outcome.call
         if outcome.answered_now and call.client_number is not None:
@@ -182,7 +195,7 @@ class CallJournal:
         if conversation.last_outbound_at is None or conversation.last_outbound_at < answered_at:
             conversation.last_outbound_at = answered_at
         conversation.next_response_due_at = None
-        await hub_engine(self.context.extras).assign(
+        await self.routing.assign(
             session,
             conversation.id,
             call.manager_id,

@@ -17,17 +17,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from channels.base import HubContext
-from channels.webform.endpoints import (
-    HONEYPOT,
-    TOKEN_FIELD,
-    TOKEN_MAX_AGE,
-    _check_rate,
-    _client_ip,
-    _safe_filename,
-    _signer,
-    _store_upload,
-    templates,
-)
+from channels.webform import pages
 from channels.webform.schemas import FormField, LocalizedText, default_form_config
 from channels.webform.texts import pick_language
 from intake.claims import DEFAULT_DUE_DAYS, ClaimIn, Reason, default_reasons, file_claim
@@ -164,11 +154,6 @@ def _reasons(channel: Channel) -> list[Reason]:
     return reasons or default_reasons()
 
 
-def _context(request: Request) -> HubContext:
-    context: HubContext = request.app.state.context
-    return context
-
-
 def _render(
     request: Request,
     context: HubContext,
@@ -180,8 +165,8 @@ def _render(
     status: int,
     submission_id: str | None = None,
 ) -> Response:
-    token = _signer(context).sign(f"{KEY}:{submission_id or uuid.uuid4().hex}").decode()
-    response = templates.TemplateResponse(
+    token = pages.page_signer(context).sign(f"{KEY}:{submission_id or uuid.uuid4().hex}").decode()
+    response = pages.templates.TemplateResponse(
         request,
         "claim_form.html",
         {
@@ -191,7 +176,7 @@ def _render(
             "values": values,
             "errors": errors,
             "token": token,
-            "honeypot": HONEYPOT,
+            "honeypot": pages.HONEYPOT,
             "reasons": _reasons(channel),
             "max_files": MAX_FILES,
             "max_file_mb": MAX_FILE_BYTES // (1024 * 1024),
@@ -207,7 +192,7 @@ def _render(
 @router.get("/forms/claims", response_class=HTMLResponse, summary="The hosted claims form")
 async def claim_form(request: Request, lang: str | None = None) -> Response:
     """File a claim without a messenger; `?lang=ru|en` picks the language."""
-    context = _context(request)
+    context = pages.hub_context(request)
     channel = await claims_channel(context.db)
     language = pick_language(lang, request.headers.get("accept-language"), "ru")
     return _render(request, context, channel, language, values={}, errors={}, status=200)
@@ -216,7 +201,7 @@ async def claim_form(request: Request, lang: str | None = None) -> Response:
 @router.get("/forms/claims/thanks", response_class=HTMLResponse, include_in_schema=False)
 async def claim_thanks(request: Request, lang: str | None = None, n: str | None = None) -> Response:
     language = pick_language(lang, request.headers.get("accept-language"), "ru")
-    return templates.TemplateResponse(
+    return pages.templates.TemplateResponse(
         request,
         "claim_thanks.html",
         {
@@ -241,9 +226,9 @@ async def claim_thanks(request: Request, lang: str | None = None, n: str | None 
     },
 )
 async def submit_claim(request: Request) -> Response:
-    context = _context(request)
+    context = pages.hub_context(request)
     channel = await claims_channel(context.db)
-    await _check_rate(context, request)
+    await pages.check_rate(context, request)
     budget = MAX_FILES * MAX_FILE_BYTES + 2 * 1024 * 1024
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > budget:
@@ -255,7 +240,7 @@ async def submit_claim(request: Request) -> Response:
     values = {n: v.replace("\x00", "").strip() for n, v in data.items() if isinstance(v, str)}
     files = [f for f in data.getlist("attachments") if isinstance(f, UploadFile) and f.filename]
     lang = pick_language(values.get("_lang"), None, "ru")
-    shown = {n: v for n, v in values.items() if not n.startswith("_") and n != HONEYPOT}
+    shown = {n: v for n, v in values.items() if not n.startswith("_") and n != pages.HONEYPOT}
 
     def again(errors: dict[str, str], submission_id: str | None = None) -> Response:
         return _render(
@@ -269,12 +254,12 @@ async def submit_claim(request: Request) -> Response:
             submission_id=submission_id,
         )
 
-    if values.get(HONEYPOT):
+    if values.get(pages.HONEYPOT):
         log.info("claims form: honeypot filled, submission dropped")
         return RedirectResponse(f"/forms/claims/thanks?{urlencode({'lang': lang})}", 303)
     try:
-        payload, age = _signer(context).unsign(
-            values.get(TOKEN_FIELD, ""), max_age=TOKEN_MAX_AGE, return_timestamp=True
+        payload, age = pages.page_signer(context).unsign(
+            values.get(pages.TOKEN_FIELD, ""), max_age=pages.TOKEN_MAX_AGE, return_timestamp=True
         )
     except (BadSignature, SignatureExpired):
         return again({"_form": text(lang, "expired")})
@@ -311,12 +296,12 @@ async def submit_claim(request: Request) -> Response:
         errors["attachments"] = text(lang, "too_many_files")
     for upload in files:
         if upload.size is not None and upload.size > MAX_FILE_BYTES:
-            name = _safe_filename(upload.filename or "file")
+            name = pages.safe_filename(upload.filename or "file")
             size = MAX_FILE_BYTES // (1024 * 1024)
             errors["attachments"] = text(lang, "file_too_large", name=name, size=size)
     if errors:
         return again(errors, submission_id)
-    attachments = [await _store_upload(context, upload, MAX_FILE_BYTES) for upload in files]
+    attachments = [await pages.store_upload(context, upload, MAX_FILE_BYTES) for upload in files]
     claim = ClaimIn(
         channel_id=channel.id,
         channel_kind=ChannelKind.WEBFORM,
@@ -331,7 +316,7 @@ async def submit_claim(request: Request) -> Response:
         attachments=attachments,
         reasons=reasons,
         due_days=int((channel.config.get("claims") or {}).get("due_days", DEFAULT_DUE_DAYS)),
-        meta={"form": KEY, "ip": _client_ip(request)},
+        meta={"form": KEY, "ip": pages.client_ip(request)},
     )
 
     async def file(session: AsyncSession) -> str:

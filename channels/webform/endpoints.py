@@ -6,32 +6,40 @@ import json
 import logging
 import re
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from itsdangerous import BadSignature, SignatureExpired
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from channels.base import HubContext, error_response, ingest_committed
 from channels.greeting import greeting_text
+from channels.webform.pages import (
+    HONEYPOT,
+    TOKEN_FIELD,
+    TOKEN_MAX_AGE,
+    check_rate,
+    client_ip,
+    hub_context,
+    page_signer,
+    safe_filename,
+    store_upload,
+    templates,
+)
 from channels.webform.schemas import WebFormSubmission
 from channels.webform.service import (
     FieldErrors,
     Form,
-    FormCache,
     attribution_from_url,
     build_inbound,
     consent_record,
     validate_submission,
 )
 from channels.webform.texts import pick_language, text
-from intake.schemas import AttachmentIn
 from storage.errors import (
     Forbidden,
     HubError,
@@ -58,31 +66,8 @@ router = APIRouter(
         RateLimited,
     ),
 )
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-
-HONEYPOT = "website"
-TOKEN_FIELD = "_token"
-TOKEN_MAX_AGE = 24 * 3600
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 BROWSER_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-FIELD_LIMIT = 64 * 1024
-
-
-def _context(request: Request) -> HubContext:
-    context: HubContext = request.app.state.context
-    return context
-
-
-def _forms(context: HubContext) -> FormCache:
-    cache = context.extras.get("webform.forms")
-    if not isinstance(cache, FormCache):
-        cache = FormCache()
-        context.extras["webform.forms"] = cache
-    return cache
-
-
-def _signer(context: HubContext) -> TimestampSigner:
-    return TimestampSigner(context.secret, salt="omnihub.webform")
 
 
 def _own_origin(request: Request, context: HubContext) -> str:
@@ -108,19 +93,6 @@ def _cors_headers(
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
 
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-async def _check_rate(context: HubContext, request: Request) -> None:
-    limiter = context.forms_rate_limiter
-    if limiter is None:
-        return
-    decision = await limiter.hit(_client_ip(request))
-    if not decision.allowed:
-        raise RateLimited(decision.retry_after)
-
-
 @router.get("/forms/{key}", response_class=HTMLResponse, summary="The hosted form page")
 async def show_form(
     key: str,
@@ -131,8 +103,8 @@ async def show_form(
     referrer: str | None = None,
 ) -> Response:
     """An accessible page that works without JavaScript; `?lang=ru|en` picks the language."""
-    context = _context(request)
-    form = await _forms(context).get(context.db, key)
+    context = hub_context(request)
+    form = await context.forms.get(context.db, key)
     language = pick_language(lang, request.headers.get("accept-language"), form.config.language)
     page_url = (page if embed else None) or str(request.url)
     ref = referrer if embed else request.headers.get("referer")
@@ -165,7 +137,7 @@ def _render_form(
     submission_id: str | None = None,
     file_name: str = "",
 ) -> Response:
-    token = _signer(context).sign(f"{form.key}:{submission_id or uuid.uuid4().hex}").decode()
+    token = page_signer(context).sign(f"{form.key}:{submission_id or uuid.uuid4().hex}").decode()
     max_file_mb = max(1, form.config.max_file_bytes // (1024 * 1024))
     messages = {
         name: text(language, code, name=file_name, size=max_file_mb, count=form.config.max_files)
@@ -206,8 +178,8 @@ def _render_form(
 async def thanks(
     key: str, request: Request, lang: str | None = None, n: DbId | None = None, embed: bool = False
 ) -> Response:
-    context = _context(request)
-    form = await _forms(context).get(context.db, key)
+    context = hub_context(request)
+    form = await context.forms.get(context.db, key)
     language = pick_language(lang, request.headers.get("accept-language"), form.config.language)
     greeting = form.config.greeting
     return templates.TemplateResponse(
@@ -231,8 +203,8 @@ async def thanks(
 @router.get("/forms/{key}/embed.js", summary="Script that embeds the form on any site")
 async def embed_script(key: str, request: Request) -> Response:
     """`<script src=".../forms/KEY/embed.js" data-lang="ru" async></script>` where the form goes."""
-    context = _context(request)
-    form = await _forms(context).get(context.db, key)
+    context = hub_context(request)
+    form = await context.forms.get(context.db, key)
     origin = _own_origin(request, context)
     body = templates.get_template("embed.js").render(
         origin=json.dumps(origin),
@@ -247,8 +219,8 @@ async def embed_script(key: str, request: Request) -> Response:
 
 @router.options("/forms/{key}", include_in_schema=False)
 async def preflight(key: str, request: Request) -> Response:
-    context = _context(request)
-    form = await _forms(context).get(context.db, key)
+    context = hub_context(request)
+    form = await context.forms.get(context.db, key)
     origin = request.headers.get("origin")
     if not _origin_allowed(form, origin, request, context):
         return error_response(
@@ -277,8 +249,8 @@ async def preflight(key: str, request: Request) -> Response:
 async def submit(key: str, request: Request) -> Response:
     """JSON (201 with ids; `Idempotency-Key` honoured; UTM from this URL's query) or a
     browser post (urlencoded or multipart with files; 303 to the thanks page)."""
-    context = _context(request)
-    form = await _forms(context).get(context.db, key)
+    context = hub_context(request)
+    form = await context.forms.get(context.db, key)
     origin = request.headers.get("origin")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     is_json = content_type == "application/json" or content_type.endswith("+json")
@@ -289,7 +261,7 @@ async def submit(key: str, request: Request) -> Response:
         return error_response(exc, {})
     cors = _cors_headers(form, origin, request, context)
     try:
-        await _check_rate(context, request)
+        await check_rate(context, request)
         if is_json:
             return await _submit_json(request, context, form, cors)
         if content_type in BROWSER_TYPES:
@@ -337,7 +309,7 @@ async def _submit_json(
     if request.query_params.get("page"):
         attribution["page_url"] = request.query_params["page"][:2000]
     external_id = f"idem:{idempotency_key}" if idempotency_key else f"json:{uuid.uuid4().hex}"
-    ip = _client_ip(request)
+    ip = client_ip(request)
     inbound = build_inbound(
         form,
         clean,
@@ -405,7 +377,7 @@ async def _submit_browser(request: Request, context: HubContext, form: Form) -> 
         log.info("web form %s: honeypot filled, submission dropped", form.key)
         return RedirectResponse(_thanks_url(form, language, None, embed), status_code=303)
     try:
-        payload, age = _signer(context).unsign(
+        payload, age = page_signer(context).unsign(
             values.get(TOKEN_FIELD, ""), max_age=TOKEN_MAX_AGE, return_timestamp=True
         )
     except (BadSignature, SignatureExpired):
@@ -445,11 +417,11 @@ async def _submit_browser(request: Request, context: HubContext, form: Form) -> 
     for upload in files:
         if upload.size is not None and upload.size > config.max_file_bytes:
             errors["attachments"] = "file_too_large"
-            too_large = _safe_filename(upload.filename or "file")
+            too_large = safe_filename(upload.filename or "file")
     if errors:
         return again(errors, submission_id, too_large)
-    attachments = [await _store_upload(context, upload, config.max_file_bytes) for upload in files]
-    ip = _client_ip(request)
+    attachments = [await store_upload(context, upload, config.max_file_bytes) for upload in files]
+    ip = client_ip(request)
     inbound = build_inbound(
         form,
         clean,
@@ -462,26 +434,6 @@ async def _submit_browser(request: Request, context: HubContext, form: Form) -> 
     )
     result = await ingest_committed(context, inbound)
     return RedirectResponse(_thanks_url(form, language, result.lead_id, embed), status_code=303)
-
-
-async def _store_upload(context: HubContext, upload: UploadFile, max_bytes: int) -> AttachmentIn:
-    data = await upload.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(f"file {upload.filename!r} is over {max_bytes} bytes")
-    content_type = upload.content_type or "application/octet-stream"
-    ref = await context.blobs.put(data, content_type)
-    return AttachmentIn(
-        filename=_safe_filename(upload.filename or "file"),
-        content_type=ref.content_type,
-        size=ref.size,
-        sha256=ref.sha256,
-    )
-
-
-def _safe_filename(name: str) -> str:
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable()).strip() or "file"
-    return name[:255]
 
 
 def _thanks_url(form: Form, language: str, lead_id: int | None, embed: bool) -> str:

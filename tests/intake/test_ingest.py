@@ -13,8 +13,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import HubContext, IngestBatcher, ingest_committed
+from channels.telegram.bots import BotRegistry
+from channels.telephony.config import SetupCache
+from channels.telephony.journal import CallBatcher, CallJournal
+from channels.webform.service import FormCache
 from intake.ingest import IntakeConfig, ingest
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
+from routing.engine import RoutingEngine
 from storage.blobs import LocalBlobStore
 from storage.bus import InProcessBus
 from storage.db import Database
@@ -48,7 +53,17 @@ async def channel(db: Database) -> Channel:
 async def context(db: Database, tmp_path: Path) -> AsyncIterator[HubContext]:
     """A hub context that ingests each message in its own transaction."""
     bus = InProcessBus()
-    yield HubContext(db=db, blobs=LocalBlobStore(tmp_path / "blobs"), bus=bus, secret="s" * 32)
+    secret = "s" * 32
+    yield HubContext(
+        db=db,
+        blobs=LocalBlobStore(tmp_path / "blobs"),
+        bus=bus,
+        secret=secret,
+        bots=BotRegistry(db, secret),
+        forms=FormCache(),
+        phone_lines=SetupCache(secret),
+        calls=CallBatcher(CallJournal(db, IntakeConfig(), RoutingEngine())),
+    )
     await bus.close()
 
 

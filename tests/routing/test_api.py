@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 
-from inbox.routing_api import ENGINE_KEY
 from routing.engine import RoutingConfig, RoutingEngine
 from storage.db import Database
 from storage.models import ManagerRole
@@ -640,10 +639,10 @@ async def test_heartbeat_expiry(
         json={"queue_id": queue["id"]},
         headers=admin_headers,
     )
-    extras = app.state.context.extras
+    context = app.state.context
     # The heartbeat was sent an hour ago (the API's engine runs on a clock the test holds).
     an_hour_ago = utcnow() - timedelta(hours=1)
-    extras[ENGINE_KEY] = RoutingEngine(RoutingConfig(), clock=lambda: an_hour_ago)
+    context.routing = RoutingEngine(RoutingConfig(), clock=lambda: an_hour_ago)
     await go_online(client, anna_headers, ttl=60)
     board = {
         p["manager_id"]: p
@@ -651,7 +650,7 @@ async def test_heartbeat_expiry(
     }
     assert board[anna.id]["presence"] == "online"  # as seen then
 
-    extras[ENGINE_KEY] = RoutingEngine(RoutingConfig())  # back to now: it lapsed
+    context.routing = RoutingEngine(RoutingConfig())  # back to now: it lapsed
     board = {
         p["manager_id"]: p
         for p in (await client.get("/api/v1/presence", headers=anna_headers)).json()

@@ -17,11 +17,10 @@ import pytest
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from channels.telephony.endpoints import JOURNAL_KEY
 from channels.telephony.handlers import telephony_handlers
-from channels.telephony.journal import CallJournal
+from channels.telephony.journal import CallBatcher, CallJournal
 from hub.worker import merge
-from routing.engine import ROUTING_ENGINE, RoutingEngine
+from routing.engine import RoutingEngine
 from routing.handlers import routing_handlers
 from routing.presence import set_presence
 from routing.sla import SlaMonitor
@@ -72,8 +71,11 @@ class PhoneHub:
         self.headers = headers
         self.clock = Clock()
         engine = RoutingEngine(clock=self.clock)
-        self.context.extras[ROUTING_ENGINE] = engine
-        self.context.extras[JOURNAL_KEY] = CallJournal(self.context, clock=self.clock)
+        self.context.routing = engine
+        self.context.calls = CallBatcher(
+            CallJournal(self.db, self.context.intake, engine, clock=self.clock),
+            committers=1 if self.db.is_sqlite else 4,
+        )
         self.worker = OutboxWorker(
             self.db,
             merge(
