@@ -55,6 +55,8 @@ def _extension(content_type: str) -> str:
 
 
 def safe_filename(name: str | None, content_type: str, number: int) -> str:
+    """A file name safe to store and offer: no path, no control or bidi characters, at
+    most 200 characters; made up from the type when there is none."""
     if name:
         name = name.replace("\\", "/").rsplit("/", 1)[-1]
         name = collapse(_UNSAFE_FILENAME.sub("_", name)).strip(" .")
@@ -102,6 +104,7 @@ def mark_inline(mail: Mail) -> None:
 
 
 def flatten(message: Message) -> bytes:
+    """A message part as bytes again, as close to how it came as the library allows."""
     buffer = BytesIO()
     try:
         generator = BytesGenerator(buffer, mangle_from_=False, policy=_FLATTEN_POLICY)
@@ -115,6 +118,7 @@ def flatten(message: Message) -> bytes:
 
 
 def eml_name(filename: str | None, subject: str | None) -> str | None:
+    """The name of a forwarded message's file: its own, else its subject, ending in .eml."""
     name = filename or (subject[:100] if subject else None)
     if name and not name.lower().endswith(".eml"):
         name = f"{name}.eml"

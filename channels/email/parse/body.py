@@ -36,6 +36,8 @@ _TRANSFER_ENCODINGS = {
 
 
 def transfer_encoding(value: str | None, defects: list[str]) -> str:
+    """The Content-Transfer-Encoding as one of the known names; a misspelt one repaired,
+    an unknown one taken as 8bit (with a defect)."""
     if not value:
         return "7bit"
     token = collapse(value).strip("\"'").lower().split(";", 1)[0].strip()
@@ -89,6 +91,7 @@ def encoded_payload(part: Message) -> bytes:
 
 
 def decode_transfer(data: bytes, encoding: str) -> bytes:
+    """The body bytes with the transfer encoding undone (leniently)."""
     if encoding == "base64":
         return b64decode(data)
     if encoding == "quoted-printable":
@@ -138,6 +141,8 @@ def unflow(text: str, delsp: bool) -> str:
 
 
 def decode_text(data: bytes, charset: str | None, mail: Mail, what: str) -> str:
+    """Body bytes as text in the declared charset, repaired when it is wrong, with
+    newlines normalized."""
     decoded = decode_bytes(data, charset)
     if decoded.repair:
         mail.defects.append(f"{what}: {decoded.repair}")

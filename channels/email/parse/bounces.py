@@ -17,6 +17,8 @@ DAEMONS = frozenset({"mailer-daemon", "mailerdaemon", "mail-daemon", "maildaemon
 
 
 def delivery_status(part: Message, headers: dict[str, str], mail: Mail) -> None:
+    """A message/delivery-status part: its per-message and per-recipient blocks, kept for
+    the bounce filter."""
     blocks = getattr(part, "_payload", None)
     encoding = transfer_encoding(headers.get("content-transfer-encoding"), mail.defects)
     if isinstance(blocks, list) and encoding not in ("base64", "quoted-printable"):

@@ -17,6 +17,7 @@ def raw_bytes(value: str) -> bytes:
 
 
 def collapse(text: str) -> str:
+    """Runs of whitespace as one space, none at the ends."""
     return WHITESPACE.sub(" ", text).strip()
 
 

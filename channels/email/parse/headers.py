@@ -195,6 +195,8 @@ def _rfc2231(params: dict[str, str], name: str) -> tuple[bytes, str | None] | No
 def param_text(
     params: dict[str, str], name: str, defects: list[str], hint: str | None = None
 ) -> str | None:
+    """A parameter's value as text (a file name, say): RFC 2231 sections and charsets,
+    encoded words and raw 8-bit bytes all decoded."""
     extended = _rfc2231(params, name)
     if extended is not None:
         data, charset = extended
@@ -209,6 +211,7 @@ def param_text(
 
 
 def first_id(value: str | None) -> str | None:
+    """The first message id in a header value, without angle brackets."""
     if not value:
         return None
     match = _MESSAGE_ID.search(value)
@@ -288,6 +291,7 @@ def _date(value: str | None, defects: list[str]) -> datetime | None:
 
 
 def first_headers(message: Message) -> dict[str, str]:
+    """The first value of each header, by lowercased name, raw (nothing decoded)."""
     headers: dict[str, str] = {}
     for name, value in message.raw_items():
         key = name.strip().lower()
@@ -297,6 +301,7 @@ def first_headers(message: Message) -> dict[str, str]:
 
 
 def content_id(value: str | None) -> str | None:
+    """A Content-ID without its angle brackets, or None."""
     if not value:
         return None
     cleaned = collapse(_header_text(value, None, "content-id")).strip("\"' ").strip("<>").strip()
