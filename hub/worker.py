@@ -19,7 +19,7 @@ from channels.telegram.outbound import TelegramSender
 from channels.telegram.polling import TelegramPollers
 from channels.telephony.handlers import telephony_handlers
 from hub.settings import Settings
-from intake.claims import claim_handlers
+from intake.claims.service import claim_handlers
 from routing.handlers import ROUTING_TOPICS, routing_handlers
 from routing.notify import BusNotifier, EmailNotifier, Notifier, notification_handlers
 from routing.sla import SlaMonitor
