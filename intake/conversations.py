@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.ingest import attachment_rows
-from intake.repository import IntakeRepository
+from intake.ingest_repository import IntakeRepository
 from intake.schemas import AttachmentIn
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import (

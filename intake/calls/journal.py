@@ -50,7 +50,7 @@ from intake.calls.events import (
 from intake.contacts import resolve_contact
 from intake.identities import IdentityValue
 from intake.ingest import IntakeConfig, ingest
-from intake.repository import IntakeRepository
+from intake.ingest_repository import IntakeRepository
 from storage.models import (
     Call,
     CallDirection,
