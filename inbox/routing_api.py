@@ -46,6 +46,7 @@ from inbox.routing_schemas import (
     TransferIn,
 )
 from inbox.schemas import MessageOut
+from intake.conversations import add_reply, close_conversation
 from intake.schemas import AttachmentIn
 from routing import admin
 from routing.admin import (
@@ -527,7 +528,7 @@ async def reply(
     now = context.routing.clock()
     files = [await _stored_file(context, file) for file in body.attachments]
     async with context.db.transaction() as session:
-        message = await admin.reply(
+        message = await add_reply(
             session,
             conversation_id,
             text=body.text,
@@ -567,7 +568,7 @@ async def close(
     """Close the conversation; the assignee's capacity is freed and what waits is routed."""
     now = context.routing.clock()
     async with context.db.transaction() as session:
-        conversation = await admin.close(
+        conversation = await close_conversation(
             session, conversation_id, manager_id=principal.manager_id, now=now
         )
         return ConversationRoutingOut.of(conversation)

@@ -26,8 +26,6 @@ from pydantic import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake.conversations import add_reply, close_conversation
-from intake.schemas import AttachmentIn
 from intake.sessions import end_manager_sessions
 from routing.admin_repository import HistoryRow, RoutingAdminRepository
 from routing.calendar import WorkingHours
@@ -42,7 +40,6 @@ from storage.models import (
     ConversationStatus,
     Manager,
     ManagerAbsence,
-    Message,
     Presence,
     Priority,
     Queue,
@@ -673,40 +670,6 @@ async def take(
 ) -> Decision:
     await _open_conversation(RoutingAdminRepository(session), conversation_id)
     return await engine.take(session, conversation_id, manager_id)
-
-
-async def reply(
-    session: AsyncSession,
-    conversation_id: int,
-    *,
-    text: str,
-    note: bool,
-    manager_id: int | None,
-    now: datetime,
-    idempotency_key: str | None,
-    attachments: Sequence[AttachmentIn] = (),
-) -> Message:
-    message = await add_reply(
-        session,
-        conversation_id,
-        text=text,
-        manager_id=manager_id,
-        now=now,
-        note=note,
-        idempotency_key=idempotency_key,
-        attachments=attachments,
-    )
-    return await RoutingAdminRepository(session).load_attachments(message)
-
-
-async def close(
-    session: AsyncSession, conversation_id: int, *, manager_id: int | None, now: datetime
-) -> Conversation:
-    conversation = await close_conversation(
-        session, conversation_id, manager_id=manager_id, now=now
-    )
-    await session.flush()
-    return conversation
 
 
 async def conversation_routing(session: AsyncSession, conversation_id: int) -> Conversation:
