@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from routing.admin.profiles import ProfileView
 from routing.admin.queues import ManagerId, QueueId, QueueView
-from routing.admin_repository import HistoryRow
+from routing.admin.repository import HistoryRow
 from routing.engine import Decision
 from storage.models import (
     Channel,

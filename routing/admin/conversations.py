@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from routing.admin_repository import HistoryRow, RoutingAdminRepository
+from routing.admin.repository import HistoryRow, RoutingAdminRepository
 from routing.engine import Decision, RoutingEngine
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import AssignmentReason, Conversation, ConversationStatus

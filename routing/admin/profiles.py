@@ -22,7 +22,7 @@ from pydantic import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.sessions import end_manager_sessions
-from routing.admin_repository import RoutingAdminRepository
+from routing.admin.repository import RoutingAdminRepository
 from routing.calendar import WorkingHours
 from routing.engine import effective_presence
 from routing.presence import HEARTBEAT_TTL_SECONDS, set_presence

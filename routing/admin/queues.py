@@ -22,7 +22,7 @@ from pydantic import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from routing.admin_repository import RoutingAdminRepository
+from routing.admin.repository import RoutingAdminRepository
 from routing.calendar import WorkingHours
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import Channel, Manager, Priority, Queue, QueueMember, Strategy

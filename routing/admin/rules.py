@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from routing.admin_repository import RoutingAdminRepository
+from routing.admin.repository import RoutingAdminRepository
 from routing.rules import RuleActions, RuleConditions
 from storage.errors import InvalidInput, NotFound
 from storage.models import RoutingRule
