@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.conversations import add_reply, close_conversation
 from intake.schemas import AttachmentIn
 from storage.db import Database
-from storage.models import Conversation, ConversationStatus, OutboxEvent
+from storage.models import Conversation, ConversationStatus, Message, OutboxEvent
 from storage.types import utcnow
 from tests.factories import create_channel, ingest_message
 
 PHOTO = AttachmentIn("box.png", "image/png", 512, "a" * 64)
+
+
+async def _reply(
+    session: AsyncSession, conversation_id: int, attachments: Sequence[AttachmentIn] = ()
+) -> Message:
+    return await add_reply(
+        session,
+        conversation_id,
+        text="Фото упаковки",
+        manager_id=None,
+        now=utcnow(),
+        idempotency_key="reply-1",
+        attachments=attachments,
+    )
 
 
 class TestAddReply:
@@ -19,15 +36,7 @@ class TestAddReply:
         channel = await create_channel(db)
         taken = await ingest_message(db, channel)
         async with db.transaction() as session:
-            message = await add_reply(
-                session,
-                taken.conversation_id,
-                text="Фото упаковки",
-                manager_id=None,
-                now=utcnow(),
-                idempotency_key="reply-1",
-                attachments=[PHOTO],
-            )
+            message = await _reply(session, taken.conversation_id, [PHOTO])
             assert [(a.filename, a.size) for a in message.attachments] == [("box.png", 512)]
 
     async def test_the_same_key_returns_the_first_reply_with_its_attachments(
@@ -35,26 +44,10 @@ class TestAddReply:
     ) -> None:
         channel = await create_channel(db)
         taken = await ingest_message(db, channel)
-        now = utcnow()
         async with db.transaction() as session:
-            first = await add_reply(
-                session,
-                taken.conversation_id,
-                text="Фото упаковки",
-                manager_id=None,
-                now=now,
-                idempotency_key="reply-1",
-                attachments=[PHOTO],
-            )
+            first = await _reply(session, taken.conversation_id, [PHOTO])
         async with db.transaction() as session:
-            again = await add_reply(
-                session,
-                taken.conversation_id,
-                text="Фото упаковки",
-                manager_id=None,
-                now=now,
-                idempotency_key="reply-1",
-            )
+            again = await _reply(session, taken.conversation_id)
             assert again.id == first.id
             assert [a.filename for a in again.attachments] == ["box.png"]
 
