@@ -23,7 +23,7 @@ from bots.texts import date_text, t
 from bots.work import Turn
 from channels.telegram.bots import BotChannel
 from channels.telegram.inbound import download, media_of, own_phone
-from intake.claims import ClaimIn, file_claim
+from intake.claims.service import ClaimIn, file_claim
 from intake.identities import normalize_phone
 from intake.schemas import AttachmentIn, IdentityIn
 from storage.errors import InvalidInput

@@ -12,7 +12,7 @@ from aiogram.types import (
 )
 
 from bots.texts import t
-from intake.claims import Reason
+from intake.claims.service import Reason
 
 
 def _button(text: str, data: str) -> InlineKeyboardButton:

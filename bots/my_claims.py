@@ -11,8 +11,8 @@ from bots.filters import Data, Private
 from bots.menu import chat_of
 from bots.texts import date_text, t
 from bots.work import Turn
-from intake.claim_texts import status_label
-from intake.claims import contact_claims, get_claim
+from intake.claims.service import contact_claims, get_claim
+from intake.claims.texts import status_label
 from storage.errors import NotFound
 
 

@@ -25,7 +25,7 @@ from bots.work import Turn
 from channels.telegram.bots import BotChannel
 from channels.telegram.inbound import TelegramIntake
 from channels.telegram.outbound import RATE_PREFIX
-from intake.claims import get_claim, rate_claim
+from intake.claims.service import get_claim, rate_claim
 from intake.ingest import ingest
 from storage.errors import Conflict, InvalidInput, NotFound
 

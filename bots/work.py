@@ -44,10 +44,10 @@ from channels.base import HubContext
 from channels.telegram.bots import BotChannel
 from channels.telegram.inbound import external_id
 from channels.telegram.limits import SendLimiter
-from intake.claim_texts import lang_of
+from intake.claims.texts import lang_of
 from intake.contacts import resolve_contact
 from intake.identities import IdentityValue
-from intake.repository import IntakeRepository
+from intake.ingest_repository import IntakeRepository
 from storage.db import Database
 from storage.models import Contact, IdentityKind
 from storage.telegram_repository import TelegramRepository

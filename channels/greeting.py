@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.conversations import add_system_message
-from intake.repository import IntakeRepository
+from intake.ingest_repository import IntakeRepository
 from routing.calendar import WorkingHours, is_working, next_working_moment
 from storage.models import Channel, ChannelKind, Contact, Conversation, Lead, OutboxEvent
 from storage.outbox import Handler

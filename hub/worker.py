@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import HubContext
 from channels.delivery import DeliveryWorker
+from channels.email.notifier import EmailNotifier
 from channels.email.outbound import EmailSender
 from channels.email.poller import EmailPollers
 from channels.email.service import EmailIntake
@@ -19,9 +20,9 @@ from channels.telegram.outbound import TelegramSender
 from channels.telegram.polling import TelegramPollers
 from channels.telephony.handlers import telephony_handlers
 from hub.settings import Settings
-from intake.claims import claim_handlers
+from intake.claims.service import claim_handlers
 from routing.handlers import ROUTING_TOPICS, routing_handlers
-from routing.notify import BusNotifier, EmailNotifier, Notifier, notification_handlers
+from routing.notify import BusNotifier, Notifier, notification_handlers
 from routing.sla import SlaMonitor
 from storage.models import ChannelKind, OutboxEvent
 from storage.outbox import Handler, OutboxWorker, WorkerOptions

@@ -23,8 +23,9 @@ from inbox.deps import (
     ReadSessionDep,
     require_self_or_admin,
 )
-from intake import calls_admin, tasks
-from intake.calls_repository import CallFilters, TaskFilters
+from intake import tasks
+from intake.calls import admin as calls_admin
+from intake.calls.repository import CallFilters, TaskFilters
 from storage.errors import Conflict, InvalidInput, NotFound, answers, coded
 from storage.models import BlockedNumber, Call, Manager, Task, TaskStatus
 from storage.repositories import ChannelRepository

@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 from inbox.boundary import api_router
 from inbox.deps import ContextDep, PrincipalDep, ReadSessionDep
 from inbox.schemas import AttachmentOut
-from intake.claims import (
+from intake.claims.service import (
     ClaimDetail,
     ClaimFilters,
     add_step,

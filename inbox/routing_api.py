@@ -46,18 +46,15 @@ from inbox.routing_schemas import (
     TransferIn,
 )
 from inbox.schemas import MessageOut
+from intake.conversations import add_reply, close_conversation
 from intake.schemas import AttachmentIn
-from routing import admin
-from routing.admin import (
-    AbsenceIn,
-    ManagerId,
-    PresenceIn,
-    ProfileChanges,
-    QueueChanges,
-    QueueSettings,
-    RuleChanges,
-    RuleSettings,
-)
+from routing.admin import conversations as conversation_admin
+from routing.admin import profiles as profile_admin
+from routing.admin import queues as queue_admin
+from routing.admin import rules as rule_admin
+from routing.admin.profiles import AbsenceIn, PresenceIn, ProfileChanges
+from routing.admin.queues import ManagerId, QueueChanges, QueueSettings
+from routing.admin.rules import RuleChanges, RuleSettings
 from storage.blobs import normalise_content_type
 from storage.errors import (
     Conflict,
@@ -88,7 +85,7 @@ RULE_ERRORS = answers(
 @router.get("/queues", response_model=list[QueueOut], tags=["queues"])
 async def queues(_principal: PrincipalDep, session: ReadSessionDep) -> list[QueueOut]:
     """Every queue with its settings and ordered member ids."""
-    return [QueueOut.of(view) for view in await admin.list_queues(session)]
+    return [QueueOut.of(view) for view in await queue_admin.list_queues(session)]
 
 
 @router.post(
@@ -101,13 +98,13 @@ async def queues(_principal: PrincipalDep, session: ReadSessionDep) -> list[Queu
 async def create_queue(body: QueueSettings, _admin: AdminDep, context: ContextDep) -> QueueOut:
     """Create a queue (administrators). Keys are unique (409 `duplicate_key`)."""
     async with context.db.transaction() as session:
-        return QueueOut.of(await admin.create_queue(session, body))
+        return QueueOut.of(await queue_admin.create_queue(session, body))
 
 
 @router.get("/queues/{queue_id}", response_model=QueueOut, tags=["queues"], responses=NOT_FOUND)
 async def queue(queue_id: DbId, _principal: PrincipalDep, session: ReadSessionDep) -> QueueOut:
     """One queue."""
-    return QueueOut.of(await admin.get_queue(session, queue_id))
+    return QueueOut.of(await queue_admin.get_queue(session, queue_id))
 
 
 @router.patch(
@@ -118,7 +115,7 @@ async def update_queue(
 ) -> QueueOut:
     """Change a queue's settings; the result is validated as a whole (administrators)."""
     async with context.db.transaction() as session:
-        return QueueOut.of(await admin.update_queue(session, queue_id, body))
+        return QueueOut.of(await queue_admin.update_queue(session, queue_id, body))
 
 
 @router.delete(
@@ -134,7 +131,7 @@ async def delete_queue(queue_id: DbId, _admin: AdminDep, context: ContextDep) ->
     Its conversations keep their assignees; channels using it as default lose it.
     """
     async with context.db.transaction() as session:
-        await admin.delete_queue(session, queue_id)
+        await queue_admin.delete_queue(session, queue_id)
 
 
 @router.get(
@@ -147,7 +144,7 @@ async def members(
     queue_id: DbId, _principal: PrincipalDep, session: ReadSessionDep
 ) -> list[MemberOut]:
     """The queue's members in order (strict order follows it)."""
-    return [MemberOut.of(row) for row in await admin.list_members(session, queue_id)]
+    return [MemberOut.of(row) for row in await queue_admin.list_members(session, queue_id)]
 
 
 @router.put(
@@ -164,7 +161,7 @@ async def replace_members(
 ) -> list[MemberOut]:
     """Replace the members with this ordered list of manager ids (positions follow it)."""
     async with context.db.transaction() as session:
-        rows = await admin.replace_members(session, queue_id, manager_ids)
+        rows = await queue_admin.replace_members(session, queue_id, manager_ids)
         return [MemberOut.of(row) for row in rows]
 
 
@@ -180,7 +177,7 @@ async def add_member(
 ) -> list[MemberOut]:
     """Append a member at the end of the order; answers with all members."""
     async with context.db.transaction() as session:
-        rows = await admin.add_member(session, queue_id, body.manager_id)
+        rows = await queue_admin.add_member(session, queue_id, body.manager_id)
         return [MemberOut.of(row) for row in rows]
 
 
@@ -196,7 +193,7 @@ async def remove_member(
 ) -> None:
     """Remove a member (their assigned conversations stay with them)."""
     async with context.db.transaction() as session:
-        await admin.remove_member(session, queue_id, manager_id)
+        await queue_admin.remove_member(session, queue_id, manager_id)
 
 
 @router.put(
@@ -210,7 +207,7 @@ async def set_default_queue(
 ) -> ChannelQueueOut:
     """Where the channel's conversations go when no rule says otherwise (null: nowhere)."""
     async with context.db.transaction() as session:
-        channel = await admin.set_default_queue(session, channel_key, body.queue_id)
+        channel = await queue_admin.set_default_queue(session, channel_key, body.queue_id)
         return ChannelQueueOut.of(channel)
 
 
@@ -220,7 +217,7 @@ async def set_default_queue(
 @router.get("/routing/rules", response_model=list[RuleOut], tags=["rules"])
 async def rules(_principal: PrincipalDep, session: ReadSessionDep) -> list[RuleOut]:
     """The rules in order; the first active rule whose conditions all hold decides."""
-    return [RuleOut.of(rule) for rule in await admin.list_rules(session)]
+    return [RuleOut.of(rule) for rule in await rule_admin.list_rules(session)]
 
 
 @router.post(
@@ -229,7 +226,7 @@ async def rules(_principal: PrincipalDep, session: ReadSessionDep) -> list[RuleO
 async def create_rule(body: RuleSettings, _admin: AdminDep, context: ContextDep) -> RuleOut:
     """Add a rule at the end of the order. Actions naming an unknown queue or manager: 422."""
     async with context.db.transaction() as session:
-        return RuleOut.of(await admin.create_rule(session, body))
+        return RuleOut.of(await rule_admin.create_rule(session, body))
 
 
 @router.put("/routing/rules/order", response_model=list[RuleOut], tags=["rules"], responses=ADMIN)
@@ -243,13 +240,13 @@ async def reorder_rules(
 ) -> list[RuleOut]:
     """Set the order of the rules: list every rule id exactly once."""
     async with context.db.transaction() as session:
-        return [RuleOut.of(rule) for rule in await admin.reorder_rules(session, rule_ids)]
+        return [RuleOut.of(rule) for rule in await rule_admin.reorder_rules(session, rule_ids)]
 
 
 @router.get("/routing/rules/{rule_id}", response_model=RuleOut, tags=["rules"], responses=NOT_FOUND)
 async def rule(rule_id: DbId, _principal: PrincipalDep, session: ReadSessionDep) -> RuleOut:
     """One rule."""
-    return RuleOut.of(await admin.get_rule(session, rule_id))
+    return RuleOut.of(await rule_admin.get_rule(session, rule_id))
 
 
 @router.patch(
@@ -260,7 +257,7 @@ async def update_rule(
 ) -> RuleOut:
     """Change a rule's name, activity, conditions or actions (each replaced as a whole)."""
     async with context.db.transaction() as session:
-        return RuleOut.of(await admin.update_rule(session, rule_id, body))
+        return RuleOut.of(await rule_admin.update_rule(session, rule_id, body))
 
 
 @router.delete(
@@ -273,7 +270,7 @@ async def update_rule(
 async def delete_rule(rule_id: DbId, _admin: AdminDep, context: ContextDep) -> None:
     """Delete a rule."""
     async with context.db.transaction() as session:
-        await admin.delete_rule(session, rule_id)
+        await rule_admin.delete_rule(session, rule_id)
 
 
 # Managers: routing profile and absences
@@ -291,7 +288,7 @@ async def routing_profile(
     """A manager's routing profile: presence, capacity and load, languages, hours, queues."""
     require_self_or_admin(principal, manager_id)
     now = context.routing.clock()
-    return RoutingProfileOut.of(await admin.get_profile(session, manager_id, now))
+    return RoutingProfileOut.of(await profile_admin.get_profile(session, manager_id, now))
 
 
 @router.patch(
@@ -312,7 +309,9 @@ async def update_routing_profile(
         )
     now = context.routing.clock()
     async with context.db.transaction() as session:
-        return RoutingProfileOut.of(await admin.update_profile(session, manager_id, body, now))
+        return RoutingProfileOut.of(
+            await profile_admin.update_profile(session, manager_id, body, now)
+        )
 
 
 @router.get(
@@ -326,7 +325,7 @@ async def absences(
 ) -> list[AbsenceOut]:
     """The manager's vacations and other absences (no routing to them meanwhile)."""
     require_self_or_admin(principal, manager_id)
-    return [AbsenceOut.of(row) for row in await admin.list_absences(session, manager_id)]
+    return [AbsenceOut.of(row) for row in await profile_admin.list_absences(session, manager_id)]
 
 
 @router.post(
@@ -342,7 +341,7 @@ async def add_absence(
     """Record an absence from `starts_at` to `ends_at` (ISO 8601 with a zone)."""
     require_self_or_admin(principal, manager_id)
     async with context.db.transaction() as session:
-        return AbsenceOut.of(await admin.add_absence(session, manager_id, body))
+        return AbsenceOut.of(await profile_admin.add_absence(session, manager_id, body))
 
 
 @router.delete(
@@ -358,7 +357,7 @@ async def delete_absence(
     """Remove an absence."""
     require_self_or_admin(principal, manager_id)
     async with context.db.transaction() as session:
-        await admin.delete_absence(session, manager_id, absence_id)
+        await profile_admin.delete_absence(session, manager_id, absence_id)
 
 
 # Presence
@@ -378,7 +377,7 @@ async def my_presence(
     manager_id = caller_manager(principal)
     now = context.routing.clock()
     async with context.db.transaction() as session:
-        manager, presence = await admin.change_presence(session, manager_id, body, now)
+        manager, presence = await profile_admin.change_presence(session, manager_id, body, now)
         return PresenceOut.of(manager, presence)
 
 
@@ -394,7 +393,7 @@ async def set_presence(
     """Set a manager's presence (administrators)."""
     now = context.routing.clock()
     async with context.db.transaction() as session:
-        manager, presence = await admin.change_presence(session, manager_id, body, now)
+        manager, presence = await profile_admin.change_presence(session, manager_id, body, now)
         return PresenceOut.of(manager, presence)
 
 
@@ -404,7 +403,7 @@ async def presence(
 ) -> list[PresenceOut]:
     """Every manager with their effective presence (a lapsed heartbeat reads offline)."""
     now = context.routing.clock()
-    return [PresenceOut.of(m, p) for m, p in await admin.presence_board(session, now)]
+    return [PresenceOut.of(m, p) for m, p in await profile_admin.presence_board(session, now)]
 
 
 # Conversations
@@ -421,7 +420,8 @@ async def assignments(
 ) -> list[AssignmentOut]:
     """Every routing decision on the conversation, oldest first, with reasons and actors."""
     return [
-        AssignmentOut.of(row) for row in await admin.assignment_history(session, conversation_id)
+        AssignmentOut.of(row)
+        for row in await conversation_admin.assignment_history(session, conversation_id)
     ]
 
 
@@ -435,7 +435,9 @@ async def conversation_routing(
     conversation_id: DbId, _principal: PrincipalDep, session: ReadSessionDep
 ) -> ConversationRoutingOut:
     """The conversation's routing state: assignee, queue, priority, tags, SLA clocks."""
-    return ConversationRoutingOut.of(await admin.conversation_routing(session, conversation_id))
+    return ConversationRoutingOut.of(
+        await conversation_admin.conversation_routing(session, conversation_id)
+    )
 
 
 @router.post(
@@ -451,7 +453,7 @@ async def assign(
     recorded as `manual` with the caller as the actor."""
     engine = context.routing
     async with context.db.transaction() as session:
-        decision = await admin.assign(
+        decision = await conversation_admin.assign(
             session,
             engine,
             conversation_id,
@@ -474,7 +476,7 @@ async def transfer(
     strategy; it may wait or be offered); recorded as `transfer`."""
     engine = context.routing
     async with context.db.transaction() as session:
-        decision = await admin.transfer(
+        decision = await conversation_admin.transfer(
             session,
             engine,
             conversation_id,
@@ -497,7 +499,7 @@ async def take(conversation_id: DbId, principal: PrincipalDep, context: ContextD
     manager_id = caller_manager(principal)
     engine = context.routing
     async with context.db.transaction() as session:
-        decision = await admin.take(session, engine, conversation_id, manager_id)
+        decision = await conversation_admin.take(session, engine, conversation_id, manager_id)
     return DecisionOut.of(decision)
 
 
@@ -527,7 +529,7 @@ async def reply(
     now = context.routing.clock()
     files = [await _stored_file(context, file) for file in body.attachments]
     async with context.db.transaction() as session:
-        message = await admin.reply(
+        message = await add_reply(
             session,
             conversation_id,
             text=body.text,
@@ -567,7 +569,7 @@ async def close(
     """Close the conversation; the assignee's capacity is freed and what waits is routed."""
     now = context.routing.clock()
     async with context.db.transaction() as session:
-        conversation = await admin.close(
+        conversation = await close_conversation(
             session, conversation_id, manager_id=principal.manager_id, now=now
         )
         return ConversationRoutingOut.of(conversation)

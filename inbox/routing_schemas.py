@@ -11,8 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from routing.admin import ManagerId, ProfileView, QueueId, QueueView
-from routing.admin_repository import HistoryRow
+from routing.admin.profiles import ProfileView
+from routing.admin.queues import ManagerId, QueueId, QueueView
+from routing.admin.repository import HistoryRow
 from routing.engine import Decision
 from storage.models import (
     Channel,

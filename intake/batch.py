@@ -34,7 +34,7 @@ from intake.ingest import (
     fit_key,
     ingest,
 )
-from intake.repository import BulkIntakeRepository
+from intake.ingest_repository import BulkIntakeRepository
 from intake.schemas import InboundMessage, IngestResult
 from storage.errors import HubError
 from storage.models import (

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.identities import IdentityValue
-from intake.repository import IntakeRepository
+from intake.ingest_repository import IntakeRepository
 from storage.models import Contact, Identity, MergeSuggestion
 from storage.outbox import emit
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.ingest import attachment_rows
-from intake.repository import IntakeRepository
+from intake.ingest_repository import IntakeRepository
 from intake.schemas import AttachmentIn
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import (
@@ -39,7 +39,8 @@ async def add_reply(
     or an internal note. The first reply stamps `first_response_at`.
 
     Delivery is an outbox event (`message.outbound`); the channel sends it. The same
-    idempotency key returns the message stored the first time.
+    idempotency key returns the message stored the first time. The message comes back
+    with its attachments loaded.
     """
     if not text.strip():
         raise InvalidInput("the reply is empty", code="empty_reply")
@@ -59,7 +60,7 @@ async def add_reply(
                     "this idempotency key was used for another conversation",
                     code="idempotency_key_reused",
                 )
-            return existing
+            return await _with_attachments(session, existing)
     message = Message(
         conversation_id=conversation_id,
         channel_id=conversation.channel_id,
@@ -92,6 +93,11 @@ async def add_reply(
             "manager_id": manager_id,
         },
     )
+    return await _with_attachments(session, message)
+
+
+async def _with_attachments(session: AsyncSession, message: Message) -> Message:
+    await session.refresh(message, ["attachments"])
     return message
 
 
@@ -115,6 +121,7 @@ async def close_conversation(
             "closed_by": manager_id,
         },
     )
+    await session.flush()
     return conversation
 
 

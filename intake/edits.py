@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake.repository import IntakeRepository
+from intake.ingest_repository import IntakeRepository
 from storage.outbox import emit
 
 MAX_EDITS = 50

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.contacts import resolve_contact
 from intake.identities import IdentityValue, normalize
-from intake.repository import IntakeRepository
+from intake.ingest_repository import IntakeRepository
 from intake.schemas import AttachmentIn, InboundMessage, IngestResult
 from storage.models import (
     Attachment,

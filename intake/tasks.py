@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake.calls_repository import TaskFilters, TaskRepository
+from intake.calls.repository import TaskFilters, TaskRepository
 from intake.journal import Page, decode_cursor, page_of
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import Call, Task, TaskKind, TaskStatus

@@ -4,9 +4,12 @@ Outbox handlers turn routing's events into `Notification`s (texts in Russian and
 English; the manager's `language` picks) and hand them to every `Notifier`:
 
 - `BusNotifier` publishes to `manager.{id}` on the event bus (the inbox UI listens);
-- `EmailNotifier` mails managers who have `notify_by_email` (aiosmtplib);
+- `EmailNotifier` (channels.email.notifier) mails managers who have `notify_by_email`
+  (aiosmtplib) when the notifications' SMTP server is configured;
 - `TelegramNotifier` (channels.telegram.notifier) writes by the managers' bot to managers
-  who linked their Telegram; `hub.worker` puts it in the list.
+  who linked their Telegram.
+
+`hub.worker` puts the channels' notifiers in the list.
 
 A notifier that fails does not hold the others back: its notification is written
 as a `notification.retry` event for that notifier alone, which the outbox retries
@@ -19,12 +22,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from email.header import Header
-from email.mime.text import MIMEText
-from email.utils import formatdate, make_msgid
 from typing import Any, Protocol
 
-import aiosmtplib
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.bus import EventBus
@@ -111,58 +110,6 @@ class BusNotifier:
                 "title_en": notification.title_en,
                 "data": notification.data,
             },
-        )
-
-
-class EmailNotifier:
-    """A short plain-text mail to managers who have `notify_by_email`."""
-
-    name = "email"
-
-    def __init__(
-        self,
-        host: str,
-        port: int = 25,
-        sender: str = "omnihub@localhost",
-        use_tls: bool = False,
-        username: str | None = None,
-        password: str | None = None,
-        *,
-        timeout: float = 15.0,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.sender = sender
-        self.use_tls = use_tls
-        self.username = username
-        self.password = password
-        self.timeout = timeout
-
-    def message(self, manager: Manager, notification: Notification) -> MIMEText:
-        # compat32 with an explicit Header: the default policy's folding of a long
-        # non-ASCII subject drops the space between two encoded words (CPython's email).
-        mail = MIMEText(notification.body(manager.language), "plain", "utf-8")
-        mail["From"] = self.sender
-        mail["To"] = manager.email
-        subject = Header(notification.title(manager.language), "utf-8")
-        mail["Subject"] = subject  # type: ignore[assignment]  # compat32 takes a Header
-        mail["Date"] = formatdate(localtime=False)
-        mail["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2] or None)
-        mail["Auto-Submitted"] = "auto-generated"
-        mail["X-Omnihub-Notification"] = notification.kind
-        return mail
-
-    async def send(self, manager: Manager, notification: Notification) -> None:
-        if not manager.notify_by_email or not manager.email:
-            return
-        await aiosmtplib.send(
-            self.message(manager, notification),
-            hostname=self.host,
-            port=self.port,
-            use_tls=self.use_tls,
-            username=self.username,
-            password=self.password,
-            timeout=self.timeout,
         )
 
 

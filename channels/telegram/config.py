@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from channels.greeting import GreetingConfig
-from intake.claims import Reason, default_reasons
+from intake.claims.service import Reason, default_reasons
 from storage.crypto import SecretBox
 from storage.models import Channel
 

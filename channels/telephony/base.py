@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
 from channels.telephony.config import TelephonySetup
-from intake.calls import CallEvent, CallOutcome
+from intake.calls.events import CallEvent, CallOutcome
 from storage.errors import HubError, InvalidInput
 
 

@@ -24,7 +24,7 @@ from channels.telephony.base import (
     text,
 )
 from channels.telephony.config import TelephonySetup
-from intake.calls import CallEvent, CallEventKind, CallOutcome, EndCause
+from intake.calls.events import CallEvent, CallEventKind, CallOutcome, EndCause
 from storage.errors import InvalidInput
 from storage.models import CallDirection
 

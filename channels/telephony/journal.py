@@ -22,15 +22,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.telephony.config import TelephonySetup
-from intake.calls import (
-    CallBook,
-    CallChannel,
-    CallEvent,
-    CallOutcome,
-    finish_calls,
-    prepare_calls,
-    record_call_event,
-)
+from intake.calls.book import CallBook, finish_calls, prepare_calls
+from intake.calls.events import CallChannel, CallEvent, CallOutcome
+from intake.calls.journal import record_call_event
 from intake.ingest import IntakeConfig
 from intake.tasks import announce_tasks, close_callbacks, open_callback
 from routing.calendar import WorkingHours, add_working_time

@@ -1,5 +1,5 @@
 """The hosted claims form `/forms/claims`: server-rendered, Russian and English, works
-without JavaScript. A submission files a claim through `intake.claims.file_claim`."""
+without JavaScript. A submission files a claim through `intake.claims.service.file_claim`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from channels.base import HubContext
 from channels.webform import pages
 from channels.webform.schemas import FormField, LocalizedText, default_form_config
 from channels.webform.texts import pick_language
-from intake.claims import DEFAULT_DUE_DAYS, ClaimIn, Reason, default_reasons, file_claim
+from intake.claims.service import DEFAULT_DUE_DAYS, ClaimIn, Reason, default_reasons, file_claim
 from intake.identities import normalize_email, normalize_phone
 from storage.db import Database
 from storage.errors import ERROR_OUT_REF, HubError, InvalidInput, PayloadTooLarge, answers

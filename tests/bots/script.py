@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bots.texts import date_text, t
-from intake.claim_texts import DEFAULT_REASONS
+from intake.claims.texts import DEFAULT_REASONS
 from tests.channels.telegram.flow import BotHub, Chat
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"first-photo" * 50

@@ -3,7 +3,7 @@ their language, asked for a rating after "resolved", and the rating is stored.""
 
 from __future__ import annotations
 
-from intake.claim_texts import status_notice
+from intake.claims.texts import status_notice
 from storage.models import ClaimStatus, MessageStatus
 from tests.bots.script import run
 from tests.channels.telegram.flow import BotHub, Chat

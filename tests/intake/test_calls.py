@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from intake.calls import (
+from intake.calls.book import finish_calls, prepare_calls
+from intake.calls.events import (
     CallChannel,
     CallEvent,
     CallEventKind,
@@ -18,10 +19,8 @@ from intake.calls import (
     blocklist_key,
     call_text,
     client_number,
-    finish_calls,
-    prepare_calls,
-    record_call_event,
 )
+from intake.calls.journal import record_call_event
 from intake.ingest import IntakeConfig
 from storage.db import Database
 from storage.models import (

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from intake.claims import ClaimIn, change_status, file_claim, rate_claim
+from intake.claims.service import ClaimIn, change_status, file_claim, rate_claim
 from storage.db import Database
 from storage.errors import Conflict, InvalidInput
 from storage.models import ChannelKind, Lead

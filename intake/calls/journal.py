@@ -3,7 +3,7 @@
 A phone system reports a call as a few events (ringing, answered, ended, a
 recording). Providers repeat them, drop some and send them out of order (a hangup
 before its answer). `record_call_event` applies one event to the call's row, locked
-with the others of the transaction by `prepare_calls` (intake.call_book), so that:
+with the others of the transaction by `prepare_calls` (intake.calls.book), so that:
 
 - the same event applied again changes nothing (one call, one message, one lead);
 - a call first heard of through its answer or its end is created from that event;
@@ -23,8 +23,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake.call_book import CallBook, finish_calls, prepare_calls
-from intake.call_events import (
+from intake.calls.book import CallBook, finish_calls, prepare_calls
+from intake.calls.events import (
     AGENT_LENGTH,
     NUMBER_LENGTH,
     PROVIDER_CALL_ID_LENGTH,
@@ -50,7 +50,7 @@ from intake.call_events import (
 from intake.contacts import resolve_contact
 from intake.identities import IdentityValue
 from intake.ingest import IntakeConfig, ingest
-from intake.repository import IntakeRepository
+from intake.ingest_repository import IntakeRepository
 from storage.models import (
     Call,
     CallDirection,

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.batch import ingest_batch
-from intake.call_events import (
+from intake.calls.events import (
     CallChannel,
     CallEvent,
     agent_of,
@@ -23,7 +23,7 @@ from intake.call_events import (
     key_of,
     reject,
 )
-from intake.calls_repository import CallRepository, TaskRepository
+from intake.calls.repository import CallRepository, TaskRepository
 from intake.ingest import IntakeConfig
 from intake.schemas import InboundMessage
 from storage.errors import HubError

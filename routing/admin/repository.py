@@ -16,7 +16,6 @@ from storage.models import (
     ConversationStatus,
     Manager,
     ManagerAbsence,
-    Message,
     Queue,
     QueueMember,
     RoutingRule,
@@ -189,7 +188,3 @@ class RoutingAdminRepository:
             .order_by(Assignment.id)
         )
         return [HistoryRow(a, m, q, c) for a, m, q, c in rows]
-
-    async def load_attachments(self, message: Message) -> Message:
-        await self.session.refresh(message, ["attachments"])
-        return message

@@ -17,14 +17,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake.claim_texts import DEFAULT_REASONS, lang_of, status_notice
-from intake.claim_texts import text as claim_text
-from intake.claims_repository import ClaimFilters, ClaimRepository
+from intake.claims.repository import ClaimFilters, ClaimRepository
+from intake.claims.texts import DEFAULT_REASONS, lang_of, status_notice
+from intake.claims.texts import text as claim_text
 from intake.conversations import add_system_message
 from intake.identities import normalize_email, normalize_phone
 from intake.ingest import IntakeConfig, ingest
+from intake.ingest_repository import IntakeRepository
 from intake.journal import Page, decode_cursor, encode_cursor
-from intake.repository import IntakeRepository
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import (

@@ -10,8 +10,8 @@ from dataclasses import replace
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake.calls import NUMBER_LENGTH, blocklist_key, client_number
-from intake.calls_repository import CallFilters, CallRepository
+from intake.calls.events import NUMBER_LENGTH, blocklist_key, client_number
+from intake.calls.repository import CallFilters, CallRepository
 from intake.journal import Page, decode_cursor, page_of
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.models import BlockedNumber, Call, CallDirection, CallState, Manager

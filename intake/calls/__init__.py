@@ -1,0 +1,1 @@
+"""Calls: the call events' words, the call book, the call journal, its admin and queries."""

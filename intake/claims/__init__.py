@@ -1,0 +1,1 @@
+"""Claims: the service that files and works them, their queries, and their texts."""
