@@ -12,6 +12,7 @@ from intake.ingest import attachment_rows
 from intake.repository import IntakeRepository
 from intake.schemas import AttachmentIn
 from storage.errors import Conflict, InvalidInput, NotFound
+from storage.events import ConversationClosed, MessageOutbound, NoteAdded
 from storage.models import (
     Conversation,
     ConversationStatus,
@@ -84,13 +85,12 @@ async def add_reply(
     await session.flush()
     emit(
         session,
-        "message.note_added" if note else "message.outbound",
-        {
-            "conversation_id": conversation_id,
-            "message_id": message.id,
-            "channel_id": conversation.channel_id,
-            "manager_id": manager_id,
-        },
+        (NoteAdded if note else MessageOutbound)(
+            conversation_id=conversation_id,
+            message_id=message.id,
+            channel_id=conversation.channel_id,
+            manager_id=manager_id,
+        ),
     )
     return message
 
@@ -108,12 +108,11 @@ async def close_conversation(
     conversation.closed_at = now
     emit(
         session,
-        "conversation.closed",
-        {
-            "conversation_id": conversation_id,
-            "manager_id": conversation.assignee_id,
-            "closed_by": manager_id,
-        },
+        ConversationClosed(
+            conversation_id=conversation_id,
+            manager_id=conversation.assignee_id,
+            closed_by=manager_id,
+        ),
     )
     return conversation
 
@@ -147,12 +146,11 @@ async def add_system_message(
     await session.flush()
     emit(
         session,
-        "message.outbound",
-        {
-            "conversation_id": conversation_id,
-            "message_id": message.id,
-            "channel_id": conversation.channel_id,
-            "manager_id": None,
-        },
+        MessageOutbound(
+            conversation_id=conversation_id,
+            message_id=message.id,
+            channel_id=conversation.channel_id,
+            manager_id=None,
+        ),
     )
     return message

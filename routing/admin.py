@@ -35,6 +35,7 @@ from routing.engine import Decision, RoutingEngine, effective_presence
 from routing.presence import HEARTBEAT_TTL_SECONDS, set_presence
 from routing.rules import RuleActions, RuleConditions
 from storage.errors import Conflict, InvalidInput, NotFound
+from storage.events import CapacityChanged, QueueChanged
 from storage.models import (
     AssignmentReason,
     Channel,
@@ -372,7 +373,7 @@ async def replace_members(
     for position, manager_id in enumerate(manager_ids):
         session.add(QueueMember(queue_id=queue_id, manager_id=manager_id, position=position))
     await session.flush()
-    emit(session, "routing.queue_changed", {"queue_id": queue_id})
+    emit(session, QueueChanged(queue_id=queue_id))
     return list(await repo.members(queue_id))
 
 
@@ -388,7 +389,7 @@ async def add_member(
     position = await repo.next_member_position(queue_id)
     session.add(QueueMember(queue_id=queue_id, manager_id=manager_id, position=position))
     await session.flush()
-    emit(session, "routing.queue_changed", {"queue_id": queue_id})
+    emit(session, QueueChanged(queue_id=queue_id))
     return list(await repo.members(queue_id))
 
 
@@ -414,7 +415,7 @@ async def set_default_queue(
     channel.default_queue_id = queue_id
     await session.flush()
     if queue_id is not None:  # what waited for want of a queue may now have one
-        emit(session, "routing.queue_changed", {"queue_id": queue_id})
+        emit(session, QueueChanged(queue_id=queue_id))
     return channel
 
 
@@ -555,7 +556,7 @@ async def update_profile(
         await end_manager_sessions(session, manager_id)
     if given & {"capacity", "is_active", "languages", "working_hours"}:
         # More room or a wider reach: what waits in the manager's queues may fit now.
-        emit(session, "manager.capacity_changed", {"manager_id": manager_id})
+        emit(session, CapacityChanged(manager_id=manager_id))
     return await get_profile(session, manager_id, now)
 
 
