@@ -85,9 +85,7 @@ class TestRowsWrittenBeforeTheCatalogue:
             rows = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))).all()
             assignments = (
                 await session.scalars(
-                    select(Assignment).where(
-                        Assignment.conversation_id == result.conversation_id
-                    )
+                    select(Assignment).where(Assignment.conversation_id == result.conversation_id)
                 )
             ).all()
         assert rows[0].status == OutboxStatus.DONE, rows[0].last_error

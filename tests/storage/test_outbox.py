@@ -19,7 +19,6 @@ from storage.models import Channel, OutboxEvent, OutboxStatus
 from storage.outbox import Handler, Handlers, OutboxWorker, WorkerOptions, emit
 from storage.types import utcnow
 
-
 # Events of this module's own (the hub's catalogue is tested in test_events.py).
 
 
@@ -180,9 +179,7 @@ class TestEmit:
 
 
 class TestDispatch:
-    async def test_handlers_by_event_type_and_every_event(
-        self, db: Database, clock: Clock
-    ) -> None:
+    async def test_handlers_by_event_type_and_every_event(self, db: Database, clock: Clock) -> None:
         opened, received, every, unused = Recorder(), Recorder(), Recorder(), Recorder()
         worker = make_worker(
             db,
