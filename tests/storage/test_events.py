@@ -22,7 +22,7 @@ from storage.events import (
     parse,
 )
 
-CALL = {
+CALL: dict[str, Any] = {
     "call_id": 5,
     "channel_id": 2,
     "direction": "inbound",
@@ -42,7 +42,7 @@ CALL = {
         "phone": "+74951234567",
     },
 }
-TASK = {
+TASK: dict[str, Any] = {
     "task_id": 4,
     "kind": "callback",
     "status": "open",
@@ -54,15 +54,15 @@ TASK = {
     "count": 2,
     "due_at": "2026-03-02T10:00:00+00:00",
 }
-CLAIM = {
+CLAIM: dict[str, Any] = {
     "claim_id": 6,
     "number": "CLM-2026-000006",
     "contact_id": 9,
     "conversation_id": 11,
     "channel_id": 2,
 }
-REFS = {"conversation_id": 11, "contact_id": 9, "channel_id": 2}
-MESSAGE = {"conversation_id": 11, "message_id": 40, "channel_id": 2}
+REFS: dict[str, Any] = {"conversation_id": 11, "contact_id": 9, "channel_id": 2}
+MESSAGE: dict[str, Any] = {"conversation_id": 11, "message_id": 40, "channel_id": 2}
 
 # Payloads exactly as the code before the catalogue wrote them (dicts built by hand at
 # each emit), one or more per topic.
