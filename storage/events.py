@@ -242,7 +242,6 @@ class LeadStatusChanged(Event, topic="lead.status_changed", bus_only=True):
 # Conversations and messages
 
 
-@dataclass(frozen=True, kw_only=True)
 class ConversationOpened(ConversationRefs, topic="conversation.opened"):
     """A client's first message opened a conversation (machine mail opens none)."""
 
@@ -274,7 +273,6 @@ class MessageRef(Event):
     channel_id: int
 
 
-@dataclass(frozen=True, kw_only=True)
 class MessageEdited(MessageRef, topic="message.edited", bus_only=True):
     pass
 
@@ -291,7 +289,6 @@ class NoteAdded(MessageRef, topic="message.note_added", bus_only=True):
     manager_id: int | None
 
 
-@dataclass(frozen=True, kw_only=True)
 class MessageSent(MessageRef, topic="message.sent", bus_only=True):
     pass
 
@@ -340,12 +337,10 @@ class ConversationWaiting(Decided, topic="conversation.waiting", bus_only=True):
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
 class RoutingRetry(Decided, topic="routing.retry"):
     """Timer: try a waiting conversation again (only the wait it was armed for)."""
 
 
-@dataclass(frozen=True, kw_only=True)
 class ForwardDue(Decided, topic="routing.forward_due"):
     """Timer: strict order, the manager has not answered in time."""
 
@@ -405,7 +400,6 @@ class ClaimEvent(Event):
     channel_id: int
 
 
-@dataclass(frozen=True, kw_only=True)
 class ClaimFiled(ClaimEvent, topic="claim.filed", bus_only=True):
     pass
 
@@ -497,17 +491,14 @@ class TaskEvent(Event):
     due_at: str
 
 
-@dataclass(frozen=True, kw_only=True)
 class TaskCreated(TaskEvent, topic="task.created", bus_only=True):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
 class TaskUpdated(TaskEvent, topic="task.updated", bus_only=True):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
 class TaskAssigned(TaskEvent, topic="task.assigned", bus_only=True):
     pass
 

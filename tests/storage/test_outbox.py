@@ -28,38 +28,19 @@ class Numbered(Event):
     after: int | None = omitted_when_none()
 
 
-@dataclass(frozen=True, kw_only=True)
 class Opened(Numbered, topic="test.outbox.opened"):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
 class Received(Numbered, topic="test.outbox.received"):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
 class Unheard(Numbered, topic="test.outbox.unheard"):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
 class Plain(Numbered, topic="test.outbox.plain"):
-    pass
-
-
-@dataclass(frozen=True, kw_only=True)
-class Second(Numbered, topic="test.outbox.second"):
-    pass
-
-
-@dataclass(frozen=True, kw_only=True)
-class Bad(Numbered, topic="test.outbox.bad"):
-    pass
-
-
-@dataclass(frozen=True, kw_only=True)
-class Routed(Numbered, topic="test.outbox.routed"):
     pass
 
 
@@ -295,10 +276,10 @@ class TestHandlerTransaction:
         self, db: Database, clock: Clock
     ) -> None:
         async def follow_up(session: AsyncSession, _event: Event, event_id: int) -> None:
-            emit(session, Second(after=event_id))
+            emit(session, Received(after=event_id))
 
         second = Recorder()
-        worker = make_worker(db, clock, {Plain: [follow_up], Second: [second]})
+        worker = make_worker(db, clock, {Plain: [follow_up], Received: [second]})
         (first_id,) = await emit_events(db, Plain)
 
         assert await worker.drain() == 2
@@ -395,8 +376,8 @@ class TestRetry:
 
         async with db.transaction() as session:
             session.add(Channel(key="taken", kind="webform", title="t", config={}))
-        worker = make_worker(db, clock, {Bad: [duplicate_key]}, max_attempts=2)
-        (bad,) = await emit_events(db, Bad)
+        worker = make_worker(db, clock, {Unheard: [duplicate_key]}, max_attempts=2)
+        (bad,) = await emit_events(db, Unheard)
         (good,) = await emit_events(db, Plain)
 
         await worker.run_once()
@@ -551,12 +532,12 @@ class TestPurge:
         worker = make_worker(
             db,
             clock,
-            {Bad: [Recorder(fail_times=100)]},
+            {Unheard: [Recorder(fail_times=100)]},
             keep_done_seconds=7 * day,
             max_attempts=1,
         )
         (old_done,) = await emit_events(db, Plain)
-        (parked,) = await emit_events(db, Bad)
+        (parked,) = await emit_events(db, Unheard)
         (timer,) = await emit_events(db, Plain, due_at=clock.now + timedelta(days=30))
         await worker.drain()
         clock.advance(6 * day)
@@ -577,12 +558,12 @@ class TestSoloEvents:
         self, db: Database, clock: Clock
     ) -> None:
         await emit_events(db, Plain, 3)
-        await emit_events(db, Routed, 3)
+        await emit_events(db, Opened, 3)
         recorder = Recorder()
         worker = OutboxWorker(
             db,
-            {Plain: [recorder], Routed: [recorder]},
-            WorkerOptions(solo_events=frozenset({Routed})),
+            {Plain: [recorder], Opened: [recorder]},
+            WorkerOptions(solo_events=frozenset({Opened})),
             clock=clock,
         )
         commits = 0
@@ -607,7 +588,7 @@ class TestSoloEvents:
         self, db: Database, clock: Clock
     ) -> None:
         await emit_events(db, Plain, 1)
-        await emit_events(db, Routed, 2)
+        await emit_events(db, Opened, 2)
         settings: dict[str, str] = {}
 
         def reading(name: str) -> Handler[Event]:
@@ -619,8 +600,8 @@ class TestSoloEvents:
 
         worker = OutboxWorker(
             db,
-            {Plain: [reading("plain")], Routed: [reading("routing")]},
-            WorkerOptions(solo_events=frozenset({Routed}), redoable_events=frozenset({Routed})),
+            {Plain: [reading("plain")], Opened: [reading("routing")]},
+            WorkerOptions(solo_events=frozenset({Opened}), redoable_events=frozenset({Opened})),
             clock=clock,
         )
         assert await worker.run_once() == 3
