@@ -76,23 +76,25 @@ class Event:
 
     def payload(self) -> dict[str, Any]:
         """The stored JSON object."""
-        out: dict[str, Any] = {}
-        for spec in _codec(type(self)):
-            value = getattr(self, spec.name)
-            if value is None and spec.omit_none:
-                continue
-            out[spec.key] = list(value) if isinstance(value, tuple) else value
+        codec = _codec(type(self))
+        out = {key: getattr(self, name) for name, key in codec.plain}
+        for name, key in codec.listed:
+            out[key] = list(getattr(self, name))
+        for name, key in codec.omitted:
+            value = getattr(self, name)
+            if value is not None:
+                out[key] = value
         return out
 
     @classmethod
     def from_payload(cls: type[E], payload: Mapping[str, Any]) -> E:
         """The event as stored; raises KeyError, TypeError or ValueError on a bad payload."""
         values: dict[str, Any] = {}
-        for spec in _codec(cls):
-            if spec.key in payload:
-                values[spec.name] = spec.convert(payload[spec.key])
-            elif not spec.optional:
-                raise KeyError(f"{cls.topic} event without {spec.key!r}")
+        for name, key, convert, required in _codec(cls).reads:
+            if key in payload:
+                values[name] = convert(payload[key])
+            elif required:
+                raise KeyError(f"{cls.topic} event without {key!r}")
         return cls(**values)
 
 
@@ -106,44 +108,47 @@ def parse(topic: str, payload: Mapping[str, Any]) -> Event:
 
 # -- the JSON codec, built once per event type from its fields' annotations --------------
 
+Convert = Callable[[Any], Any]
+
 
 @dataclass(frozen=True, slots=True)
-class _Field:
-    name: str
-    key: str
-    omit_none: bool
-    optional: bool
-    convert: Callable[[Any], Any]
+class _Codec:
+    plain: tuple[tuple[str, str], ...]  # (field, key) written as they are
+    listed: tuple[tuple[str, str], ...]  # tuples, written as JSON arrays
+    omitted: tuple[tuple[str, str], ...]  # left out when None
+    reads: tuple[tuple[str, str, Convert, bool], ...]  # (field, key, convert, required)
 
 
-_CODECS: dict[type[Event], tuple[_Field, ...]] = {}
+_CODECS: dict[type[Event], _Codec] = {}
 
 
-def _codec(kind: type[Event]) -> tuple[_Field, ...]:
+def _codec(kind: type[Event]) -> _Codec:
     codec = _CODECS.get(kind)
     if codec is None:
         hints = typing.get_type_hints(kind)
-        codec = _CODECS[kind] = tuple(
-            _Field(
-                name=f.name,
-                key=f.metadata.get("key", f.name),
-                omit_none=bool(f.metadata.get("omit_none")),
-                optional=f.default is not dataclasses.MISSING
-                or f.default_factory is not dataclasses.MISSING,
-                convert=_converter(hints[f.name]),
-            )
-            for f in dataclasses.fields(kind)
-        )
+        plain, listed, omitted, reads = [], [], [], []
+        for f in dataclasses.fields(kind):
+            key = f.metadata.get("key", f.name)
+            hint = hints[f.name]
+            if f.metadata.get("omit_none"):
+                omitted.append((f.name, key))
+            elif typing.get_origin(hint) is tuple:
+                listed.append((f.name, key))
+            else:
+                plain.append((f.name, key))
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            reads.append((f.name, key, _converter(hint), required))
+        codec = _CODECS[kind] = _Codec(tuple(plain), tuple(listed), tuple(omitted), tuple(reads))
     return codec
 
 
-def _converter(hint: Any) -> Callable[[Any], Any]:
+def _converter(hint: Any) -> Convert:
     """Check and convert one JSON value to the annotated type (int, str, bool, None,
     tuple[X, ...], dict, Any and their unions with None)."""
     if hint is Any:
-        return lambda value: value
-    if hint in (int, str, bool):
-        return lambda value: _scalar(hint, value)
+        return _as_is
+    if hint in _SCALARS:
+        return _SCALARS[hint]
     origin = typing.get_origin(hint)
     arguments = typing.get_args(hint)
     if origin in (Union, types.UnionType) and len(arguments) == 2 and type(None) in arguments:
@@ -153,20 +158,35 @@ def _converter(hint: Any) -> Callable[[Any], Any]:
         item = _converter(arguments[0])
         return lambda value: tuple(item(v) for v in _sequence(value))
     if origin is dict or hint is dict:
-        return lambda value: dict(_mapping(value))
+        return _object
     raise TypeError(f"an event field cannot be {hint!r}")
 
 
-def _scalar(kind: type, value: Any) -> Any:
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise TypeError(f"{value!r} is not a boolean")
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _int(value: Any) -> int:
+    if type(value) is int:
         return value
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int | str)):
-        raise TypeError(f"{value!r} is not an integer")
-    if kind is str and not isinstance(value, str):
-        raise TypeError(f"{value!r} is not a string")
-    return kind(value)
+    if isinstance(value, str):
+        return int(value)  # ValueError if it is no number
+    raise TypeError(f"{value!r} is not an integer")
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, str):
+        return str(value)
+    raise TypeError(f"{value!r} is not a string")
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"{value!r} is not a boolean")
+
+
+_SCALARS: dict[Any, Convert] = {int: _int, str: _str, bool: _bool}
 
 
 def _sequence(value: Any) -> list[Any]:
@@ -175,10 +195,10 @@ def _sequence(value: Any) -> list[Any]:
     return list(value)
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
+def _object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TypeError(f"{value!r} is not an object")
-    return value
+    return dict(value)
 
 
 # -- the catalogue ----------------------------------------------------------------------
