@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.delivery_repository import DeliveryRepository
+from storage.events import MessageFailed, MessageSent
 from storage.models import Message, MessageStatus
 from storage.outbox import emit
 from storage.types import utcnow
@@ -171,7 +172,7 @@ class DeliveryWorker:
             if message is None:
                 return
             now = utcnow()
-            payload = {
+            refs = {
                 "conversation_id": message.conversation_id,
                 "message_id": message.id,
                 "channel_id": message.channel_id,
@@ -183,14 +184,14 @@ class DeliveryWorker:
                 message.error = None
                 if sender is not None:
                     await sender.record(session, message, delivered)
-                emit(session, "message.sent", payload)
+                emit(session, MessageSent(**refs))
                 return
             out_of_attempts = message.delivery_attempts >= self.options.max_attempts
             message.error = (failure or "delivery failed")[:2000]
             if permanent or out_of_attempts:
                 message.status = MessageStatus.FAILED
                 message.deliver_after = None
-                emit(session, "message.failed", {**payload, "reason": message.error})
+                emit(session, MessageFailed(**refs, reason=message.error))
             else:
                 message.status = MessageStatus.QUEUED
                 delay = (
@@ -211,13 +212,12 @@ class DeliveryWorker:
                 )
                 emit(
                     session,
-                    "message.failed",
-                    {
-                        "conversation_id": message.conversation_id,
-                        "message_id": message.id,
-                        "channel_id": message.channel_id,
-                        "reason": message.error,
-                    },
+                    MessageFailed(
+                        conversation_id=message.conversation_id,
+                        message_id=message.id,
+                        channel_id=message.channel_id,
+                        reason=message.error,
+                    ),
                 )
 
 

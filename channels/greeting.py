@@ -13,7 +13,7 @@ A web form has no sender: its thanks page shows the same text (`greeting_text`).
 from __future__ import annotations
 
 import string
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from intake.conversations import add_system_message
 from intake.ingest_repository import IntakeRepository
 from routing.calendar import WorkingHours, is_working, next_working_moment
-from storage.models import Channel, ChannelKind, Contact, Conversation, Lead, OutboxEvent
-from storage.outbox import Handler
+from storage.events import ConversationOpened
+from storage.models import Channel, ChannelKind, Contact, Conversation, Lead
+from storage.outbox import Handlers
 from storage.types import utcnow
 
 Lang = Literal["ru", "en"]
@@ -285,10 +286,10 @@ async def greet(
     return message.id
 
 
-def greeting_handlers(deliverable: Collection[str]) -> dict[str, Sequence[Handler]]:
+def greeting_handlers(deliverable: Collection[str]) -> Handlers:
     """Outbox handlers: a new conversation gets its channel's greeting."""
 
-    async def opened(session: AsyncSession, event: OutboxEvent) -> None:
-        await greet(session, int(event.payload["conversation_id"]), deliverable, utcnow())
+    async def opened(session: AsyncSession, event: ConversationOpened, _event_id: int) -> None:
+        await greet(session, event.conversation_id, deliverable, utcnow())
 
-    return {"conversation.opened": [opened]}
+    return {ConversationOpened: [opened]}

@@ -20,9 +20,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from channels.base import HubContext
-from storage.bus import BusClosedError
+from storage.bus import BusClosedError, event_of
+from storage.events import ChannelChanged
 from storage.models import Channel
-from storage.repositories import CHANNEL_CHANGED, ChannelRepository
+from storage.repositories import ChannelRepository
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +120,14 @@ class ChannelPollers(ABC):
         delay = RESUBSCRIBE_SECONDS
         while True:
             try:
-                async with self.context.bus.subscribe(CHANNEL_CHANGED) as subscription:
+                async with self.context.bus.subscribe(ChannelChanged.topic) as subscription:
                     self.listening.set()
                     delay = RESUBSCRIBE_SECONDS
                     log.info("%s pollers follow channel changes", self.kind)
                     async for message in subscription:
-                        channel_id = message.payload.get("channel_id")
-                        if message.payload.get("kind") == self.kind and isinstance(channel_id, int):
-                            changed.put_nowait(channel_id)
+                        event = event_of(message)
+                        if isinstance(event, ChannelChanged) and event.kind == self.kind:
+                            changed.put_nowait(event.channel_id)
             except BusClosedError:
                 return
             except Exception:

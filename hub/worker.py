@@ -1,10 +1,11 @@
-"""The outbox worker's wiring: which handlers consume which topics."""
+"""The outbox worker's wiring: which handlers consume which events."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,29 +22,31 @@ from channels.telegram.polling import TelegramPollers
 from channels.telephony.handlers import telephony_handlers
 from hub.settings import Settings
 from intake.claims.service import claim_handlers
-from routing.handlers import ROUTING_TOPICS, routing_handlers
+from routing.handlers import ROUTING_EVENTS, routing_handlers
 from routing.notify import BusNotifier, Notifier, notification_handlers
 from routing.sla import SlaMonitor
-from storage.models import ChannelKind, OutboxEvent
-from storage.outbox import Handler, OutboxWorker, WorkerOptions
+from storage.bus import publish_event
+from storage.events import Event, MessageOutbound
+from storage.models import ChannelKind
+from storage.outbox import Handler, Handlers, OutboxWorker, WorkerOptions
 
 log = logging.getLogger(__name__)
 
 
-def bus_publisher(context: HubContext) -> Handler:
+def bus_publisher(context: HubContext) -> Handler[Event]:
     """Every event goes to the bus for open inbox pages (live updates)."""
 
-    async def publish(_session: AsyncSession, event: OutboxEvent) -> None:
-        await context.bus.publish(event.topic, {"event_id": event.id, **event.payload})
+    async def publish(_session: AsyncSession, event: Event, event_id: int) -> None:
+        await publish_event(context.bus, event, event_id=event_id)
 
     return publish
 
 
-def merge(*tables: Mapping[str, Sequence[Handler]]) -> dict[str, list[Handler]]:
-    merged: dict[str, list[Handler]] = {}
+def merge(*tables: Handlers) -> dict[type[Event], list[Handler[Any]]]:
+    merged: dict[type[Event], list[Handler[Any]]] = {}
     for table in tables:
-        for topic, handlers in table.items():
-            merged.setdefault(topic, []).extend(handlers)
+        for kind, handlers in table.items():
+            merged.setdefault(kind, []).extend(handlers)
     return merged
 
 
@@ -51,7 +54,7 @@ def handlers(
     context: HubContext,
     settings: Settings | None = None,
     delivery: DeliveryWorker | None = None,
-) -> dict[str, list[Handler]]:
+) -> dict[type[Event], list[Handler[Any]]]:
     engine = context.routing
     # The managers' bot notifies only managers who linked their Telegram.
     notifiers: list[Notifier] = [BusNotifier(context.bus), TelegramNotifier(context.bots)]
@@ -67,20 +70,22 @@ def handlers(
                 password=password.get_secret_value() if password is not None else None,
             )
         )
-    tables: list[Mapping[str, Sequence[Handler]]] = [
+    tables: list[Handlers] = [
         routing_handlers(engine, SlaMonitor(engine)),
         notification_handlers(notifiers),
         telephony_handlers(context.bus),
         claim_handlers(DELIVERABLE_KINDS),
         greeting_handlers(DELIVERABLE_KINDS),
-        {"*": [bus_publisher(context)]},
+        {Event: [bus_publisher(context)]},
     ]
     if delivery is not None:
 
-        async def wake_delivery(_session: AsyncSession, _event: OutboxEvent) -> None:
+        async def wake_delivery(
+            _session: AsyncSession, _event: MessageOutbound, _event_id: int
+        ) -> None:
             delivery.wake()  # the reply is committed; the delivery worker sends it
 
-        tables.append({"message.outbound": [wake_delivery]})
+        tables.append({MessageOutbound: [wake_delivery]})
     return merge(*tables)
 
 
@@ -105,10 +110,10 @@ def build_worker(
     options = WorkerOptions(
         poll_interval_seconds=settings.worker_poll_seconds,
         max_attempts=settings.outbox_max_attempts,
-        solo_topics=ROUTING_TOPICS,
+        solo_events=ROUTING_EVENTS,
         # Routing decides again from the event whatever a crash takes away: its
         # transactions need not wait for the disk.
-        redoable_topics=ROUTING_TOPICS,
+        redoable_events=ROUTING_EVENTS,
     )
     return OutboxWorker(context.db, handlers(context, settings, delivery), options)
 

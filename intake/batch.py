@@ -37,6 +37,7 @@ from intake.ingest import (
 from intake.ingest_repository import BulkIntakeRepository
 from intake.schemas import InboundMessage, IngestResult
 from storage.errors import HubError
+from storage.events import ConversationOpened, Event, LeadCreated, MessageReceived
 from storage.models import (
     Attachment,
     Contact,
@@ -358,19 +359,15 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
             for a in p.message.attachments
         ],
     )
-    events: list[tuple[str, dict[str, Any]]] = []
+    events: list[Event] = []
     for p in bulk:
         refs: dict[str, Any] = {
             "conversation_id": p.conversation_id,
             "contact_id": p.contact_id,
             "channel_id": p.message.channel_id,
         }
-        events.append(("conversation.opened", refs))
-        events.append(
-            ("message.received", {**refs, "message_id": p.message_id, "continues": False})
-        )
+        events.append(ConversationOpened(**refs))
+        events.append(MessageReceived(**refs, message_id=p.message_id, continues=False))
         if p.lead_id is not None:
-            events.append(
-                ("lead.created", {**refs, "lead_id": p.lead_id, "source": p.message.channel_kind})
-            )
+            events.append(LeadCreated(**refs, lead_id=p.lead_id, source=p.message.channel_kind))
     await emit_many(repo.session, events)

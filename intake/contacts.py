@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.identities import IdentityValue
 from intake.ingest_repository import IntakeRepository
+from storage.events import ContactMergeSuggested
 from storage.models import Contact, Identity, MergeSuggestion
 from storage.outbox import emit
 
@@ -86,8 +87,4 @@ async def _suggest_merges(
             + ", ".join(by_contact.get(other, []))
         )
         session.add(MergeSuggestion(contact_id=contact_id, other_contact_id=other, reason=reason))
-        emit(
-            session,
-            "contact.merge_suggested",
-            {"contact_id": contact_id, "other_contact_id": other},
-        )
+        emit(session, ContactMergeSuggested(contact_id=contact_id, other_contact_id=other))

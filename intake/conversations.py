@@ -12,6 +12,7 @@ from intake.ingest import attachment_rows
 from intake.ingest_repository import IntakeRepository
 from intake.schemas import AttachmentIn
 from storage.errors import Conflict, InvalidInput, NotFound
+from storage.events import ConversationClosed, MessageOutbound, NoteAdded
 from storage.models import (
     Conversation,
     ConversationStatus,
@@ -85,13 +86,12 @@ async def add_reply(
     await session.flush()
     emit(
         session,
-        "message.note_added" if note else "message.outbound",
-        {
-            "conversation_id": conversation_id,
-            "message_id": message.id,
-            "channel_id": conversation.channel_id,
-            "manager_id": manager_id,
-        },
+        (NoteAdded if note else MessageOutbound)(
+            conversation_id=conversation_id,
+            message_id=message.id,
+            channel_id=conversation.channel_id,
+            manager_id=manager_id,
+        ),
     )
     return await _with_attachments(session, message)
 
@@ -114,12 +114,11 @@ async def close_conversation(
     conversation.closed_at = now
     emit(
         session,
-        "conversation.closed",
-        {
-            "conversation_id": conversation_id,
-            "manager_id": conversation.assignee_id,
-            "closed_by": manager_id,
-        },
+        ConversationClosed(
+            conversation_id=conversation_id,
+            manager_id=conversation.assignee_id,
+            closed_by=manager_id,
+        ),
     )
     await session.flush()
     return conversation
@@ -154,12 +153,11 @@ async def add_system_message(
     await session.flush()
     emit(
         session,
-        "message.outbound",
-        {
-            "conversation_id": conversation_id,
-            "message_id": message.id,
-            "channel_id": conversation.channel_id,
-            "manager_id": None,
-        },
+        MessageOutbound(
+            conversation_id=conversation_id,
+            message_id=message.id,
+            channel_id=conversation.channel_id,
+            manager_id=None,
+        ),
     )
     return message

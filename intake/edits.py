@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.ingest_repository import IntakeRepository
+from storage.events import MessageEdited
 from storage.outbox import emit
 
 MAX_EDITS = 50
@@ -45,12 +46,9 @@ async def record_edit(
     message.text = text
     emit(
         session,
-        "message.edited",
-        {
-            "conversation_id": message.conversation_id,
-            "message_id": message.id,
-            "channel_id": channel_id,
-        },
+        MessageEdited(
+            conversation_id=message.conversation_id, message_id=message.id, channel_id=channel_id
+        ),
     )
     await session.flush()
     return EditResult(message.id, True)

@@ -12,6 +12,7 @@ from intake.contacts import resolve_contact
 from intake.identities import IdentityValue, normalize
 from intake.ingest_repository import IntakeRepository
 from intake.schemas import AttachmentIn, InboundMessage, IngestResult
+from storage.events import ConversationOpened, LeadCreated, MessageReceived
 from storage.models import (
     Attachment,
     Conversation,
@@ -134,13 +135,15 @@ async def ingest(
         "channel_id": message.channel_id,
     }
     if opened and not message.automatic:
-        emit(session, "conversation.opened", ids)
-    received = {**ids, "message_id": stored.id, "continues": not opened}
-    if message.automatic:
-        received["automatic"] = True
-    emit(session, "message.received", received)
+        emit(session, ConversationOpened(**ids))
+    emit(
+        session,
+        MessageReceived(
+            **ids, message_id=stored.id, continues=not opened, automatic=message.automatic
+        ),
+    )
     if lead is not None:
-        emit(session, "lead.created", {**ids, "lead_id": lead.id, "source": lead.source})
+        emit(session, LeadCreated(**ids, lead_id=lead.id, source=lead.source))
     await session.flush()
     return IngestResult(
         message_id=stored.id,

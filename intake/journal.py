@@ -30,6 +30,7 @@ from intake.journal_repository import (
     LeadRow,
 )
 from storage.errors import InvalidInput, NotFound
+from storage.events import LeadStatusChanged
 from storage.models import (
     Channel,
     ChannelKind,
@@ -255,8 +256,7 @@ async def change_lead_status(
     lead.status_changed_at = utcnow()
     emit(
         session,
-        "lead.status_changed",
-        {"lead_id": lead.id, "from": previous, "to": status, "actor": actor.as_payload()},
+        LeadStatusChanged(lead_id=lead.id, from_=previous, to=status, actor=actor.as_payload()),
     )
     await session.flush()
     return lead

@@ -2,8 +2,8 @@
 
 A missed call opens one callback per number (another missed call from the number
 adds to the open one); an answered call with that number closes it, as does a
-manager marking it done. Each task has a timer (`task.due`, an outbox event at its
-due time) that emits `task.overdue` when the task is still open then. Services
+manager marking it done. Each task has a timer (`TaskDue`, an outbox event at its
+due time) that emits `TaskOverdue` when the task is still open then. Services
 flush, never commit.
 """
 
@@ -17,11 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from intake.calls.repository import TaskFilters, TaskRepository
 from intake.journal import Page, decode_cursor, page_of
 from storage.errors import Conflict, InvalidInput, NotFound
+from storage.events import (
+    TaskAssigned,
+    TaskClosed,
+    TaskCreated,
+    TaskDue,
+    TaskOverdue,
+    TaskUpdated,
+)
 from storage.models import Call, Task, TaskKind, TaskStatus
 from storage.outbox import emit
 
 CURSOR_KIND = "task"
-DUE_TOPIC = "task.due"
 
 TITLES = {
     "ru": "Перезвонить {number}",
@@ -29,7 +36,8 @@ TITLES = {
 }
 
 
-def task_payload(task: Task) -> dict[str, Any]:
+def task_fields(task: Task) -> dict[str, Any]:
+    """The task as its events carry it (the fields of storage.events.TaskEvent)."""
     return {
         "task_id": task.id,
         "kind": task.kind,
@@ -72,7 +80,7 @@ async def open_callback(
         if task.contact_id is None:
             task.contact_id = call.contact_id
         if task.id is not None:  # not one still to be announced
-            emit(session, "task.updated", task_payload(task))
+            emit(session, TaskUpdated(**task_fields(task)))
         return task, False
     task = Task(
         kind=TaskKind.CALLBACK,
@@ -101,13 +109,8 @@ async def announce_tasks(session: AsyncSession, tasks: list[Task]) -> None:
         return
     await session.flush()
     for task in tasks:
-        emit(session, "task.created", task_payload(task))
-        emit(
-            session,
-            DUE_TOPIC,
-            {"task_id": task.id, "due_at": task.due_at.isoformat()},
-            due_at=task.due_at,
-        )
+        emit(session, TaskCreated(**task_fields(task)))
+        emit(session, TaskDue(task_id=task.id, due_at=task.due_at.isoformat()), due_at=task.due_at)
 
 
 async def close_callbacks(
@@ -128,7 +131,7 @@ async def close_callbacks(
         task.status = TaskStatus.DONE
         task.closed_at = now
         task.closed_by_call_id = call.id
-        emit(session, "task.closed", {**task_payload(task), "closed_by_call_id": call.id})
+        emit(session, TaskClosed(**task_fields(task), closed_by_call_id=call.id))
     return tasks
 
 
@@ -152,7 +155,7 @@ async def complete_task(
     if note:
         task.note = note
     await session.flush()
-    emit(session, "task.closed", {**task_payload(task), "closed_by_manager_id": manager_id})
+    emit(session, TaskClosed(**task_fields(task), closed_by_manager_id=manager_id))
     return task
 
 
@@ -163,7 +166,7 @@ async def assign_waiting_tasks(
     tasks = await TaskRepository(session).open_unassigned_of_conversation(conversation_id)
     for task in tasks:
         task.assignee_id = manager_id
-        emit(session, "task.assigned", task_payload(task))
+        emit(session, TaskAssigned(**task_fields(task)))
     if tasks:
         await session.flush()
     return tasks
@@ -172,18 +175,18 @@ async def assign_waiting_tasks(
 async def check_due(
     session: AsyncSession, task_id: int, due_at: str | None, now: datetime
 ) -> Task | None:
-    """The task's timer: `task.overdue` if it is still open and its due time unchanged."""
+    """The task's timer: `TaskOverdue` if it is still open and its due time unchanged."""
     task = await TaskRepository(session).get(task_id, lock=True)
     if task is None or task.status != TaskStatus.OPEN or task.overdue_at is not None:
         return None
     if due_at is not None and task.due_at.isoformat() != due_at:
         return None  # moved since; the new due time has its own timer
     if task.due_at > now:
-        emit(session, DUE_TOPIC, {"task_id": task.id, "due_at": due_at}, due_at=task.due_at)
+        emit(session, TaskDue(task_id=task.id, due_at=due_at), due_at=task.due_at)
         return None
     task.overdue_at = now
     await session.flush()
-    emit(session, "task.overdue", {**task_payload(task), "overdue_at": now.isoformat()})
+    emit(session, TaskOverdue(**task_fields(task), overdue_at=now.isoformat()))
     return task
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from routing.calendar import WorkingHours, add_working_time, is_working
 from routing.choice import Candidate, choose, eligible_ids
 from routing.repository import (
-    Event,
+    DecisionEvent,
     Loaded,
     ManagerState,
     RoutingRepository,
@@ -35,6 +35,14 @@ from routing.repository import (
 )
 from routing.rules import ActiveRule, RoutingFacts, RuleBook, matches
 from storage.errors import Conflict, InvalidInput, NotFound
+from storage.events import (
+    ConversationAssigned,
+    ConversationOffered,
+    ConversationWaiting,
+    ForwardDue,
+    RoutingRetry,
+    SlaDue,
+)
 from storage.models import (
     AssignmentReason,
     Conversation,
@@ -379,15 +387,14 @@ class RoutingEngine:
                 due = add_working_time(hours_of(queue.working_hours), now, target)
             decided["first_response_due_at"] = due
         events = [
-            Event(
-                "conversation.assigned",
-                {
-                    "conversation_id": conversation.id,
-                    "manager_id": manager.id,
-                    "queue_id": queue_id,
-                    "reason": reason.value,
-                    "explanation": explanation,
-                },
+            DecisionEvent(
+                ConversationAssigned(
+                    conversation_id=conversation.id,
+                    manager_id=manager.id,
+                    queue_id=queue_id,
+                    reason=reason.value,
+                    explanation=explanation,
+                )
             )
         ]
         if queue is not None:
@@ -418,27 +425,25 @@ class RoutingEngine:
         queue: Queue | Loaded,
         due: datetime | None,
         now: datetime,
-    ) -> list[Event]:
+    ) -> list[DecisionEvent]:
         """The timers an assignment arms: forwarding (strict order) and the first response
         due at `due`."""
         timers = []
         if queue.strategy == Strategy.STRICT_ORDER and queue.forward_after_seconds:
             timers.append(
-                Event(
-                    "routing.forward_due",
-                    {"conversation_id": conversation.id},
+                DecisionEvent(
+                    ForwardDue(conversation_id=conversation.id),
                     due_at=now + timedelta(seconds=queue.forward_after_seconds),
                 )
             )
         if due is not None:
             timers.append(
-                Event(
-                    "sla.due",
-                    {
-                        "conversation_id": conversation.id,
-                        "kind": "first_response",
-                        "due_at": due.isoformat(),
-                    },
+                DecisionEvent(
+                    SlaDue(
+                        conversation_id=conversation.id,
+                        kind="first_response",
+                        due_at=due.isoformat(),
+                    ),
                     due_at=due,
                 )
             )
@@ -475,13 +480,12 @@ class RoutingEngine:
                 )
             ],
             [
-                Event(
-                    "conversation.offered",
-                    {
-                        "conversation_id": conversation.id,
-                        "queue_id": queue.id,
-                        "manager_ids": takers,
-                    },
+                DecisionEvent(
+                    ConversationOffered(
+                        conversation_id=conversation.id,
+                        queue_id=queue.id,
+                        manager_ids=tuple(takers),
+                    )
                 )
             ],
             end_open_of=conversation.id,
@@ -515,9 +519,10 @@ class RoutingEngine:
             # other triggers (capacity freed, a repeated event) find the same wait and
             # arm nothing.
             events = [
-                Event(
-                    "conversation.waiting",
-                    {"conversation_id": conversation.id, "queue_id": queue_id, "reason": why},
+                DecisionEvent(
+                    ConversationWaiting(
+                        conversation_id=conversation.id, queue_id=queue_id, reason=why
+                    )
                 )
             ]
             if queue is not None:
@@ -545,18 +550,16 @@ class RoutingEngine:
                 timer = self._retry_timer(conversation, queue, now)
                 emit(
                     repo.session,
-                    timer.topic,
-                    {**timer.payload, "assignment_id": current.id},
+                    replace(timer.event, assignment_id=current.id),
                     due_at=timer.due_at,
                 )
         return Decision(RoutingState.WAITING, None, queue_id, "waiting", why)
 
     def _retry_timer(
         self, conversation: Conversation | Loaded, queue: Queue | Loaded, now: datetime
-    ) -> Event:
-        return Event(
-            "routing.retry",
-            {"conversation_id": conversation.id},
+    ) -> DecisionEvent:
+        return DecisionEvent(
+            RoutingRetry(conversation_id=conversation.id),
             due_at=now + timedelta(seconds=max(queue.retry_seconds, 10)),
         )
 
@@ -601,8 +604,7 @@ class RoutingEngine:
             conversation.assignee_id = current.manager_id
             emit(
                 session,
-                "routing.forward_due",
-                {"conversation_id": conversation.id, "assignment_id": current.id},
+                ForwardDue(conversation_id=conversation.id, assignment_id=current.id),
                 due_at=now + timedelta(seconds=queue.forward_after_seconds or 60),
             )
         return decision

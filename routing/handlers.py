@@ -2,80 +2,85 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.engine import RoutingEngine
 from routing.sla import SlaMonitor
-from storage.models import OutboxEvent
-from storage.outbox import Handler
+from storage.events import (
+    CapacityChanged,
+    ConversationClosed,
+    ConversationOpened,
+    Event,
+    ForwardDue,
+    MessageReceived,
+    PresenceChanged,
+    QueueChanged,
+    RoutingRetry,
+    SlaDue,
+)
+from storage.outbox import Handlers
 
-# Topics whose handlers lock conversations and managers.
-ROUTING_TOPICS = frozenset(
+# Events whose handlers lock conversations and managers.
+ROUTING_EVENTS: frozenset[type[Event]] = frozenset(
     {
-        "conversation.opened",
-        "routing.retry",
-        "routing.forward_due",
-        "manager.presence_changed",
-        "manager.capacity_changed",
-        "routing.queue_changed",
-        "conversation.closed",
-        "sla.due",
-        "message.received",
+        ConversationOpened,
+        RoutingRetry,
+        ForwardDue,
+        PresenceChanged,
+        CapacityChanged,
+        QueueChanged,
+        ConversationClosed,
+        SlaDue,
+        MessageReceived,
     }
 )
 
 
-def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> dict[str, Sequence[Handler]]:
-    async def opened(session: AsyncSession, event: OutboxEvent) -> None:
-        await engine.route(session, int(event.payload["conversation_id"]))
+def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> Handlers:
+    async def opened(session: AsyncSession, event: ConversationOpened, _event_id: int) -> None:
+        await engine.route(session, event.conversation_id)
 
-    async def retry(session: AsyncSession, event: OutboxEvent) -> None:
-        assignment_id = event.payload.get("assignment_id")
-        await engine.retry(
-            session,
-            int(event.payload["conversation_id"]),
-            int(assignment_id) if assignment_id is not None else None,
-        )
+    async def retry(session: AsyncSession, event: RoutingRetry, _event_id: int) -> None:
+        await engine.retry(session, event.conversation_id, event.assignment_id)
 
-    async def forward(session: AsyncSession, event: OutboxEvent) -> None:
-        await engine.forward_due(
-            session, int(event.payload["conversation_id"]), int(event.payload["assignment_id"])
-        )
+    async def forward(session: AsyncSession, event: ForwardDue, _event_id: int) -> None:
+        if event.assignment_id is None:
+            raise ValueError("routing.forward_due event without assignment_id")
+        await engine.forward_due(session, event.conversation_id, event.assignment_id)
 
-    async def presence(session: AsyncSession, event: OutboxEvent) -> None:
-        if event.payload.get("to") == "online":
-            await engine.capacity_freed(session, int(event.payload["manager_id"]))
+    async def presence(session: AsyncSession, event: PresenceChanged, _event_id: int) -> None:
+        if event.to == "online":
+            await engine.capacity_freed(session, event.manager_id)
 
-    async def queue_changed(session: AsyncSession, event: OutboxEvent) -> None:
-        await engine.queue_changed(session, int(event.payload["queue_id"]))
+    async def queue_changed(session: AsyncSession, event: QueueChanged, _event_id: int) -> None:
+        await engine.queue_changed(session, event.queue_id)
 
-    async def capacity_changed(session: AsyncSession, event: OutboxEvent) -> None:
-        await engine.capacity_freed(session, int(event.payload["manager_id"]))
+    async def capacity_changed(
+        session: AsyncSession, event: CapacityChanged, _event_id: int
+    ) -> None:
+        await engine.capacity_freed(session, event.manager_id)
 
-    async def closed(session: AsyncSession, event: OutboxEvent) -> None:
-        manager_id = event.payload.get("manager_id")
-        if manager_id is not None:
-            await engine.capacity_freed(session, int(manager_id))
+    async def closed(session: AsyncSession, event: ConversationClosed, _event_id: int) -> None:
+        if event.manager_id is not None:
+            await engine.capacity_freed(session, event.manager_id)
 
-    async def sla_due(session: AsyncSession, event: OutboxEvent) -> None:
-        await sla.check(session, event.payload)
+    async def sla_due(session: AsyncSession, event: SlaDue, _event_id: int) -> None:
+        await sla.check(session, event)
 
-    async def inbound(session: AsyncSession, event: OutboxEvent) -> None:
+    async def inbound(session: AsyncSession, event: MessageReceived, _event_id: int) -> None:
         # A new conversation's first message is covered by the first-response target;
         # machine mail (auto-replies, bounces) asks for no answer.
-        if event.payload.get("continues", True) and not event.payload.get("automatic"):
-            await sla.client_wrote(session, int(event.payload["conversation_id"]))
+        if event.continues and not event.automatic:
+            await sla.client_wrote(session, event.conversation_id)
 
     return {
-        "conversation.opened": [opened],
-        "routing.retry": [retry],
-        "routing.forward_due": [forward],
-        "manager.presence_changed": [presence],
-        "conversation.closed": [closed],
-        "routing.queue_changed": [queue_changed],
-        "manager.capacity_changed": [capacity_changed],
-        "sla.due": [sla_due],
-        "message.received": [inbound],
+        ConversationOpened: [opened],
+        RoutingRetry: [retry],
+        ForwardDue: [forward],
+        PresenceChanged: [presence],
+        ConversationClosed: [closed],
+        QueueChanged: [queue_changed],
+        CapacityChanged: [capacity_changed],
+        SlaDue: [sla_due],
+        MessageReceived: [inbound],
     }

@@ -27,13 +27,18 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.bus import EventBus
-from storage.models import Assignment, Contact, Conversation, Manager, OutboxEvent, Queue
-from storage.outbox import Handler, emit
+from storage.events import (
+    ConversationAssigned,
+    ConversationOffered,
+    NotificationRetry,
+    SlaBreached,
+)
+from storage.models import Assignment, Contact, Conversation, Manager, Queue
+from storage.outbox import Handlers, emit
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-RETRY_TOPIC = "notification.retry"
 RETRY_DELAY_SECONDS = 60
 
 
@@ -213,68 +218,64 @@ async def deliver(
             )
             emit(
                 session,
-                RETRY_TOPIC,
-                {"notifier": notifier_name(notifier), "notification": asdict(notification)},
+                NotificationRetry(
+                    notifier=notifier_name(notifier), notification=asdict(notification)
+                ),
                 due_at=utcnow() + timedelta(seconds=RETRY_DELAY_SECONDS),
             )
 
 
-def notification_handlers(notifiers: Sequence[Notifier]) -> dict[str, list[Handler]]:
+def notification_handlers(notifiers: Sequence[Notifier]) -> Handlers:
     """Outbox handlers that notify managers of routing's events."""
     by_name = {notifier_name(n): n for n in notifiers}
 
-    async def on_assigned(session: AsyncSession, event: OutboxEvent) -> None:
-        payload = event.payload
-        manager_id = payload.get("manager_id")
-        if manager_id is None:
-            return
-        conversation_id = int(payload["conversation_id"])
-        reason = str(payload.get("reason") or "")
+    async def on_assigned(
+        session: AsyncSession, event: ConversationAssigned, _event_id: int
+    ) -> None:
+        manager_id = event.manager_id
+        conversation_id = event.conversation_id
+        reason = event.reason
         if reason == "take":
             return  # they took it themselves
-        assignment_id = payload.get("assignment_id")
-        if assignment_id is not None:
-            assignment = await session.get(Assignment, int(assignment_id))
-            if assignment is not None and assignment.actor_manager_id == int(manager_id):
+        if event.assignment_id is not None:
+            assignment = await session.get(Assignment, event.assignment_id)
+            if assignment is not None and assignment.actor_manager_id == manager_id:
                 return  # assigned to themselves
-        data = await _about(session, conversation_id, payload.get("queue_id"))
-        data.update(reason=reason, explanation=payload.get("explanation"))
-        await deliver(session, notifiers, assigned(int(manager_id), conversation_id, reason, data))
+        data = await _about(session, conversation_id, event.queue_id)
+        data.update(reason=reason, explanation=event.explanation)
+        await deliver(session, notifiers, assigned(manager_id, conversation_id, reason, data))
 
-    async def on_offered(session: AsyncSession, event: OutboxEvent) -> None:
-        payload = event.payload
-        conversation_id = int(payload["conversation_id"])
-        data = await _about(session, conversation_id, payload.get("queue_id"))
-        for manager_id in payload.get("manager_ids") or []:
-            await deliver(session, notifiers, offered(int(manager_id), conversation_id, data))
+    async def on_offered(session: AsyncSession, event: ConversationOffered, _event_id: int) -> None:
+        conversation_id = event.conversation_id
+        data = await _about(session, conversation_id, event.queue_id)
+        for manager_id in event.manager_ids:
+            await deliver(session, notifiers, offered(manager_id, conversation_id, data))
 
-    async def on_breached(session: AsyncSession, event: OutboxEvent) -> None:
-        payload = event.payload
-        conversation_id = int(payload["conversation_id"])
-        kind = str(payload.get("kind") or "first_response")
-        data = await _about(session, conversation_id, payload.get("queue_id"))
-        data.update(sla=kind, due_at=payload.get("due_at"), assignee_id=payload.get("manager_id"))
+    async def on_breached(session: AsyncSession, event: SlaBreached, _event_id: int) -> None:
+        conversation_id = event.conversation_id
+        kind = event.kind or "first_response"
+        data = await _about(session, conversation_id, event.queue_id)
+        data.update(sla=kind, due_at=event.due_at, assignee_id=event.manager_id)
         targets: list[int] = []
-        for key in ("supervisor_id", "manager_id"):
-            value = payload.get(key)
-            if value is not None and int(value) not in targets:
-                targets.append(int(value))
+        for value in (event.supervisor_id, event.manager_id):
+            if value is not None and value not in targets:
+                targets.append(value)
         for manager_id in targets:
             await deliver(session, notifiers, breached(manager_id, conversation_id, kind, data))
 
-    async def on_retry(session: AsyncSession, event: OutboxEvent) -> None:
-        notifier = by_name.get(str(event.payload.get("notifier")))
+    async def on_retry(session: AsyncSession, event: NotificationRetry, _event_id: int) -> None:
+        notifier = by_name.get(event.notifier)
         if notifier is None:
             return  # no longer configured
-        notification = Notification(**event.payload["notification"])
+        notification = Notification(**event.notification)
         manager = await session.get(Manager, notification.manager_id)
         if manager is None or not manager.is_active:
             return
         await notifier.send(manager, notification)  # raising: the outbox retries it
 
     return {
-        "conversation.assigned": [on_assigned],
-        "conversation.offered": [on_offered],
-        "sla.breached": [on_breached],
-        RETRY_TOPIC: [on_retry],
+        ConversationAssigned: [on_assigned],
+        ConversationOffered: [on_offered],
+        SlaBreached: [on_breached],
+        NotificationRetry: [on_retry],
     }

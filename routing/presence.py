@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import InvalidInput, NotFound
+from storage.events import PresenceChanged
 from storage.models import Manager, Presence
 from storage.outbox import emit
 
@@ -43,9 +44,5 @@ async def set_presence(
         None if value is Presence.OFFLINE else now + timedelta(seconds=ttl_seconds)
     )
     if before != value:
-        emit(
-            session,
-            "manager.presence_changed",
-            {"manager_id": manager_id, "from": before, "to": value.value},
-        )
+        emit(session, PresenceChanged(manager_id=manager_id, from_=before, to=value.value))
     return manager

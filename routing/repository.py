@@ -43,6 +43,7 @@ from sqlalchemy.orm import aliased, class_mapper
 from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.db import OUTBOX_FLAG
+from storage.events import Decided
 from storage.models import (
     Assignment,
     Channel,
@@ -150,12 +151,11 @@ class Members:
 
 
 @dataclass(frozen=True)
-class Event:
-    """An outbox event written with a decision; its payload gets the decision's
-    `assignment_id`."""
+class DecisionEvent:
+    """An outbox event written with a decision, due at `due_at` (a timer) or now; its
+    stored JSON gets the decision's `assignment_id`."""
 
-    topic: str
-    payload: dict[str, Any]
+    event: Decided
     due_at: datetime | None = None
 
 
@@ -598,7 +598,7 @@ class RoutingRepository:
         self,
         assignment: dict[str, Any],
         changes: Sequence[tuple[Any, dict[str, Any]]],
-        events: Sequence[Event],
+        events: Sequence[DecisionEvent],
         *,
         end_open_of: int | None,
         at: datetime,
@@ -635,7 +635,7 @@ class RoutingRepository:
                 if "updated_at" in mapper.column_attrs:
                     values["updated_at"] = now
                 updates.append(_Change(mapper, target.id, values, obj, version))
-        rows = [event_row(e.topic, e.payload, due_at=e.due_at, now=now) for e in events]
+        rows = [event_row(e.event, due_at=e.due_at, now=now) for e in events]
         write = self._record_in_one if self.locking else self._record_in_order
         with self.session.no_autoflush:  # the pending changes go in these statements
             assignment_id = await write(row, updates, rows, end_open_of, at)

@@ -1,7 +1,7 @@
 """SLA: first- and next-response targets per queue and priority, counted in working time.
 
-Targets are timers in the outbox (`sla.due`). When one comes due and the client is
-still waiting for an answer, the breach is recorded as `sla.breached` (which the
+Targets are timers in the outbox (`SlaDue`). When one comes due and the client is
+still waiting for an answer, the breach is recorded as `SlaBreached` (which the
 notifications turn into a message to the queue's supervisor) and, for queues that
 say so, the conversation is forwarded to the next member.
 """
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.calendar import add_working_time
 from routing.engine import RoutingEngine, hours_of, sla_target
 from routing.repository import RoutingRepository
+from storage.events import SlaBreached, SlaDue
 from storage.models import AssignmentReason, ConversationStatus, Strategy
 from storage.outbox import emit
 from storage.types import utcnow
@@ -56,24 +56,19 @@ class SlaMonitor:
         conversation.next_response_due_at = due
         emit(
             session,
-            "sla.due",
-            {
-                "conversation_id": conversation_id,
-                "kind": "next_response",
-                "due_at": due.isoformat(),
-            },
+            SlaDue(conversation_id=conversation_id, kind="next_response", due_at=due.isoformat()),
             due_at=due,
         )
 
-    async def check(self, session: AsyncSession, payload: dict[str, Any]) -> bool:
+    async def check(self, session: AsyncSession, timer: SlaDue) -> bool:
         """Handle a due target; True if it was breached."""
         repo = RoutingRepository(session)
-        conversation_id = int(payload["conversation_id"])
+        conversation_id = timer.conversation_id
         conversation = await repo.lock_conversation(conversation_id)
         if conversation is None or conversation.status == ConversationStatus.CLOSED:
             return False
-        kind = payload["kind"]
-        due = datetime.fromisoformat(payload["due_at"])
+        kind = timer.kind
+        due = datetime.fromisoformat(timer.due_at)
         if kind == "first_response":
             if conversation.first_response_at is not None:
                 return False
@@ -90,15 +85,14 @@ class SlaMonitor:
         queue = await repo.queue(conversation.queue_id) if conversation.queue_id else None
         emit(
             session,
-            "sla.breached",
-            {
-                "conversation_id": conversation_id,
-                "kind": kind,
-                "due_at": payload["due_at"],
-                "manager_id": conversation.assignee_id,
-                "queue_id": conversation.queue_id,
-                "supervisor_id": queue.supervisor_id if queue is not None else None,
-            },
+            SlaBreached(
+                conversation_id=conversation_id,
+                kind=kind,
+                due_at=timer.due_at,
+                manager_id=conversation.assignee_id,
+                queue_id=conversation.queue_id,
+                supervisor_id=queue.supervisor_id if queue is not None else None,
+            ),
         )
         if (
             queue is not None

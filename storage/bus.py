@@ -36,6 +36,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from storage.events import Event, UnknownTopic, parse
+
 __all__ = [
     "DEFAULT_MAX_QUEUE",
     "BusClosedError",
@@ -45,6 +47,8 @@ __all__ = [
     "RedisBus",
     "Subscription",
     "create_bus",
+    "event_of",
+    "publish_event",
 ]
 
 logger = logging.getLogger(__name__)
@@ -119,6 +123,22 @@ def create_bus(redis_url: str | None) -> EventBus:
 
 
 # --- shared parts -----------------------------------------------------------
+
+
+async def publish_event(bus: EventBus, event: Event, *, event_id: int) -> None:
+    """Publish an outbox event on its topic: its stored JSON with the outbox row's id
+    (`event_id`), which tells a live-update stream the order and any gap."""
+    await bus.publish(event.topic, {"event_id": event_id, **event.payload()})
+
+
+def event_of(message: BusMessage) -> Event | None:
+    """The catalogue event a message from `publish_event` carries; None for a message
+    that is not one (a manager's own topic, presence) or does not parse."""
+    try:
+        return parse(message.topic, message.payload)
+    except (UnknownTopic, KeyError, TypeError, ValueError):
+        logger.debug("not an event on the bus: %s", message.topic)
+        return None
 
 
 def _encode(topic: str, payload: dict[str, Any]) -> str:

@@ -1,10 +1,11 @@
 """The outbox: durable events written with the change, handled by workers after commit.
 
-`emit()` adds an event to the caller's transaction: a rollback drops it. Workers
-claim due events with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so any
-number of workers share the table), run the topic's handlers in a transaction
-that also marks the event done, and on failure retry with exponential backoff
-until the event is parked with its error.
+`emit()` adds an event (one of storage.events' catalogue) to the caller's
+transaction: a rollback drops it. Workers claim due events with a lease (`FOR UPDATE
+SKIP LOCKED` on PostgreSQL, so any number of workers share the table), parse each
+row into its event type once, run that type's handlers in a transaction that also
+marks the event done, and on failure retry with exponential backoff until the event
+is parked with its error (a row whose topic or payload does not parse fails too).
 """
 
 from __future__ import annotations
@@ -15,52 +16,51 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import OUTBOX_FLAG, Database
+from storage.events import CATALOGUE, Event, parse
 from storage.models import OutboxEvent, OutboxStatus
 from storage.models.base import table_of
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[None]]
+E = TypeVar("E", bound=Event)
+
+Handler = Callable[[AsyncSession, E, int], Awaitable[None]]
+"""A handler of events of type E: the worker's session, the event, the outbox row's id."""
+
+Handlers = Mapping[type[Event], Sequence[Handler[Any]]]
+"""A handler table: an event type to its handlers, in order; `Event` gets every event."""
 
 
 class _HandlerFailed(Exception):
     """A handler raised during an optimistic batch; the batch is redone event by event."""
 
 
-def emit(
-    session: AsyncSession,
-    topic: str,
-    payload: dict[str, Any],
-    *,
-    due_at: datetime | None = None,
-) -> OutboxEvent:
+def emit(session: AsyncSession, event: Event, *, due_at: datetime | None = None) -> OutboxEvent:
     """Write an event in the session's transaction; `due_at` makes it a timer."""
-    event = OutboxEvent(
-        topic=topic,
-        payload=payload,
+    row = OutboxEvent(
+        topic=event.topic,
+        payload=event.payload(),
         due_at=due_at or utcnow(),
         status=OutboxStatus.PENDING,
         attempts=0,
     )
-    session.add(event)
+    session.add(row)
     session.info[OUTBOX_FLAG] = True
-    return event
+    return row
 
 
-def event_row(
-    topic: str, payload: dict[str, Any], *, due_at: datetime | None = None, now: datetime
-) -> dict[str, Any]:
+def event_row(event: Event, *, due_at: datetime | None = None, now: datetime) -> dict[str, Any]:
     """An outbox row's values, for writers that insert events with Core statements."""
     return {
-        "topic": topic,
-        "payload": payload,
+        "topic": event.topic,
+        "payload": event.payload(),
         "status": OutboxStatus.PENDING,
         "due_at": due_at or now,
         "attempts": 0,
@@ -68,14 +68,13 @@ def event_row(
     }
 
 
-async def emit_many(session: AsyncSession, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """Write many (topic, payload) events at once, in the session's transaction."""
+async def emit_many(session: AsyncSession, events: Sequence[Event]) -> None:
+    """Write many events at once, in the session's transaction."""
     if not events:
         return
     now = utcnow()
     await session.execute(
-        insert(table_of(OutboxEvent)),
-        [event_row(topic, payload, now=now) for topic, payload in events],
+        insert(table_of(OutboxEvent)), [event_row(event, now=now) for event in events]
     )
     session.info[OUTBOX_FLAG] = True
 
@@ -89,20 +88,21 @@ class WorkerOptions:
     backoff_max_seconds: float = 3600.0
     poll_interval_seconds: float = 1.0
     keep_done_seconds: float = 7 * 24 * 3600.0
-    # Topics handled one event per transaction on PostgreSQL (see run_once).
-    solo_topics: frozenset[str] = frozenset()
-    # Of those, topics whose handling is done again from the event if it is lost: their
+    # Events handled one per transaction on PostgreSQL (see run_once).
+    solo_events: frozenset[type[Event]] = frozenset()
+    # Of those, events whose handling is done again from the event if it is lost: their
     # transactions commit without waiting for the disk (`Database.transaction`).
-    redoable_topics: frozenset[str] = frozenset()
+    redoable_events: frozenset[type[Event]] = frozenset()
 
 
 class OutboxWorker:
-    """Claims due events and dispatches them to handlers by topic (`*` gets every event)."""
+    """Claims due events and dispatches them to handlers by event type (`Event` gets every
+    event)."""
 
     def __init__(
         self,
         db: Database,
-        handlers: Mapping[str, Sequence[Handler]],
+        handlers: Handlers,
         options: WorkerOptions | None = None,
         *,
         clock: Callable[[], datetime] = utcnow,
@@ -168,13 +168,14 @@ class OutboxWorker:
             return 0
         # Row-locking handlers (routing) each get their own transaction where several
         # workers write at once: locks held across a batch would deadlock workers.
-        solo = self.options.solo_topics if not self.db.is_sqlite else frozenset()
-        shared = [event_id for event_id, topic in claimed if topic not in solo]
+        solo = self.options.solo_events if not self.db.is_sqlite else frozenset()
+        kinds = [(event_id, CATALOGUE.get(topic)) for event_id, topic in claimed]
+        shared = [event_id for event_id, kind in kinds if kind not in solo]
         if shared:
             await self._run(shared)
-        for event_id, topic in claimed:
-            if topic in solo:
-                await self._run([event_id], redoable=topic in self.options.redoable_topics)
+        for event_id, kind in kinds:
+            if kind is not None and kind in solo:
+                await self._run([event_id], redoable=kind in self.options.redoable_events)
         return len(claimed)
 
     async def _run(self, ids: list[int], *, redoable: bool = False) -> None:
@@ -195,19 +196,16 @@ class OutboxWorker:
         for event in events.all():
             if event.status != OutboxStatus.PENDING:
                 continue
-            handlers = (*self.handlers.get(event.topic, ()), *self.handlers.get("*", ()))
             if not isolated:
                 try:
-                    for handler in handlers:
-                        await handler(session, event)
+                    await self._dispatch(session, event)
                 except Exception as exc:
                     raise _HandlerFailed from exc
                 done.append(event.id)
                 continue
             try:
                 async with session.begin_nested():
-                    for handler in handlers:
-                        await handler(session, event)
+                    await self._dispatch(session, event)
                 done.append(event.id)
             except Exception as exc:
                 log.exception("outbox event %s (%s) failed", event.id, event.topic)
@@ -225,6 +223,12 @@ class OutboxWorker:
                 )
                 .execution_options(synchronize_session=False)
             )
+
+    async def _dispatch(self, session: AsyncSession, row: OutboxEvent) -> None:
+        """Parse the row into its event (once) and run the handlers of its type."""
+        event = parse(row.topic, row.payload)
+        for handler in (*self.handlers.get(type(event), ()), *self.handlers.get(Event, ())):
+            await handler(session, event, row.id)
 
     def _record_failure(self, event: OutboxEvent, exc: BaseException) -> None:
         error = f"{type(exc).__name__}: {exc}"[:4000]

@@ -9,12 +9,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.events import ChannelChanged
 from storage.models import Attachment, Channel
 from storage.outbox import emit
-
-# Written with every change of a channel's settings or activity (not of its status): the
-# pollers of every process start, restart or stop its poller (channels.supervision).
-CHANNEL_CHANGED = "channel.changed"
 
 
 class ChannelRepository:
@@ -85,7 +82,7 @@ class ChannelRepository:
 
     def changed(self, channel: Channel) -> None:
         """Tell every process, once this transaction commits, that the channel changed."""
-        emit(self.session, CHANNEL_CHANGED, {"channel_id": channel.id, "kind": channel.kind})
+        emit(self.session, ChannelChanged(channel_id=channel.id, kind=channel.kind))
 
 
 async def attachments_of(session: AsyncSession, message_id: int) -> Sequence[Attachment]:

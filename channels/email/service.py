@@ -27,6 +27,7 @@ from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResul
 from storage.blobs import BlobRef
 from storage.email_repository import EmailRepository, ThreadMatch
 from storage.errors import HubError
+from storage.events import EmailQuarantined, MessageDelayed, MessageFailed
 from storage.models import ChannelKind, IdentityKind, MessageStatus
 from storage.outbox import emit
 from storage.ratelimit import MemoryRateLimiter, Rate, RateLimiter
@@ -507,13 +508,12 @@ class EmailIntake:
         }
         emit(
             session,
-            "message.failed" if bounce.permanent else "message.delayed",
-            {
-                "conversation_id": original.conversation_id,
-                "message_id": original.id,
-                "channel_id": mailbox.channel_id,
-                "reason": original.error,
-            },
+            (MessageFailed if bounce.permanent else MessageDelayed)(
+                conversation_id=original.conversation_id,
+                message_id=original.id,
+                channel_id=mailbox.channel_id,
+                reason=original.error,
+            ),
         )
 
     async def _quarantine(
@@ -540,8 +540,9 @@ class EmailIntake:
             )
             emit(
                 session,
-                "email.quarantined",
-                {"channel_id": mailbox.channel_id, "quarantine_id": item_id, "reason": reason},
+                EmailQuarantined(
+                    channel_id=mailbox.channel_id, quarantine_id=item_id, reason=reason
+                ),
             )
         return Taken("quarantined", quarantine_id=item_id, reason=reason)
 

@@ -3,42 +3,37 @@ conversation's manager, and the screen pop on each concerned manager's own topic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake.tasks import DUE_TOPIC, assign_waiting_tasks, check_due
+from intake.tasks import assign_waiting_tasks, check_due
 from storage.bus import EventBus
-from storage.models import OutboxEvent
-from storage.outbox import Handler
+from storage.events import CallAnswered, CallRinging, ConversationAssigned, TaskDue
+from storage.outbox import Handlers
 from storage.types import utcnow
 
 
-def telephony_handlers(
-    bus: EventBus, *, clock: Callable[[], datetime] = utcnow
-) -> dict[str, Sequence[Handler]]:
-    async def due(session: AsyncSession, event: OutboxEvent) -> None:
-        due_at = event.payload.get("due_at")
-        await check_due(
-            session, int(event.payload["task_id"]), str(due_at) if due_at else None, clock()
-        )
+def telephony_handlers(bus: EventBus, *, clock: Callable[[], datetime] = utcnow) -> Handlers:
+    async def due(session: AsyncSession, event: TaskDue, _event_id: int) -> None:
+        await check_due(session, event.task_id, event.due_at or None, clock())
 
-    async def assigned(session: AsyncSession, event: OutboxEvent) -> None:
-        await assign_waiting_tasks(
-            session, int(event.payload["conversation_id"]), int(event.payload["manager_id"])
-        )
+    async def assigned(session: AsyncSession, event: ConversationAssigned, _event_id: int) -> None:
+        await assign_waiting_tasks(session, event.conversation_id, event.manager_id)
 
-    async def screen_pop(_session: AsyncSession, event: OutboxEvent) -> None:
-        for manager_id in event.payload.get("manager_ids") or ():
+    async def screen_pop(
+        _session: AsyncSession, event: CallRinging | CallAnswered, event_id: int
+    ) -> None:
+        for manager_id in event.manager_ids:
             await bus.publish(
-                f"manager.{int(manager_id)}",
-                {"type": event.topic, "event_id": event.id, **event.payload},
+                f"manager.{manager_id}",
+                {"type": event.topic, "event_id": event_id, **event.payload()},
             )
 
     return {
-        DUE_TOPIC: [due],
-        "conversation.assigned": [assigned],
-        "call.ringing": [screen_pop],
-        "call.answered": [screen_pop],
+        TaskDue: [due],
+        ConversationAssigned: [assigned],
+        CallRinging: [screen_pop],
+        CallAnswered: [screen_pop],
     }

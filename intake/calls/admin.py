@@ -14,6 +14,7 @@ from intake.calls.events import NUMBER_LENGTH, blocklist_key, client_number
 from intake.calls.repository import CallFilters, CallRepository
 from intake.journal import Page, decode_cursor, page_of
 from storage.errors import Conflict, InvalidInput, NotFound
+from storage.events import NumberBlocked
 from storage.models import BlockedNumber, Call, CallDirection, CallState, Manager
 from storage.outbox import emit
 
@@ -69,7 +70,7 @@ async def block_number(
             await session.flush()
     except IntegrityError as exc:
         raise Conflict(f"{number} is blocked already", code="already_blocked") from exc
-    emit(session, "telephony.number_blocked", {"number": number, "manager_id": manager_id})
+    emit(session, NumberBlocked(number=number, manager_id=manager_id))
     return blocked
 
 

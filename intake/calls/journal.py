@@ -51,6 +51,7 @@ from intake.contacts import resolve_contact
 from intake.identities import IdentityValue
 from intake.ingest import IntakeConfig, ingest
 from intake.ingest_repository import IntakeRepository
+from storage.events import CallAnswered, CallEnded, CallRinging
 from storage.models import (
     Call,
     CallDirection,
@@ -138,7 +139,7 @@ async def record_call_event(
     if call.message_id is not None and not outcome.duplicate:
         book.write_line(call.message_id, call_text(call, channel.language), call_meta(call))
     if outcome.created and call.state == CallState.RINGING:
-        await _screen_pop(session, book, call, "call.ringing", event.ringing)
+        await _screen_pop(session, book, call, CallRinging, event.ringing)
     await _announce(session, book, outcome)
     return outcome
 
@@ -360,14 +361,14 @@ async def _ringing_again(
     rang = set((call.details or {}).get("rang", []))
     new = [agent for agent in event.ringing if agent not in rang]
     if new:
-        await _screen_pop(session, book, call, "call.ringing", tuple(new))
+        await _screen_pop(session, book, call, CallRinging, tuple(new))
 
 
 async def _screen_pop(
     session: AsyncSession,
     book: CallBook,
     call: Call,
-    topic: str,
+    kind: type[CallRinging | CallAnswered],
     ringing: tuple[str, ...] = (),
 ) -> None:
     """`call.ringing` / `call.answered` with the contact card, for the managers concerned."""
@@ -384,17 +385,17 @@ async def _screen_pop(
         call.details = {**(call.details or {}), "rang": rang}
     if call.manager_id is not None:
         managers.add(call.manager_id)
-    emit(session, topic, {**call_payload(call, contact), "manager_ids": sorted(managers)})
+    emit(session, kind(**call_payload(call, contact), manager_ids=tuple(sorted(managers))))
 
 
 def call_payload(call: Call, contact: Contact | None = None) -> dict[str, Any]:
-    """The call as events carry it."""
+    """The call as events carry it (the fields of storage.events.CallEvent)."""
     return {
         "call_id": call.id,
         "channel_id": call.channel_id,
         "direction": call.direction,
         "state": call.state,
-        "from": call.from_number,
+        "from_": call.from_number,
         "to": call.to_number,
         "number": call.client_number,
         "contact_id": call.contact_id,
@@ -408,17 +409,16 @@ async def _announce(session: AsyncSession, book: CallBook, outcome: CallOutcome)
     """The events for what this event changed: answered (screen pop) and ended."""
     call = outcome.call
     if outcome.answered_now and call.state == CallState.ANSWERED:
-        await _screen_pop(session, book, call, "call.answered")
+        await _screen_pop(session, book, call, CallAnswered)
     if outcome.ended_now or (outcome.answered_now and call.state == CallState.COMPLETED):
         contact = await book.contact(call.contact_id)
         emit(
             session,
-            "call.ended",
-            {
+            CallEnded(
                 **call_payload(call, contact),
-                "wait_seconds": call.wait_seconds,
-                "talk_seconds": call.talk_seconds,
-                "end_reason": call.end_reason,
-                "forwarded": call.forwarded,
-            },
+                wait_seconds=call.wait_seconds,
+                talk_seconds=call.talk_seconds,
+                end_reason=call.end_reason,
+                forwarded=call.forwarded,
+            ),
         )

@@ -27,6 +27,13 @@ from intake.ingest_repository import IntakeRepository
 from intake.journal import Page, decode_cursor, encode_cursor
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
 from storage.errors import Conflict, InvalidInput, NotFound
+from storage.events import (
+    ClaimFiled,
+    ClaimRated,
+    ClaimStatusChanged,
+    ClaimStepAdded,
+    ClaimUpdated,
+)
 from storage.models import (
     Attachment,
     Claim,
@@ -34,9 +41,8 @@ from storage.models import (
     ClaimStep,
     Conversation,
     IdentityKind,
-    OutboxEvent,
 )
-from storage.outbox import Handler, emit
+from storage.outbox import Handlers, emit
 from storage.repositories import ChannelRepository
 from storage.types import utcnow
 
@@ -235,19 +241,19 @@ async def file_claim(
     session.add(
         ClaimStep(claim_id=filed.id, kind="status", text="", to_status=ClaimStatus.REGISTERED)
     )
-    emit(session, "claim.filed", _payload(filed))
+    emit(session, ClaimFiled(**_refs(filed)))
     await session.flush()
     return FiledClaim(filed, result)
 
 
-def _payload(claim: Claim, **extra: Any) -> dict[str, Any]:
+def _refs(claim: Claim) -> dict[str, Any]:
+    """The claim as its events carry it (the fields of storage.events.ClaimEvent)."""
     return {
         "claim_id": claim.id,
         "number": claim.number,
         "contact_id": claim.contact_id,
         "conversation_id": claim.conversation_id,
         "channel_id": claim.channel_id,
-        **extra,
     }
 
 
@@ -307,16 +313,13 @@ async def change_status(
     )
     emit(
         session,
-        "claim.status_changed",
-        _payload(
-            claim,
-            **{
-                "from": previous,
-                "to": status,
-                "manager_id": manager_id,
-                "comment": comment,
-                "notify": notify,
-            },
+        ClaimStatusChanged(
+            **_refs(claim),
+            from_=previous,
+            to=status,
+            manager_id=manager_id,
+            comment=comment,
+            notify=notify,
         ),
     )
     await session.flush()
@@ -336,7 +339,7 @@ async def add_step(
     step = ClaimStep(claim_id=claim.id, kind="step", author_manager_id=manager_id, text=body)
     session.add(step)
     await session.flush()
-    emit(session, "claim.step_added", _payload(claim, step_id=step.id, manager_id=manager_id))
+    emit(session, ClaimStepAdded(**_refs(claim), step_id=step.id, manager_id=manager_id))
     return step
 
 
@@ -367,7 +370,7 @@ async def update_claim(
         claim.resolution = _clean(resolution, MAX_STEP)
         changed["resolution"] = True
     if changed:
-        emit(session, "claim.updated", _payload(claim, changed=changed, by=actor_id))
+        emit(session, ClaimUpdated(**_refs(claim), changed=changed, by=actor_id))
     await session.flush()
     return claim
 
@@ -400,7 +403,7 @@ async def rate_claim(
         claim.rated_at = now or utcnow()
     if comment is not None:
         claim.rating_comment = _clean(comment, MAX_STEP)
-    emit(session, "claim.rated", _payload(claim, rating=claim.rating))
+    emit(session, ClaimRated(**_refs(claim), rating=claim.rating))
     await session.flush()
     return claim
 
@@ -448,18 +451,19 @@ async def contact_claims(session: AsyncSession, contact_id: int, limit: int = 10
 # Client notifications
 
 
-def claim_handlers(deliverable_kinds: Collection[str]) -> dict[str, Sequence[Handler]]:
+def claim_handlers(deliverable_kinds: Collection[str]) -> Handlers:
     """Outbox handlers: a status change queues a notice to the client in their language
     (through the claim's conversation, when its channel can send); after "resolved" the
     notice asks for a rating."""
 
-    async def status_changed(session: AsyncSession, event: OutboxEvent) -> None:
-        payload = event.payload
-        if not payload.get("notify", True) or payload.get("conversation_id") is None:
+    async def status_changed(
+        session: AsyncSession, event: ClaimStatusChanged, event_id: int
+    ) -> None:
+        if not event.notify or event.conversation_id is None:
             return
         repo = ClaimRepository(session)
-        claim = await repo.get(int(payload["claim_id"]))
-        conversation = await session.get(Conversation, int(payload["conversation_id"]))
+        claim = await repo.get(event.claim_id)
+        conversation = await session.get(Conversation, event.conversation_id)
         if claim is None or conversation is None:
             return
         channel = await ChannelRepository(session).get(conversation.channel_id)
@@ -467,9 +471,9 @@ def claim_handlers(deliverable_kinds: Collection[str]) -> dict[str, Sequence[Han
             return  # a web-form claim: the client follows it by its number
         contact = await repo.contact(claim.contact_id)
         lang = lang_of(contact.language if contact else None, claim.language)
-        status = str(payload["to"])
+        status = event.to
         ask_rating = status == ClaimStatus.RESOLVED and claim.rating is None
-        external_id = f"claim-notice:{event.id}"
+        external_id = f"claim-notice:{event_id}"
         if await IntakeRepository(session).find_message(conversation.channel_id, external_id):
             return  # the outbox ran this event before (at least once): noticed already
         notice = await add_system_message(
@@ -480,7 +484,7 @@ def claim_handlers(deliverable_kinds: Collection[str]) -> dict[str, Sequence[Han
                 claim.number,
                 status,
                 resolution=claim.resolution,
-                comment=payload.get("comment"),
+                comment=event.comment,
                 ask_rating=ask_rating,
             ),
             meta={
@@ -493,4 +497,4 @@ def claim_handlers(deliverable_kinds: Collection[str]) -> dict[str, Sequence[Han
         )
         notice.external_id = external_id
 
-    return {"claim.status_changed": [status_changed]}
+    return {ClaimStatusChanged: [status_changed]}

@@ -27,6 +27,7 @@ from routing.calendar import WorkingHours
 from routing.engine import effective_presence
 from routing.presence import HEARTBEAT_TTL_SECONDS, set_presence
 from storage.errors import InvalidInput, NotFound
+from storage.events import CapacityChanged
 from storage.models import Manager, ManagerAbsence, Presence
 from storage.outbox import emit
 
@@ -138,7 +139,7 @@ async def update_profile(
         await end_manager_sessions(session, manager_id)
     if given & {"capacity", "is_active", "languages", "working_hours"}:
         # More room or a wider reach: what waits in the manager's queues may fit now.
-        emit(session, "manager.capacity_changed", {"manager_id": manager_id})
+        emit(session, CapacityChanged(manager_id=manager_id))
     return await get_profile(session, manager_id, now)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from routing.admin.repository import RoutingAdminRepository
 from routing.calendar import WorkingHours
 from storage.errors import Conflict, InvalidInput, NotFound
+from storage.events import QueueChanged
 from storage.models import Channel, Manager, Priority, Queue, QueueMember, Strategy
 from storage.outbox import emit
 from storage.repositories import ChannelRepository
@@ -274,7 +275,7 @@ async def replace_members(
     for position, manager_id in enumerate(manager_ids):
         session.add(QueueMember(queue_id=queue_id, manager_id=manager_id, position=position))
     await session.flush()
-    emit(session, "routing.queue_changed", {"queue_id": queue_id})
+    emit(session, QueueChanged(queue_id=queue_id))
     return list(await repo.members(queue_id))
 
 
@@ -290,7 +291,7 @@ async def add_member(
     position = await repo.next_member_position(queue_id)
     session.add(QueueMember(queue_id=queue_id, manager_id=manager_id, position=position))
     await session.flush()
-    emit(session, "routing.queue_changed", {"queue_id": queue_id})
+    emit(session, QueueChanged(queue_id=queue_id))
     return list(await repo.members(queue_id))
 
 
@@ -316,5 +317,5 @@ async def set_default_queue(
     channel.default_queue_id = queue_id
     await session.flush()
     if queue_id is not None:  # what waited for want of a queue may now have one
-        emit(session, "routing.queue_changed", {"queue_id": queue_id})
+        emit(session, QueueChanged(queue_id=queue_id))
     return channel

@@ -19,8 +19,8 @@ from sqlalchemy import select, update
 
 from bots.texts import t
 from channels.telegram.polling import PollingOptions, TelegramPollers
-from routing.notify import RETRY_TOPIC
 from storage.db import Database
+from storage.events import NotificationRetry
 from storage.models import Contact, Conversation, Manager, ManagerTelegramCode
 from storage.types import utcnow
 from tests.channels.telegram.flow import BotHub, Chat, new_token
@@ -264,7 +264,7 @@ class TestNotifications:
         [blocked] = [c for c in staff.api.calls if c.failed == 403]
         assert blocked.chat_id == str(chat.user_id)
         assert not (await manager_row(staff, anna.id)).telegram_linked
-        assert await staff.events(RETRY_TOPIC) == []
+        assert await staff.events(NotificationRetry.topic) == []
 
         await post_form(staff.client)  # unlinked: nothing more is sent
         await drain(staff.app)
@@ -280,7 +280,7 @@ class TestNotifications:
         staff.api.fail_next(too_many(30), {"sendMessage"})
         conversation = await post_form(staff.client)
         await drain(staff.app)
-        [retry] = await staff.events(RETRY_TOPIC)
+        [retry] = await staff.events(NotificationRetry.topic)
         assert retry.payload["notifier"] == "telegram"
         assert (await manager_row(staff, anna.id)).telegram_linked
 

@@ -24,7 +24,6 @@ from hub.worker import bus_publisher, merge
 from routing.engine import RoutingConfig, RoutingEngine
 from routing.handlers import routing_handlers
 from routing.notify import (
-    RETRY_TOPIC,
     BusNotifier,
     Notification,
     notification_handlers,
@@ -32,6 +31,7 @@ from routing.notify import (
 from routing.sla import SlaMonitor
 from storage.bus import Subscription
 from storage.db import Database
+from storage.events import ConversationAssigned, Event, NotificationRetry
 from storage.models import Manager, OutboxEvent
 from storage.outbox import OutboxWorker, emit
 from storage.types import utcnow
@@ -97,7 +97,7 @@ async def drain_at(app: Any, ahead: timedelta) -> int:
     table = merge(
         routing_handlers(engine, SlaMonitor(engine, clock=clock)),
         notification_handlers([BusNotifier(context.bus)]),
-        {"*": [bus_publisher(context)]},
+        {Event: [bus_publisher(context)]},
     )
     return await OutboxWorker(context.db, table, clock=clock).drain()
 
@@ -352,8 +352,7 @@ async def test_a_failing_notifier_is_retried_alone(app: Any, hub_db: Database):
     async with hub_db.transaction() as session:
         emit(
             session,
-            "conversation.assigned",
-            {"conversation_id": 424242, "manager_id": anna.id, "reason": "manual"},
+            ConversationAssigned(conversation_id=424242, manager_id=anna.id, reason="manual"),
         )
     async with bus.subscribe(f"manager.{anna.id}") as subscription:
         await OutboxWorker(hub_db, table).drain()
@@ -361,7 +360,9 @@ async def test_a_failing_notifier_is_retried_alone(app: Any, hub_db: Database):
     assert note["kind"] == "assigned"
     async with hub_db.read() as session:
         [retry] = (
-            await session.scalars(select(OutboxEvent).where(OutboxEvent.topic == RETRY_TOPIC))
+            await session.scalars(
+                select(OutboxEvent).where(OutboxEvent.topic == NotificationRetry.topic)
+            )
         ).all()
     assert retry.payload["notifier"] == "flaky"
     assert retry.payload["notification"]["manager_id"] == anna.id

@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from routing.engine import RoutingEngine
 from routing.presence import set_presence
-from routing.repository import Event, Loaded, RoutingRepository, RowChanged, RowRef
+from routing.repository import DecisionEvent, Loaded, RoutingRepository, RowChanged, RowRef
 from storage.db import Database
+from storage.events import ConversationAssigned
 from storage.models import (
     Assignment,
     Channel,
@@ -249,7 +250,11 @@ async def test_a_manager_row_changed_since_it_was_read_voids_the_whole_decision(
                     (conversation, {"assignee_id": manager_id}),
                     (RowRef(Manager, manager_id, seen.version), {"last_assigned_at": now}),
                 ],
-                [Event("conversation.assigned", {"conversation_id": conversation_id})],
+                [
+                    DecisionEvent(
+                        ConversationAssigned(conversation_id=conversation_id, manager_id=manager_id)
+                    )
+                ],
                 end_open_of=conversation_id,
                 at=now,
             )
@@ -268,7 +273,11 @@ async def test_a_manager_row_changed_since_it_was_read_voids_the_whole_decision(
                 (conversation, {"assignee_id": manager_id}),
                 (RowRef(Manager, manager_id, fresh.version), {"last_assigned_at": now}),
             ],
-            [Event("conversation.assigned", {"conversation_id": conversation_id})],
+            [
+                DecisionEvent(
+                    ConversationAssigned(conversation_id=conversation_id, manager_id=manager_id)
+                )
+            ],
             end_open_of=conversation_id,
             at=now,
         )
