@@ -21,7 +21,7 @@ from channels.webform import pages
 from channels.webform.schemas import FormField, LocalizedText, default_form_config
 from channels.webform.texts import CLAIMS_FORM
 from intake.claims import DEFAULT_DUE_DAYS, ClaimIn, Reason, default_reasons, file_claim
-from intake.i18n import LANGS, pick_language
+from intake.i18n import pick_language
 from intake.identities import normalize_email, normalize_phone
 from storage.db import Database
 from storage.errors import ERROR_OUT_REF, HubError, InvalidInput, PayloadTooLarge, answers
@@ -49,8 +49,8 @@ text = CLAIMS_FORM.text
 def _config() -> dict[str, Any]:
     """A form configuration the generic form pages can read too, plus the claims part."""
     config = default_form_config()
-    config.title = LocalizedText(**{lang: text(lang, "title") for lang in LANGS})
-    config.thanks = LocalizedText(**{lang: text(lang, "thanks_text") for lang in LANGS})
+    config.title = LocalizedText.said(CLAIMS_FORM, "title")
+    config.thanks = LocalizedText.said(CLAIMS_FORM, "thanks_text")
     config.fields = [*config.fields[:3], FormField(name="message", label=config.fields[3].label)]
     values = config.model_dump(mode="json")
     values["claims"] = {
