@@ -85,6 +85,11 @@ def pick_language(
     return preferred[0] if preferred else default
 
 
+def other_language(lang: str) -> Lang:
+    """The language a switch offers to a reader of `lang`: the other one we speak."""
+    return "en" if lang_of(lang) == "ru" else "ru"
+
+
 class Catalogue:
     """The messages of one part of omnihub, read from `<directory>/<lang>.po`."""
 

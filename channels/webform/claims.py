@@ -21,7 +21,7 @@ from channels.webform import pages
 from channels.webform.schemas import FormField, LocalizedText, default_form_config
 from channels.webform.texts import CLAIMS_FORM
 from intake.claims import DEFAULT_DUE_DAYS, ClaimIn, Reason, default_reasons, file_claim
-from intake.i18n import pick_language
+from intake.i18n import other_language, pick_language
 from intake.identities import normalize_email, normalize_phone
 from storage.db import Database
 from storage.errors import ERROR_OUT_REF, HubError, InvalidInput, PayloadTooLarge, answers
@@ -103,7 +103,7 @@ def _render(
         "claim_form.html",
         {
             "lang": lang,
-            "other_lang": "en" if lang == "ru" else "ru",
+            "other_lang": other_language(lang),
             **CLAIMS_FORM.for_templates(lang),
             "values": values,
             "errors": errors,

@@ -40,7 +40,7 @@ from channels.webform.service import (
     validate_submission,
 )
 from channels.webform.texts import FORM, text
-from intake.i18n import pick_language
+from intake.i18n import other_language, pick_language
 from storage.errors import (
     Forbidden,
     HubError,
@@ -153,7 +153,7 @@ def _render_form(
             "form": form,
             "config": form.config,
             "lang": language,
-            "other_lang": "en" if language == "ru" else "ru",
+            "other_lang": other_language(language),
             **FORM.for_templates(language),
             "values": values,
             "errors": messages,

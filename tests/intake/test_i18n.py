@@ -14,6 +14,7 @@ from intake.i18n import (
     accepted_languages,
     catalogues_under,
     lang_of,
+    other_language,
     pick_language,
     problems_of,
 )
@@ -95,6 +96,24 @@ class TestCatalogue:
         assert any("greeting has different placeholders" in problem for problem in problems)
         assert not any("minutes" in problem for problem in problems)
 
+    def test_templates_get_text_and_plural_in_one_language(self, catalogue: Catalogue) -> None:
+        said = catalogue.for_templates("ru")
+        assert said["t"]("greeting", name="Анна") == "Здравствуйте, Анна!"
+        assert said["plural"]("minutes", 3) == "3 минуты"
+
+    def test_plural_codes_are_told_apart(self, catalogue: Catalogue) -> None:
+        assert catalogue.plural_codes() == {"minutes"}
+
+
+class TestCataloguesUnder:
+    def test_every_directory_with_a_po_file_is_a_catalogue(self, tmp_path: Path) -> None:
+        for place in ("a/locale", "b/locale/form", ".hidden/locale"):
+            (tmp_path / place).mkdir(parents=True)
+            (tmp_path / place / "ru.po").write_text(RU, encoding="utf-8")
+        (tmp_path / "b/locale/form/en.po").write_text(EN, encoding="utf-8")
+        found = [c.directory.relative_to(tmp_path).as_posix() for c in catalogues_under(tmp_path)]
+        assert found == ["a/locale", "b/locale/form"]
+
 
 class TestLanguage:
     @pytest.mark.parametrize(
@@ -103,6 +122,10 @@ class TestLanguage:
     )
     def test_lang_of(self, tag: str | None, lang: str) -> None:
         assert lang_of(tag) == lang
+
+    @pytest.mark.parametrize(("lang", "other"), [("ru", "en"), ("en-GB", "ru"), ("de", "en")])
+    def test_a_switch_offers_the_other_language(self, lang: str, other: str) -> None:
+        assert other_language(lang) == other
 
     def test_accept_language_is_ranked_by_quality(self) -> None:
         assert accepted_languages("de-DE,de;q=0.9,en;q=0.5,ru;q=0.8") == ["ru", "en"]
