@@ -12,7 +12,11 @@ translation shows as a readable code, never as an error in front of a client. Th
 that every catalogue has each message in both languages with the same placeholders.
 
 `pick_language` is the one language picker: an explicit choice first (a `?lang=` parameter, the
-client's or manager's stored setting), then the browser's `Accept-Language`, then the default.
+client's or manager's stored setting), then the browser's `Accept-Language`, then the default;
+`other_language` is what a language switch offers. A module says its texts through its
+catalogue's `text` / `plural` (often bound to a short name: `t = CATALOGUE.text`); a template
+gets both from `for_templates(lang)`. `catalogues_under` finds every catalogue of a tree, so one
+test checks them all, and the codes the code says, whichever part they belong to.
 """
 
 from __future__ import annotations
