@@ -33,6 +33,7 @@ from storage.types import utcnow
 Variant = Literal["in_hours", "out_of_hours"]
 Style = Literal["chat", "email", "form"]
 PLACEHOLDERS = frozenset({"number", "subject", "opens"})
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 # The hub's own texts: `greeting.{style}.{variant}`, `opens.*`.
 CATALOGUE = Catalogue(Path(__file__).parent / "locale")
@@ -100,7 +101,7 @@ def opens_phrase(hours: WorkingHours, now: datetime, language: Lang) -> str:
     if days == 1:
         return CATALOGUE.text(language, "opens.tomorrow", time=time)
     if days < 7:
-        day = CATALOGUE.text(language, f"opens.weekday.{opens.weekday()}")
+        day = CATALOGUE.text(language, f"opens.on_{WEEKDAYS[opens.weekday()]}")
         return CATALOGUE.text(language, "opens.day", day=day, time=time)
     return CATALOGUE.text(language, "opens.date", date=opens.strftime("%d.%m.%Y"), time=time)
 
