@@ -104,9 +104,20 @@ class Catalogue:
     def _catalogs(self) -> dict[Lang, BabelCatalog]:
         loaded: dict[Lang, BabelCatalog] = {}
         for lang in LANGS:
-            with (self.directory / f"{lang}.po").open("rb") as source:
+            path = self.directory / f"{lang}.po"
+            if not path.exists():  # said by problems(); its messages fall back meanwhile
+                loaded[lang] = BabelCatalog(locale=lang)
+                continue
+            with path.open("rb") as source:
                 loaded[lang] = read_po(source, locale=lang)
         return loaded
+
+    @cached_property
+    def _codes(self) -> dict[Lang, frozenset[str]]:
+        return {
+            lang: frozenset(_code(m.id) for m in catalog if m.id and m.string)
+            for lang, catalog in self._catalogs.items()
+        }
 
     @cached_property
     def _translations(self) -> dict[Lang, gettext.GNUTranslations]:
@@ -148,12 +159,11 @@ class Catalogue:
 
     def has(self, lang: str, code: str) -> bool:
         """Whether `lang`'s own file has the message (no fallback)."""
-        return code in self.codes(lang)
+        return code in self._codes[_known(lang) or FALLBACK_LANG]
 
     def codes(self, lang: str) -> set[str]:
         """The message codes `lang`'s own file translates."""
-        catalog = self._catalogs[_known(lang) or FALLBACK_LANG]
-        return {_code(message.id) for message in catalog if message.id and message.string}
+        return set(self._codes[_known(lang) or FALLBACK_LANG])
 
     def plural_codes(self) -> set[str]:
         """The codes of plural messages (said with `plural()`, not `text()`), in any language."""
@@ -169,6 +179,8 @@ class Catalogue:
         found: list[str] = []
         templates: dict[Lang, dict[str, set[str]]] = {}
         for lang, catalog in self._catalogs.items():
+            if not (self.directory / f"{lang}.po").exists():
+                found.append(f"{self.directory}/{lang}.po is missing")
             templates[lang] = {}
             for message in catalog:
                 if not message.id:

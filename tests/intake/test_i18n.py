@@ -111,8 +111,13 @@ class TestCataloguesUnder:
             (tmp_path / place).mkdir(parents=True)
             (tmp_path / place / "ru.po").write_text(RU, encoding="utf-8")
         (tmp_path / "b/locale/form/en.po").write_text(EN, encoding="utf-8")
-        found = [c.directory.relative_to(tmp_path).as_posix() for c in catalogues_under(tmp_path)]
+        catalogues = catalogues_under(tmp_path)
+        found = [c.directory.relative_to(tmp_path).as_posix() for c in catalogues]
         assert found == ["a/locale", "b/locale/form"]
+        # A language's file missing is a problem, not an error; its messages fall back.
+        assert any("a/locale/en.po is missing" in problem for problem in catalogues[0].problems())
+        assert catalogues[0].text("en", "greeting", name="Ann") == "greeting"
+        assert catalogues[1].problems() != []  # the sample's placeholders differ
 
 
 class TestLanguage:
