@@ -19,7 +19,7 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from bots import keyboards
 from bots.filters import Data, HasFile, Private, has_file
 from bots.menu import chat_of, show_menu
-from bots.texts import date_text, t
+from bots.texts import date_text, plural, t
 from bots.work import Turn
 from channels.telegram.bots import BotChannel
 from channels.telegram.inbound import download, media_of, own_phone
@@ -58,7 +58,7 @@ async def ask(step: str, turn: Turn, state: FSMContext, chat_id: int) -> None:
     elif step == "description":
         turn.send(chat_id, t(lang, "claim_description"), keyboards.cancel(lang))
     elif step == "files":
-        text = t(lang, "claim_files", max=config.max_claim_files)
+        text = plural(lang, "claim_files", config.max_claim_files)
         turn.send(chat_id, text, keyboards.done(lang))
     elif step == "phone":
         turn.send(chat_id, t(lang, "claim_phone"), keyboards.share_phone(lang))
@@ -110,7 +110,7 @@ async def _attach(
     config = channel.config
     files = list((await state.get_data()).get("files") or [])
     if len(files) >= config.max_claim_files:
-        return len(files), t(await turn.lang(), "claim_files_full", max=config.max_claim_files)
+        return len(files), plural(await turn.lang(), "claim_files_full", config.max_claim_files)
     # Downloaded before the update's transaction opens (no database lock held meanwhile).
     got = await download(turn.context, bot, media_of(message), config.max_file_bytes)
     if not got.attachments:

@@ -23,7 +23,7 @@ from bots.work import DispatcherBot, UpdateWork, WorkMiddleware
 from channels.base import HubContext
 from channels.telegram.bots import BotChannel
 from channels.telegram.links import LinkRefused, linked_manager, redeem_code, unlink_chat
-from intake.claims.texts import lang_of
+from intake.i18n import lang_of
 from storage.models import Manager
 from storage.types import utcnow
 

@@ -13,6 +13,7 @@ from bots import keyboards
 from bots.filters import Data, Private
 from bots.texts import t
 from bots.work import Turn
+from intake.i18n import other_language
 
 
 def chat_of(query: CallbackQuery) -> int:
@@ -67,7 +68,7 @@ def menu_router() -> Router:
 
     @router.callback_query(Data("menu:lang"))
     async def language(query: CallbackQuery, turn: Turn) -> None:
-        lang = "en" if await turn.lang() == "ru" else "ru"
+        lang = other_language(await turn.lang())
         await turn.set_lang(lang)
         turn.say(query.answer(t(lang, "language_set")))
         await show_menu(turn, chat_of(query))

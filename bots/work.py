@@ -44,8 +44,8 @@ from channels.base import HubContext
 from channels.telegram.bots import BotChannel
 from channels.telegram.inbound import external_id
 from channels.telegram.limits import SendLimiter
-from intake.claims.texts import lang_of
 from intake.contacts import resolve_contact
+from intake.i18n import lang_of, pick_language
 from intake.identities import IdentityValue
 from intake.ingest_repository import IntakeRepository
 from storage.db import Database
@@ -182,11 +182,12 @@ class Turn:
 
     async def lang(self) -> str:
         if self._lang is None:
-            default = lang_of(
-                self.user.language_code if self.user else None, self.channel.config.language
-            )
             contact = await self.contact() if self.user is not None else None
-            self._lang = lang_of(contact.language if contact else None, default)
+            self._lang = pick_language(
+                contact.language if contact else None,
+                self.user.language_code if self.user else None,
+                default=self.channel.config.language,
+            )
         return self._lang
 
     async def set_lang(self, lang: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import string
 from collections.abc import Collection
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.conversations import add_system_message
+from intake.i18n import Catalogue, Lang, lang_of, pick_language
 from intake.ingest_repository import IntakeRepository
 from routing.calendar import WorkingHours, is_working, next_working_moment
 from storage.events import ConversationOpened
@@ -29,106 +31,13 @@ from storage.models import Channel, ChannelKind, Contact, Conversation, Lead
 from storage.outbox import Handlers
 from storage.types import utcnow
 
-Lang = Literal["ru", "en"]
 Variant = Literal["in_hours", "out_of_hours"]
 Style = Literal["chat", "email", "form"]
 PLACEHOLDERS = frozenset({"number", "subject", "opens"})
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
-_TEXTS: dict[Lang, dict[Style, dict[Variant, str]]] = {
-    "ru": {
-        "chat": {
-            "in_hours": "Здравствуйте! Мы получили ваше сообщение, менеджер скоро ответит вам.",
-            "out_of_hours": (
-                "Здравствуйте! Мы получили ваше сообщение. Сейчас нерабочее время: "
-                "менеджер ответит вам {opens}."
-            ),
-        },
-        "email": {
-            "in_hours": (
-                "Здравствуйте!\n\n"
-                "Мы получили ваше обращение «{subject}» и зарегистрировали его под номером "
-                "{number}.\nМенеджер ответит вам в ближайшее время. Чтобы дополнить "
-                "обращение, просто ответьте на это письмо.\n\n"
-                "Это письмо отправлено автоматически."
-            ),
-            "out_of_hours": (
-                "Здравствуйте!\n\n"
-                "Мы получили ваше обращение «{subject}» и зарегистрировали его под номером "
-                "{number}.\nСейчас нерабочее время: менеджер ответит вам {opens}. Чтобы "
-                "дополнить обращение, просто ответьте на это письмо.\n\n"
-                "Это письмо отправлено автоматически."
-            ),
-        },
-        "form": {
-            "in_hours": "Менеджер свяжется с вами в ближайшее время.",
-            "out_of_hours": "Сейчас нерабочее время: менеджер свяжется с вами {opens}.",
-        },
-    },
-    "en": {
-        "chat": {
-            "in_hours": "Hello! We have received your message; a manager will answer you shortly.",
-            "out_of_hours": (
-                "Hello! We have received your message. We are closed now: "
-                "a manager will answer you {opens}."
-            ),
-        },
-        "email": {
-            "in_hours": (
-                "Hello,\n\n"
-                'We have received your request "{subject}" and registered it as number '
-                "{number}.\nA manager will answer you shortly. To add to your request, "
-                "simply reply to this message.\n\n"
-                "This message was sent automatically."
-            ),
-            "out_of_hours": (
-                "Hello,\n\n"
-                'We have received your request "{subject}" and registered it as number '
-                "{number}.\nWe are closed now: a manager will answer you {opens}. To add to "
-                "your request, simply reply to this message.\n\n"
-                "This message was sent automatically."
-            ),
-        },
-        "form": {
-            "in_hours": "A manager will get in touch with you shortly.",
-            "out_of_hours": "We are closed now: a manager will get in touch with you {opens}.",
-        },
-    },
-}
-_NO_SUBJECT: dict[Lang, str] = {"ru": "без темы", "en": "no subject"}
-_WEEKDAYS: dict[Lang, tuple[str, ...]] = {
-    "ru": (
-        "в понедельник",
-        "во вторник",
-        "в среду",
-        "в четверг",
-        "в пятницу",
-        "в субботу",
-        "в воскресенье",
-    ),
-    "en": (
-        "on Monday",
-        "on Tuesday",
-        "on Wednesday",
-        "on Thursday",
-        "on Friday",
-        "on Saturday",
-        "on Sunday",
-    ),
-}
-_OPENS: dict[Lang, dict[str, str]] = {
-    "ru": {
-        "today": "сегодня с {time}",
-        "tomorrow": "завтра с {time}",
-        "day": "{day} с {time}",
-        "date": "{date} с {time}",
-    },
-    "en": {
-        "today": "today from {time}",
-        "tomorrow": "tomorrow from {time}",
-        "day": "{day} from {time}",
-        "date": "on {date} from {time}",
-    },
-}
+# The hub's own texts: `greeting.{style}.{variant}`, `opens.*`.
+CATALOGUE = Catalogue(Path(__file__).parent / "locale")
 
 
 def _checked(value: str | None) -> str | None:
@@ -187,15 +96,15 @@ def opens_phrase(hours: WorkingHours, now: datetime, language: Lang) -> str:
     zone = ZoneInfo(hours.timezone)
     opens = next_working_moment(hours, now).astimezone(zone)
     days = (opens.date() - now.astimezone(zone).date()).days
-    phrases = _OPENS[language]
     time = opens.strftime("%H:%M")
     if days == 0:
-        return phrases["today"].format(time=time)
+        return CATALOGUE.text(language, "opens.today", time=time)
     if days == 1:
-        return phrases["tomorrow"].format(time=time)
+        return CATALOGUE.text(language, "opens.tomorrow", time=time)
     if days < 7:
-        return phrases["day"].format(day=_WEEKDAYS[language][opens.weekday()], time=time)
-    return phrases["date"].format(date=opens.strftime("%d.%m.%Y"), time=time)
+        day = CATALOGUE.text(language, f"opens.on_{WEEKDAYS[opens.weekday()]}")
+        return CATALOGUE.text(language, "opens.day", day=day, time=time)
+    return CATALOGUE.text(language, "opens.date", date=opens.strftime("%d.%m.%Y"), time=time)
 
 
 def greeting_text(
@@ -208,15 +117,15 @@ def greeting_text(
     subject: str | None = None,
 ) -> str:
     """The greeting for a moment: the out-of-hours variant names when the answer will come."""
-    lang: Lang = "en" if language == "en" else "ru"
+    lang = lang_of(language)
     hours = config.working_hours
     working = hours is None or is_working(hours, now)
     variant: Variant = "in_hours" if working else "out_of_hours"
     own: GreetingTexts = getattr(config, lang)
-    template = getattr(own, variant) or _TEXTS[lang][style][variant]
+    template = getattr(own, variant) or CATALOGUE.text(lang, f"greeting.{style}.{variant}")
     values: dict[str, Any] = {
         "number": number if number is not None else "",
-        "subject": subject or _NO_SUBJECT[lang],
+        "subject": subject or CATALOGUE.text(lang, "greeting.no_subject"),
         "opens": "" if hours is None or working else opens_phrase(hours, now, lang),
     }
     return template.format(**values)
@@ -265,13 +174,13 @@ async def greet(
     if lead is None or lead.kind != "request":
         return None
     contact = await session.get(Contact, conversation.contact_id)
-    language = (contact.language if contact else None) or ""
-    if language[:2] not in ("ru", "en"):
-        language = str((channel.config or {}).get("language") or "ru")
+    language = pick_language(
+        contact.language if contact else None, str((channel.config or {}).get("language") or "")
+    )
     text = greeting_text(
         config,
         "email" if channel.kind == ChannelKind.EMAIL else "chat",
-        language[:2],
+        language,
         now,
         number=lead.id,
         subject=conversation.subject,

@@ -10,11 +10,14 @@ flush, never commit.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import intake
 from intake.calls.repository import TaskFilters, TaskRepository
+from intake.i18n import Catalogue, lang_of
 from intake.journal import Page, decode_cursor, page_of
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.events import (
@@ -30,10 +33,8 @@ from storage.outbox import emit
 
 CURSOR_KIND = "task"
 
-TITLES = {
-    "ru": "Перезвонить {number}",
-    "en": "Call {number} back",
-}
+# The task's title comes from the calls' catalogue (found from the intake package).
+CALL_TEXTS = Catalogue(Path(intake.__file__).parent / "calls" / "locale")
 
 
 def task_fields(task: Task) -> dict[str, Any]:
@@ -85,7 +86,7 @@ async def open_callback(
     task = Task(
         kind=TaskKind.CALLBACK,
         status=TaskStatus.OPEN,
-        title=TITLES["en" if language == "en" else "ru"].format(number=call.client_number),
+        title=CALL_TEXTS.text(lang_of(language), "task.call_back", number=call.client_number),
         assignee_id=assignee_id,
         contact_id=call.contact_id,
         conversation_id=call.conversation_id,

@@ -22,10 +22,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intake.i18n import Catalogue, Lang, lang_of
 from storage.bus import EventBus
 from storage.events import (
     ConversationAssigned,
@@ -52,39 +54,36 @@ class Notification:
     data: dict[str, Any] = field(default_factory=dict)
 
     def title(self, language: str | None) -> str:
-        return self.title_ru if (language or "ru").lower().startswith("ru") else self.title_en
+        return self.title_ru if _lang(language) == "ru" else self.title_en
 
     def body(self, language: str | None) -> str:
         """A short plain text: the title, and what routing knows of the conversation."""
-        ru = (language or "ru").lower().startswith("ru")
-        labels = _LABELS["ru" if ru else "en"]
+        lang = _lang(language)
         lines = [self.title(language), ""]
         for key in ("contact", "subject", "queue", "explanation", "due_at"):
             value = self.data.get(key)
             if value:
-                lines.append(f"{labels[key]}: {value}")
-        lines.append(f"{labels['conversation']}: #{self.conversation_id}")
+                lines.append(f"{CATALOGUE.text(lang, f'label.{key}')}: {value}")
+        lines.append(f"{CATALOGUE.text(lang, 'label.conversation')}: #{self.conversation_id}")
         return "\n".join(lines) + "\n"
 
 
-_LABELS = {
-    "ru": {
-        "contact": "Клиент",
-        "subject": "Тема",
-        "queue": "Очередь",
-        "explanation": "Почему",
-        "due_at": "Срок",
-        "conversation": "Разговор",
-    },
-    "en": {
-        "contact": "Client",
-        "subject": "Subject",
-        "queue": "Queue",
-        "explanation": "Why",
-        "due_at": "Due",
-        "conversation": "Conversation",
-    },
-}
+# Titles and labels of the notifications: `routing/locale/<lang>.po`.
+CATALOGUE = Catalogue(Path(__file__).parent / "locale")
+
+
+def _lang(language: str | None) -> Lang:
+    # A manager without a language reads Russian; one of a language we lack, English.
+    return lang_of(language or "ru", default="en")
+
+
+def _titled(
+    manager_id: int, kind: str, conversation_id: int, code: str, data: dict[str, Any]
+) -> Notification:
+    """A notification whose title is the message `code` in both languages."""
+    values = {"conversation": conversation_id, "queue": data.get("queue") or ""}
+    ru, en = (CATALOGUE.text(lang, code, **values) for lang in ("ru", "en"))
+    return Notification(manager_id, kind, conversation_id, ru, en, data)
 
 
 class Notifier(Protocol):
@@ -125,55 +124,21 @@ def assigned(
     manager_id: int, conversation_id: int, reason: str, data: dict[str, Any]
 ) -> Notification:
     if reason in ("forward", "sla"):
-        return Notification(
-            manager_id,
-            "forwarded",
-            conversation_id,
-            f"Вам переадресован разговор #{conversation_id}",
-            f"Conversation #{conversation_id} was forwarded to you",
-            data,
-        )
+        return _titled(manager_id, "forwarded", conversation_id, "forwarded", data)
     if reason == "transfer":
-        return Notification(
-            manager_id,
-            "assigned",
-            conversation_id,
-            f"Вам передан разговор #{conversation_id}",
-            f"Conversation #{conversation_id} was transferred to you",
-            data,
-        )
-    return Notification(
-        manager_id,
-        "assigned",
-        conversation_id,
-        f"Вам назначен разговор #{conversation_id}",
-        f"Conversation #{conversation_id} is assigned to you",
-        data,
-    )
+        return _titled(manager_id, "assigned", conversation_id, "transferred", data)
+    return _titled(manager_id, "assigned", conversation_id, "assigned", data)
 
 
 def offered(manager_id: int, conversation_id: int, data: dict[str, Any]) -> Notification:
-    queue = data.get("queue") or ""
-    return Notification(
-        manager_id,
-        "offered",
-        conversation_id,
-        f"Новый разговор #{conversation_id} в очереди «{queue}»: возьмите его",
-        f"New conversation #{conversation_id} in queue «{queue}»: take it",
-        data,
-    )
+    return _titled(manager_id, "offered", conversation_id, "offered", data)
 
 
 def breached(
     manager_id: int, conversation_id: int, kind: str, data: dict[str, Any]
 ) -> Notification:
-    if kind == "first_response":
-        ru = f"Просрочен первый ответ в разговоре #{conversation_id}"
-        en = f"First response overdue in conversation #{conversation_id}"
-    else:
-        ru = f"Просрочен ответ клиенту в разговоре #{conversation_id}"
-        en = f"Reply overdue in conversation #{conversation_id}"
-    return Notification(manager_id, "sla_breached", conversation_id, ru, en, data)
+    code = "breached.first_response" if kind == "first_response" else "breached.reply"
+    return _titled(manager_id, "sla_breached", conversation_id, code, data)
 
 
 # -- handlers ----------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from starlette.exceptions import HTTPException
 from channels.base import HubContext
 from channels.webform import pages
 from channels.webform.schemas import FormField, LocalizedText, default_form_config
-from channels.webform.texts import pick_language
+from channels.webform.texts import CLAIMS_FORM
 from intake.claims.service import DEFAULT_DUE_DAYS, ClaimIn, Reason, default_reasons, file_claim
+from intake.i18n import other_language, pick_language
 from intake.identities import normalize_email, normalize_phone
 from storage.db import Database
 from storage.errors import ERROR_OUT_REF, HubError, InvalidInput, PayloadTooLarge, answers
@@ -38,87 +39,18 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 MIN_DESCRIPTION = 10
 NUMBER = re.compile(r"^CLM-[0-9]{4}-[0-9]{6,12}$")
 
-TEXTS: dict[str, dict[str, str]] = {
-    "ru": {
-        "title": "Претензия",
-        "intro": "Опишите, что случилось. Мы зарегистрируем претензию и сообщим её номер.",
-        "other_language": "English",
-        "errors_title": "Проверьте форму",
-        "name": "Имя",
-        "email": "Электронная почта",
-        "phone": "Телефон",
-        "contact_hint": "Укажите электронную почту или телефон, чтобы мы могли ответить.",
-        "reason": "Причина",
-        "order_ref": "Номер заказа или договора",
-        "description": "Что случилось",
-        "attachments": "Фото и документы",
-        "attachments_hint": "До {count} файлов, каждый не больше {size} МБ",
-        "submit": "Отправить претензию",
-        "required": "Заполните это поле",
-        "invalid_reason": "Выберите причину из списка",
-        "short_description": "Опишите проблему подробнее (не меньше 10 символов)",
-        "too_long": "Слишком длинное значение",
-        "invalid_email": "Укажите адрес электронной почты, например ivan@example.ru",
-        "invalid_phone": "Укажите номер телефона, например +7 912 345-67-89",
-        "contact_required": "Укажите электронную почту или телефон",
-        "too_many_files": "Слишком много файлов",
-        "file_too_large": "Файл «{name}» больше {size} МБ",
-        "expired": "Страница устарела. Проверьте данные и отправьте форму ещё раз.",
-        "too_fast": "Форма отправлена слишком быстро. Проверьте данные и отправьте ещё раз.",
-        "thanks_title": "Претензия зарегистрирована",
-        "thanks_number": "Номер вашей претензии:",
-        "thanks_text": (
-            "Мы рассмотрим её и свяжемся с вами. Сохраните номер — по нему можно узнать статус."
-        ),
-        "back": "Подать ещё одну претензию",
-    },
-    "en": {
-        "title": "Claim",
-        "intro": "Tell us what happened. We will register your claim and give you its number.",
-        "other_language": "Русский",
-        "errors_title": "Please check the form",
-        "name": "Name",
-        "email": "Email",
-        "phone": "Phone",
-        "contact_hint": "Give an email address or a phone number so that we can answer.",
-        "reason": "Reason",
-        "order_ref": "Order or contract number",
-        "description": "What happened",
-        "attachments": "Photos and documents",
-        "attachments_hint": "Up to {count} files, {size} MB each at most",
-        "submit": "Send the claim",
-        "required": "Please fill in this field",
-        "invalid_reason": "Choose a reason from the list",
-        "short_description": "Please describe the problem (10 characters at least)",
-        "too_long": "This value is too long",
-        "invalid_email": "Enter an email address, e.g. john@example.com",
-        "invalid_phone": "Enter a phone number, e.g. +7 912 345-67-89",
-        "contact_required": "Enter an email address or a phone number",
-        "too_many_files": "Too many files",
-        "file_too_large": "File “{name}” is larger than {size} MB",
-        "expired": "This page has expired. Please check the form and send it again.",
-        "too_fast": "The form was sent too quickly. Please check it and send it again.",
-        "thanks_title": "Claim registered",
-        "thanks_number": "Your claim's number:",
-        "thanks_text": (
-            "We will review it and get in touch. Keep the number to ask about its status."
-        ),
-        "back": "File another claim",
-    },
-}
 LIMITS = {"name": 200, "email": 320, "phone": 50, "order_ref": 100, "description": 4000}
 
 
-def text(lang: str, code: str, **values: object) -> str:
-    template = TEXTS.get(lang, TEXTS["ru"]).get(code) or TEXTS["en"].get(code) or code
-    return template.format(**values) if values else template
+# `text(lang, "code", **values)`: the claims form's messages.
+text = CLAIMS_FORM.text
 
 
 def _config() -> dict[str, Any]:
     """A form configuration the generic form pages can read too, plus the claims part."""
     config = default_form_config()
-    config.title = LocalizedText(ru="Претензия", en="Claim")
-    config.thanks = LocalizedText(ru=TEXTS["ru"]["thanks_text"], en=TEXTS["en"]["thanks_text"])
+    config.title = LocalizedText.said(CLAIMS_FORM, "title")
+    config.thanks = LocalizedText.said(CLAIMS_FORM, "thanks_text")
     config.fields = [*config.fields[:3], FormField(name="message", label=config.fields[3].label)]
     values = config.model_dump(mode="json")
     values["claims"] = {
@@ -171,8 +103,8 @@ def _render(
         "claim_form.html",
         {
             "lang": lang,
-            "other_lang": "en" if lang == "ru" else "ru",
-            "t": lambda code, **kw: text(lang, code, **kw),
+            "other_lang": other_language(lang),
+            **CLAIMS_FORM.for_templates(lang),
             "values": values,
             "errors": errors,
             "token": token,
@@ -194,19 +126,19 @@ async def claim_form(request: Request, lang: str | None = None) -> Response:
     """File a claim without a messenger; `?lang=ru|en` picks the language."""
     context = pages.hub_context(request)
     channel = await claims_channel(context.db)
-    language = pick_language(lang, request.headers.get("accept-language"), "ru")
+    language = pick_language(lang, accept_language=request.headers.get("accept-language"))
     return _render(request, context, channel, language, values={}, errors={}, status=200)
 
 
 @router.get("/forms/claims/thanks", response_class=HTMLResponse, include_in_schema=False)
 async def claim_thanks(request: Request, lang: str | None = None, n: str | None = None) -> Response:
-    language = pick_language(lang, request.headers.get("accept-language"), "ru")
+    language = pick_language(lang, accept_language=request.headers.get("accept-language"))
     return pages.templates.TemplateResponse(
         request,
         "claim_thanks.html",
         {
             "lang": language,
-            "t": lambda code, **kw: text(language, code, **kw),
+            **CLAIMS_FORM.for_templates(language),
             "number": n if n and NUMBER.match(n) else None,
             "embed": False,
         },
@@ -239,7 +171,7 @@ async def submit_claim(request: Request) -> Response:
         raise InvalidInput(str(exc.detail), code="invalid_form") from None
     values = {n: v.replace("\x00", "").strip() for n, v in data.items() if isinstance(v, str)}
     files = [f for f in data.getlist("attachments") if isinstance(f, UploadFile) and f.filename]
-    lang = pick_language(values.get("_lang"), None, "ru")
+    lang = pick_language(values.get("_lang"))
     shown = {n: v for n, v in values.items() if not n.startswith("_") and n != pages.HONEYPOT}
 
     def again(errors: dict[str, str], submission_id: str | None = None) -> Response:

@@ -39,7 +39,8 @@ from channels.webform.service import (
     consent_record,
     validate_submission,
 )
-from channels.webform.texts import pick_language, text
+from channels.webform.texts import FORM, text
+from intake.i18n import other_language, pick_language
 from storage.errors import (
     Forbidden,
     HubError,
@@ -105,7 +106,9 @@ async def show_form(
     """An accessible page that works without JavaScript; `?lang=ru|en` picks the language."""
     context = hub_context(request)
     form = await context.forms.get(context.db, key)
-    language = pick_language(lang, request.headers.get("accept-language"), form.config.language)
+    language = pick_language(
+        lang, accept_language=request.headers.get("accept-language"), default=form.config.language
+    )
     page_url = (page if embed else None) or str(request.url)
     ref = referrer if embed else request.headers.get("referer")
     return _render_form(
@@ -150,8 +153,8 @@ def _render_form(
             "form": form,
             "config": form.config,
             "lang": language,
-            "other_lang": "en" if language == "ru" else "ru",
-            "t": lambda code, **kw: text(language, code, **kw),
+            "other_lang": other_language(language),
+            **FORM.for_templates(language),
             "values": values,
             "errors": messages,
             "token": token,
@@ -180,7 +183,9 @@ async def thanks(
 ) -> Response:
     context = hub_context(request)
     form = await context.forms.get(context.db, key)
-    language = pick_language(lang, request.headers.get("accept-language"), form.config.language)
+    language = pick_language(
+        lang, accept_language=request.headers.get("accept-language"), default=form.config.language
+    )
     greeting = form.config.greeting
     return templates.TemplateResponse(
         request,
@@ -189,7 +194,7 @@ async def thanks(
             "form": form,
             "config": form.config,
             "lang": language,
-            "t": lambda code, **kw: text(language, code, **kw),
+            **FORM.for_templates(language),
             "number": n,
             "embed": embed,
             # In or out of working hours: when a manager will answer.
@@ -349,7 +354,7 @@ async def _submit_browser(request: Request, context: HubContext, form: Form) -> 
         raise InvalidInput(str(exc.detail), code="invalid_form") from None
     values = {name: value for name, value in data.items() if isinstance(value, str)}
     files = [f for f in data.getlist("attachments") if isinstance(f, UploadFile) and f.filename]
-    language = pick_language(values.get("_lang"), None, config.language)
+    language = pick_language(values.get("_lang"), default=config.language)
     page_url = values.get("_page", "")[:2000]
     referrer = values.get("_referrer", "")[:2000]
     embed = values.get("_embed") == "1"

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from channels.greeting import GreetingConfig
+from channels.webform.texts import FORM
+from intake.i18n import Catalogue
 
 FieldValue = Annotated[str, StringConstraints(max_length=2000)]
 
@@ -35,6 +37,11 @@ class LocalizedText(BaseModel):
     ru: str = ""
     en: str = ""
 
+    @classmethod
+    def said(cls, catalogue: Catalogue, code: str) -> LocalizedText:
+        """The catalogue's message `code` in each language (a default the form may change)."""
+        return cls(ru=catalogue.text("ru", code), en=catalogue.text("en", code))
+
     def get(self, lang: str) -> str:
         value: str = getattr(self, lang, "") or self.ru or self.en
         return value
@@ -48,16 +55,9 @@ class ConsentConfig(BaseModel):
     policy_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
     # Which wording of the consent and the policy the person saw: bump it when they change.
     version: Annotated[str, StringConstraints(min_length=1, max_length=50)] = "1"
-    text: LocalizedText = Field(
-        default_factory=lambda: LocalizedText(
-            ru="Я даю согласие на обработку моих персональных данных в соответствии с",
-            en="I consent to the processing of my personal data under the",
-        )
-    )
+    text: LocalizedText = Field(default_factory=lambda: LocalizedText.said(FORM, "consent.text"))
     link_text: LocalizedText = Field(
-        default_factory=lambda: LocalizedText(
-            ru="политикой обработки персональных данных", en="privacy policy"
-        )
+        default_factory=lambda: LocalizedText.said(FORM, "consent.link_text")
     )
 
     @field_validator("policy_url")
@@ -112,36 +112,25 @@ class FormConfig(BaseModel):
 
 def default_form_config() -> FormConfig:
     """The form `default` every hub has out of the box."""
+    fields = (("name", "text", 200), ("email", "email", 320), ("phone", "tel", 50))
     return FormConfig(
-        title=LocalizedText(ru="Напишите нам", en="Contact us"),
-        intro=LocalizedText(
-            ru="Оставьте сообщение, и менеджер свяжется с вами.",
-            en="Leave a message and a manager will get back to you.",
-        ),
-        thanks=LocalizedText(
-            ru="Спасибо! Ваша заявка принята, мы скоро свяжемся с вами.",
-            en="Thank you! We have received your request and will be in touch soon.",
-        ),
+        title=LocalizedText.said(FORM, "default.title"),
+        intro=LocalizedText.said(FORM, "default.intro"),
+        thanks=LocalizedText.said(FORM, "default.thanks"),
         fields=[
-            FormField(
-                name="name", type="text", label=LocalizedText(ru="Имя", en="Name"), max_length=200
-            ),
-            FormField(
-                name="email",
-                type="email",
-                label=LocalizedText(ru="Электронная почта", en="Email"),
-                max_length=320,
-            ),
-            FormField(
-                name="phone",
-                type="tel",
-                label=LocalizedText(ru="Телефон", en="Phone"),
-                max_length=50,
+            *(
+                FormField(
+                    name=name,
+                    type=kind,
+                    label=LocalizedText.said(FORM, f"field.{name}"),
+                    max_length=length,
+                )
+                for name, kind, length in fields
             ),
             FormField(
                 name="message",
                 type="textarea",
-                label=LocalizedText(ru="Сообщение", en="Message"),
+                label=LocalizedText.said(FORM, "field.message"),
                 required=True,
                 max_length=10000,
             ),

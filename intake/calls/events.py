@@ -6,8 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
+import intake
+from intake.i18n import Catalogue, lang_of
 from intake.identities import normalize
 from intake.schemas import IdentityIn, InboundMessage
 from storage.errors import InvalidInput
@@ -93,39 +96,24 @@ class CallOutcome:
         return self.call.state == CallState.REJECTED
 
 
-TEXTS = {
-    "ru": {
-        "inbound": "Входящий звонок с {number}",
-        "outbound": "Исходящий звонок на {number}",
-        "missed": "Пропущенный звонок с {number}",
-        "unanswered": "Исходящий звонок на {number}: нет ответа",
-        "talked": "{what}, разговор {duration}",
-        "forwarded": "{what}: переадресован",
-    },
-    "en": {
-        "inbound": "Incoming call from {number}",
-        "outbound": "Outgoing call to {number}",
-        "missed": "Missed call from {number}",
-        "unanswered": "Outgoing call to {number}: no answer",
-        "talked": "{what}, talked {duration}",
-        "forwarded": "{what}: forwarded",
-    },
-}
+# Found from the intake package, so the calls' modules may move within it.
+CATALOGUE = Catalogue(Path(intake.__file__).parent / "calls" / "locale")
 
 
 def call_text(call: Call, language: str) -> str:
     """The call as one line of the conversation, in the channel's language."""
-    texts = TEXTS["en" if language == "en" else "ru"]
+    lang = lang_of(language)
     number = call.client_number or call.from_number
     inbound = call.direction == CallDirection.INBOUND
     if call.state == CallState.MISSED and not call.forwarded:
-        return texts["missed" if inbound else "unanswered"].format(number=number)
-    what = texts["inbound" if inbound else "outbound"].format(number=number)
+        return CATALOGUE.text(lang, "call.missed" if inbound else "call.unanswered", number=number)
+    what = CATALOGUE.text(lang, "call.inbound" if inbound else "call.outbound", number=number)
     if call.forwarded:
-        return texts["forwarded"].format(what=what)
+        return CATALOGUE.text(lang, "call.forwarded", what=what)
     if call.state == CallState.COMPLETED and call.talk_seconds is not None:
         minutes, seconds = divmod(call.talk_seconds, 60)
-        return texts["talked"].format(what=what, duration=f"{minutes}:{seconds:02d}")
+        duration = f"{minutes}:{seconds:02d}"
+        return CATALOGUE.text(lang, "call.talked", what=what, duration=duration)
     return what
 
 

@@ -1,78 +1,35 @@
-"""What clients and managers read about claims, in Russian and English."""
+"""What clients and managers read about claims: the catalogue `intake/claims/locale`."""
 
 from __future__ import annotations
 
-LANGS = ("ru", "en")
+from pathlib import Path
 
-STATUS_LABELS: dict[str, dict[str, str]] = {
-    "ru": {
-        "registered": "зарегистрирована",
-        "in_review": "на рассмотрении",
-        "investigating": "идёт проверка",
-        "resolved": "решена",
-        "closed": "закрыта",
-        "rejected": "отклонена",
-    },
-    "en": {
-        "registered": "registered",
-        "in_review": "in review",
-        "investigating": "under investigation",
-        "resolved": "resolved",
-        "closed": "closed",
-        "rejected": "rejected",
-    },
-}
+import intake
+from intake.i18n import LANGS, Catalogue, Lang, pick_language
 
+# Found from the intake package, so the claims' modules may move within it.
+CATALOGUE = Catalogue(Path(intake.__file__).parent / "claims" / "locale")
+REASONS = ("quality", "delivery", "billing", "service", "other")
+
+# The default reasons' labels, reason code -> language -> label.
 DEFAULT_REASONS: dict[str, dict[str, str]] = {
-    "quality": {"ru": "Качество товара или услуги", "en": "Quality of goods or service"},
-    "delivery": {"ru": "Доставка", "en": "Delivery"},
-    "billing": {"ru": "Оплата и счета", "en": "Payment and invoices"},
-    "service": {"ru": "Обслуживание", "en": "Customer service"},
-    "other": {"ru": "Другое", "en": "Other"},
-}
-
-_TEXTS: dict[str, dict[str, str]] = {
-    "ru": {
-        "status_changed": "Статус вашей претензии {number}: {status}.",
-        "resolution": "Решение: {resolution}",
-        "comment": "Комментарий: {comment}",
-        "ask_rating": "Оцените, пожалуйста, как решена претензия: от 1 (плохо) до 5 (отлично).",
-        "filed_title": "Претензия {number}: {reason}",
-        "order": "Заказ или договор",
-        "description": "Описание",
-        "phone": "Телефон",
-        "reason": "Причина",
-    },
-    "en": {
-        "status_changed": "Your claim {number} is now {status}.",
-        "resolution": "Resolution: {resolution}",
-        "comment": "Comment: {comment}",
-        "ask_rating": "Please rate how the claim was resolved: from 1 (poor) to 5 (excellent).",
-        "filed_title": "Claim {number}: {reason}",
-        "order": "Order or contract",
-        "description": "Description",
-        "phone": "Phone",
-        "reason": "Reason",
-    },
+    code: {lang: CATALOGUE.text(lang, f"reason.{code}") for lang in LANGS} for code in REASONS
 }
 
 
-def lang_of(language: str | None, default: str = "ru") -> str:
-    """ru or en from an IETF tag; other languages get `default`."""
-    tag = (language or "").strip().lower()
-    for lang in LANGS:
-        if tag == lang or tag.startswith(lang + "-") or tag.startswith(lang + "_"):
-            return lang
-    return default if default in LANGS else "ru"
+def lang_of(language: str | None, default: str = "ru") -> Lang:
+    """ru or en from an IETF tag; other languages get `default` (read the same way)."""
+    return pick_language(language, default)
 
 
-def text(lang: str, code: str, **values: object) -> str:
-    template = _TEXTS.get(lang, _TEXTS["ru"]).get(code) or _TEXTS["en"][code]
-    return template.format(**values) if values else template
+# `text(lang, "code", **values)`: the claims catalogue's message.
+text = CATALOGUE.text
 
 
 def status_label(lang: str, status: str) -> str:
-    return STATUS_LABELS.get(lang, STATUS_LABELS["ru"]).get(status, status)
+    """A claim status in words; an unknown status as it is."""
+    code = f"status.{status}"
+    return CATALOGUE.text(lang, code) if CATALOGUE.has("en", code) else status
 
 
 def status_notice(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bots.texts import date_text, t
+from bots.texts import date_text, plural, t
 from intake.claims.texts import DEFAULT_REASONS
 from tests.channels.telegram.flow import BotHub, Chat
 
@@ -41,7 +41,7 @@ def steps(hub: BotHub, chat: Chat, lang: str) -> list[tuple[dict[str, Any], list
         (chat.press("menu:claim"), [t(lang, "claim_reason")]),
         (chat.press("claim:reason:quality"), [t(lang, "claim_order")]),
         (chat.text("A-1542"), [t(lang, "claim_description")]),
-        (chat.text(description(lang)), [t(lang, "claim_files", max=10)]),
+        (chat.text(description(lang)), [plural(lang, "claim_files", 10)]),
         (chat.photo("photo-1", len(PNG)), [t(lang, "claim_file_added", count=1, max=10)]),
         (chat.photo("photo-2", len(JPEG)), [t(lang, "claim_file_added", count=2, max=10)]),
         (chat.press("claim:done"), [t(lang, "claim_phone")]),
