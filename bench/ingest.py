@@ -36,8 +36,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from bench.load import CLIENTS, FORM_PATH, LoadResult, Submissions, run_load
-from bench.sustained import Sustained, run_whole, seed_staff, sqlite_url
+from bench.load import CLIENTS, FORM_PATH, LoadResult, Submissions
+from bench.sustained import HarnessError, Sustained, measure_load, seed_staff, sqlite_url
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -55,10 +55,6 @@ BARE_CMD = (
     "{python} -m uvicorn bench.bare_app:app --host {host} --port {port}"
     " --no-access-log --log-level warning"
 )
-
-
-class HarnessError(Exception):
-    """The benchmark itself could not run: a server did not start, a database failed."""
 
 
 def _omnihub() -> str:
@@ -233,6 +229,7 @@ class Measurement:
     problems: list[str] = field(default_factory=list)  # what the sanity check found
     sustained: Sustained | None = None  # the hub's whole job; None for the bare app
     workers: int = 0  # `serve --workers N`; 0: one process with the worker inside
+    stored: int | None = None  # messages in the hub's database after the run, where counted
 
     @property
     def sustained_rps(self) -> float:
@@ -280,24 +277,17 @@ def measure(
     workers: int = 0,
 ) -> Measurement:
     """One closed-loop run; against a hub (`database_url`) also until its backlog is empty."""
-    load: dict[str, Any] = {
-        "concurrency": args.concurrency,
-        "duration": args.duration,
-        "warmup": args.warmup,
-        "client": args.client,
-        "bodies": submissions.next_body,
-    }
-    sustained = None
-    if database_url is None:
-        result = run_load(server.url, **load)
-    else:
-        result, sustained = run_whole(server.url, database_url, **load)
     where = "bare app" if target == "bare" else f"hub on {backend}, {workers_label(workers)}"
-    print(f"  {where:26} {result.line()}", flush=True)
-    if sustained is not None:
-        print(f"  {'':26} {sustained.line()}", flush=True)
-    for sample in result.error_samples:
-        print(f"    error: {sample}", flush=True)
+    result, sustained = measure_load(
+        server.url,
+        where,
+        database_url,
+        concurrency=args.concurrency,
+        duration=args.duration,
+        warmup=args.warmup,
+        client=args.client,
+        bodies=submissions.next_body,
+    )
     return Measurement(backend, target, result, sustained=sustained, workers=workers)
 
 

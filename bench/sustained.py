@@ -49,7 +49,11 @@ STAFF = 20  # managers online in the benchmark's queue
 DRAIN_TIMEOUT = 600.0  # seconds the backlog may take to empty before the run is a failure
 
 
-class BacklogNotEmpty(Exception):
+class HarnessError(Exception):
+    """The benchmark itself could not run: a server did not start, a database failed."""
+
+
+class BacklogNotEmpty(HarnessError):
     """The outbox still held due events when the drain timeout passed."""
 
 
@@ -136,11 +140,19 @@ async def _drain(db: Database, within: float, poll: float) -> tuple[int, float]:
     return first, time.perf_counter()
 
 
-def wait_for_empty_backlog(
-    database_url: str, timeout: float = DRAIN_TIMEOUT, poll: float = 0.05
+async def empty_backlog(
+    database_url: str, within: float = DRAIN_TIMEOUT, poll: float = 0.05
 ) -> tuple[int, float]:
-    """Block until no due outbox event is pending; (pending at the call, when it emptied)."""
-    return asyncio.run(_with_db(database_url, lambda db: _drain(db, timeout, poll)))
+    """Wait until no due outbox event is pending: (pending at the call, perf_counter() when
+    it emptied)."""
+    return await _with_db(database_url, lambda db: _drain(db, within, poll))
+
+
+def wait_for_empty_backlog(
+    database_url: str, within: float = DRAIN_TIMEOUT, poll: float = 0.05
+) -> tuple[int, float]:
+    """`empty_backlog` from synchronous code."""
+    return asyncio.run(empty_backlog(database_url, within, poll))
 
 
 async def _seed_staff(db: Database, managers: int) -> None:
@@ -167,9 +179,14 @@ async def _seed_staff(db: Database, managers: int) -> None:
         await session.execute(update(Channel).values(default_queue_id=queue.id))
 
 
-def seed_staff(database_url: str, managers: int = STAFF) -> None:
+async def add_staff(database_url: str, managers: int = STAFF) -> None:
     """Managers online in one queue, the default queue of every channel there is now."""
-    asyncio.run(_with_db(database_url, lambda db: _seed_staff(db, managers)))
+    await _with_db(database_url, lambda db: _seed_staff(db, managers))
+
+
+def seed_staff(database_url: str, managers: int = STAFF) -> None:
+    """`add_staff` from synchronous code."""
+    asyncio.run(add_staff(database_url, managers))
 
 
 def finish(database_url: str, result: LoadResult, timeout: float = DRAIN_TIMEOUT) -> Sustained:
@@ -194,3 +211,25 @@ def run_whole(
     wait_for_empty_backlog(database_url, drain_timeout)
     result = run_load(base_url, **load)
     return result, finish(database_url, result, drain_timeout)
+
+
+def measure_load(
+    base_url: str,
+    where: str,
+    database_url: str | None = None,
+    unit: str = "req/s",
+    **load: Any,
+) -> tuple[LoadResult, Sustained | None]:
+    """One closed-loop run, printed as it ends; against a hub (its `database_url`) also
+    until the hub's backlog is empty."""
+    sustained = None
+    if database_url is None:
+        result = run_load(base_url, **load)
+    else:
+        result, sustained = run_whole(base_url, database_url, **load)
+    print(f"  {where:26} {result.line().replace('req/s', unit)}", flush=True)
+    if sustained is not None:
+        print(f"  {'':26} {sustained.line().replace('req/s', unit)}", flush=True)
+    for sample in result.error_samples:
+        print(f"    error: {sample}", flush=True)
+    return result, sustained
