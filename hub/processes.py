@@ -144,23 +144,21 @@ def run_http(settings: Settings, fd: int) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def run_worker(settings: Settings) -> None:
-    """The outbox worker, outbound delivery and pollers until SIGTERM or SIGINT."""
+async def worker_services(settings: Settings) -> None:
+    """What `omnihub worker` runs: the outbox worker, outbound delivery and pollers, until
+    SIGTERM or SIGINT."""
     from hub.context import build_context, close_context
     from hub.worker import background_services, run_services
 
-    async def run() -> None:
-        context = await build_context(settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await run_services(background_services(context, settings), stop)
-        finally:
-            await close_context(context)
-
-    asyncio.run(run())
+    context = await build_context(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_services(background_services(context, settings), stop)
+    finally:
+        await close_context(context)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -174,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.role == "http":
         run_http(settings, args.fd)
     else:
-        run_worker(settings)
+        asyncio.run(worker_services(settings))
 
 
 if __name__ == "__main__":
