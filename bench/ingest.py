@@ -178,6 +178,35 @@ def _hub_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def private_redis(workdir: Path, timeout: float = 30.0) -> Iterator[str]:
+    """A redis-server of the benchmark's own on a free loopback port, nothing saved; yields
+    its URL. Several serving processes share live updates through Redis; a private one
+    keeps the benchmark's events away from anything else using the machine's Redis."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise HarnessError("redis-server is not installed: --workers needs Redis")
+    port = _free_port()
+    argv = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    log = workdir / "redis.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise HarnessError(f"redis-server did not start: {shlex.join(argv)}\n{_tail(log)}")
+            time.sleep(0.1)
+        yield f"redis://{HOST}:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 # PostgreSQL ---------------------------------------------------------------------------------
 
 
@@ -461,6 +490,8 @@ def measure_hub(
         if backend == "postgresql":
             database_url = stack.enter_context(postgres_database(args.pg_url))
         env = _hub_env(data_dir, database_url)
+        if workers:
+            env["OMNIHUB_REDIS_URL"] = stack.enter_context(private_redis(workdir))
         if args.hub_upgrade_cmd:
             migrate(env, log, args)  # before the first request, so the staff can be seeded
         hub = Server(f"hub ({backend})", hub_command(args.hub_cmd, workers), env, log)
@@ -515,7 +546,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated answering processes of `omnihub serve --workers N`, each beside "
         "one outbox worker process; 0 is one process with the worker inside (default 1,2)",
     )
-    parser.add_argument("--startup-timeout", type=float, default=60.0)
+    parser.add_argument("--startup-timeout", type=float, default=180.0)
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the servers' logs and data directories"
