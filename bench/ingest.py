@@ -458,9 +458,11 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[int, list[dict[str, An
     return status, rows
 
 
-def migrate(env: dict[str, str], log: Path, args: argparse.Namespace) -> None:
+def migrate(
+    env: dict[str, str], log: Path, timeout: float, template: str = HUB_UPGRADE_CMD
+) -> None:
     """`omnihub db upgrade` on the hub's database."""
-    argv = _command(args.hub_upgrade_cmd)
+    argv = _command(template)
     with log.open("ab") as out:
         done = subprocess.run(
             argv,
@@ -469,7 +471,7 @@ def migrate(env: dict[str, str], log: Path, args: argparse.Namespace) -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            timeout=args.startup_timeout,
+            timeout=timeout,
             check=False,
         )
     if done.returncode != 0:
@@ -493,7 +495,9 @@ def measure_hub(
         if workers:
             env["OMNIHUB_REDIS_URL"] = stack.enter_context(private_redis(workdir))
         if args.hub_upgrade_cmd:
-            migrate(env, log, args)  # before the first request, so the staff can be seeded
+            migrate(
+                env, log, args.startup_timeout, args.hub_upgrade_cmd
+            )  # before the first request, so the staff can be seeded
         hub = Server(f"hub ({backend})", hub_command(args.hub_cmd, workers), env, log)
         hub.start(args.startup_timeout)
         stack.callback(hub.stop)

@@ -22,7 +22,6 @@ import contextlib
 import itertools
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,17 +33,15 @@ import httpx
 from bench.bare_telegram import SECRET as WEBHOOK_SECRET
 from bench.ingest import (
     HUB_CMD,
-    HUB_UPGRADE_CMD,
     NOISY_SPREAD,
     SECRET_KEY,
     HarnessError,
     Measurement,
     Server,
     _clean_env,
-    _command,
     _hub_env,
     _mean,
-    _tail,
+    migrate,
     postgres_database,
     postgres_unreachable,
 )
@@ -180,13 +177,7 @@ def measure_hub(
         env = _hub_env(data_dir, database_url)
         env["OMNIHUB_SECRET_KEY"] = SECRET_KEY
         url = database_url or sqlite_url(data_dir)
-        argv = _command(HUB_UPGRADE_CMD)
-        with log.open("ab") as out:
-            done = subprocess.run(
-                argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False
-            )
-        if done.returncode != 0:
-            raise HarnessError(f"{' '.join(argv)} exited with {done.returncode}\n{_tail(log)}")
+        migrate(env, log, args.startup_timeout)
         asyncio.run(_add_bot(url))
         hub = Server(f"hub ({backend})", HUB_CMD, env, log)
         hub.start(args.startup_timeout)
