@@ -1,12 +1,16 @@
 """Form-ingest benchmark: the hub's `POST /forms/default` against a bare FastAPI endpoint.
 
-For each storage backend the hub runs as `omnihub serve` on a fresh database and takes the
-same closed-loop load as the bare app (`bench/bare_app.py`: same framework, same validation,
-no storage). The bare app is measured before and after every hub run (bare, hub, bare, hub,
-bare), and each hub run is compared with the mean of the two bare runs around it, so a
-machine that slows down or speeds up during the run moves both sides.
+For each storage backend and each process count the hub runs as `omnihub serve --workers N`
+(N answering processes, the outbox worker in its own; 0: one process with the worker inside)
+on a fresh database and takes the same closed-loop load as the bare app (`bench/bare_app.py`:
+same framework, same validation, no storage). The bare app is measured before and after every
+hub run (bare, hub, bare, hub, bare), and each hub run is compared with the mean of the two
+bare runs around it, so a machine that slows down or speeds up during the run moves both
+sides. Each hub run is also measured until its outbox backlog is empty: the sustained rate,
+answered and routed (bench/sustained.py).
 
     python -m bench.ingest [--duration 15] [--concurrency 64] [--backends sqlite,postgresql]
+                           [--workers 1,2]
 
 Exits non-zero only when the harness fails (a server does not start, a database cannot be
 made); a missed target is printed, not an exit status.
