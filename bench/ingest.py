@@ -1,12 +1,16 @@
 """Form-ingest benchmark: the hub's `POST /forms/default` against a bare FastAPI endpoint.
 
-For each storage backend the hub runs as `omnihub serve` on a fresh database and takes the
-same closed-loop load as the bare app (`bench/bare_app.py`: same framework, same validation,
-no storage). The bare app is measured before and after every hub run (bare, hub, bare, hub,
-bare), and each hub run is compared with the mean of the two bare runs around it, so a
-machine that slows down or speeds up during the run moves both sides.
+For each storage backend and each process count the hub runs as `omnihub serve --workers N`
+(N answering processes, the outbox worker in its own; 0: one process with the worker inside)
+on a fresh database and takes the same closed-loop load as the bare app (`bench/bare_app.py`:
+same framework, same validation, no storage). The bare app is measured before and after every
+hub run (bare, hub, bare, hub, bare), and each hub run is compared with the mean of the two
+bare runs around it, so a machine that slows down or speeds up during the run moves both
+sides. Each hub run is also measured until its outbox backlog is empty: the sustained rate,
+answered and routed (bench/sustained.py).
 
     python -m bench.ingest [--duration 15] [--concurrency 64] [--backends sqlite,postgresql]
+                           [--workers 1,2]
 
 Exits non-zero only when the harness fails (a server does not start, a database cannot be
 made); a missed target is printed, not an exit status.
@@ -36,26 +40,25 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from bench.load import CLIENTS, FORM_PATH, LoadResult, Submissions, run_load
+from bench.load import CLIENTS, FORM_PATH, LoadResult, Submissions
+from bench.sustained import HarnessError, Sustained, measure_load, seed_staff, sqlite_url
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 BACKENDS = ("sqlite", "postgresql")
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 100.0
+TARGET_SUSTAINED_RATIO = 0.35
 TARGET_CONCURRENCY = 64
 NOISY_SPREAD = 15.0  # percent between the fastest and the slowest bare run
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
 HUB_CMD = "{omnihub} serve --host {host} --port {port}"
+WORKERS = (1, 2)  # `serve --workers N`: N answering processes beside one outbox worker process
 HUB_UPGRADE_CMD = "{omnihub} db upgrade"
 BARE_CMD = (
     "{python} -m uvicorn bench.bare_app:app --host {host} --port {port}"
     " --no-access-log --log-level warning"
 )
-
-
-class HarnessError(Exception):
-    """The benchmark itself could not run: a server did not start, a database failed."""
 
 
 def _omnihub() -> str:
@@ -68,6 +71,16 @@ def _omnihub() -> str:
 def _command(template: str, port: int = 0) -> list[str]:
     values = {"python": sys.executable, "omnihub": _omnihub(), "host": HOST, "port": port}
     return [part.format(**values) for part in shlex.split(template)]
+
+
+def hub_command(template: str, workers: int) -> str:
+    """The hub's command for `workers` answering processes; 0 is one process with the worker
+    inside (`serve` without `--workers`)."""
+    return f"{template} --workers {workers}" if workers else template
+
+
+def workers_label(workers: int) -> str:
+    return f"{workers} proc" if workers else "in-proc"
 
 
 def _free_port() -> int:
@@ -169,6 +182,35 @@ def _hub_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def private_redis(workdir: Path, timeout: float = 30.0) -> Iterator[str]:
+    """A redis-server of the benchmark's own on a free loopback port, nothing saved; yields
+    its URL. Several serving processes share live updates through Redis; a private one
+    keeps the benchmark's events away from anything else using the machine's Redis."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise HarnessError("redis-server is not installed: --workers needs Redis")
+    port = _free_port()
+    argv = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    log = workdir / "redis.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise HarnessError(f"redis-server did not start: {shlex.join(argv)}\n{_tail(log)}")
+            time.sleep(0.1)
+        yield f"redis://{HOST}:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 # PostgreSQL ---------------------------------------------------------------------------------
 
 
@@ -218,6 +260,14 @@ class Measurement:
     target: str  # "bare" or "hub"
     result: LoadResult
     problems: list[str] = field(default_factory=list)  # what the sanity check found
+    sustained: Sustained | None = None  # the hub's whole job; None for the bare app
+    workers: int = 0  # `serve --workers N`; 0: one process with the worker inside
+    stored: int | None = None  # messages in the hub's database after the run, where counted
+
+    @property
+    def sustained_rps(self) -> float:
+        """Answered and routed per second; the bare app routes nothing."""
+        return self.sustained.rate if self.sustained else self.result.rps
 
 
 def sanity_check(server: Server, submissions: Submissions) -> list[str]:
@@ -251,21 +301,27 @@ def sanity_check(server: Server, submissions: Submissions) -> list[str]:
 
 
 def measure(
-    server: Server, backend: str, target: str, args: argparse.Namespace, submissions: Submissions
+    server: Server,
+    backend: str,
+    target: str,
+    args: argparse.Namespace,
+    submissions: Submissions,
+    database_url: str | None = None,
+    workers: int = 0,
 ) -> Measurement:
-    result = run_load(
+    """One closed-loop run; against a hub (`database_url`) also until its backlog is empty."""
+    where = "bare app" if target == "bare" else f"hub on {backend}, {workers_label(workers)}"
+    result, sustained = measure_load(
         server.url,
+        where,
+        database_url,
         concurrency=args.concurrency,
         duration=args.duration,
         warmup=args.warmup,
         client=args.client,
         bodies=submissions.next_body,
     )
-    where = "bare app" if target == "bare" else f"hub on {backend}"
-    print(f"  {where:18} {result.line()}", flush=True)
-    for sample in result.error_samples:
-        print(f"    error: {sample}", flush=True)
-    return Measurement(backend, target, result)
+    return Measurement(backend, target, result, sustained=sustained, workers=workers)
 
 
 # Reporting ----------------------------------------------------------------------------------
@@ -279,13 +335,14 @@ def report(
     bares: list[Measurement], hubs: list[tuple[Measurement, list[Measurement]]], concurrency: int
 ) -> list[dict[str, Any]]:
     header = (
-        f"{'backend':11} {'target':6} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'errors':>7} {'hub/bare':>9}"
+        f"{'backend':11} {'target':8} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>7} {'hub/bare':>9} {'sustained/s':>12} {'sust/bare':>10}"
     )
     print()
     print(
         f"form ingest, {concurrency} concurrent keep-alive connections, "
-        f"{bares[0].result.client} client"
+        f"{bares[0].result.client} client; sustained: answered and routed, until the "
+        "backlog is empty"
     )
     print(header)
     print("-" * len(header))
@@ -299,20 +356,25 @@ def report(
         }
         h = hub.result
         ratio = h.rps / base["rps"] if base["rps"] else 0.0
+        sustained_ratio = hub.sustained_rps / base["rps"] if base["rps"] else 0.0
         print(
-            f"{hub.backend:11} {'bare':6} {base['rps']:11.1f} {base['p50']:8.2f} "
-            f"{base['p99']:8.2f} {base['errors']:7d} {'':>9}"
+            f"{hub.backend:11} {'bare':8} {base['rps']:11.1f} {base['p50']:8.2f} "
+            f"{base['p99']:8.2f} {base['errors']:7d} {'':>9} {base['rps']:12.1f}"
         )
         print(
-            f"{hub.backend:11} {'hub':6} {h.rps:11.1f} {h.p50_ms:8.2f} {h.p99_ms:8.2f} "
-            f"{h.errors:7d} {ratio:9.2f}"
+            f"{hub.backend:11} {workers_label(hub.workers):8} {h.rps:11.1f} {h.p50_ms:8.2f} "
+            f"{h.p99_ms:8.2f} {h.errors:7d} {ratio:9.2f} {hub.sustained_rps:12.1f} "
+            f"{sustained_ratio:10.2f}"
         )
         rows.append(
             {
                 "backend": hub.backend,
+                "workers": hub.workers,
                 "bare": base,
                 "hub": h.summary(),
                 "ratio": ratio,
+                "sustained": hub.sustained.summary() if hub.sustained else None,
+                "sustained_ratio": sustained_ratio,
                 "problems": hub.problems,
             }
         )
@@ -337,11 +399,18 @@ def verdict(row: dict[str, Any], concurrency: int) -> str:
     hub = row["hub"]
     p99 = hub["p99_ms"]  # None when nothing succeeded
     p99_text = "-" if p99 is None else f"{p99:.1f}"
+    sustained = row["sustained_ratio"]
     checks = [
         (row["ratio"] >= TARGET_RATIO, f"hub/bare {row['ratio']:.0%} (>= {TARGET_RATIO:.0%})"),
         (p99 is not None and p99 <= TARGET_P99_MS, f"p99 {p99_text} ms (<= {TARGET_P99_MS:.0f})"),
+        (
+            sustained >= TARGET_SUSTAINED_RATIO,
+            f"sustained/bare {sustained:.0%} (>= {TARGET_SUSTAINED_RATIO:.0%})",
+        ),
         (hub["errors"] == 0, f"errors {hub['errors']} (= 0)"),
     ]
+    if row["sustained"] and row["sustained"]["parked"]:
+        checks.append((False, f"{row['sustained']['parked']} events parked"))
     if row["problems"]:
         checks.append((False, "answers as specified"))
     met = all(ok for ok, _ in checks)
@@ -350,7 +419,8 @@ def verdict(row: dict[str, Any], concurrency: int) -> str:
     note = ""
     if concurrency != TARGET_CONCURRENCY:
         note = f" [measured at {concurrency} clients; the target is set at {TARGET_CONCURRENCY}]"
-    return f"verdict {row['backend']} ({scope}): {'MET' if met else 'NOT MET'}: {parts}{note}"
+    label = f"{row['backend']}, {workers_label(row['workers'])}"
+    return f"verdict {label} ({scope}): {'MET' if met else 'NOT MET'}: {parts}{note}"
 
 
 # Main ---------------------------------------------------------------------------------------
@@ -377,54 +447,70 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[int, list[dict[str, An
                 if reason:
                     print(f"  skipping postgresql: {reason}", flush=True)
                     continue
-            try:
-                hub = measure_hub(backend, args, workdir, submissions)
-            except HarnessError as exc:
-                print(f"\nharness failure on {backend}: {exc}", file=sys.stderr, flush=True)
-                status = 2
-                continue
-            bares.append(measure(bare, "-", "bare", args, submissions))
-            hubs.append((hub, bares[-2:]))
+            for workers in args.workers:
+                try:
+                    hub = measure_hub(backend, workers, args, workdir, submissions)
+                except HarnessError as exc:
+                    print(f"\nharness failure on {backend}: {exc}", file=sys.stderr, flush=True)
+                    status = 2
+                    continue
+                bares.append(measure(bare, "-", "bare", args, submissions))
+                hubs.append((hub, bares[-2:]))
     finally:
         bare.stop()
     rows = report(bares, hubs, args.concurrency) if hubs else []
     return status, rows
 
 
+def migrate(
+    env: dict[str, str], log: Path, timeout: float, template: str = HUB_UPGRADE_CMD
+) -> None:
+    """`omnihub db upgrade` on the hub's database."""
+    argv = _command(template)
+    with log.open("ab") as out:
+        done = subprocess.run(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise HarnessError(f"{shlex.join(argv)} exited with {done.returncode}\n{_tail(log)}")
+
+
 def measure_hub(
-    backend: str, args: argparse.Namespace, workdir: Path, submissions: Submissions
+    backend: str,
+    workers: int,
+    args: argparse.Namespace,
+    workdir: Path,
+    submissions: Submissions,
 ) -> Measurement:
     data_dir = Path(tempfile.mkdtemp(prefix=f"hub-{backend}-", dir=workdir))
-    log = workdir / f"hub-{backend}.log"
+    log = workdir / f"hub-{backend}-{workers}.log"
     with contextlib.ExitStack() as stack:
         database_url = None
         if backend == "postgresql":
             database_url = stack.enter_context(postgres_database(args.pg_url))
         env = _hub_env(data_dir, database_url)
-        if database_url and args.hub_upgrade_cmd:
-            argv = _command(args.hub_upgrade_cmd)
-            with log.open("ab") as out:
-                done = subprocess.run(
-                    argv,
-                    cwd=ROOT,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    timeout=args.startup_timeout,
-                    check=False,
-                )
-            if done.returncode != 0:
-                raise HarnessError(
-                    f"{shlex.join(argv)} exited with {done.returncode}\n{_tail(log)}"
-                )
-        hub = Server(f"hub ({backend})", args.hub_cmd, env, log)
+        if workers:
+            env["OMNIHUB_REDIS_URL"] = stack.enter_context(private_redis(workdir))
+        if args.hub_upgrade_cmd:
+            migrate(
+                env, log, args.startup_timeout, args.hub_upgrade_cmd
+            )  # before the first request, so the staff can be seeded
+        hub = Server(f"hub ({backend})", hub_command(args.hub_cmd, workers), env, log)
         hub.start(args.startup_timeout)
         stack.callback(hub.stop)
         problems = sanity_check(hub, submissions)
         for problem in problems:
             print(f"  hub on {backend}: {problem}", flush=True)
-        measurement = measure(hub, backend, "hub", args, submissions)
+        url = database_url or sqlite_url(data_dir)
+        seed_staff(url)
+        measurement = measure(hub, backend, "hub", args, submissions, url, workers)
     measurement.problems = problems
     return measurement
 
@@ -462,7 +548,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="an administrative PostgreSQL URL, used to create and drop the benchmark's database",
     )
-    parser.add_argument("--startup-timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--workers",
+        default=",".join(str(n) for n in WORKERS),
+        help="comma-separated answering processes of `omnihub serve --workers N`, each beside "
+        "one outbox worker process; 0 is one process with the worker inside (default 1,2)",
+    )
+    parser.add_argument("--startup-timeout", type=float, default=180.0)
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the servers' logs and data directories"
@@ -475,6 +567,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.backends) - set(BACKENDS)
     if unknown:
         parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    try:
+        args.workers = [int(n) for n in args.workers.split(",") if n.strip()]
+    except ValueError:
+        parser.error(f"--workers takes numbers: {args.workers}")
     return args
 
 

@@ -160,6 +160,10 @@ class LoadResult:
     latencies: list[float] = field(repr=False)
     statuses: Counter[str] = field(default_factory=Counter)
     error_samples: list[str] = field(default_factory=list)
+    # The whole run, warmup and the requests finished after the window included:
+    # what the hub must also route before its work is done (bench/sustained.py).
+    answered: int = 0  # 2xx answers
+    started: float = 0.0  # perf_counter() when the first request was sent
 
     @property
     def rps(self) -> float:
@@ -215,13 +219,17 @@ class _Run:
         self.end = self.begin + duration
         self.stopping = False
         self.inflight = 0
+        self.started = now
         self.latencies: list[float] = []
+        self.answered = 0
         self.errors = 0
         self.statuses: Counter[str] = Counter()
         self.error_samples: list[str] = []
 
     def record(self, status: int, started: float, done: float, body: bytes) -> None:
         self.statuses[str(status)] += 1
+        if 200 <= status < 300:
+            self.answered += 1
         if not self.begin <= done <= self.end:
             return  # warmup, or after the window closed
         if 200 <= status < 300:
@@ -418,6 +426,8 @@ async def generate_load(
         latencies=run.latencies,
         statuses=run.statuses,
         error_samples=run.error_samples,
+        answered=run.answered,
+        started=run.started,
     )
 
 

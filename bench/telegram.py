@@ -22,11 +22,9 @@ import contextlib
 import itertools
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +33,20 @@ import httpx
 from bench.bare_telegram import SECRET as WEBHOOK_SECRET
 from bench.ingest import (
     HUB_CMD,
-    HUB_UPGRADE_CMD,
     NOISY_SPREAD,
     SECRET_KEY,
     HarnessError,
+    Measurement,
     Server,
     _clean_env,
-    _command,
     _hub_env,
     _mean,
-    _tail,
+    migrate,
     postgres_database,
     postgres_unreachable,
 )
-from bench.load import CLIENTS, LoadResult, run_load
+from bench.load import CLIENTS, LoadResult
+from bench.sustained import Sustained, measure_load, seed_staff, sqlite_url
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("sqlite", "postgresql")
@@ -104,18 +102,19 @@ class Updates:
         return json.dumps(self.update(next(self._numbers)), ensure_ascii=False).encode()
 
 
-@dataclass
-class Measurement:
-    backend: str
-    target: str
-    result: LoadResult
-    stored: int | None = None
-    problems: list[str] = field(default_factory=list)
-
-
-def measure(server: Server, where: str, args: argparse.Namespace, updates: Updates) -> LoadResult:
-    result = run_load(
+def measure(
+    server: Server,
+    where: str,
+    args: argparse.Namespace,
+    updates: Updates,
+    database_url: str | None = None,
+) -> tuple[LoadResult, Sustained | None]:
+    """One closed-loop run; against a hub (`database_url`) also until its backlog is empty."""
+    return measure_load(
         server.url,
+        where,
+        database_url,
+        unit="updates/s",
         concurrency=args.concurrency,
         duration=args.duration,
         warmup=args.warmup,
@@ -124,10 +123,6 @@ def measure(server: Server, where: str, args: argparse.Namespace, updates: Updat
         path=PATH,
         headers=HEADERS,
     )
-    print(f"  {where:18} {result.line()}", flush=True)
-    for sample in result.error_samples:
-        print(f"    error: {sample}", flush=True)
-    return result
 
 
 async def _add_bot(database_url: str) -> None:
@@ -181,14 +176,8 @@ def measure_hub(
             database_url = stack.enter_context(postgres_database(args.pg_url))
         env = _hub_env(data_dir, database_url)
         env["OMNIHUB_SECRET_KEY"] = SECRET_KEY
-        url = database_url or f"sqlite+aiosqlite:///{(data_dir / 'omnihub.db').resolve()}"
-        argv = _command(HUB_UPGRADE_CMD)
-        with log.open("ab") as out:
-            done = subprocess.run(
-                argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False
-            )
-        if done.returncode != 0:
-            raise HarnessError(f"{' '.join(argv)} exited with {done.returncode}\n{_tail(log)}")
+        url = database_url or sqlite_url(data_dir)
+        migrate(env, log, args.startup_timeout)
         asyncio.run(_add_bot(url))
         hub = Server(f"hub ({backend})", HUB_CMD, env, log)
         hub.start(args.startup_timeout)
@@ -203,10 +192,11 @@ def measure_hub(
                 problems.append(f"without the secret token: {refused.status_code}, not 401")
         for problem in problems:
             print(f"  hub on {backend}: {problem}", flush=True)
-        result = measure(hub, f"hub on {backend}", args, updates)
+        seed_staff(url)
+        result, sustained = measure(hub, f"hub on {backend}", args, updates, url)
         hub.stop()
         stored = asyncio.run(_stored(url))
-    return Measurement(backend, "hub", result, stored, problems)
+    return Measurement(backend, "hub", result, problems, sustained, stored=stored)
 
 
 def report(
@@ -216,7 +206,7 @@ def report(
 ) -> None:
     header = (
         f"{'backend':11} {'target':6} {'updates/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'errors':>7} {'hub/bare':>9}"
+        f"{'errors':>7} {'hub/bare':>9} {'sustained/s':>12} {'sust/bare':>10}"
     )
     print()
     print(
@@ -234,10 +224,14 @@ def report(
         errors = sum(m.result.errors for m in around)
         h = hub.result
         ratio = h.rps / rps if rps else 0.0
-        print(f"{hub.backend:11} {'bare':6} {rps:10.1f} {p50:8.2f} {p99:8.2f} {errors:7d}")
+        sustained_ratio = hub.sustained_rps / rps if rps else 0.0
+        print(
+            f"{hub.backend:11} {'bare':6} {rps:10.1f} {p50:8.2f} {p99:8.2f} {errors:7d} "
+            f"{'':>9} {rps:12.1f}"
+        )
         print(
             f"{hub.backend:11} {'hub':6} {h.rps:10.1f} {h.p50_ms:8.2f} {h.p99_ms:8.2f} "
-            f"{h.errors:7d} {ratio:9.2f}"
+            f"{h.errors:7d} {ratio:9.2f} {hub.sustained_rps:12.1f} {sustained_ratio:10.2f}"
         )
         checks = [
             (ratio >= TARGET_RATIO, f"hub/bare {ratio:.0%} (>= {TARGET_RATIO:.0%})"),
@@ -253,6 +247,7 @@ def report(
             f"verdict {hub.backend}: {'MET' if met else 'NOT MET'}: "
             + "; ".join(f"{text} {'ok' if ok else 'MISSED'}" for ok, text in checks)
             + (f"; {hub.stored} messages stored" if hub.stored is not None else "")
+            + f"; sustained/bare {sustained_ratio:.0%} (for information)"
         )
     runs = [m.result.rps for m in bares]
     spread = (max(runs) - min(runs)) / _mean(runs) * 100 if runs and _mean(runs) else 0.0
@@ -280,7 +275,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             f"{args.concurrency} connections, {args.client} client",
             flush=True,
         )
-        bares.append(Measurement("-", "bare", measure(bare, "bare app", args, updates)))
+        bares.append(Measurement("-", "bare", measure(bare, "bare app", args, updates)[0]))
         for backend in args.backends:
             if backend == "postgresql":
                 reason = postgres_unreachable(args.pg_url)
@@ -293,7 +288,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
                 print(f"\nharness failure on {backend}: {exc}", file=sys.stderr, flush=True)
                 status = 2
                 continue
-            bares.append(Measurement("-", "bare", measure(bare, "bare app", args, updates)))
+            bares.append(Measurement("-", "bare", measure(bare, "bare app", args, updates)[0]))
             hubs.append((hub, bares[-2:]))
     finally:
         bare.stop()

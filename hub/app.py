@@ -19,6 +19,7 @@ from channels.base import HubContext, error_response
 from hub.context import build_context, close_context
 from hub.headers import SECURITY_HEADERS, SecurityHeadersMiddleware
 from hub.limits import install_limits
+from hub.logs import AccessLog
 from hub.settings import Settings
 from hub.worker import background_services, run_services
 from storage.errors import HubError
@@ -128,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every response (errors, files, the limits' own answers) carries the security headers.
     app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
+    if settings.access_log:  # outermost of ours: it times and sees what the others answer
+        app.add_middleware(AccessLog, fmt=settings.log_format)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -99,7 +99,7 @@ def server_config(app: ASGIApp, settings: Settings, host: str, port: int) -> uvi
         limit_concurrency=settings.limit_concurrency or None,
         backlog=settings.backlog,
         log_config=None,
-        access_log=settings.access_log,
+        access_log=False,  # the app writes its own, cheaper one (hub.logs.AccessLog)
         proxy_headers=True,
         server_header=False,
     )

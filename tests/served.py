@@ -49,12 +49,22 @@ def tail(path: Path, lines: int = 40) -> str:
 @contextlib.contextmanager
 def serving(workdir: Path, env: dict[str, str]) -> Iterator[Path]:
     """`omnihub serve` in `workdir`, ready (/readyz answers 200); yields its log."""
+    with serve_process(workdir, env) as (_process, log):
+        yield log
+
+
+@contextlib.contextmanager
+def serve_process(
+    workdir: Path, env: dict[str, str], *args: str, ready_within: float = 60.0
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """`omnihub serve ARGS` in `workdir`, ready; yields the process and its log. Stopped
+    with SIGTERM afterwards unless the test stopped it; its log must hold no traceback."""
     if not OMNIHUB.exists():
         missing_part(f"the omnihub console script is not installed at {OMNIHUB}")
     log = workdir / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [str(OMNIHUB), "serve"],
+            [str(OMNIHUB), "serve", *args],
             cwd=workdir,
             env=env,
             stdout=output,
@@ -63,7 +73,7 @@ def serving(workdir: Path, env: dict[str, str]) -> Iterator[Path]:
         )
     url = f"http://127.0.0.1:{env['OMNIHUB_PORT']}/readyz"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + ready_within
         while True:
             if process.poll() is not None:
                 pytest.fail(f"omnihub serve exited with {process.returncode}:\n{tail(log)}")
@@ -71,15 +81,17 @@ def serving(workdir: Path, env: dict[str, str]) -> Iterator[Path]:
                 if httpx.get(url, timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                pytest.fail(f"omnihub serve was not ready within 60 s:\n{tail(log)}")
+                pytest.fail(
+                    f"omnihub serve was not ready within {ready_within:.0f} s:\n{tail(log)}"
+                )
             time.sleep(0.2)
-        yield log
+        yield process, log
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=40)
             except subprocess.TimeoutExpired:
-                process.kill()
+                process.kill()  # its serving processes stop themselves when it is gone
                 process.wait(timeout=10)
     assert "Traceback" not in log.read_text(errors="replace"), tail(log, 80)

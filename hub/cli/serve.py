@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
+import sys
 
 import click
 
 from hub.cli.base import load_settings, run
 from hub.logs import configure_logging
+from hub.settings import SettingsError
 
 
 @click.command()
@@ -17,43 +17,45 @@ from hub.logs import configure_logging
 @click.option(
     "--worker/--no-worker",
     default=None,
-    help="Run the outbox worker in this process [OMNIHUB_RUN_WORKER, on]",
+    help="Run the outbox worker (in this process, or in its own with --workers) "
+    "[OMNIHUB_RUN_WORKER, on]",
 )
-def serve(host: str | None, port: int | None, worker: bool | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Answer in N processes on one socket, the outbox worker in a process of its own "
+    "(needs OMNIHUB_REDIS_URL); without it: one process for everything",
+)
+def serve(host: str | None, port: int | None, worker: bool | None, workers: int | None) -> None:
     """Start the hub's HTTP server (and, by default, its worker loop)."""
+    settings = load_settings()
+    if worker is not None:
+        settings.run_worker = worker
+    configure_logging(settings.log_level, settings.log_format)
+    host, port = host or settings.host, port or settings.port
+    if workers is not None:
+        from hub.processes import serve_processes
+
+        try:
+            status = serve_processes(settings, host, port, workers)
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from exc
+        sys.exit(status)
+
     import uvicorn
 
     from hub.app import create_app
     from hub.serving import server_config
 
-    settings = load_settings()
-    if worker is not None:
-        settings.run_worker = worker
-    configure_logging(settings.log_level, settings.log_format)
-    config = server_config(
-        create_app(settings), settings, host or settings.host, port or settings.port
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(server_config(create_app(settings), settings, host, port)).run()
 
 
 @click.command()
 def worker() -> None:
     """Run the outbox worker, outbound delivery and mailbox pollers (any number side by side)."""
-    from hub.context import build_context, close_context
-    from hub.worker import background_services, run_services
+    from hub.processes import worker_services
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-
-    async def services() -> None:
-        context = await build_context(settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await run_services(background_services(context, settings), stop)
-        finally:
-            await close_context(context)
-
-    run(services)
+    run(lambda: worker_services(settings))
