@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from routing.batch_repository import QueueState
 from routing.calendar import WorkingHours, add_working_time, is_working
 from routing.choice import Candidate, choose, eligible_ids
 from routing.repository import (
@@ -736,7 +737,7 @@ class RoutingEngine:
         )
 
 
-def sla_target(queue: Queue | Loaded, priority: str, kind: str) -> float | None:
+def sla_target(queue: Queue | Loaded | QueueState, priority: str, kind: str) -> float | None:
     """Seconds of working time for a first or next response at this priority, if set."""
     table = queue.sla or {}
     entry = table.get(priority) or table.get(Priority.NORMAL.value) or {}

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from routing.batch import route_batch
 from routing.engine import RoutingEngine
 from routing.sla import SlaMonitor
 from storage.models import OutboxEvent
-from storage.outbox import Handler
+from storage.outbox import BatchHandler, Handler
 
 # Topics whose handlers lock conversations and managers.
 ROUTING_TOPICS = frozenset(
@@ -30,6 +31,9 @@ ROUTING_TOPICS = frozenset(
 def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> dict[str, Sequence[Handler]]:
     async def opened(session: AsyncSession, event: OutboxEvent) -> None:
         await engine.route(session, int(event.payload["conversation_id"]))
+
+    async def opened_together(session: AsyncSession, events: Sequence[OutboxEvent]) -> None:
+        await route_batch(engine, session, [int(e.payload["conversation_id"]) for e in events])
 
     async def retry(session: AsyncSession, event: OutboxEvent) -> None:
         assignment_id = event.payload.get("assignment_id")
@@ -69,7 +73,7 @@ def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> dict[str, Sequen
             await sla.client_wrote(session, int(event.payload["conversation_id"]))
 
     return {
-        "conversation.opened": [opened],
+        "conversation.opened": [BatchHandler(opened, opened_together)],
         "routing.retry": [retry],
         "routing.forward_due": [forward],
         "manager.presence_changed": [presence],

@@ -5,11 +5,19 @@ claim due events with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so any
 number of workers share the table), run the topic's handlers in a transaction
 that also marks the event done, and on failure retry with exponential backoff
 until the event is parked with its error.
+
+The lease is short and renewed by a heartbeat while the worker works on its
+events: a worker that dies (killed, its machine gone) stops renewing, and another
+worker takes its events once the lease runs out, seconds later. A worker sleeps
+between rounds until a commit that wrote events wakes it: in its own process
+directly, from other processes through PostgreSQL's NOTIFY (`Database.listen_outbox`);
+the poll interval is only the fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -28,6 +36,23 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """A handler that also takes many events of its topic at once.
+
+    The worker hands it all the events of its topic that it claimed in one round, in
+    one transaction (`many`, with the events in id order); where an event must be
+    handled alone (after a failure), or where a caller has one event, it is called
+    as a plain handler (`each`). Both must leave the same result.
+    """
+
+    each: Handler
+    many: Callable[[AsyncSession, Sequence[OutboxEvent]], Awaitable[None]]
+
+    async def __call__(self, session: AsyncSession, event: OutboxEvent) -> None:
+        await self.each(session, event)
 
 
 class _HandlerFailed(Exception):
@@ -83,7 +108,10 @@ async def emit_many(session: AsyncSession, events: Sequence[tuple[str, dict[str,
 @dataclass
 class WorkerOptions:
     batch_size: int = 100
-    lease_seconds: float = 60.0
+    # Renewed every heartbeat while the events are worked on: a dead worker's events
+    # wait at most this long (plus a poll) for another worker.
+    lease_seconds: float = 6.0
+    heartbeat_seconds: float = 2.0
     max_attempts: int = 8
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 3600.0
@@ -166,16 +194,60 @@ class OutboxWorker:
         claimed = await self._claim()
         if not claimed:
             return 0
-        # Row-locking handlers (routing) each get their own transaction where several
+        ids = [event_id for event_id, _topic in claimed]
+        heartbeat = asyncio.create_task(self._heartbeat(ids))
+        try:
+            await self._run_claimed(claimed)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        return len(claimed)
+
+    async def renew(self, ids: Sequence[int]) -> None:
+        """Extend the lease of these claimed events that are still being worked on."""
+        until = self.clock() + timedelta(seconds=self.options.lease_seconds)
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(OutboxEvent)
+                .where(
+                    OutboxEvent.id.in_(list(ids)),
+                    OutboxEvent.status == OutboxStatus.PENDING,
+                    OutboxEvent.locked_until.is_not(None),
+                )
+                .values(locked_until=until)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def _heartbeat(self, ids: list[int]) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat_seconds)
+            try:
+                await self.renew(ids)
+            except Exception:
+                # The next beat tries again; past the lease, another worker takes over.
+                log.warning("outbox lease renewal failed", exc_info=True)
+
+    async def _run_claimed(self, claimed: list[tuple[int, str]]) -> None:
+        # Topics with a batch handler: all their events in one transaction, the handler
+        # taking them together (and locking in its own order).
+        batched = [(event_id, topic) for event_id, topic in claimed if self._batches(topic)]
+        if batched:
+            redoable = all(topic in self.options.redoable_topics for _id, topic in batched)
+            await self._run([event_id for event_id, _topic in batched], redoable=redoable)
+        # Other row-locking handlers (routing) each get their own transaction where several
         # workers write at once: locks held across a batch would deadlock workers.
         solo = self.options.solo_topics if not self.db.is_sqlite else frozenset()
-        shared = [event_id for event_id, topic in claimed if topic not in solo]
+        rest = [(event_id, topic) for event_id, topic in claimed if not self._batches(topic)]
+        shared = [event_id for event_id, topic in rest if topic not in solo]
         if shared:
             await self._run(shared)
-        for event_id, topic in claimed:
+        for event_id, topic in rest:
             if topic in solo:
                 await self._run([event_id], redoable=topic in self.options.redoable_topics)
-        return len(claimed)
+
+    def _batches(self, topic: str) -> bool:
+        return any(isinstance(h, BatchHandler) for h in self.handlers.get(topic, ()))
 
     async def _run(self, ids: list[int], *, redoable: bool = False) -> None:
         try:
@@ -192,14 +264,19 @@ class OutboxWorker:
             select(OutboxEvent).where(OutboxEvent.id.in_(ids)).order_by(OutboxEvent.id)
         )
         done: list[int] = []
-        for event in events.all():
-            if event.status != OutboxStatus.PENDING:
-                continue
+        pending = [event for event in events.all() if event.status == OutboxStatus.PENDING]
+        if not isolated:
+            try:
+                await self._handle_together(session, pending)
+            except Exception as exc:
+                raise _HandlerFailed from exc
+        for event in pending:
             handlers = (*self.handlers.get(event.topic, ()), *self.handlers.get("*", ()))
             if not isolated:
                 try:
                     for handler in handlers:
-                        await handler(session, event)
+                        if not isinstance(handler, BatchHandler):
+                            await handler(session, event)
                 except Exception as exc:
                     raise _HandlerFailed from exc
                 done.append(event.id)
@@ -225,6 +302,16 @@ class OutboxWorker:
                 )
                 .execution_options(synchronize_session=False)
             )
+
+    async def _handle_together(self, session: AsyncSession, events: list[OutboxEvent]) -> None:
+        """Each batch handler with all the events of its topic, before any other handler."""
+        by_topic: dict[str, list[OutboxEvent]] = {}
+        for event in events:
+            by_topic.setdefault(event.topic, []).append(event)
+        for topic, group in by_topic.items():
+            for handler in self.handlers.get(topic, ()):
+                if isinstance(handler, BatchHandler):
+                    await handler.many(session, group)
 
     def _record_failure(self, event: OutboxEvent, exc: BaseException) -> None:
         error = f"{type(exc).__name__}: {exc}"[:4000]
@@ -265,6 +352,16 @@ class OutboxWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until `stop` is set: handle due events, then sleep until woken or polled."""
         log.info("outbox worker started")
+        listener = asyncio.ensure_future(self.db.listen_outbox(self.wake, stop))
+        try:
+            await self._loop(stop)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        log.info("outbox worker stopped")
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         last_purge = 0.0
         loop = asyncio.get_running_loop()
         while not stop.is_set():
@@ -292,4 +389,3 @@ class OutboxWorker:
             )
             for waiter in waiters:
                 waiter.cancel()
-        log.info("outbox worker stopped")
