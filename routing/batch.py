@@ -17,7 +17,7 @@ that are no longer new (a repeated event), and queues that offer to everybody.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,39 +40,54 @@ from storage.types import utcnow
 DEFAULT_QUEUE_NOTE = "the channel's default queue"
 
 
-@dataclass
 class _Members:
-    """The members of the batch's queues as the decisions so far left them."""
+    """The members of the batch's queues as candidates, as the decisions so far left them.
 
-    order: dict[int, list[tuple[int, int]]]
-    managers: dict[int, ManagerState]
-    load: dict[int, int]
-    absent: set[int]
-    in_hours: dict[int, bool]
+    Presence, absence and working hours are taken once, at the start of the batch.
+    """
 
-    def candidates(self, queue_id: int, now: datetime) -> list[Candidate]:
-        candidates = []
-        for manager_id, position in self.order.get(queue_id, ()):
-            manager = self.managers[manager_id]
-            candidates.append(
-                Candidate(
-                    manager_id=manager_id,
-                    position=position,
-                    is_active=manager.is_active,
-                    presence=effective_presence(manager, now),
-                    absent=manager_id in self.absent,
-                    in_hours=self.in_hours[manager_id],
-                    open_count=self.load.get(manager_id, 0),
-                    capacity=manager.capacity,
-                    languages=tuple(manager.languages or ()),
-                    last_assigned_at=manager.last_assigned_at,
+    def __init__(
+        self,
+        order: dict[int, list[tuple[int, int]]],
+        managers: dict[int, ManagerState],
+        load: dict[int, int],
+        absent: set[int],
+        now: datetime,
+    ) -> None:
+        self.managers = managers
+        self.absent = absent
+        self.by_queue: dict[int, list[Candidate]] = {}
+        self.seats: dict[int, list[tuple[list[Candidate], int]]] = {}
+        in_hours = {m.id: is_working(hours_of(m.working_hours), now) for m in managers.values()}
+        for queue_id, members in order.items():
+            candidates = self.by_queue[queue_id] = []
+            for manager_id, position in members:
+                manager = managers[manager_id]
+                self.seats.setdefault(manager_id, []).append((candidates, len(candidates)))
+                candidates.append(
+                    Candidate(
+                        manager_id=manager_id,
+                        position=position,
+                        is_active=manager.is_active,
+                        presence=effective_presence(manager, now),
+                        absent=manager_id in absent,
+                        in_hours=in_hours[manager_id],
+                        open_count=load.get(manager_id, 0),
+                        capacity=manager.capacity,
+                        languages=tuple(manager.languages or ()),
+                        last_assigned_at=manager.last_assigned_at,
+                    )
                 )
-            )
-        return candidates
+
+    def candidates(self, queue_id: int) -> list[Candidate]:
+        return self.by_queue.get(queue_id, [])
 
     def assigned(self, manager_id: int, now: datetime) -> None:
-        self.load[manager_id] = self.load.get(manager_id, 0) + 1
-        self.managers[manager_id] = replace(self.managers[manager_id], last_assigned_at=now)
+        for candidates, index in self.seats.get(manager_id, ()):
+            candidate = candidates[index]
+            candidates[index] = replace(
+                candidate, open_count=candidate.open_count + 1, last_assigned_at=now
+            )
 
 
 def _in_memory(conversation: PendingConversation, queues: dict[int, QueueState]) -> bool:
@@ -113,13 +128,7 @@ async def route_batch(
     now = engine.clock()
     owner_ids = sorted({c.owner_id for c in batched if c.owner_id is not None})
     order, managers, load, absent = await repo.lock_members(queue_ids, owner_ids, now)
-    members = _Members(
-        order,
-        managers,
-        load,
-        absent,
-        {m.id: is_working(hours_of(m.working_hours), now) for m in managers.values()},
-    )
+    members = _Members(order, managers, load, absent, now)
     writes = BatchWrites(utcnow(), [], [], [], {}, {}, {})
     owners: dict[int, int] = {}  # contacts that got their owner in this batch
     for conversation in batched:
@@ -165,7 +174,7 @@ def _decide(
     strategy = Strategy(queue.strategy)
     choice: Choice = choose(
         strategy,
-        members.candidates(queue.id, now),
+        members.candidates(queue.id),
         language=conversation.language,
         respect_hours=queue.respect_member_hours,
     )

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, any_, bindparam, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.repository import ManagerState
@@ -121,15 +122,35 @@ _MEMBER_COLUMNS = (
 )
 
 
+def cast_array(ids: list[int]) -> Any:
+    return literal(ids, type_=ARRAY(BigInteger))
+
+
 class BatchRepository:
+    """Plain Core statements on the session's connection (no ORM objects: a batch reads
+    and writes thousands of rows)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.locking = session.get_bind().dialect.name != "sqlite"
 
+    def _among(self, column: Any, ids: Sequence[int]) -> Any:
+        """`column IN ids`; on PostgreSQL as one array parameter, whatever the number of ids
+        (an IN list renders a parameter per id)."""
+        if self.locking:
+            return column == any_(cast_array(sorted(set(ids))))
+        return column.in_(sorted(set(ids)))
+
+    async def _execute(self, statement: Any, parameters: Any = None) -> Any:
+        connection = await self.session.connection()
+        return await connection.execute(statement, parameters)
+
     async def has_active_rules(self) -> bool:
-        count = await self.session.scalar(
-            select(func.count(RoutingRule.id)).where(RoutingRule.is_active.is_(True))
-        )
+        count = (
+            await self._execute(
+                select(func.count(RoutingRule.id)).where(RoutingRule.is_active.is_(True))
+            )
+        ).scalar()
         return bool(count)
 
     async def lock_conversations(self, ids: Sequence[int]) -> list[PendingConversation]:
@@ -139,16 +160,16 @@ class BatchRepository:
             .join(Contact, Contact.id == Conversation.contact_id)
             .join(Channel, Channel.id == Conversation.channel_id)
             .outerjoin(Lead, Lead.conversation_id == Conversation.id)
-            .where(Conversation.id.in_(sorted(set(ids))))
+            .where(self._among(Conversation.id, ids))
             .order_by(Conversation.id)
         )
         if self.locking:
             query = query.with_for_update(of=Conversation)
-        rows = await self.session.execute(query)
+        rows = await self._execute(query)
         return [PendingConversation(*tuple(row)) for row in rows]
 
     async def queues(self, ids: Sequence[int]) -> dict[int, QueueState]:
-        rows = await self.session.execute(select(*_QUEUE_COLUMNS).where(Queue.id.in_(list(ids))))
+        rows = await self._execute(select(*_QUEUE_COLUMNS).where(self._among(Queue.id, ids)))
         return {row[0]: QueueState(*row) for row in rows}
 
     async def lock_members(
@@ -158,9 +179,9 @@ class BatchRepository:
         position) per queue, the managers, their open conversations, and who is absent at
         `at`."""
         membership = (
-            await self.session.execute(
+            await self._execute(
                 select(QueueMember.queue_id, QueueMember.manager_id, QueueMember.position)
-                .where(QueueMember.queue_id.in_(list(queue_ids)))
+                .where(self._among(QueueMember.queue_id, queue_ids))
                 .order_by(QueueMember.queue_id, QueueMember.position, QueueMember.manager_id)
             )
         ).all()
@@ -170,17 +191,21 @@ class BatchRepository:
         manager_ids = sorted({*(row[1] for row in membership), *others})
         if not manager_ids:
             return order, {}, {}, set()
-        query = select(*_MEMBER_COLUMNS).where(Manager.id.in_(manager_ids)).order_by(Manager.id)
+        query = (
+            select(*_MEMBER_COLUMNS)
+            .where(self._among(Manager.id, manager_ids))
+            .order_by(Manager.id)
+        )
         if self.locking:
             query = query.with_for_update(of=Manager)
-        managers = {row[0]: ManagerState(*row) for row in await self.session.execute(query)}
+        managers = {row[0]: ManagerState(*row) for row in await self._execute(query)}
         # Counted once the rows are locked: assignments committed meanwhile are seen.
         load = {
             manager_id: int(count)
-            for manager_id, count in await self.session.execute(
+            for manager_id, count in await self._execute(
                 select(Conversation.assignee_id, func.count())
                 .where(
-                    Conversation.assignee_id.in_(manager_ids),
+                    self._among(Conversation.assignee_id, manager_ids),
                     Conversation.status != ConversationStatus.CLOSED,
                 )
                 .group_by(Conversation.assignee_id)
@@ -188,13 +213,15 @@ class BatchRepository:
             if manager_id is not None
         }
         absent = set(
-            await self.session.scalars(
-                select(ManagerAbsence.manager_id).where(
-                    ManagerAbsence.manager_id.in_(manager_ids),
-                    ManagerAbsence.starts_at <= at,
-                    ManagerAbsence.ends_at > at,
+            (
+                await self._execute(
+                    select(ManagerAbsence.manager_id).where(
+                        self._among(ManagerAbsence.manager_id, manager_ids),
+                        ManagerAbsence.starts_at <= at,
+                        ManagerAbsence.ends_at > at,
+                    )
                 )
-            )
+            ).scalars()
         )
         return order, managers, load, absent
 
@@ -204,7 +231,7 @@ class BatchRepository:
             return
         now = writes.at
         assignments = table_of(Assignment)
-        inserted = await self.session.execute(
+        inserted = await self._execute(
             insert(assignments).returning(assignments.c.id, sort_by_parameter_order=True),
             [{"created_at": now, "ended_at": None, **row} for row in writes.assignments],
         )
@@ -218,7 +245,7 @@ class BatchRepository:
         )
         if writes.leads:
             leads = table_of(Lead)
-            await self.session.execute(
+            await self._execute(
                 update(leads)
                 .where(leads.c.conversation_id == bindparam("b_conversation_id"))
                 .values(assignee_id=bindparam("b_assignee_id"), updated_at=now),
@@ -229,7 +256,7 @@ class BatchRepository:
             )
         if writes.owners:
             contacts = table_of(Contact)
-            await self.session.execute(
+            await self._execute(
                 update(contacts)
                 .where(contacts.c.id == bindparam("b_id"), contacts.c.owner_id.is_(None))
                 .values(owner_id=bindparam("b_owner_id"), updated_at=now),
@@ -241,7 +268,7 @@ class BatchRepository:
             for event in group
         ]
         if events:
-            await self.session.execute(insert(table_of(OutboxEvent)), events)
+            await self._execute(insert(table_of(OutboxEvent)), events)
             self.session.info[OUTBOX_FLAG] = True
 
     async def _update_by_id(self, entity: type, rows: list[dict[str, Any]], now: datetime) -> None:
@@ -252,7 +279,7 @@ class BatchRepository:
             shapes.setdefault(tuple(sorted(row)), []).append(row)
         for shape, group in shapes.items():
             columns = [name for name in shape if name != "id"]
-            await self.session.execute(
+            await self._execute(
                 update(table)
                 .where(table.c.id == bindparam("b_id"))
                 .values({**{name: bindparam(f"b_{name}") for name in columns}, "updated_at": now}),
