@@ -272,7 +272,7 @@ async def test_a_killed_workers_events_are_taken_over_within_ten_seconds(
             )
             logs, first = start_workers(env, tmp_path, count=1)
             workers += first
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 90
             while (await _claimed(db, opened))[0] == 0:
                 assert time.monotonic() < deadline, "the first worker claimed nothing"
                 await asyncio.sleep(0.1)
@@ -283,6 +283,9 @@ async def test_a_killed_workers_events_are_taken_over_within_ten_seconds(
             second_logs, second = start_workers(env, tmp_path / "second", count=1)
             logs += second_logs
             workers += second
+            while "outbox worker started" not in (tmp_path / "second/worker0.log").read_text():
+                assert time.monotonic() < deadline, "the second worker did not start"
+                await asyncio.sleep(0.1)
             # Longer than a lease: the heartbeat keeps it, the second worker leaves it.
             await asyncio.sleep(8)
             attempts, renewed_until, status = await _claimed(db, opened)
