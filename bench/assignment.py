@@ -161,7 +161,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         hub.start(60)
         stack.callback(hub.stop)
         asyncio.run(prepare(url))
-        worker_env = {**env, "OMNIHUB_WORKER_POLL_SECONDS": "1.0"}
+        worker_env = {**env, "OMNIHUB_WORKER_POLL_SECONDS": "1.0", "OMNIHUB_LOG_LEVEL": "info"}
         workers = []
         for n in range(args.workers):
             out = stack.enter_context((workdir / f"worker{n}.log").open("ab"))
@@ -172,7 +172,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             )
         for worker in workers:
             stack.callback(_stop, worker)
-        time.sleep(2)  # the workers connect and start listening
+        _wait_started([workdir / f"worker{n}.log" for n in range(args.workers)])
         result = run_load(
             hub.url, concurrency=args.concurrency, duration=args.duration, warmup=args.warmup
         )
@@ -201,6 +201,17 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         f"(<= {TARGET_P99_MS:.0f}) {'met' if met else 'MISSED'}"
     )
     return 0
+
+
+def _wait_started(logs: list[Path], timeout: float = 180.0) -> None:
+    """Until every worker has started its outbox loop (imports take a while on a busy
+    machine: the load must not start before them)."""
+    deadline = time.monotonic() + timeout
+    while not all("outbox worker started" in log.read_text() for log in logs):
+        if time.monotonic() > deadline:
+            raise HarnessError(f"the workers did not start within {timeout:.0f} s")
+        time.sleep(0.2)
+    time.sleep(1.0)  # and listening
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
