@@ -72,6 +72,11 @@ def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> dict[str, Sequen
         if event.payload.get("continues", True) and not event.payload.get("automatic"):
             await sla.client_wrote(session, int(event.payload["conversation_id"]))
 
+    async def inbound_together(session: AsyncSession, events: Sequence[OutboxEvent]) -> None:
+        # The conversations locked in id order, as a batch of decisions locks them.
+        for event in sorted(events, key=lambda e: (int(e.payload["conversation_id"]), e.id)):
+            await inbound(session, event)
+
     return {
         "conversation.opened": [BatchHandler(opened, opened_together)],
         "routing.retry": [retry],
@@ -81,5 +86,5 @@ def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> dict[str, Sequen
         "routing.queue_changed": [queue_changed],
         "manager.capacity_changed": [capacity_changed],
         "sla.due": [sla_due],
-        "message.received": [inbound],
+        "message.received": [BatchHandler(inbound, inbound_together)],
     }

@@ -7,7 +7,8 @@ that also marks the event done, and on failure retry with exponential backoff
 until the event is parked with its error.
 
 The lease is short and renewed by a heartbeat while the worker works on its
-events: a worker that dies (killed, its machine gone) stops renewing, and another
+events (PostgreSQL; SQLite's one writer is the worker's own transaction meanwhile): a
+worker that dies (killed, its machine gone) stops renewing, and another
 worker takes its events once the lease runs out, seconds later. A worker sleeps
 between rounds until a commit that wrote events wakes it: in its own process
 directly, from other processes through PostgreSQL's NOTIFY (`Database.listen_outbox`);
@@ -194,6 +195,11 @@ class OutboxWorker:
         claimed = await self._claim()
         if not claimed:
             return 0
+        if self.db.is_sqlite:
+            # One writer, which this worker's own transactions hold while they work:
+            # a renewal could only wait for them.
+            await self._run_claimed(claimed)
+            return len(claimed)
         ids = [event_id for event_id, _topic in claimed]
         heartbeat = asyncio.create_task(self._heartbeat(ids))
         try:
@@ -229,12 +235,14 @@ class OutboxWorker:
                 log.warning("outbox lease renewal failed", exc_info=True)
 
     async def _run_claimed(self, claimed: list[tuple[int, str]]) -> None:
-        # Topics with a batch handler: all their events in one transaction, the handler
+        # A topic with a batch handler: all its events in one transaction, the handler
         # taking them together (and locking in its own order).
-        batched = [(event_id, topic) for event_id, topic in claimed if self._batches(topic)]
-        if batched:
-            redoable = all(topic in self.options.redoable_topics for _id, topic in batched)
-            await self._run([event_id for event_id, _topic in batched], redoable=redoable)
+        batched: dict[str, list[int]] = {}
+        for event_id, topic in claimed:
+            if self._batches(topic):
+                batched.setdefault(topic, []).append(event_id)
+        for topic, ids in batched.items():
+            await self._run(ids, redoable=topic in self.options.redoable_topics)
         # Other row-locking handlers (routing) each get their own transaction where several
         # workers write at once: locks held across a batch would deadlock workers.
         solo = self.options.solo_topics if not self.db.is_sqlite else frozenset()
