@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,8 +31,16 @@ from routing.batch_repository import (
 )
 from routing.calendar import add_working_time, is_working
 from routing.choice import Candidate, Choice, choose
-from routing.engine import Decision, RoutingEngine, effective_presence, hours_of, sla_target
-from routing.repository import ManagerState
+from routing.engine import (
+    Decision,
+    RoutingEngine,
+    assignment_timers,
+    effective_presence,
+    hours_of,
+    retry_timer,
+    sla_target,
+)
+from routing.repository import Event, ManagerState
 from storage.models import AssignmentReason, ConversationStatus, RoutingState, Strategy
 from storage.outbox import event_row
 from storage.types import utcnow
@@ -247,28 +255,9 @@ def _assign(
         )
     ]
     if queue is not None:
-        if queue.strategy == Strategy.STRICT_ORDER and queue.forward_after_seconds:
-            events.append(
-                event_row(
-                    "routing.forward_due",
-                    {"conversation_id": conversation.id},
-                    due_at=now + timedelta(seconds=queue.forward_after_seconds),
-                    now=writes.at,
-                )
-            )
-        if due is not None:
-            events.append(
-                event_row(
-                    "sla.due",
-                    {
-                        "conversation_id": conversation.id,
-                        "kind": "first_response",
-                        "due_at": due.isoformat(),
-                    },
-                    due_at=due,
-                    now=writes.at,
-                )
-            )
+        events += [
+            _row(timer, writes) for timer in assignment_timers(conversation, queue, due, now)
+        ]
     writes.assignments.append(
         _assignment_row(conversation, RoutingState.ASSIGNED, manager_id, queue_id, explanation)
         | {"reason": reason, "detail": detail}
@@ -311,14 +300,7 @@ def _wait(
         )
     ]
     if queue is not None:
-        events.append(
-            event_row(
-                "routing.retry",
-                {"conversation_id": conversation.id},
-                due_at=now + timedelta(seconds=max(queue.retry_seconds, 10)),
-                now=writes.at,
-            )
-        )
+        events.append(_row(retry_timer(conversation, queue, now), writes))
     writes.assignments.append(
         _assignment_row(conversation, RoutingState.WAITING, None, queue_id, why)
         | {"reason": AssignmentReason.STRATEGY, "detail": {}}
@@ -326,6 +308,10 @@ def _wait(
     writes.conversations.append(waiting)
     writes.events.append(events)
     return Decision(RoutingState.WAITING, None, queue_id, "waiting", why)
+
+
+def _row(event: Event, writes: BatchWrites) -> dict[str, Any]:
+    return event_row(event.topic, event.payload, due_at=event.due_at, now=writes.at)
 
 
 def _assignment_row(
