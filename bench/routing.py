@@ -1,20 +1,21 @@
-"""Routing benchmark: decisions per second and decision time with 1,000 managers in 50 queues.
+"""Routing benchmark: batches of 1,000 new conversations over 1,000 managers in 50 queues.
 
-On PostgreSQL, a fresh database gets 1,000 online managers in 50 queues of 20 members
-(strategies evenly, least loaded and strict order in turn), one web-form channel per
-queue as its default, and N new conversations. Each conversation is then routed the way
-the worker does it: `RoutingEngine.route()` in a transaction of its own, committed as
-the worker commits routing's transactions (redoable: without waiting for the disk's
-flush, see `Database.transaction`). Every other conversation is routed with a durable
-commit instead, so the cost of the flush shows beside it.
+On each backend (PostgreSQL, SQLite), a fresh database gets 1,000 online managers in 50
+queues of 20 members (strategies evenly, least loaded and strict order in turn), one
+web-form channel per queue as its default, and new conversations spread over the
+channels. They are routed the way the worker routes what it claimed in one round:
+`route_batch` over a batch of them in one transaction, committed as the worker commits
+routing (redoable: without waiting for the disk's flush, see `Database.transaction`).
+The figure is milliseconds per conversation (the batch's time over its size), the
+median of a few batches. A sample of conversations is also routed one at a time
+(`RoutingEngine.route`, a transaction each), as a retry or a manager coming online does.
 
-Baselines, measured in the same run on the same database: a trivial transaction
-(SELECT 1 and commit), and a one-row UPDATE with a durable commit (the disk's flush at
-that moment), so the figures can be read against what the machine gives.
+Baseline, measured in the same run on the same database: a trivial transaction
+(SELECT 1 and commit), so the figures can be read against what the machine gives.
 
-    python -m bench.routing [--conversations 2000] [--pg-url postgresql://postgres@127.0.0.1/postgres]
+    python -m bench.routing [--batch 1000] [--batches 3] [--backends postgresql,sqlite]
 
-Target: median decision time at most 5 ms.
+Target: at most 0.5 ms per conversation on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import argparse
 import asyncio
 import statistics
 import sys
+import tempfile
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -33,6 +36,7 @@ from bench.ingest import HarnessError, postgres_database, postgres_unreachable
 from intake.batch import ingest_batch
 from intake.ingest import IntakeConfig
 from intake.schemas import IdentityIn, InboundMessage
+from routing.batch import route_batch
 from routing.engine import RoutingEngine
 from storage.db import Database
 from storage.migrate import upgrade
@@ -50,7 +54,9 @@ from storage.types import utcnow
 
 MANAGERS = 1000
 QUEUES = 50
-TARGET_MEDIAN_MS = 5.0
+TARGET_MS_PER_CONVERSATION = 0.5
+ONE_AT_A_TIME = 200
+TRIVIAL = 200
 STRATEGIES = (Strategy.EVENLY, Strategy.LEAST_LOADED, Strategy.STRICT_ORDER)
 
 
@@ -116,103 +122,100 @@ async def populate(db: Database, conversations: int) -> list[int]:
     return [r.conversation_id for r in results]  # type: ignore[union-attr]
 
 
-def _figures(times: list[float]) -> dict[str, float]:
-    times = sorted(times)
-    return {
-        "n": len(times),
-        "per_second": len(times) / sum(times),
-        "median_ms": statistics.median(times) * 1000,
-        "p99_ms": times[max(int(len(times) * 0.99) - 1, 0)] * 1000,
-    }
+def _median_ms(times: list[float]) -> float:
+    return statistics.median(times) * 1000
 
 
-async def measure(url: str, conversations: int) -> dict[str, Any]:
+async def measure(url: str, batch: int, batches: int) -> dict[str, Any]:
     await upgrade(url)
     db = Database(url, pool_size=2)
     try:
-        ids = await populate(db, conversations)
-        async with db.transaction() as session:
-            # Statistics as autovacuum would gather them on a live database.
-            await session.execute(text("ANALYZE"))
+        ids = await populate(db, batch * batches + ONE_AT_A_TIME)
+        if not db.is_sqlite:
+            async with db.transaction() as session:
+                # Statistics as autovacuum would gather them on a live database.
+                await session.execute(text("ANALYZE"))
         engine = RoutingEngine()
-        read_only: list[float] = []
-        durable_write: list[float] = []
-        worker: list[float] = []
-        durable: list[float] = []
-        assigned = 0
-        # Interleaved, so that each figure sees the machine as it is at the same moments:
-        # a decision committed as the worker commits it (redoable: no wait for the disk),
-        # or with a durable commit, in turn; and both baselines.
-        for n, conversation_id in enumerate(ids):
+        trivial: list[float] = []
+        for _ in range(TRIVIAL):
             started = time.perf_counter()
             async with db.transaction() as session:
                 await session.execute(text("SELECT 1"))
-            read_only.append(time.perf_counter() - started)
+            trivial.append(time.perf_counter() - started)
+        per_conversation: list[float] = []
+        assigned = 0
+        for n in range(batches):
+            chunk = ids[n * batch : (n + 1) * batch]
             started = time.perf_counter()
-            async with db.transaction() as session:
-                # One row written and committed: what the disk's flush costs right now.
-                await session.execute(
-                    text("UPDATE queues SET updated_at = now() WHERE key = :key"),
-                    {"key": f"q{n % QUEUES}"},
-                )
-            durable_write.append(time.perf_counter() - started)
-            redoable = n % 2 == 0
+            async with db.transaction(redoable=True) as session:
+                decisions = await route_batch(engine, session, chunk)
+            per_conversation.append((time.perf_counter() - started) / len(chunk))
+            assigned += sum(1 for d in decisions.values() if d is not None and d.manager_id)
+        single: list[float] = []
+        for conversation_id in ids[batch * batches :]:
             started = time.perf_counter()
-            async with db.transaction(redoable=redoable) as session:
-                decision = await engine.route(session, conversation_id)
-            (worker if redoable else durable).append(time.perf_counter() - started)
-            assigned += decision is not None and decision.manager_id is not None
+            async with db.transaction(redoable=True) as session:
+                await engine.route(session, conversation_id)
+            single.append(time.perf_counter() - started)
     finally:
         await db.dispose()
     return {
+        "conversations": batch * batches,
         "assigned": assigned,
-        "worker": _figures(worker),
-        "durable": _figures(durable),
-        "read_only": _figures(read_only),
-        "durable_write": _figures(durable_write),
+        "batch_ms": _median_ms(per_conversation),
+        "single_ms": _median_ms(single),
+        "trivial_ms": _median_ms(trivial),
     }
+
+
+def _run(backend: str, pg_url: str, batch: int, batches: int) -> dict[str, Any] | str:
+    """The figures of one backend, or why it was skipped."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as workdir:
+            url = f"sqlite+aiosqlite:///{Path(workdir) / 'omnihub.db'}"
+            return asyncio.run(measure(url, batch, batches))
+    why = postgres_unreachable(pg_url)
+    if why is not None:
+        return f"PostgreSQL unreachable ({why})"
+    with postgres_database(pg_url) as url:
+        return asyncio.run(measure(url, batch, batches))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--conversations", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args(argv)
-    why = postgres_unreachable(args.pg_url)
-    if why is not None:
-        print(f"routing benchmark skipped: PostgreSQL unreachable ({why})")
-        return 0
-    try:
-        with postgres_database(args.pg_url) as url:
-            figures = asyncio.run(measure(url, args.conversations))
-    except HarnessError as exc:
-        print(f"routing benchmark failed: {exc}", file=sys.stderr)
-        return 2
-    total = figures["worker"]["n"] + figures["durable"]["n"]
+    print(f"routing: {MANAGERS} managers in {QUEUES} queues, batches of {args.batch}")
     print(
-        f"routing on postgresql: {MANAGERS} managers in {QUEUES} queues, "
-        f"{total:.0f} conversations ({figures['assigned']:.0f} assigned)"
+        f"  {'backend':11s} {'batch ms/conv':>14s} {'one at a time ms':>17s}"
+        f" {'SELECT 1 + commit ms':>21s} {'batch/trivial':>14s}"
     )
-    rows = [
-        ("decision, committed as the worker does", figures["worker"]),
-        ("decision, durable commit", figures["durable"]),
-        ("baseline: SELECT 1 + commit", figures["read_only"]),
-        ("baseline: one-row UPDATE + durable commit", figures["durable_write"]),
-    ]
-    print(f"  {'':44s} {'per s':>8s} {'median ms':>10s} {'p99 ms':>8s}")
-    for name, row in rows:
+    verdicts = []
+    for backend in args.backends.split(","):
+        try:
+            figures = _run(backend, args.pg_url, args.batch, args.batches)
+        except HarnessError as exc:
+            print(f"routing benchmark failed: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(figures, str):
+            print(f"  {backend:11s} skipped: {figures}")
+            continue
         print(
-            f"  {name:44s} {row['per_second']:8.1f} {row['median_ms']:10.2f} {row['p99_ms']:8.2f}"
+            f"  {backend:11s} {figures['batch_ms']:14.3f} {figures['single_ms']:17.2f}"
+            f" {figures['trivial_ms']:21.3f} {figures['batch_ms'] / figures['trivial_ms']:14.2f}"
+            f"   ({figures['assigned']}/{figures['conversations']} assigned)"
         )
-    median = figures["worker"]["median_ms"]
-    print(
-        f"  ratio decision (as the worker) / SELECT 1 baseline median: "
-        f"{median / figures['read_only']['median_ms']:.1f}x"
-    )
-    met = median <= TARGET_MEDIAN_MS
-    print(
-        f"verdict: median {median:.2f} ms (<= {TARGET_MEDIAN_MS:.0f}) {'met' if met else 'MISSED'}"
-    )
+        if backend == "postgresql":
+            met = figures["batch_ms"] <= TARGET_MS_PER_CONVERSATION
+            verdicts.append(
+                f"verdict: {figures['batch_ms']:.3f} ms per conversation on PostgreSQL"
+                f" (<= {TARGET_MS_PER_CONVERSATION}) {'met' if met else 'MISSED'}"
+            )
+    for line in verdicts:
+        print(line)
     return 0
 
 

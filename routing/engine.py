@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from routing.batch_repository import PendingConversation, QueueState
 from routing.calendar import WorkingHours, add_working_time, is_working
 from routing.choice import Candidate, choose, eligible_ids
 from routing.repository import (
@@ -398,7 +399,7 @@ class RoutingEngine:
             )
         ]
         if queue is not None:
-            events += self._timers(conversation, queue, due, now)
+            events += assignment_timers(conversation, queue, due, now)
         assignment_id = await repo.record(
             {
                 "conversation_id": conversation.id,
@@ -418,36 +419,6 @@ class RoutingEngine:
         return Decision(
             RoutingState.ASSIGNED, manager.id, queue_id, reason.value, explanation, assignment_id
         )
-
-    def _timers(
-        self,
-        conversation: Conversation | Loaded,
-        queue: Queue | Loaded,
-        due: datetime | None,
-        now: datetime,
-    ) -> list[DecisionEvent]:
-        """The timers an assignment arms: forwarding (strict order) and the first response
-        due at `due`."""
-        timers = []
-        if queue.strategy == Strategy.STRICT_ORDER and queue.forward_after_seconds:
-            timers.append(
-                DecisionEvent(
-                    ForwardDue(conversation_id=conversation.id),
-                    due_at=now + timedelta(seconds=queue.forward_after_seconds),
-                )
-            )
-        if due is not None:
-            timers.append(
-                DecisionEvent(
-                    SlaDue(
-                        conversation_id=conversation.id,
-                        kind="first_response",
-                        due_at=due.isoformat(),
-                    ),
-                    due_at=due,
-                )
-            )
-        return timers
 
     async def _offer(
         self,
@@ -526,7 +497,7 @@ class RoutingEngine:
                 )
             ]
             if queue is not None:
-                events.append(self._retry_timer(conversation, queue, now))
+                events.append(retry_timer(conversation, queue, now))
             assignment_id = await repo.record(
                 {
                     "conversation_id": conversation.id,
@@ -547,21 +518,13 @@ class RoutingEngine:
         if rearm and queue is not None:
             current = await repo.current_assignment(conversation.id)
             if current is not None:
-                timer = self._retry_timer(conversation, queue, now)
+                timer = retry_timer(conversation, queue, now)
                 emit(
                     repo.session,
                     replace(timer.event, assignment_id=current.id),
                     due_at=timer.due_at,
                 )
         return Decision(RoutingState.WAITING, None, queue_id, "waiting", why)
-
-    def _retry_timer(
-        self, conversation: Conversation | Loaded, queue: Queue | Loaded, now: datetime
-    ) -> DecisionEvent:
-        return DecisionEvent(
-            RoutingRetry(conversation_id=conversation.id),
-            due_at=now + timedelta(seconds=max(queue.retry_seconds, 10)),
-        )
 
     # -- timers and triggers -------------------------------------------------------------
 
@@ -738,9 +701,51 @@ class RoutingEngine:
         )
 
 
-def sla_target(queue: Queue | Loaded, priority: str, kind: str) -> float | None:
+def sla_target(queue: Queue | Loaded | QueueState, priority: str, kind: str) -> float | None:
     """Seconds of working time for a first or next response at this priority, if set."""
     table = queue.sla or {}
     entry = table.get(priority) or table.get(Priority.NORMAL.value) or {}
     value = entry.get(kind)
     return float(value) if value else None
+
+
+def assignment_timers(
+    conversation: Conversation | Loaded | PendingConversation,
+    queue: Queue | Loaded | QueueState,
+    due: datetime | None,
+    now: datetime,
+) -> list[DecisionEvent]:
+    """The timers an assignment arms: forwarding (strict order) and the first response
+    due at `due`."""
+    timers = []
+    if queue.strategy == Strategy.STRICT_ORDER and queue.forward_after_seconds:
+        timers.append(
+            DecisionEvent(
+                ForwardDue(conversation_id=conversation.id),
+                due_at=now + timedelta(seconds=queue.forward_after_seconds),
+            )
+        )
+    if due is not None:
+        timers.append(
+            DecisionEvent(
+                SlaDue(
+                    conversation_id=conversation.id,
+                    kind="first_response",
+                    due_at=due.isoformat(),
+                ),
+                due_at=due,
+            )
+        )
+    return timers
+
+
+def retry_timer(
+    conversation: Conversation | Loaded | PendingConversation,
+    queue: Queue | Loaded | QueueState,
+    now: datetime,
+) -> DecisionEvent:
+    """The timer that routes a waiting conversation again."""
+    return DecisionEvent(
+        RoutingRetry(conversation_id=conversation.id),
+        due_at=now + timedelta(seconds=max(queue.retry_seconds, 10)),
+    )

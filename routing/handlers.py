@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from routing.batch import route_batch
 from routing.engine import RoutingEngine
 from routing.sla import SlaMonitor
 from storage.events import (
@@ -18,7 +21,7 @@ from storage.events import (
     RoutingRetry,
     SlaDue,
 )
-from storage.outbox import Handlers
+from storage.outbox import BatchHandler, Handlers
 
 # Events whose handlers lock conversations and managers.
 ROUTING_EVENTS: frozenset[type[Event]] = frozenset(
@@ -39,6 +42,11 @@ ROUTING_EVENTS: frozenset[type[Event]] = frozenset(
 def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> Handlers:
     async def opened(session: AsyncSession, event: ConversationOpened, _event_id: int) -> None:
         await engine.route(session, event.conversation_id)
+
+    async def opened_together(
+        session: AsyncSession, events: Sequence[tuple[ConversationOpened, int]]
+    ) -> None:
+        await route_batch(engine, session, [event.conversation_id for event, _id in events])
 
     async def retry(session: AsyncSession, event: RoutingRetry, _event_id: int) -> None:
         await engine.retry(session, event.conversation_id, event.assignment_id)
@@ -73,8 +81,15 @@ def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> Handlers:
         if event.continues and not event.automatic:
             await sla.client_wrote(session, event.conversation_id)
 
+    async def inbound_together(
+        session: AsyncSession, events: Sequence[tuple[MessageReceived, int]]
+    ) -> None:
+        # The conversations locked in id order, as a batch of decisions locks them.
+        for event, event_id in sorted(events, key=lambda e: (e[0].conversation_id, e[1])):
+            await inbound(session, event, event_id)
+
     return {
-        ConversationOpened: [opened],
+        ConversationOpened: [BatchHandler(opened, opened_together)],
         RoutingRetry: [retry],
         ForwardDue: [forward],
         PresenceChanged: [presence],
@@ -82,5 +97,5 @@ def routing_handlers(engine: RoutingEngine, sla: SlaMonitor) -> Handlers:
         QueueChanged: [queue_changed],
         CapacityChanged: [capacity_changed],
         SlaDue: [sla_due],
-        MessageReceived: [inbound],
+        MessageReceived: [BatchHandler(inbound, inbound_together)],
     }

@@ -1,9 +1,12 @@
 """The queries routing needs, safe with many workers.
 
-A decision takes few round trips: the conversation's row comes locked with its
-contact, channel, lead, default queue and the rules' version; the queue's members
-come with their open-conversation counts and absences, read without locks; and
-everything the decision writes goes in one statement on PostgreSQL (`record`).
+These serve decisions taken one conversation at a time (retries, managers coming
+online, transfers, people acting); new conversations are routed in batches
+(`routing.batch`). A decision takes few round trips: the conversation's row comes
+locked with its contact, channel, lead, default queue and the rules' version; the
+queue's members come with their open-conversation counts and absences, read without
+locks; and everything the decision writes goes in one statement on PostgreSQL
+(`record`).
 
 The members are not locked: a worker would otherwise hold every member of the queue
 until it commits, and the locks themselves cost more than the rest of the reading.
@@ -15,7 +18,7 @@ gets more than capacity, whatever the number of workers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -34,7 +37,6 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -69,57 +71,7 @@ from storage.types import UTCDateTime, utcnow
 _VERSION: Any = literal_column("managers.xmin::text")
 
 
-# Routing's statements are built once (per dialect and shape) with bound parameters:
-# building and cache-keying a statement costs more than running it.
-_STATEMENTS: dict[Hashable, Any] = {}
 _AT = bindparam("at", type_=UTCDateTime())
-
-
-def _statement(key: Hashable, build: Callable[[], Any]) -> Any:
-    statement = _STATEMENTS.get(key)
-    if statement is None:
-        statement = _STATEMENTS[key] = build()
-    return statement
-
-
-@dataclass(frozen=True)
-class _RawForm:
-    """A statement compiled for asyncpg: its SQL, and how to order and convert the
-    parameters as SQLAlchemy would (JSON serialised, timestamps checked and in UTC)."""
-
-    sql: str
-    names: tuple[str, ...]
-    # A bound value the statement carries itself (a constant), else _REQUIRED.
-    defaults: tuple[Any, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
-
-    def arguments(self, parameters: dict[str, Any]) -> list[Any]:
-        arguments = []
-        for name, default, process in zip(self.names, self.defaults, self.processors, strict=True):
-            value = parameters[name] if default is _REQUIRED else parameters.get(name, default)
-            arguments.append(value if process is None else process(value))
-        return arguments
-
-
-_REQUIRED = object()
-_RAW_FORMS: dict[int, _RawForm] = {}
-
-
-def _raw_form(statement: Any, dialect: Any) -> _RawForm:
-    form = _RAW_FORMS.get(id(statement))
-    if form is None:
-        compiled = statement.compile(dialect=dialect)
-        names = tuple(compiled.positiontup)
-        binds = {name: bind for bind, name in compiled.bind_names.items()}
-        defaults = tuple(
-            _REQUIRED if binds[name].required else binds[name].effective_value for name in names
-        )
-        processors = tuple(
-            binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-        )
-        # Statements are built once and kept (_STATEMENTS): their ids stay theirs.
-        form = _RAW_FORMS[id(statement)] = _RawForm(compiled.string, names, defaults, processors)
-    return form
 
 
 def _absent_at(at: Any, manager_id: Any = Manager.id) -> Any:
@@ -256,19 +208,15 @@ class RoutingRepository:
         self._channels: dict[int, Channel | Loaded] = {}
         self._queues: dict[int, Queue | Loaded] = {}
         self._loaded: list[Loaded] = []
-        self._members: dict[int, Sequence[Any]] = {}  # read ahead, by queue: used once
-        self._driver: Any = None
         self.rules_version: tuple[Any, ...] = ()
 
     async def lock_for_decision(self, conversation_id: int, at: datetime) -> Loaded | None:
         """The conversation row-locked, as `lock_conversation` gives it, but as `Loaded`
         rows (its contact, channel, lead and default queue too) read without the ORM.
-        On PostgreSQL the default queue's members (as `members` reads them at `at`)
-        come in the same round trip, for the decision that most often follows.
 
         What is set on these rows is written by `record`, or by `save_pending`.
         """
-        query = _statement(("decision", self.locking), self._decision_query)
+        query = self._decision_query()
         rows = await self._rows(query, {"conversation_id": conversation_id, "at": at})
         if not rows:
             return None
@@ -283,8 +231,6 @@ class RoutingRepository:
         conversation, contact, channel, lead, queue = loaded
         assert conversation is not None and contact is not None and channel is not None
         self.rules_version = tuple(row[start : start + 3])
-        if self.locking and queue is not None:
-            self._members[queue.id] = row[start + 3] or ()
         self._leads[conversation_id] = lead
         self._contacts[contact.id] = contact
         self._channels[channel.id] = channel
@@ -310,7 +256,7 @@ class RoutingRepository:
         does the rules' version (`rules_version`), which tells whether rules parsed
         earlier still hold.
         """
-        query = _statement(("conversation", self.locking), self._conversation_query)
+        query = self._conversation_query()
         row = (await self.session.execute(query, {"conversation_id": conversation_id})).first()
         if row is None:
             return None
@@ -327,60 +273,19 @@ class RoutingRepository:
     async def _rows(
         self, statement: Any, parameters: dict[str, Any], *, autoflush: bool = True
     ) -> Sequence[Any]:
-        """The rows of a prebuilt statement of plain columns. Pending changes are flushed
-        first, as the session would.
-
-        On PostgreSQL the statement goes straight to the asyncpg connection under the
-        session, in the session's transaction, compiled once: that is most of what a
-        decision costs the client otherwise. On SQLite it runs on the session's
-        connection.
-        """
+        """The rows of a statement of plain columns, on the session's connection (no ORM
+        objects). Pending changes are flushed first, as the session would."""
         if autoflush and (self.session.new or self.session.dirty):
             await self.session.flush()
-        if self.locking:
-            driver = self._driver
-            if driver is None or not driver.is_in_transaction():
-                driver = await self._begin_on_driver()
-            if driver is not None:
-                raw = _raw_form(statement, self.session.get_bind().dialect)
-                return await driver.fetch(raw.sql, *raw.arguments(parameters))
         connection = await self.session.connection()
         return (await connection.execute(statement, parameters)).all()
-
-    async def _begin_on_driver(self) -> Any:
-        """The asyncpg connection under the session, its transaction begun; None if the
-        SQLAlchemy adapter does not offer to begin it (statements then go through the
-        session)."""
-        raw = await self.session.run_sync(lambda session: session.connection().connection)
-        adapter, driver = raw.dbapi_connection, raw.driver_connection
-        if driver is None:
-            return None
-        if not driver.is_in_transaction():
-            # The adapter begins lazily, at its first statement: begin it here the
-            # adapter's own way, so that it commits or rolls back this transaction.
-            begin = getattr(adapter, "_start_transaction", None)
-            if begin is None:
-                return None
-            await begin()
-        self._driver = driver
-        return driver
 
     def _conversation_query(self) -> Any:
         return self._conversation_select(list(_DECISION_ENTITIES))
 
     def _decision_query(self) -> Any:
         columns = [getattr(entity, key) for entity in _DECISION_ENTITIES for key in _KEYS[entity]]
-        if not self.locking:
-            return self._conversation_select(columns)
-        member, join, member_columns = self._member_source()
-        members = (
-            select(func.array_agg(tuple_(*member_columns)))
-            .select_from(QueueMember)
-            .join(member, join)
-            .where(QueueMember.queue_id == Channel.default_queue_id)
-            .scalar_subquery()
-        )
-        return self._conversation_select(columns, members)
+        return self._conversation_select(columns)
 
     def _conversation_select(self, columns: list[Any], *extra: Any) -> Any:
         """The conversation (locked) with its contact, channel, lead and default queue
@@ -409,7 +314,7 @@ class RoutingRepository:
         which of them are absent at `at`, in one round trip."""
         if not manager_ids:
             return {}, set()
-        query = _statement(("managers", self.locking), self._managers_query)
+        query = self._managers_query()
         parameters = {"ids": sorted(set(manager_ids)), "at": at}
         rows = await self._rows(query, parameters)
         width = len(_MANAGER_STATE)
@@ -419,10 +324,7 @@ class RoutingRepository:
     async def members(self, queue_id: int, at: datetime) -> Members:
         """The queue's members with their open-conversation counts and absences, in one
         round trip, without locks: `record` checks the chosen one's version."""
-        rows = self._members.pop(queue_id, None)
-        if rows is None:
-            query = _statement(("members", self.locking), self._members_query)
-            rows = await self._rows(query, {"queue_id": queue_id, "at": at})
+        rows = await self._rows(self._members_query(), {"queue_id": queue_id, "at": at})
         width = len(_MANAGER_STATE) + 1
         position, count, away = width, width + 1, width + 2
         managers = {row[0]: ManagerState(*row[:width]) for row in rows}
@@ -698,17 +600,7 @@ class RoutingRepository:
         at: datetime,
     ) -> int | None:
         """The new assignment's id; None if a versioned row changed (nothing written)."""
-        shape = (
-            "record",
-            tuple(row),
-            tuple(
-                (change.mapper.local_table.name, tuple(change.values), change.version is not None)
-                for change in updates
-            ),
-            len(events),
-            end_open_of is not None,
-        )
-        statement = _statement(shape, lambda: _record_statement(row, updates, events, end_open_of))
+        statement = _record_statement(row, updates, events, end_open_of)
         parameters = {f"a_{key}": value for key, value in row.items()}
         for n, change in enumerate(updates):
             parameters[f"u{n}_id"] = change.id

@@ -11,14 +11,18 @@ async pool; reads use their own connections and never wait for writers (WAL).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+import asyncpg
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -32,6 +36,44 @@ from sqlalchemy.util.concurrency import await_
 from storage.sqlite_inline import inline_creator
 
 OUTBOX_FLAG = "omnihub.outbox_written"
+# The PostgreSQL channel on which a commit that wrote outbox events wakes the workers.
+OUTBOX_CHANNEL = "omnihub_outbox"
+_NOTIFY_OUTBOX = text(f"NOTIFY {OUTBOX_CHANNEL}")
+LISTEN_RETRY_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def _listen_once(dsn: str, callback: Callable[[], None], stop: asyncio.Event) -> None:
+    """LISTEN until `stop` or until the connection is lost."""
+    lost = asyncio.Event()
+
+    def notified(*_args: object) -> None:
+        callback()
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        connection.add_termination_listener(lambda _connection: lost.set())
+        await connection.add_listener(OUTBOX_CHANNEL, notified)
+        callback()  # whatever was committed before listening is looked at now
+        await _first_of(stop, lost)
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close(timeout=2)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def json_dumps(value: Any) -> str:
@@ -158,9 +200,30 @@ class Database:
         maker = self._writer if not redoable or self.is_sqlite else self._redoable_sessions()
         async with maker() as session, session.begin():
             yield session
+            if session.info.get(OUTBOX_FLAG) and not self.is_sqlite:
+                # Delivered at commit (never for a rollback) to the workers LISTENing in
+                # other processes: they wake at once instead of at their next poll.
+                await session.execute(_NOTIFY_OUTBOX)
         if session.info.pop(OUTBOX_FLAG, False):
             for callback in self._on_outbox:
                 callback()
+
+    async def listen_outbox(self, callback: Callable[[], None], stop: asyncio.Event) -> None:
+        """Call `callback` whenever another process commits outbox events, until `stop`.
+
+        PostgreSQL only (LISTEN on a connection of its own, opened again if it is lost);
+        on SQLite, where the writers share this process, `on_outbox_commit` serves.
+        """
+        if self.is_sqlite:
+            return
+        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not stop.is_set():
+            try:
+                await _listen_once(dsn, callback, stop)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("outbox notifications unavailable, polling meanwhile: %s", exc)
+            if not stop.is_set():
+                await _sleep_unless(stop, LISTEN_RETRY_SECONDS)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -6,17 +6,26 @@ SKIP LOCKED` on PostgreSQL, so any number of workers share the table), parse eac
 row into its event type once, run that type's handlers in a transaction that also
 marks the event done, and on failure retry with exponential backoff until the event
 is parked with its error (a row whose topic or payload does not parse fails too).
+
+The lease is short and renewed by a heartbeat while the worker works on its
+events (PostgreSQL; SQLite's one writer is the worker's own transaction meanwhile): a
+worker that dies (killed, its machine gone) stops renewing, and another
+worker takes its events once the lease runs out, seconds later. A worker sleeps
+between rounds until a commit that wrote events wakes it: in its own process
+directly, from other processes through PostgreSQL's NOTIFY (`Database.listen_outbox`);
+the poll interval is only the fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +45,23 @@ Handler = Callable[[AsyncSession, E, int], Awaitable[None]]
 
 Handlers = Mapping[type[Event], Sequence[Handler[Any]]]
 """A handler table: an event type to its handlers, in order; `Event` gets every event."""
+
+
+@dataclass(frozen=True)
+class BatchHandler(Generic[E]):
+    """A handler that also takes many events of its type at once.
+
+    The worker hands it all the events of its type that it claimed in one round, in
+    one transaction (`many`, with each event's row id, in id order); where an event must
+    be handled alone (after a failure), or where a caller has one event, it is called
+    as a plain handler (`each`). Both must leave the same result.
+    """
+
+    each: Handler[E]
+    many: Callable[[AsyncSession, Sequence[tuple[E, int]]], Awaitable[None]]
+
+    async def __call__(self, session: AsyncSession, event: E, event_id: int) -> None:
+        await self.each(session, event, event_id)
 
 
 class _HandlerFailed(Exception):
@@ -82,7 +108,10 @@ async def emit_many(session: AsyncSession, events: Sequence[Event]) -> None:
 @dataclass
 class WorkerOptions:
     batch_size: int = 100
-    lease_seconds: float = 60.0
+    # Renewed every heartbeat while the events are worked on: a dead worker's events
+    # wait at most this long (plus a poll) for another worker.
+    lease_seconds: float = 6.0
+    heartbeat_seconds: float = 2.0
     max_attempts: int = 8
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 3600.0
@@ -166,17 +195,68 @@ class OutboxWorker:
         claimed = await self._claim()
         if not claimed:
             return 0
-        # Row-locking handlers (routing) each get their own transaction where several
-        # workers write at once: locks held across a batch would deadlock workers.
+        if self.db.is_sqlite:
+            # One writer, which this worker's own transactions hold while they work:
+            # a renewal could only wait for them.
+            await self._run_claimed(claimed)
+            return len(claimed)
+        ids = [event_id for event_id, _topic in claimed]
+        heartbeat = asyncio.create_task(self._heartbeat(ids))
+        try:
+            await self._run_claimed(claimed)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        return len(claimed)
+
+    async def renew(self, ids: Sequence[int]) -> None:
+        """Extend the lease of these claimed events that are still being worked on."""
+        until = self.clock() + timedelta(seconds=self.options.lease_seconds)
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(OutboxEvent)
+                .where(
+                    OutboxEvent.id.in_(list(ids)),
+                    OutboxEvent.status == OutboxStatus.PENDING,
+                    OutboxEvent.locked_until.is_not(None),
+                )
+                .values(locked_until=until)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def _heartbeat(self, ids: list[int]) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat_seconds)
+            try:
+                await self.renew(ids)
+            except Exception:
+                # The next beat tries again; past the lease, another worker takes over.
+                log.warning("outbox lease renewal failed", exc_info=True)
+
+    async def _run_claimed(self, claimed: list[tuple[int, str]]) -> None:
+        # An event type with a batch handler: all its events in one transaction, the
+        # handler taking them together (and locking in its own order). Other row-locking
+        # handlers (routing) each get their own transaction where several workers write
+        # at once: locks held across a batch would deadlock workers.
         solo = self.options.solo_events if not self.db.is_sqlite else frozenset()
         kinds = [(event_id, CATALOGUE.get(topic)) for event_id, topic in claimed]
-        shared = [event_id for event_id, kind in kinds if kind not in solo]
+        batched: dict[type[Event], list[int]] = {}
+        for event_id, kind in kinds:
+            if kind is not None and self._batches(kind):
+                batched.setdefault(kind, []).append(event_id)
+        for kind, ids in batched.items():
+            await self._run(ids, redoable=kind in self.options.redoable_events)
+        rest = [(event_id, kind) for event_id, kind in kinds if kind not in batched]
+        shared = [event_id for event_id, kind in rest if kind not in solo]
         if shared:
             await self._run(shared)
-        for event_id, kind in kinds:
+        for event_id, kind in rest:
             if kind is not None and kind in solo:
                 await self._run([event_id], redoable=kind in self.options.redoable_events)
-        return len(claimed)
+
+    def _batches(self, kind: type[Event]) -> bool:
+        return any(isinstance(h, BatchHandler) for h in self.handlers.get(kind, ()))
 
     async def _run(self, ids: list[int], *, redoable: bool = False) -> None:
         try:
@@ -193,12 +273,16 @@ class OutboxWorker:
             select(OutboxEvent).where(OutboxEvent.id.in_(ids)).order_by(OutboxEvent.id)
         )
         done: list[int] = []
-        for event in events.all():
-            if event.status != OutboxStatus.PENDING:
-                continue
+        pending = [event for event in events.all() if event.status == OutboxStatus.PENDING]
+        if not isolated:
+            try:
+                await self._handle_together(session, pending)
+            except Exception as exc:
+                raise _HandlerFailed from exc
+        for event in pending:
             if not isolated:
                 try:
-                    await self._dispatch(session, event)
+                    await self._dispatch(session, event, batch_handled=True)
                 except Exception as exc:
                     raise _HandlerFailed from exc
                 done.append(event.id)
@@ -224,11 +308,28 @@ class OutboxWorker:
                 .execution_options(synchronize_session=False)
             )
 
-    async def _dispatch(self, session: AsyncSession, row: OutboxEvent) -> None:
-        """Parse the row into its event (once) and run the handlers of its type."""
+    async def _dispatch(
+        self, session: AsyncSession, row: OutboxEvent, *, batch_handled: bool = False
+    ) -> None:
+        """Parse the row into its event (once) and run the handlers of its type (but the
+        batch handlers, when `_handle_together` ran them already)."""
         event = parse(row.topic, row.payload)
         for handler in (*self.handlers.get(type(event), ()), *self.handlers.get(Event, ())):
+            if batch_handled and isinstance(handler, BatchHandler):
+                continue
             await handler(session, event, row.id)
+
+    async def _handle_together(self, session: AsyncSession, rows: list[OutboxEvent]) -> None:
+        """Each batch handler with all the events of its type, before any other handler."""
+        by_kind: dict[type[Event], list[tuple[Event, int]]] = {}
+        for row in rows:
+            kind = CATALOGUE.get(row.topic)
+            if kind is not None and self._batches(kind):
+                by_kind.setdefault(kind, []).append((parse(row.topic, row.payload), row.id))
+        for kind, group in by_kind.items():
+            for handler in self.handlers.get(kind, ()):
+                if isinstance(handler, BatchHandler):
+                    await handler.many(session, group)
 
     def _record_failure(self, event: OutboxEvent, exc: BaseException) -> None:
         error = f"{type(exc).__name__}: {exc}"[:4000]
@@ -269,6 +370,16 @@ class OutboxWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until `stop` is set: handle due events, then sleep until woken or polled."""
         log.info("outbox worker started")
+        listener = asyncio.ensure_future(self.db.listen_outbox(self.wake, stop))
+        try:
+            await self._loop(stop)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        log.info("outbox worker stopped")
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         last_purge = 0.0
         loop = asyncio.get_running_loop()
         while not stop.is_set():
@@ -296,4 +407,3 @@ class OutboxWorker:
             )
             for waiter in waiters:
                 waiter.cancel()
-        log.info("outbox worker stopped")

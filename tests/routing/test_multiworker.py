@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import pytest
 from sqlalchemy import func, select, text
@@ -40,7 +43,9 @@ MANAGERS = 20
 TIMEOUT_SECONDS = 180
 
 
-async def _setup(db: Database, capacity: int) -> tuple[list[int], list[int]]:
+async def _setup(
+    db: Database, capacity: int, conversations: int = CONVERSATIONS
+) -> tuple[list[int], list[int]]:
     async with db.transaction() as session:
         queue = Queue(key="sales", name="Sales", strategy=Strategy.EVENLY, sla={})
         session.add(queue)
@@ -63,7 +68,7 @@ async def _setup(db: Database, capacity: int) -> tuple[list[int], list[int]]:
             await set_presence(session, manager.id, Presence.ONLINE, now=utcnow(), ttl_seconds=3600)
         channel_id = channel.id
         manager_ids = [m.id for m in managers]
-    return manager_ids, await form_conversations(db, channel_id, CONVERSATIONS)
+    return manager_ids, await form_conversations(db, channel_id, conversations)
 
 
 def _socket_ports(pid: int) -> set[int]:
@@ -227,3 +232,78 @@ async def test_two_workers_route_a_thousand_conversations(
 
     # Both processes took part (their database sessions were seen at work).
     assert all(seen.values()), seen
+
+
+async def _claimed(db: Database, event_id: int) -> tuple[int, datetime | None, str]:
+    async with db.read() as session:
+        event = await session.get(OutboxEvent, event_id)
+        assert event is not None
+        return event.attempts, event.locked_until, event.status
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_killed_workers_events_are_taken_over_within_ten_seconds(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    """A worker killed (SIGKILL) in the middle of its work: its lease, renewed while it
+    worked, runs out within seconds and the other worker handles its events."""
+    _managers, conversation_ids = await _setup(db, capacity=5, conversations=1)
+    [conversation_id] = conversation_ids
+    async with db.read() as session:
+        opened = await session.scalar(
+            select(OutboxEvent.id).where(OutboxEvent.topic == "conversation.opened")
+        )
+    assert opened is not None
+    env = worker_env(
+        OMNIHUB_DATABASE_URL=db_url,
+        OMNIHUB_SECRET_KEY="x" * 32,
+        OMNIHUB_LOG_FORMAT="text",
+        OMNIHUB_WORKER_POLL_SECONDS="0.2",
+        OMNIHUB_DATA_DIR=str(tmp_path / "var"),
+    )
+    logs: list[IO[bytes]] = []
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        async with db.transaction() as session:
+            # The conversation's row held here: the first worker claims the event and
+            # then waits in the middle of routing it.
+            await session.execute(
+                select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
+            )
+            logs, first = start_workers(env, tmp_path, count=1)
+            workers += first
+            deadline = time.monotonic() + 90
+            while (await _claimed(db, opened))[0] == 0:
+                assert time.monotonic() < deadline, "the first worker claimed nothing"
+                await asyncio.sleep(0.1)
+            _attempts, leased_until, _status = await _claimed(db, opened)
+            assert leased_until is not None
+
+            (tmp_path / "second").mkdir()
+            second_logs, second = start_workers(env, tmp_path / "second", count=1)
+            logs += second_logs
+            workers += second
+            while "outbox worker started" not in (tmp_path / "second/worker0.log").read_text():
+                assert time.monotonic() < deadline, "the second worker did not start"
+                await asyncio.sleep(0.1)
+            # Longer than a lease: the heartbeat keeps it, the second worker leaves it.
+            await asyncio.sleep(8)
+            attempts, renewed_until, status = await _claimed(db, opened)
+            assert (attempts, status) == (1, OutboxStatus.PENDING)
+            assert renewed_until is not None and renewed_until > leased_until + timedelta(seconds=1)
+
+            first[0].kill()  # SIGKILL: no clean stop, the lease is left as it was
+            first[0].wait()
+            killed_at = time.monotonic()
+        while (await _claimed(db, opened))[2] != OutboxStatus.DONE:
+            assert time.monotonic() - killed_at < 10, "the event was not taken over in 10 s"
+            await asyncio.sleep(0.05)
+        taken_over = time.monotonic() - killed_at
+    finally:
+        stop_workers(workers, logs)
+    attempts, _until, _status = await _claimed(db, opened)
+    assert attempts == 2
+    assert taken_over < 10
+    async with db.read() as session:
+        conversation = await session.get(Conversation, conversation_id)
+    assert conversation is not None and conversation.routing_state == RoutingState.ASSIGNED

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.db import Database
 from storage.events import ConversationOpened, Event, omitted_when_none
 from storage.models import Channel, OutboxEvent, OutboxStatus
-from storage.outbox import Handler, Handlers, OutboxWorker, WorkerOptions, emit
+from storage.outbox import BatchHandler, Handler, Handlers, OutboxWorker, WorkerOptions, emit
 from storage.types import utcnow
 
 # Events of this module's own (the hub's catalogue is tested in test_events.py).
@@ -608,3 +608,85 @@ class TestSoloEvents:
         assert {e.status for e in (await outbox(db)).values()} == {OutboxStatus.DONE}
         if not db.is_sqlite:
             assert settings == {"plain": "on", "routing": "off"}
+
+
+class TestBatchHandlers:
+    async def test_a_batch_handler_takes_its_types_events_together(
+        self, db: Database, clock: Clock
+    ) -> None:
+        calls: list[list[int]] = []
+        each: list[int] = []
+        star: list[int] = []
+
+        async def one(_session: AsyncSession, event: Numbered, _event_id: int) -> None:
+            each.append(event.n)
+
+        async def many(_session: AsyncSession, events: Sequence[tuple[Numbered, int]]) -> None:
+            calls.append([event.n for event, _id in events])
+
+        async def every(_session: AsyncSession, _event: Event, event_id: int) -> None:
+            star.append(event_id)
+
+        ids = await emit_events(db, Opened, 5)
+        others = await emit_events(db, Plain, 2)
+        worker = make_worker(
+            db, clock, {Opened: [BatchHandler(one, many)], Plain: [one], Event: [every]}
+        )
+        assert await worker.drain() == 7
+        assert calls == [[0, 1, 2, 3, 4]]  # one call, the events in order
+        assert each == [0, 1]  # only the other type's events, one by one
+        assert sorted(star) == sorted(ids + others)
+        assert {e.status for e in (await outbox(db)).values()} == {OutboxStatus.DONE}
+
+    async def test_a_failing_batch_is_handled_again_event_by_event(
+        self, db: Database, clock: Clock
+    ) -> None:
+        each: list[int] = []
+
+        async def one(_session: AsyncSession, event: Numbered, _event_id: int) -> None:
+            if event.n == 1:
+                raise RuntimeError("this one fails")
+            each.append(event.n)
+
+        async def many(_session: AsyncSession, _events: Sequence[tuple[Numbered, int]]) -> None:
+            raise RuntimeError("the batch fails")
+
+        ids = await emit_events(db, Opened, 3)
+        worker = make_worker(db, clock, {Opened: [BatchHandler(one, many)]})
+        assert await worker.run_once() == 3
+        events = await outbox(db)
+        assert each == [0, 2]
+        assert [events[i].status for i in ids] == [
+            OutboxStatus.DONE,
+            OutboxStatus.PENDING,
+            OutboxStatus.DONE,
+        ]
+        assert events[ids[1]].last_error == "RuntimeError: this one fails"
+
+
+class TestHeartbeat:
+    @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+    async def test_the_lease_is_renewed_while_the_events_are_worked_on(self, db: Database) -> None:
+        """Real time: a handler that takes longer than the lease keeps its events."""
+        release = asyncio.Event()
+        started = asyncio.Event()
+
+        async def slow(_session: AsyncSession, _event: Event, _event_id: int) -> None:
+            started.set()
+            await release.wait()
+
+        [event_id] = await emit_events(db, Plain)
+        worker = OutboxWorker(
+            db, {Plain: [slow]}, WorkerOptions(lease_seconds=0.6, heartbeat_seconds=0.2)
+        )
+        other = OutboxWorker(db, {}, WorkerOptions(lease_seconds=0.6))
+        running = asyncio.create_task(worker.run_once())
+        await started.wait()
+        first = (await outbox(db))[event_id].locked_until
+        await asyncio.sleep(1.5)  # more than two leases
+        assert await other.claim() == []  # still leased: the heartbeat renewed it
+        renewed = (await outbox(db))[event_id].locked_until
+        assert first is not None and renewed is not None and renewed > first
+        release.set()
+        assert await running == 1
+        assert (await outbox(db))[event_id].status == OutboxStatus.DONE
