@@ -1,0 +1,160 @@
+"""Search: the conversations whose messages, subject, contact or numbers match what was typed.
+
+A conversation matches when every word of the query is in one of its messages (notes
+included), or in its subject, or in its contact's name or company; or when the query is one
+of the contact's identities or a part of one (an email address, a phone number however it is
+written, a Telegram name); or when it is a request number (the lead's number shown to the
+client) or a claim number. Words match by their stem in Russian and English, so «заказы» finds
+«заказ» and "invoices" finds "invoice"; names, companies and identities match any part of
+three characters or more.
+
+Results are conversations the viewer may see (`intake.visibility`), newest first, a page at a
+time with a cursor and no cap on how many pages there are; each result carries the fragment of
+its latest matching message with the matched words marked.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+
+import snowballstemmer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake.journal import Page, decode_cursor, page_of
+from intake.journal_repository import ConversationRow, JournalRepository
+from intake.search_repository import SearchRepository
+from intake.visibility import Viewer
+from storage.errors import InvalidInput
+
+MAX_QUERY_LENGTH = 200
+MAX_WORDS = 12
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+# Marks around matched words in a snippet: private-use characters no message carries.
+HIT_START = "\ue000"
+HIT_END = "\ue001"
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_PHONE = re.compile(r"\+?[\d\s().\-]{5,}")
+_CLAIM_NUMBER = re.compile(r"[A-Za-zА-Яа-я]{2,5}-\d{4}-\d{1,9}")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchTerms:
+    """A query taken apart for the backends (built by `terms_of`)."""
+
+    text: str
+    words: tuple[str, ...]
+    stems: tuple[str, ...]
+    # Words long enough for trigram matching of names, companies and identities.
+    parts: tuple[str, ...]
+    # The whole query when it is one term: an identity may contain it.
+    identity: str | None
+    # The digits of a phone-like query (8 912 … also as 7 912 …).
+    phone_digits: tuple[str, ...]
+    numbers: tuple[int, ...]
+    claim_number: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SnippetPart:
+    text: str
+    hit: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    row: ConversationRow
+    # The latest matching message's fragment; empty when only the contact or a number matched.
+    snippet: tuple[SnippetPart, ...]
+    message_id: int | None
+
+
+@cache
+def _stemmer(language: str) -> snowballstemmer.Stemmer:
+    return snowballstemmer.stemmer(language)
+
+
+def stem(word: str) -> str:
+    """The Snowball stem of a lower-case word, Russian for Cyrillic, English otherwise."""
+    language = "russian" if _CYRILLIC.search(word) else "english"
+    stemmed: str = _stemmer(language).stemWord(word.replace("ё", "е"))
+    return stemmed if len(stemmed) >= 2 else word
+
+
+def terms_of(query: str) -> SearchTerms:
+    """Take a query apart; InvalidInput(invalid_query) when there is nothing to search for."""
+    text = unicodedata.normalize("NFC", query).strip()
+    if not text:
+        raise InvalidInput("type something to search for", code="invalid_query")
+    if len(text) > MAX_QUERY_LENGTH:
+        raise InvalidInput(f"the query is over {MAX_QUERY_LENGTH} characters", code="invalid_query")
+    words = tuple(dict.fromkeys(word.casefold() for word in _WORD.findall(text)))[:MAX_WORDS]
+    if not words:
+        raise InvalidInput("the query has no words or numbers", code="invalid_query")
+    raw = text.split()
+    identity = raw[0].strip("\"'«»") if len(raw) == 1 and len(raw[0]) >= 3 else None
+    phone_digits: tuple[str, ...] = ()
+    if _PHONE.fullmatch(text):
+        digits = re.sub(r"\D", "", text)
+        if len(digits) >= 5:
+            spelled = [digits]
+            if len(digits) == 11 and digits.startswith("8"):
+                spelled.append("7" + digits[1:])
+            phone_digits = tuple(spelled)
+    numbers = tuple(int(word) for word in words if word.isdigit() and len(word) <= 18)
+    claim = _CLAIM_NUMBER.fullmatch(text)
+    return SearchTerms(
+        text=text,
+        words=words,
+        stems=tuple(stem(word) for word in words),
+        parts=tuple(word for word in words if len(word) >= 3),
+        identity=identity,
+        phone_digits=phone_digits,
+        numbers=numbers,
+        claim_number=claim.group(0).upper() if claim else None,
+    )
+
+
+def snippet_parts(marked: str) -> tuple[SnippetPart, ...]:
+    """A fragment with HIT_START/HIT_END marks as plain-text parts, the hits flagged."""
+    parts: list[SnippetPart] = []
+    for index, piece in enumerate(re.split(f"[{HIT_START}{HIT_END}]", marked)):
+        if piece:
+            parts.append(SnippetPart(piece, hit=index % 2 == 1))
+    return tuple(parts)
+
+
+async def search(
+    session: AsyncSession,
+    viewer: Viewer,
+    query: str,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[SearchHit]:
+    """One page of the conversations matching `query` that `viewer` may see, newest first."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be within 1..{MAX_LIMIT}", code="invalid_limit")
+    terms = terms_of(query)
+    before = decode_cursor("search", cursor) if cursor else None
+    repo = SearchRepository(session)
+    ids = await repo.matching_conversations(terms, viewer, before_id=before, limit=limit + 1)
+    page = page_of("search", ids, limit, lambda conversation_id: conversation_id)
+    rows = await JournalRepository(session).conversation_rows(page.items)
+    snippets = await repo.snippets(terms, page.items, HIT_START, HIT_END)
+    hits = []
+    for row in rows:
+        found = snippets.get(row.conversation.id)
+        hits.append(
+            SearchHit(
+                row=row,
+                snippet=snippet_parts(found[1]) if found else (),
+                message_id=found[0] if found else None,
+            )
+        )
+    return Page(hits, page.next_cursor)
