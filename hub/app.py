@@ -167,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from inbox.channels_api import router as channels_router
     from inbox.claims_api import router as claims_router
     from inbox.routing_api import router as routing_router
+    from inbox.search_api import router as search_router
     from inbox.telegram_link_api import router as telegram_link_router
 
     # Phone systems post many small events: their routes are matched first.
@@ -181,4 +182,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(channels_router)
     app.include_router(calls_router)
     app.include_router(telegram_link_router)
+    app.include_router(search_router)
     return app
