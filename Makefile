@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python -m bench.email
 	$(BIN)/python -m bench.telephony
 	$(BIN)/python -m bench.telegram
+	$(BIN)/python -m bench.inbox
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
