@@ -164,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from channels.webform.endpoints import router as webform_router
     from inbox.api import router as api_router
     from inbox.calls_api import router as calls_router
+    from inbox.canned_api import router as canned_router
     from inbox.channels_api import router as channels_router
     from inbox.claims_api import router as claims_router
     from inbox.routing_api import router as routing_router
@@ -183,4 +184,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(calls_router)
     app.include_router(telegram_link_router)
     app.include_router(search_router)
+    app.include_router(canned_router)
     return app
