@@ -69,8 +69,8 @@ class RenderedOut(BaseModel):
 class ReadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message_id: int | None = Field(
-        default=None, ge=1, description="Read up to this message; the newest when omitted"
+    message_id: DbId | None = Field(
+        default=None, description="Read up to this message; the newest when omitted"
     )
 
 
