@@ -42,7 +42,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_canned_replies")),
-        sa.UniqueConstraint("owner_id", "shortcut", name=op.f("uq_canned_replies_owner_id_shortcut")),
+        sa.UniqueConstraint(
+            "owner_id", "shortcut", name=op.f("uq_canned_replies_owner_id_shortcut")
+        ),
     )
     with op.batch_alter_table("canned_replies", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_canned_replies_owner_id"), ["owner_id"], unique=False)
