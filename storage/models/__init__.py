@@ -28,7 +28,7 @@ from storage.models.email import (
     QuarantinedEmail,
     QuarantineStatus,
 )
-from storage.models.inbox import CannedReply, ConversationRead
+from storage.models.inbox import CannedReply, ContactMerge, ConversationRead
 from storage.models.outbox import OutboxEvent, OutboxStatus
 from storage.models.people import (
     ApiToken,
@@ -77,6 +77,7 @@ __all__ = [
     "ClaimStatus",
     "ClaimStep",
     "Contact",
+    "ContactMerge",
     "Conversation",
     "ConversationRead",
     "ConversationStatus",

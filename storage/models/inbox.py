@@ -1,14 +1,15 @@
-"""What the managers' workspace keeps: canned replies and each manager's read position."""
+"""What the managers' workspace keeps: canned replies, read positions, contact merges."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models.base import Base, IdMixin, TimestampMixin
-from storage.types import BigId, UTCDateTime
+from storage.models.base import Base, CreatedMixin, IdMixin, TimestampMixin
+from storage.types import BigId, JSONDict, UTCDateTime
 
 
 class CannedReply(IdMixin, TimestampMixin, Base):
@@ -53,3 +54,24 @@ class ConversationRead(Base):
     )
     last_read_message_id: Mapped[int] = mapped_column(BigId)
     read_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ContactMerge(IdMixin, CreatedMixin, Base):
+    """One contact merged into another: who did it, when, and what moved.
+
+    The absorbed contact is deleted; its name, company and identities are kept here with the
+    ids of every row that moved, so the merge can be read back and, by hand, undone.
+    """
+
+    __tablename__ = "contact_merges"
+
+    into_contact_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    from_contact_id: Mapped[int] = mapped_column(BigId)
+    manager_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("managers.id", ondelete="SET NULL")
+    )
+    token_id: Mapped[int | None] = mapped_column(BigId)
+    absorbed: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    moved: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)

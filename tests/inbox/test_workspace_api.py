@@ -1,4 +1,4 @@
-"""Canned replies and read positions over /api/v1."""
+"""Canned replies, read positions and contact merges over /api/v1."""
 
 from __future__ import annotations
 
@@ -92,3 +92,34 @@ class TestCannedApi:
         assert operator.status_code == 422
         missing = await client.post("/api/v1/conversations/999999/read", headers=headers)
         assert missing.status_code == 404
+
+
+class TestMergeApi:
+    async def test_merge_and_its_record(self, client: httpx.AsyncClient, hub_db: Database) -> None:
+        anna, headers = await manager_with_headers(hub_db)
+        channel = await create_channel(hub_db)
+        kept = await ingest_message(hub_db, channel, email="kept@example.ru")
+        gone = await ingest_message(hub_db, channel, email="gone@example.ru")
+
+        merged = await client.post(
+            f"/api/v1/contacts/{kept.contact_id}/merge",
+            headers=headers,
+            json={"other_contact_id": gone.contact_id},
+        )
+        assert merged.status_code == 201, merged.text
+        assert merged.json()["moved"]["conversations"] == [gone.conversation_id]
+        assert merged.json()["manager_id"] == anna.id
+        again = await client.post(
+            f"/api/v1/contacts/{kept.contact_id}/merge",
+            headers=headers,
+            json={"other_contact_id": gone.contact_id},
+        )
+        assert again.status_code == 404
+        itself = await client.post(
+            f"/api/v1/contacts/{kept.contact_id}/merge",
+            headers=headers,
+            json={"other_contact_id": kept.contact_id},
+        )
+        assert itself.json()["error"] == "same_contact"
+        history = await client.get(f"/api/v1/contacts/{kept.contact_id}/merges", headers=headers)
+        assert [item["from_contact_id"] for item in history.json()] == [gone.contact_id]

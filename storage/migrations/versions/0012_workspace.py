@@ -1,4 +1,5 @@
-"""The managers' workspace: canned replies and each manager's read position per conversation.
+"""The managers' workspace: canned replies, each manager's read position per conversation,
+and the record of contact merges.
 
 Revision ID: 0012
 Revises: 0011
@@ -10,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import storage.types
 
@@ -19,6 +21,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
 def _at(name: str, nullable: bool = False) -> sa.Column[Any]:
@@ -83,7 +86,40 @@ def upgrade() -> None:
         )
 
 
+    op.create_table(
+        "contact_merges",
+        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("into_contact_id", BIG_ID, nullable=True),
+        sa.Column("from_contact_id", BIG_ID, nullable=False),
+        sa.Column("manager_id", BIG_ID, nullable=True),
+        sa.Column("token_id", BIG_ID, nullable=True),
+        sa.Column("absorbed", JSON, nullable=False),
+        sa.Column("moved", JSON, nullable=False),
+        _at("created_at"),
+        sa.ForeignKeyConstraint(
+            ["into_contact_id"],
+            ["contacts.id"],
+            name=op.f("fk_contact_merges_into_contact_id_contacts"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["manager_id"],
+            ["managers.id"],
+            name=op.f("fk_contact_merges_manager_id_managers"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_contact_merges")),
+    )
+    with op.batch_alter_table("contact_merges", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_contact_merges_into_contact_id"), ["into_contact_id"], unique=False
+        )
+
+
 def downgrade() -> None:
+    with op.batch_alter_table("contact_merges", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_contact_merges_into_contact_id"))
+    op.drop_table("contact_merges")
     with op.batch_alter_table("conversation_reads", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_conversation_reads_conversation_id"))
     op.drop_table("conversation_reads")
