@@ -8,13 +8,14 @@ client) or a claim number. Words match by their stem in Russian and English, so 
 «заказ» and "invoices" finds "invoice"; names, companies and identities match any part of
 three characters or more.
 
-Results are conversations the viewer may see (`intake.visibility`), newest first, a page at a
-time with a cursor and no cap on how many pages there are; each result carries the fragment of
-its latest matching message with the matched words marked.
+Results are conversations the viewer may see (`intake.visibility`), the latest match first,
+a page at a time with a cursor and no cap on how many pages there are; each result carries
+the fragment of its latest matching message with the matched words marked.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from functools import cache
 import snowballstemmer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake.journal import Page, decode_cursor, page_of
+from intake.journal import Page
 from intake.journal_repository import ConversationRow, JournalRepository
 from intake.search_repository import SearchRepository
 from intake.visibility import Viewer
@@ -32,6 +33,8 @@ from storage.errors import InvalidInput
 MAX_QUERY_LENGTH = 200
 MAX_WORDS = 12
 DEFAULT_LIMIT = 50
+# The most matching messages read at once while filling a page.
+MAX_CHUNK = 20_000
 MAX_LIMIT = 200
 
 # Marks around matched words in a snippet: private-use characters no message carries.
@@ -39,6 +42,7 @@ HIT_START = "\ue000"
 HIT_END = "\ue001"
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_NUMBER = re.compile(r"[0-9]{1,18}")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _PHONE = re.compile(r"\+?[\d\s().\-]{5,}")
 _CLAIM_NUMBER = re.compile(r"[A-Za-zА-Яа-я]{2,5}-\d{4}-\d{1,9}")
@@ -130,6 +134,24 @@ def snippet_parts(marked: str) -> tuple[SnippetPart, ...]:
     return tuple(parts)
 
 
+def encode_search_cursor(key: int, conversation_id: int) -> str:
+    raw = f"search:{key}:{conversation_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_search_cursor(cursor: str) -> tuple[int, int]:
+    """(key, conversation id) of the last result shown; InvalidInput(invalid_cursor) if the
+    cursor is not one this search gave."""
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
+        kind, key, conversation_id = raw.decode("ascii").split(":")
+    except (ValueError, UnicodeError) as exc:
+        raise InvalidInput("the cursor is not one this API gave", code="invalid_cursor") from exc
+    if kind != "search" or not (_NUMBER.fullmatch(key) and _NUMBER.fullmatch(conversation_id)):
+        raise InvalidInput("the cursor is not one this API gave", code="invalid_cursor")
+    return int(key), int(conversation_id)
+
+
 async def search(
     session: AsyncSession,
     viewer: Viewer,
@@ -137,24 +159,78 @@ async def search(
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> Page[SearchHit]:
-    """One page of the conversations matching `query` that `viewer` may see, newest first."""
+    """One page of the conversations matching `query` that `viewer` may see.
+
+    Ordered by the latest match, newest first: a conversation matched by a message stands
+    where its latest matching message stands; one matched by its subject, contact or number
+    where its latest message stands. The newest matching messages are read first and only
+    as many as the page needs, so a common word costs no more than a rare one.
+    """
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be within 1..{MAX_LIMIT}", code="invalid_limit")
     terms = terms_of(query)
-    before = decode_cursor("search", cursor) if cursor else None
+    before = decode_search_cursor(cursor) if cursor else None
     repo = SearchRepository(session)
-    ids = await repo.matching_conversations(terms, viewer, before_id=before, limit=limit + 1)
-    page = page_of("search", ids, limit, lambda conversation_id: conversation_id)
-    rows = await JournalRepository(session).conversation_rows(page.items)
-    snippets = await repo.snippets(terms, page.items, HIT_START, HIT_END)
+    wanted = limit + 1
+    ranked = await repo.other_matches(terms, viewer, before=before, limit=wanted)
+    ranked += await _by_messages(repo, terms, viewer, before, wanted)
+    ranked = sorted(set(ranked), reverse=True)[:wanted]
+    more = len(ranked) > limit
+    ranked = ranked[:limit]
+    ids = [conversation_id for _key, conversation_id in ranked]
+    latest = await repo.latest_matches(terms, ids)
+    fragments = await repo.snippets(terms, list(latest.values()), HIT_START, HIT_END)
+    rows = await JournalRepository(session).conversation_rows(ids)
     hits = []
     for row in rows:
-        found = snippets.get(row.conversation.id)
+        message_id = latest.get(row.conversation.id)
+        fragment = fragments.get(message_id) if message_id is not None else None
         hits.append(
             SearchHit(
                 row=row,
-                snippet=snippet_parts(found[1]) if found else (),
-                message_id=found[0] if found else None,
+                snippet=snippet_parts(fragment) if fragment else (),
+                message_id=message_id,
             )
         )
-    return Page(hits, page.next_cursor)
+    next_cursor = encode_search_cursor(*ranked[-1]) if more else None
+    return Page(hits, next_cursor)
+
+
+async def _by_messages(
+    repo: SearchRepository,
+    terms: SearchTerms,
+    viewer: Viewer,
+    before: tuple[int, int] | None,
+    wanted: int,
+) -> list[tuple[int, int]]:
+    """Up to `wanted` (latest matching message id, conversation id) below the cursor, for the
+    conversations matched by a message only, read newest first in growing chunks."""
+    found: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    below = before[0] if before is not None else None
+    chunk = max(wanted * 4, 64)
+    while len(found) < wanted:
+        matches = await repo.message_matches(terms, below=below, limit=chunk)
+        if not matches:
+            break
+        fresh: dict[int, int] = {}
+        for message_id, conversation_id in matches:
+            if conversation_id not in seen and conversation_id not in fresh:
+                fresh[conversation_id] = message_id
+        seen.update(fresh)
+        candidates = list(fresh)
+        dropped = await repo.matched_otherwise(terms, candidates)
+        if before is not None:
+            # Shown on an earlier page: a match at or after the cursor's message.
+            dropped |= await repo.matched_since(terms, candidates, before[0])
+        visible = await repo.visible(candidates, viewer)
+        found += [
+            (message_id, conversation_id)
+            for conversation_id, message_id in fresh.items()
+            if conversation_id in visible and conversation_id not in dropped
+        ]
+        if len(matches) < chunk:
+            break
+        below = matches[-1][0]
+        chunk = min(chunk * 4, MAX_CHUNK)
+    return found

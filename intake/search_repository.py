@@ -23,8 +23,10 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    tuple_,
     union,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.journal_repository import contains_any
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 TS_CONFIG = "russian"
 
 _search_messages = table("search_messages", column("rowid"))
+# PostgreSQL: the stored tsvector of each message's text (migration 0011).
+_SEARCH_VECTOR = literal_column("messages.search_vector", type_=TSVECTOR())
 _search_subjects = table("search_subjects", column("rowid"))
 _search_contacts = table("search_contacts", column("rowid"))
 _search_identities = table("search_identities", column("rowid"))
@@ -85,17 +89,17 @@ class SearchRepository:
 
     # Sources of matching conversations
 
-    def _message_hits(self, terms: SearchTerms) -> Select[int]:
+    def _message_hits(self, terms: SearchTerms) -> Select[int, int]:
+        """(message id, conversation id) of the messages with every word."""
         if self._sqlite:
-            query = _fts_words(terms.stems)
             return (
-                select(Message.conversation_id)
-                .join(_search_messages, _search_messages.c.rowid == Message.id)
-                .where(_fts_match("search_messages", query))
+                select(Message.id, Message.conversation_id)
+                .select_from(_search_messages)
+                .join(Message, Message.id == _search_messages.c.rowid)
+                .where(_fts_match("search_messages", _fts_words(terms.stems)))
             )
-        tsquery = func.plainto_tsquery(TS_CONFIG, terms.text)
-        return select(Message.conversation_id).where(
-            func.to_tsvector(TS_CONFIG, Message.text).op("@@")(tsquery)
+        return select(Message.id, Message.conversation_id).where(
+            _SEARCH_VECTOR.op("@@")(func.plainto_tsquery(TS_CONFIG, terms.text))
         )
 
     def _subject_hits(self, terms: SearchTerms) -> Select[int]:
@@ -165,49 +169,105 @@ class SearchRepository:
             )
         return sources
 
-    async def matching_conversations(
-        self, terms: SearchTerms, viewer: Viewer, *, before_id: int | None, limit: int
-    ) -> list[int]:
-        """Ids of the matching conversations `viewer` sees, newest first, after `before_id`."""
-        by_conversation: list[Select[int]] = [
-            self._message_hits(terms),
-            self._subject_hits(terms),
-            *self._number_hits(terms),
-        ]
+    def _other_hits(self, terms: SearchTerms) -> Select[int]:
+        """Conversations matched by their subject, contact, identities or numbers."""
+        sources: list[Select[int]] = [self._subject_hits(terms), *self._number_hits(terms)]
         contacts = self._contact_ids(terms)
         if contacts:
             contact_ids = union(*contacts).subquery()
-            by_conversation.append(
+            sources.append(
                 select(Conversation.id).where(Conversation.contact_id.in_(select(contact_ids.c[0])))
             )
-        hits = union(*by_conversation).subquery()
-        conditions = [Conversation.id.in_(select(hits.c[0])), visible_to(viewer)]
-        if before_id is not None:
-            conditions.append(Conversation.id < before_id)
-        query = select(Conversation.id).where(*conditions).order_by(Conversation.id.desc())
-        return list((await self.session.scalars(query.limit(limit))).all())
+        hits = union(*sources).subquery()
+        return select(hits.c[0])
 
-    async def snippets(
-        self, terms: SearchTerms, conversation_ids: Sequence[int], start: str, end: str
-    ) -> dict[int, tuple[int, str]]:
-        """For each conversation, its latest matching message: (message id, marked fragment)."""
+    async def message_matches(
+        self, terms: SearchTerms, *, below: int | None, limit: int
+    ) -> list[tuple[int, int]]:
+        """(message id, conversation id) of matching messages, newest first, ids below `below`."""
+        query = self._message_hits(terms)
+        if below is not None:
+            query = query.where(Message.id < below)
+        query = query.order_by(Message.id.desc()).limit(limit)
+        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
+    async def matched_since(
+        self, terms: SearchTerms, conversation_ids: Sequence[int], since: int
+    ) -> set[int]:
+        """Which of these conversations have a matching message with id `since` or later."""
+        if not conversation_ids:
+            return set()
+        query = self._message_hits(terms).where(
+            Message.conversation_id.in_(conversation_ids), Message.id >= since
+        )
+        return {row[1] for row in (await self.session.execute(query)).all()}
+
+    async def matched_otherwise(
+        self, terms: SearchTerms, conversation_ids: Sequence[int]
+    ) -> set[int]:
+        """Which of these conversations match by subject, contact, identity or number."""
+        others = self._other_hits(terms)
+        if not conversation_ids:
+            return set()
+        query = select(Conversation.id).where(
+            Conversation.id.in_(conversation_ids), Conversation.id.in_(others)
+        )
+        return set((await self.session.scalars(query)).all())
+
+    async def visible(self, conversation_ids: Sequence[int], viewer: Viewer) -> set[int]:
+        if not conversation_ids:
+            return set()
+        query = select(Conversation.id).where(
+            Conversation.id.in_(conversation_ids), visible_to(viewer)
+        )
+        return set((await self.session.scalars(query)).all())
+
+    async def other_matches(
+        self, terms: SearchTerms, viewer: Viewer, *, before: tuple[int, int] | None, limit: int
+    ) -> list[tuple[int, int]]:
+        """(key, conversation id) of the conversations matched otherwise than by a message,
+        the key being their latest message id, highest first, below the cursor `before`."""
+        others = self._other_hits(terms)
+        latest = (
+            select(func.coalesce(func.max(Message.id), 0))
+            .where(Message.conversation_id == Conversation.id)
+            .scalar_subquery()
+        )
+        keyed = (
+            select(latest.label("key"), Conversation.id.label("conversation_id"))
+            .where(Conversation.id.in_(others), visible_to(viewer))
+            .subquery()
+        )
+        query = select(keyed.c.key, keyed.c.conversation_id)
+        if before is not None:
+            query = query.where(tuple_(keyed.c.key, keyed.c.conversation_id) < before)
+        query = query.order_by(keyed.c.key.desc(), keyed.c.conversation_id.desc()).limit(limit)
+        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
+    async def latest_matches(
+        self, terms: SearchTerms, conversation_ids: Sequence[int]
+    ) -> dict[int, int]:
+        """Each conversation's latest matching message id (those without one are absent)."""
         if not conversation_ids:
             return {}
-        latest = (
-            self._message_hits(terms)
-            .with_only_columns(Message.conversation_id, func.max(Message.id))
-            .where(Message.conversation_id.in_(conversation_ids))
-            .group_by(Message.conversation_id)
+        hits = self._message_hits(terms).where(Message.conversation_id.in_(conversation_ids))
+        found = hits.subquery()
+        query = select(found.c.conversation_id, func.max(found.c.id)).group_by(
+            found.c.conversation_id
         )
-        message_ids = {row[1]: row[0] for row in (await self.session.execute(latest)).all()}
+        return {row[0]: row[1] for row in (await self.session.execute(query)).all()}
+
+    async def snippets(
+        self, terms: SearchTerms, message_ids: Sequence[int], start: str, end: str
+    ) -> dict[int, str]:
+        """The fragment of each of these messages around its matched words, marked."""
         if not message_ids:
             return {}
         if self._sqlite:
-            query = _fts_words(terms.stems)
             fragment = func.snippet(literal_column("search_messages"), 0, start, end, "…", 24)
             rows = await self.session.execute(
                 select(_search_messages.c.rowid, fragment).where(
-                    _fts_match("search_messages", query),
+                    _fts_match("search_messages", _fts_words(terms.stems)),
                     _search_messages.c.rowid.in_(message_ids),
                 )
             )
@@ -219,4 +279,4 @@ class SearchRepository:
             rows = await self.session.execute(
                 select(Message.id, fragment).where(Message.id.in_(message_ids))
             )
-        return {message_ids[row[0]]: (row[0], row[1]) for row in rows.all()}
+        return {row[0]: row[1] for row in rows.all()}

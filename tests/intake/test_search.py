@@ -15,13 +15,13 @@ from tests.factories import create_channel, create_manager, ingest_message
 EVERYONE = Viewer(manager_id=None, sees_all=True)
 
 
-async def found(db: Database, query: str, viewer: Viewer = EVERYONE) -> list[int]:
+async def found(db: Database, query: str, viewer: Viewer = EVERYONE, limit: int = 50) -> list[int]:
     """Every matching conversation id, following the cursor to the end."""
     ids: list[int] = []
     cursor = None
     async with db.read() as session:
         while True:
-            page = await search(session, viewer, query, cursor, limit=50)
+            page = await search(session, viewer, query, cursor, limit=limit)
             ids.extend(hit.row.conversation.id for hit in page.items)
             cursor = page.next_cursor
             if cursor is None:
@@ -146,6 +146,35 @@ class TestSearch:
         ]
 
         assert await found(db, "доставка") == sorted(ids, reverse=True)
+
+    async def test_the_latest_match_comes_first_and_once(self, db: Database) -> None:
+        channel = await create_channel(db)
+        ids = [
+            (
+                await ingest_message(
+                    db, channel, email=f"c{n}@x.ru", thread_key=f"t{n}", text=f"возврат {n}"
+                )
+            ).conversation_id
+            for n in range(7)
+        ]
+        # The oldest conversation gets a new matching message, another an unrelated one.
+        await ingest_message(db, channel, email="c0@x.ru", thread_key="t0", text="Где возврат?")
+        await ingest_message(db, channel, email="c3@x.ru", thread_key="t3", text="спасибо")
+        by_name = await ingest_message(db, channel, name="Возвратов Иван", text="добрый день")
+
+        for limit in (1, 2, 3, 50):
+            assert await found(db, "возврат", limit=limit) == [
+                by_name.conversation_id,
+                ids[0],
+                *reversed(ids[1:]),
+            ], limit
+
+    async def test_a_cursor_from_elsewhere_is_refused(self, db: Database) -> None:
+        async with db.read() as session:
+            for cursor in ["bGVhZDox", "!!", "c2VhcmNoOjE6eA"]:
+                with pytest.raises(InvalidInput) as caught:
+                    await search(session, EVERYONE, "заказ", cursor)
+                assert caught.value.code == "invalid_cursor"
 
 
 class TestVisibility:

@@ -85,7 +85,6 @@ def upgrade() -> None:
             batch_op.f("ix_conversation_reads_conversation_id"), ["conversation_id"], unique=False
         )
 
-
     op.create_table(
         "contact_merges",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
