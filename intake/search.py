@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -37,9 +38,6 @@ DEFAULT_LIMIT = 50
 MAX_CHUNK = 20_000
 MAX_LIMIT = 200
 
-# Marks around matched words in a snippet: private-use characters no message carries.
-HIT_START = "\ue000"
-HIT_END = "\ue001"
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _NUMBER = re.compile(r"[0-9]{1,18}")
@@ -125,12 +123,43 @@ def terms_of(query: str) -> SearchTerms:
     )
 
 
-def snippet_parts(marked: str) -> tuple[SnippetPart, ...]:
-    """A fragment with HIT_START/HIT_END marks as plain-text parts, the hits flagged."""
+def _folded(word: str) -> str:
+    return word.casefold().replace("ё", "е")
+
+
+def snippet_of(text: str, stems: Sequence[str], width: int = 24) -> tuple[SnippetPart, ...]:
+    """About `width` words of `text` around its first word that starts with a stem, every such
+    word marked as a hit (the backends' own highlighting reads the whole match set again)."""
+    folded = [_folded(stem) for stem in stems]
+    tokens = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    hits = [
+        index
+        for index, (start, end) in enumerate(tokens)
+        if any(_folded(text[start:end]).startswith(stem) for stem in folded)
+    ]
+    if not tokens:
+        return (SnippetPart(text[:200], hit=False),) if text.strip() else ()
+    first = hits[0] if hits else 0
+    low = max(first - width // 3, 0)
+    high = min(low + width, len(tokens))
+    begin = 0 if low == 0 else tokens[low][0]
+    finish = len(text) if high == len(tokens) else tokens[high - 1][1]
     parts: list[SnippetPart] = []
-    for index, piece in enumerate(re.split(f"[{HIT_START}{HIT_END}]", marked)):
-        if piece:
-            parts.append(SnippetPart(piece, hit=index % 2 == 1))
+    if low > 0:
+        parts.append(SnippetPart("…", hit=False))
+    position = begin
+    for index in hits:
+        start, end = tokens[index]
+        if start < begin or end > finish:
+            continue
+        if start > position:
+            parts.append(SnippetPart(text[position:start], hit=False))
+        parts.append(SnippetPart(text[start:end], hit=True))
+        position = end
+    if finish > position:
+        parts.append(SnippetPart(text[position:finish], hit=False))
+    if high < len(tokens):
+        parts.append(SnippetPart("…", hit=False))
     return tuple(parts)
 
 
@@ -172,23 +201,28 @@ async def search(
     before = decode_search_cursor(cursor) if cursor else None
     repo = SearchRepository(session)
     wanted = limit + 1
-    ranked = await repo.other_matches(terms, viewer, before=before, limit=wanted)
-    ranked += await _by_messages(repo, terms, viewer, before, wanted)
-    ranked = sorted(set(ranked), reverse=True)[:wanted]
+    by_message = await _by_messages(repo, terms, viewer, before, wanted)
+    others = await repo.other_matches(terms, viewer, before=before, limit=wanted)
+    ranked = sorted({*others, *by_message}, reverse=True)[:wanted]
     more = len(ranked) > limit
     ranked = ranked[:limit]
     ids = [conversation_id for _key, conversation_id in ranked]
-    latest = await repo.latest_matches(terms, ids)
-    fragments = await repo.snippets(terms, list(latest.values()), HIT_START, HIT_END)
+    latest = {conversation_id: key for key, conversation_id in by_message if key}
+    latest = {
+        conversation_id: latest[conversation_id]
+        for conversation_id in ids
+        if conversation_id in latest
+    }
+    texts = await repo.message_texts(list(latest.values()))
     rows = await JournalRepository(session).conversation_rows(ids)
     hits = []
     for row in rows:
         message_id = latest.get(row.conversation.id)
-        fragment = fragments.get(message_id) if message_id is not None else None
+        text = texts.get(message_id) if message_id is not None else None
         hits.append(
             SearchHit(
                 row=row,
-                snippet=snippet_parts(fragment) if fragment else (),
+                snippet=snippet_of(text, terms.stems) if text else (),
                 message_id=message_id,
             )
         )

@@ -186,9 +186,12 @@ class SearchRepository:
     ) -> list[tuple[int, int]]:
         """(message id, conversation id) of matching messages, newest first, ids below `below`."""
         query = self._message_hits(terms)
+        # SQLite: in the FTS table's own rowid order, so that it reads its newest matches
+        # and stops, instead of sorting them all.
+        order = _search_messages.c.rowid if self._sqlite else Message.id
         if below is not None:
-            query = query.where(Message.id < below)
-        query = query.order_by(Message.id.desc()).limit(limit)
+            query = query.where(order < below)
+        query = query.order_by(order.desc()).limit(limit)
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
 
     async def matched_since(
@@ -244,39 +247,10 @@ class SearchRepository:
         query = query.order_by(keyed.c.key.desc(), keyed.c.conversation_id.desc()).limit(limit)
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
 
-    async def latest_matches(
-        self, terms: SearchTerms, conversation_ids: Sequence[int]
-    ) -> dict[int, int]:
-        """Each conversation's latest matching message id (those without one are absent)."""
-        if not conversation_ids:
-            return {}
-        hits = self._message_hits(terms).where(Message.conversation_id.in_(conversation_ids))
-        found = hits.subquery()
-        query = select(found.c.conversation_id, func.max(found.c.id)).group_by(
-            found.c.conversation_id
-        )
-        return {row[0]: row[1] for row in (await self.session.execute(query)).all()}
-
-    async def snippets(
-        self, terms: SearchTerms, message_ids: Sequence[int], start: str, end: str
-    ) -> dict[int, str]:
-        """The fragment of each of these messages around its matched words, marked."""
+    async def message_texts(self, message_ids: Sequence[int]) -> dict[int, str]:
         if not message_ids:
             return {}
-        if self._sqlite:
-            fragment = func.snippet(literal_column("search_messages"), 0, start, end, "…", 24)
-            rows = await self.session.execute(
-                select(_search_messages.c.rowid, fragment).where(
-                    _fts_match("search_messages", _fts_words(terms.stems)),
-                    _search_messages.c.rowid.in_(message_ids),
-                )
-            )
-        else:
-            options = f"StartSel={start}, StopSel={end}, MaxWords=24, MinWords=8"
-            fragment = func.ts_headline(
-                TS_CONFIG, Message.text, func.plainto_tsquery(TS_CONFIG, terms.text), options
-            )
-            rows = await self.session.execute(
-                select(Message.id, fragment).where(Message.id.in_(message_ids))
-            )
+        rows = await self.session.execute(
+            select(Message.id, Message.text).where(Message.id.in_(message_ids))
+        )
         return {row[0]: row[1] for row in rows.all()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, update
 
-from intake.search import HIT_END, HIT_START, SearchHit, search, snippet_parts, terms_of
+from intake.search import SearchHit, search, snippet_of, terms_of
 from intake.visibility import Viewer
 from storage.db import Database
 from storage.errors import InvalidInput
@@ -51,13 +51,22 @@ class TestTerms:
         assert terms_of("+7 912 345").phone_digits == ("7912345",)
         assert terms_of("заказ 12").phone_digits == ()
 
-    def test_snippet_marks_are_parts(self) -> None:
-        parts = snippet_parts(f"хочу {HIT_START}заказ{HIT_END} сделать")
+    def test_the_snippet_marks_words_by_their_stem(self) -> None:
+        parts = snippet_of("Хочу Заказать, а заказ не пришёл", ("заказ",))
         assert [(part.text, part.hit) for part in parts] == [
-            ("хочу ", False),
+            ("Хочу ", False),
+            ("Заказать", True),
+            (", а ", False),
             ("заказ", True),
-            (" сделать", False),
+            (" не пришёл", False),
         ]
+
+    def test_a_long_text_is_cut_around_the_first_hit(self) -> None:
+        text = " ".join(f"слово{n}" for n in range(100)) + " Счёт " + "конец " * 50
+        parts = snippet_of(text, ("счет",), width=10)
+        assert parts[0].text == "…" and parts[-1].text == "…"
+        assert [part.text for part in parts if part.hit] == ["Счёт"]
+        assert len("".join(part.text for part in parts).split()) <= 12
 
 
 class TestSearch:
