@@ -32,10 +32,12 @@ format: install
 bench: install
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.routing
+	$(BIN)/python -m bench.assignment
 	$(BIN)/python -m bench.email
 	$(BIN)/python -m bench.telephony
 	$(BIN)/python -m bench.telegram
 	$(BIN)/python -m bench.access_log
+	$(BIN)/python -m bench.inbox
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -167,9 +167,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from channels.webform.endpoints import router as webform_router
     from inbox.api import router as api_router
     from inbox.calls_api import router as calls_router
+    from inbox.canned_api import router as canned_router
     from inbox.channels_api import router as channels_router
     from inbox.claims_api import router as claims_router
+    from inbox.merges_api import router as merges_router
     from inbox.routing_api import router as routing_router
+    from inbox.search_api import router as search_router
     from inbox.telegram_link_api import router as telegram_link_router
 
     # Phone systems post many small events: their routes are matched first.
@@ -184,4 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(channels_router)
     app.include_router(calls_router)
     app.include_router(telegram_link_router)
+    app.include_router(search_router)
+    app.include_router(canned_router)
+    app.include_router(merges_router)
     return app

@@ -390,6 +390,17 @@ class JournalRepository:
         row = (await self.session.execute(query)).first()
         return _conversation_row(row) if row is not None else None
 
+    async def conversation_rows(self, conversation_ids: Sequence[int]) -> list[ConversationRow]:
+        """The rows of these conversations, in the order of `conversation_ids`."""
+        if not conversation_ids:
+            return []
+        query = self._conversation_query().where(Conversation.id.in_(conversation_ids))
+        found = {
+            row.conversation.id: row
+            for row in (_conversation_row(r) for r in (await self.session.execute(query)).all())
+        }
+        return [found[i] for i in conversation_ids if i in found]
+
     async def conversation_exists(self, conversation_id: int) -> bool:
         result = await self.session.scalar(
             select(Conversation.id).where(Conversation.id == conversation_id)

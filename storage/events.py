@@ -237,6 +237,18 @@ class ContactMergeSuggested(Event, topic="contact.merge_suggested", bus_only=Tru
 
 
 @dataclass(frozen=True, kw_only=True)
+class ContactMerged(Event, topic="contact.merged", bus_only=True):
+    """A manager merged `merged_contact_id` into `contact_id` (record `merge_id`)."""
+
+    contact_id: int
+    merged_contact_id: int
+    merge_id: int
+    conversation_ids: tuple[int, ...] = ()
+    manager_id: int | None = None
+    token_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ConversationRefs(Event):
     """The ids ingest writes on its events."""
 

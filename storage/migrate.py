@@ -39,6 +39,20 @@ async def upgrade(url: str | URL, revision: str = "head") -> None:
         await engine.dispose()
 
 
+SEARCH_PREFIXES = {"table": "search_", "index": "ix_search_", "column": "search_"}
+
+
+def managed_by_models(name: str | None, type_: str, _parents: object) -> bool:
+    """Whether the models describe this schema object (Alembic's `include_name` hook).
+
+    The search tables, indexes and columns (migration 0010: FTS5 tables on SQLite; the stored
+    `messages.search_vector`, expression and trigram indexes on PostgreSQL) belong to the
+    database, not to the models.
+    """
+    prefix = SEARCH_PREFIXES.get(type_)
+    return not (prefix and name and name.startswith(prefix))
+
+
 class SchemaOutOfDate(RuntimeError):
     pass
 

@@ -28,6 +28,7 @@ from storage.models.email import (
     QuarantinedEmail,
     QuarantineStatus,
 )
+from storage.models.inbox import CannedReply, ContactMerge, ConversationRead
 from storage.models.outbox import OutboxEvent, OutboxStatus
 from storage.models.people import (
     ApiToken,
@@ -68,6 +69,7 @@ __all__ = [
     "Call",
     "CallDirection",
     "CallState",
+    "CannedReply",
     "Channel",
     "ChannelKind",
     "Claim",
@@ -75,7 +77,9 @@ __all__ = [
     "ClaimStatus",
     "ClaimStep",
     "Contact",
+    "ContactMerge",
     "Conversation",
+    "ConversationRead",
     "ConversationStatus",
     "EmailMessageId",
     "Identity",

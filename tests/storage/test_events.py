@@ -70,6 +70,17 @@ STORED: list[tuple[str, dict[str, Any]]] = [
     ("channel.changed", {"channel_id": 2, "kind": "email"}),
     ("email.quarantined", {"channel_id": 2, "quarantine_id": 8, "reason": "too_large"}),
     ("contact.merge_suggested", {"contact_id": 9, "other_contact_id": 10}),
+    (
+        "contact.merged",
+        {
+            "contact_id": 9,
+            "merged_contact_id": 10,
+            "merge_id": 1,
+            "conversation_ids": [3, 4],
+            "manager_id": 2,
+            "token_id": None,
+        },
+    ),
     ("lead.created", {**REFS, "lead_id": 12, "source": "webform"}),
     (
         "lead.status_changed",

@@ -17,7 +17,13 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from storage.migrate import SchemaOutOfDate, alembic_config, check_current, upgrade
+from storage.migrate import (
+    SchemaOutOfDate,
+    alembic_config,
+    check_current,
+    managed_by_models,
+    upgrade,
+)
 from storage.models import Base
 from tests.conftest import POSTGRES_URL, missing_part
 
@@ -40,13 +46,16 @@ def differences(connection: Connection) -> list[Any]:
             "compare_type": True,
             "render_as_batch": connection.dialect.name == "sqlite",
             "target_metadata": Base.metadata,
+            "include_name": managed_by_models,
         },
     )
     return list(compare_metadata(context, Base.metadata))
 
 
 def tables(connection: Connection) -> set[str]:
-    return set(inspect(connection).get_table_names())
+    """The tables the models describe (the search tables are the database's own)."""
+    names = inspect(connection).get_table_names()
+    return {name for name in names if managed_by_models(name, "table", None)}
 
 
 def downgrade_to(revision: str) -> Any:

@@ -1,0 +1,221 @@
+"""intake.search on both backends: stems, names, identities, numbers, visibility, paging."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, update
+
+from intake.search import SearchHit, search, snippet_of, terms_of
+from intake.visibility import Viewer
+from storage.db import Database
+from storage.errors import InvalidInput
+from storage.models import Conversation, Message, Queue, QueueMember
+from tests.factories import create_channel, create_manager, ingest_message
+
+EVERYONE = Viewer(manager_id=None, sees_all=True)
+
+
+async def found(db: Database, query: str, viewer: Viewer = EVERYONE, limit: int = 50) -> list[int]:
+    """Every matching conversation id, following the cursor to the end."""
+    ids: list[int] = []
+    cursor = None
+    async with db.read() as session:
+        while True:
+            page = await search(session, viewer, query, cursor, limit=limit)
+            ids.extend(hit.row.conversation.id for hit in page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                return ids
+
+
+async def first_hit(db: Database, query: str) -> SearchHit:
+    async with db.read() as session:
+        page = await search(session, EVERYONE, query)
+    assert page.items, f"nothing found for {query!r}"
+    return page.items[0]
+
+
+class TestTerms:
+    @pytest.mark.parametrize("query", ["", "   ", "?!…", "x" * 201])
+    def test_nothing_to_search_for_is_refused(self, query: str) -> None:
+        with pytest.raises(InvalidInput) as caught:
+            terms_of(query)
+        assert caught.value.code == "invalid_query"
+
+    def test_words_are_stemmed_by_their_language(self) -> None:
+        terms = terms_of("Заказы invoices Счёт")
+        assert terms.stems == ("заказ", "invoic", "счет")
+
+    def test_a_phone_however_written(self) -> None:
+        assert terms_of("8 (912) 345-67-89").phone_digits == ("89123456789", "79123456789")
+        assert terms_of("+7 912 345").phone_digits == ("7912345",)
+        assert terms_of("заказ 12").phone_digits == ()
+
+    def test_the_snippet_marks_words_by_their_stem(self) -> None:
+        parts = snippet_of("Хочу Заказать, а заказ не пришёл", ("заказ",))
+        assert [(part.text, part.hit) for part in parts] == [
+            ("Хочу ", False),
+            ("Заказать", True),
+            (", а ", False),
+            ("заказ", True),
+            (" не пришёл", False),
+        ]
+
+    def test_a_long_text_is_cut_around_the_first_hit(self) -> None:
+        text = " ".join(f"слово{n}" for n in range(100)) + " Счёт " + "конец " * 50
+        parts = snippet_of(text, ("счет",), width=10)
+        assert parts[0].text == "…" and parts[-1].text == "…"
+        assert [part.text for part in parts if part.hit] == ["Счёт"]
+        assert len("".join(part.text for part in parts).split()) <= 12
+
+
+class TestSearch:
+    async def test_russian_and_english_words_by_their_stem(self, db: Database) -> None:
+        channel = await create_channel(db)
+        order = await ingest_message(db, channel, text="Хочу сделать заказ на доставку")
+        invoice = await ingest_message(db, channel, text="Please send the invoice")
+        await ingest_message(db, channel, text="Спасибо, всё получил")
+
+        assert await found(db, "заказы") == [order.conversation_id]
+        assert await found(db, "ЗАКАЗОВ доставки") == [order.conversation_id]
+        assert await found(db, "invoices") == [invoice.conversation_id]
+        assert await found(db, "заказы invoices") == []
+
+    async def test_the_snippet_marks_the_matched_word(self, db: Database) -> None:
+        channel = await create_channel(db)
+        text = "Добрый день! " + "Пишу по поводу счёта. " * 3 + "Когда придёт возврат денег?"
+        result = await ingest_message(db, channel, text=text)
+
+        hit = await first_hit(db, "возврат")
+
+        assert hit.message_id == result.message_id
+        assert [part.text.lower() for part in hit.snippet if part.hit] == ["возврат"]
+        assert "Когда придёт" in "".join(part.text for part in hit.snippet)
+
+    async def test_subject_contact_name_and_company(self, db: Database) -> None:
+        channel = await create_channel(db)
+        by_subject = await ingest_message(
+            db, channel, text="см. вложение", subject="Счёт на оплату №15", email="b@x.ru"
+        )
+        by_name = await ingest_message(db, channel, text="добрый день", name="Иван Петров")
+
+        assert await found(db, "счета оплаты") == [by_subject.conversation_id]
+        assert await found(db, "петро") == [by_name.conversation_id]
+        assert await found(db, "ИВАН петров") == [by_name.conversation_id]
+
+    async def test_identities_by_any_part(self, db: Database) -> None:
+        channel = await create_channel(db)
+        mail = await ingest_message(db, channel, text="вопрос", email="anna.k@romashka.ru")
+        phone = await ingest_message(db, channel, text="звонок", phone="+79123456789")
+
+        assert await found(db, "anna.k@romashka.ru") == [mail.conversation_id]
+        assert await found(db, "romashka") == [mail.conversation_id]
+        assert await found(db, "8 (912) 345-67-89") == [phone.conversation_id]
+        assert await found(db, "912 345 67") == [phone.conversation_id]
+
+    async def test_request_number(self, db: Database) -> None:
+        channel = await create_channel(db)
+        result = await ingest_message(db, channel, text="нужна консультация")
+        assert result.lead_id is not None
+
+        assert result.conversation_id in await found(db, str(result.lead_id))
+
+    async def test_query_syntax_is_only_text(self, db: Database) -> None:
+        channel = await create_channel(db)
+        await ingest_message(db, channel, text="NEAR OR AND заказ")
+        for query in ['"заказ', "заказ*", "NEAR(заказ OR)", "-заказ", "заказ:^", "' OR 1=1 --"]:
+            await found(db, query)  # no error from the backend's query syntax
+        assert len(await found(db, '"заказ OR')) == 1
+
+    async def test_an_edited_or_deleted_message_is_searched_as_it_is_now(
+        self, db: Database
+    ) -> None:
+        channel = await create_channel(db)
+        result = await ingest_message(db, channel, text="первоначальный текст")
+        async with db.transaction() as session:
+            await session.execute(
+                update(Message)
+                .where(Message.id == result.message_id)
+                .values(text="исправленный текст")
+            )
+        assert await found(db, "первоначальный") == []
+        assert await found(db, "исправленный") == [result.conversation_id]
+
+        async with db.transaction() as session:
+            await session.execute(delete(Message).where(Message.id == result.message_id))
+        assert await found(db, "исправленный") == []
+
+    async def test_every_match_is_reachable_page_by_page(self, db: Database) -> None:
+        channel = await create_channel(db)
+        ids = [
+            (
+                await ingest_message(db, channel, text=f"Заявка на доставку номер {n}")
+            ).conversation_id
+            for n in range(130)
+        ]
+
+        assert await found(db, "доставка") == sorted(ids, reverse=True)
+
+    async def test_the_latest_match_comes_first_and_once(self, db: Database) -> None:
+        channel = await create_channel(db)
+        ids = [
+            (
+                await ingest_message(
+                    db, channel, email=f"c{n}@x.ru", thread_key=f"t{n}", text=f"возврат {n}"
+                )
+            ).conversation_id
+            for n in range(7)
+        ]
+        # The oldest conversation gets a new matching message, another an unrelated one.
+        await ingest_message(db, channel, email="c0@x.ru", thread_key="t0", text="Где возврат?")
+        await ingest_message(db, channel, email="c3@x.ru", thread_key="t3", text="спасибо")
+        by_name = await ingest_message(db, channel, name="Возвратов Иван", text="добрый день")
+
+        for limit in (1, 2, 3, 50):
+            assert await found(db, "возврат", limit=limit) == [
+                by_name.conversation_id,
+                ids[0],
+                *reversed(ids[1:]),
+            ], limit
+
+    async def test_a_cursor_from_elsewhere_is_refused(self, db: Database) -> None:
+        async with db.read() as session:
+            for cursor in ["bGVhZDox", "!!", "c2VhcmNoOjE6eA"]:
+                with pytest.raises(InvalidInput) as caught:
+                    await search(session, EVERYONE, "заказ", cursor)
+                assert caught.value.code == "invalid_cursor"
+
+
+class TestVisibility:
+    async def test_a_manager_sees_their_queues_the_unassigned_and_their_own(
+        self, db: Database
+    ) -> None:
+        channel = await create_channel(db)
+        anna = await create_manager(db, name="Анна")
+        boris = await create_manager(db, name="Борис")
+        own, others, in_queue, unassigned = [
+            (await ingest_message(db, channel, text=f"жалоба {n}")).conversation_id
+            for n in range(4)
+        ]
+        async with db.transaction() as session:
+            queue = Queue(key="support", name="Поддержка")
+            session.add(queue)
+            await session.flush()
+            session.add(QueueMember(queue_id=queue.id, manager_id=anna.id))
+            for conversation_id, assignee, queue_id in [
+                (own, anna.id, None),
+                (others, boris.id, None),
+                (in_queue, boris.id, queue.id),
+            ]:
+                await session.execute(
+                    update(Conversation)
+                    .where(Conversation.id == conversation_id)
+                    .values(assignee_id=assignee, queue_id=queue_id)
+                )
+
+        seen_by_anna = await found(db, "жалоба", Viewer(manager_id=anna.id))
+        seen_by_boris = await found(db, "жалоба", Viewer(manager_id=boris.id))
+
+        assert sorted(seen_by_anna) == sorted([own, in_queue, unassigned])
+        assert sorted(seen_by_boris) == sorted([others, in_queue, unassigned])
+        assert len(await found(db, "жалоба")) == 4
