@@ -14,7 +14,7 @@ import storage.events as events
 from hub.worker import build_delivery, handlers
 from storage.events import CATALOGUE, Event
 from storage.models import Assignment, Conversation, OutboxEvent, OutboxStatus, RoutingState
-from storage.outbox import OutboxWorker
+from storage.outbox import BatchHandler, OutboxWorker
 from storage.types import utcnow
 from tests.factories import create_channel, ingest_message
 
@@ -25,7 +25,10 @@ def hub_table(app: Any) -> dict[type[Event], list[Any]]:
 
 
 def accepted(handler: Any) -> set[type[Event]]:
-    """The event types a handler's second parameter is annotated with."""
+    """The event types a handler's second parameter is annotated with (a batch handler's
+    own handler for one event)."""
+    if isinstance(handler, BatchHandler):
+        handler = handler.each
     name = list(inspect.signature(handler).parameters)[1]
     hint = typing.get_type_hints(handler)[name]
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
@@ -51,7 +54,7 @@ class TestCatalogueAndTables:
         for kind, found in hub_table(app).items():
             for handler in found:
                 assert any(issubclass(kind, hint) for hint in accepted(handler)), (
-                    f"{handler.__qualname__} is keyed by {kind.__name__}"
+                    f"{handler!r} is keyed by {kind.__name__}"
                 )
 
 
