@@ -16,40 +16,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.identities import IdentityValue
-from intake.ingest import (
-    KEY_LENGTH,
-    NAME_LENGTH,
-    SUMMARY_LENGTH,
-    IntakeConfig,
-    _clip,
-    _filename,
-    _language,
-    _normalized,
-    _title,
-    fit_key,
-    ingest,
-)
+from intake.ingest import IntakeConfig, ingest, normalized
 from intake.repository import BulkIntakeRepository
-from intake.schemas import InboundMessage, IngestResult
+from intake.rows import NAME_LENGTH, Placed, clip, fit_key, language_of, store_placed
+from intake.schemas import InboundMessage, IngestResult, UpdateHandled
 from storage.errors import HubError
-from storage.models import (
-    Attachment,
-    Contact,
-    Conversation,
-    ConversationStatus,
-    Identity,
-    Lead,
-    LeadStatus,
-    Message,
-    MessageDirection,
-    MessageStatus,
-)
-from storage.outbox import emit_many
+from storage.models import Contact, Identity
+from storage.telegram_repository import TelegramRepository
 from storage.types import utcnow
 
 Outcome = IngestResult | HubError
@@ -70,9 +47,8 @@ class _Planned:
     identities: list[IdentityValue]
     contact: int | _NewContact = 0
     new_identities: list[IdentityValue] = field(default_factory=list)
-    conversation_id: int = 0
-    message_id: int = 0
-    lead_id: int | None = None
+    # Where it went, once stored in bulk.
+    placed: Placed | None = None
 
     @property
     def contact_id(self) -> int:
@@ -90,7 +66,15 @@ async def ingest_batch(
     outcomes: list[Outcome | None] = [None] * len(messages)
     repo = BulkIntakeRepository(session)
 
-    # ingest()'s order: a message seen before is a duplicate, whatever its identities.
+    # ingest()'s order: a message whose update a dialogue handled is dropped; one seen
+    # before is a duplicate, whatever its identities.
+    handled = await TelegramRepository(session).handled_updates(
+        {
+            (message.channel_id, message.unless_update_handled)
+            for message in messages
+            if message.unless_update_handled is not None
+        }
+    )
     keys = [(message.channel_id, fit_key(message.external_id)) for message in messages]
     seen = await repo.seen_messages(set(keys))
 
@@ -98,6 +82,9 @@ async def ingest_batch(
     first_of: dict[tuple[int, str], _Planned] = {}
     repeats: list[tuple[int, _Planned]] = []
     for index, (message, key) in enumerate(zip(messages, keys, strict=True)):
+        if (message.channel_id, message.unless_update_handled) in handled:
+            outcomes[index] = UpdateHandled()
+            continue
         if key in seen:
             message_id, conversation_id, contact_id, lead_id = seen[key]
             outcomes[index] = IngestResult(
@@ -108,7 +95,7 @@ async def ingest_batch(
             repeats.append((index, first_of[key]))
             continue
         try:
-            identities = _normalized(message, config)
+            identities = normalized(message, config)
         except HubError as exc:
             outcomes[index] = exc  # nothing stored: a later message with this id is new
             continue
@@ -166,8 +153,8 @@ async def ingest_batch(
         if len(refs) > 1:
             careful.add(root(("message", planned.index)))  # two contacts to reconcile
             continue
-        name = _clip(planned.message.contact_name, NAME_LENGTH)
-        language = _language(planned.message.contact_language)
+        name = clip(planned.message.contact_name, NAME_LENGTH)
+        language = language_of(planned.message.contact_language)
         contact: int | _NewContact = refs[0] if refs else _NewContact(name, language)
         if isinstance(contact, _NewContact):
             # A contact an earlier message of the batch creates: filled as ingest() would.
@@ -187,24 +174,12 @@ async def ingest_batch(
 
     if bulk:
         await _store_bulk(repo, bulk)
-        for planned in bulk:
-            outcomes[planned.index] = IngestResult(
-                planned.message_id,
-                planned.conversation_id,
-                planned.contact_id,
-                planned.lead_id,
-                conversation_opened=True,
-            )
-    stored_in_bulk = {p.index for p in bulk}
+    for planned in bulk:
+        assert planned.placed is not None
+        outcomes[planned.index] = planned.placed.result()
     for index, first in repeats:
-        if first.index in stored_in_bulk:
-            outcomes[index] = IngestResult(
-                first.message_id,
-                first.conversation_id,
-                first.contact_id,
-                first.lead_id,
-                duplicate=True,
-            )
+        if first.placed is not None:
+            outcomes[index] = first.placed.result(duplicate=True)
         else:
             # ingest() answers a duplicate from its conversation, as it would here.
             single.append(_Planned(index, messages[index], first.external_id, []))
@@ -221,6 +196,8 @@ def _thread(message: InboundMessage) -> tuple[int, str]:
 
 
 async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
+    """New contacts and identities set at a time, then the messages as ingest() stores
+    them (intake.rows)."""
     now = utcnow()
     new_contacts = list(
         {id(p.contact): p.contact for p in bulk if isinstance(p.contact, _NewContact)}.values()
@@ -246,8 +223,8 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
         [
             {
                 "id": p.contact,
-                "name": _clip(p.message.contact_name, NAME_LENGTH),
-                "language": _language(p.message.contact_language),
+                "name": clip(p.message.contact_name, NAME_LENGTH),
+                "language": language_of(p.message.contact_language),
             }
             for p in bulk
             if isinstance(p.contact, int)
@@ -271,106 +248,6 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
             key=lambda row: (row["kind"], row["value"]),
         ),
     )
-    conversation_ids = await repo.insert_returning_ids(
-        Conversation,
-        [
-            {
-                "channel_id": p.message.channel_id,
-                "contact_id": p.contact_id,
-                "thread_key": fit_key(p.message.thread_key or f"message:{p.external_id}"),
-                "status": ConversationStatus.OPEN.value,
-                "subject": (p.message.subject or None) and p.message.subject[:500],
-                "assignee_id": None,
-                "last_message_at": p.message.received_at or now,
-                "last_inbound_at": p.message.received_at or now,
-                "first_response_at": None,
-                "closed_at": None,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for p in bulk
-        ],
-    )
-    for planned, conversation_id in zip(bulk, conversation_ids, strict=True):
-        planned.conversation_id = conversation_id
-    message_ids = await repo.insert_returning_ids(
-        Message,
-        [
-            {
-                "conversation_id": p.conversation_id,
-                "channel_id": p.message.channel_id,
-                "external_id": p.external_id,
-                "direction": MessageDirection.INBOUND.value,
-                "status": MessageStatus.RECEIVED.value,
-                "author_manager_id": None,
-                "text": p.message.text,
-                "html": p.message.html,
-                "meta": p.message.meta,
-                "sent_at": None,
-                "error": None,
-                "created_at": now,
-            }
-            for p in bulk
-        ],
-    )
-    for planned, message_id in zip(bulk, message_ids, strict=True):
-        planned.message_id = message_id
-    with_lead = [p for p in bulk if p.message.opens_lead]
-    lead_ids = await repo.insert_returning_ids(
-        Lead,
-        [
-            {
-                "kind": p.message.lead_kind,
-                "contact_id": p.contact_id,
-                "conversation_id": p.conversation_id,
-                "channel_id": p.message.channel_id,
-                "source": p.message.channel_kind,
-                "status": LeadStatus.NEW.value,
-                "assignee_id": None,
-                "title": _title(p.message),
-                "summary": p.message.text[:SUMMARY_LENGTH],
-                "attribution": p.message.attribution,
-                "form_fields": p.message.form_fields,
-                "consent": p.message.consent,
-                "status_changed_at": p.message.received_at or now,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for p in with_lead
-        ],
-    )
-    for planned, lead_id in zip(with_lead, lead_ids, strict=True):
-        planned.lead_id = lead_id
-    await repo.insert_rows(
-        Attachment,
-        [
-            {
-                "message_id": p.message_id,
-                "filename": _filename(a.filename),
-                "content_type": a.content_type[:127],
-                "size": a.size,
-                "sha256": a.sha256,
-                "content_id": _clip(a.content_id, KEY_LENGTH),
-                "inline": a.inline,
-                "created_at": now,
-            }
-            for p in bulk
-            for a in p.message.attachments
-        ],
-    )
-    events: list[tuple[str, dict[str, Any]]] = []
     for p in bulk:
-        refs: dict[str, Any] = {
-            "conversation_id": p.conversation_id,
-            "contact_id": p.contact_id,
-            "channel_id": p.message.channel_id,
-        }
-        events.append(("conversation.opened", refs))
-        events.append(
-            ("message.received", {**refs, "message_id": p.message_id, "continues": False})
-        )
-        if p.lead_id is not None:
-            events.append(
-                ("lead.created", {**refs, "lead_id": p.lead_id, "source": p.message.channel_kind})
-            )
-    await emit_many(repo.session, events)
+        p.placed = Placed(p.message, p.external_id, p.contact_id)
+    await store_placed(repo, [p.placed for p in bulk if p.placed is not None], now)
