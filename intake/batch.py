@@ -1,14 +1,15 @@
 """ingest_batch(): many inbound messages in one transaction, set at a time.
 
 Under load the boundary hands intake whole batches (see channels.base). A
-message that opens a new conversation (no thread key, or a thread with no open
-conversation) and names at most one known contact — a web-form submission, a
-first call — takes the bulk path: a handful of
-statements for the whole batch instead of a dozen per message. Every other
-message (a continued thread, identities of two contacts to reconcile), and every
-message sharing an identity or a known contact with one of those, goes through
-`ingest()` in the same transaction, in input order. The results are the ones `ingest()`
-would give, message by message, in order.
+message that names at most one known contact and is the batch's only message in
+its thread — a web-form submission, a first call, the next message of a Telegram
+chat or an email thread — takes the bulk path: a handful of statements for the
+whole batch instead of a dozen per message (intake.rows, the same builder
+`ingest()` stores with). Every other message (a thread two messages of the batch
+share, identities of two contacts to reconcile), and every message sharing an
+identity or a known contact with one of those, goes through `ingest()` in the same
+transaction, in input order. The results are the ones `ingest()` would give,
+message by message, in order.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class _Planned:
     identities: list[IdentityValue]
     contact: int | _NewContact = 0
     new_identities: list[IdentityValue] = field(default_factory=list)
+    # The open conversation it continues (0: it opens one).
+    conversation_id: int = 0
     # Where it went, once stored in bulk.
     placed: Placed | None = None
 
@@ -106,8 +109,8 @@ async def ingest_batch(
     owners = await repo.identity_owners(
         {(v.kind.value, v.value) for p in firsts for v in p.identities}
     )
-    # A thread with no open conversation is opened by its message, as ingest() does; one
-    # that is open, or that two messages of the batch share, is continued the careful way.
+    # A thread's open conversation is continued, one with none is opened by its message,
+    # as ingest() does; a thread two messages of the batch share goes the careful way.
     threads = Counter(_thread(p.message) for p in firsts if p.message.thread_key is not None)
     open_threads = await repo.open_threads(set(threads))
 
@@ -139,10 +142,8 @@ async def ingest_batch(
     claimed: dict[tuple[str, str], int | _NewContact] = {}
     for planned in firsts:
         thread = _thread(planned.message) if planned.message.thread_key is not None else None
-        if planned.message.automatic or (
-            thread is not None and (thread in open_threads or threads[thread] > 1)
-        ):
-            careful.add(root(("message", planned.index)))
+        if thread is not None and threads[thread] > 1:
+            careful.add(root(("message", planned.index)))  # the first may open it
             continue
         refs: list[int | _NewContact] = []
         for value in planned.identities:
@@ -163,6 +164,8 @@ async def ingest_batch(
             if language and not contact.language:
                 contact.language = language
         planned.contact = contact
+        if thread is not None:
+            planned.conversation_id = open_threads.get(thread, 0)
         for value in planned.identities:
             ident = (value.kind.value, value.value)
             if ident not in owners and ident not in claimed:
@@ -178,10 +181,11 @@ async def ingest_batch(
         assert planned.placed is not None
         outcomes[planned.index] = planned.placed.result()
     for index, first in repeats:
-        if first.placed is not None:
+        if first.placed is not None and first.placed.opened:
             outcomes[index] = first.placed.result(duplicate=True)
         else:
-            # ingest() answers a duplicate from its conversation, as it would here.
+            # ingest() answers a duplicate from its conversation (whose contact may not
+            # be the one the first message named), as it would here.
             single.append(_Planned(index, messages[index], first.external_id, []))
     single.sort(key=lambda p: p.index)
     for planned in single:
@@ -249,5 +253,5 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
         ),
     )
     for p in bulk:
-        p.placed = Placed(p.message, p.external_id, p.contact_id)
+        p.placed = Placed(p.message, p.external_id, p.contact_id, p.conversation_id)
     await store_placed(repo, [p.placed for p in bulk if p.placed is not None], now)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.contacts import resolve_contact
 from intake.identities import IdentityValue, normalize
-from intake.repository import BulkIntakeRepository, IntakeRepository
+from intake.repository import BulkIntakeRepository
 from intake.rows import (
     NAME_LENGTH,
     Placed,
@@ -48,12 +48,12 @@ async def ingest(
         )
         if handled:
             raise UpdateHandled()
-    repo = IntakeRepository(session)
-    external_id = fit_key(message.external_id)
-    seen = await repo.find_message(message.channel_id, external_id)
-    if seen is not None:
-        contact_id, lead_id = await repo.conversation_contact_and_lead(seen.conversation_id)
-        return IngestResult(seen.id, seen.conversation_id, contact_id, lead_id, duplicate=True)
+    bulk = BulkIntakeRepository(session)
+    key = (message.channel_id, fit_key(message.external_id))
+    seen = await bulk.seen_messages({key})
+    if key in seen:
+        return IngestResult(*seen[key], duplicate=True)
+    external_id = key[1]
 
     resolution = await resolve_contact(
         session,
@@ -61,21 +61,11 @@ async def ingest(
         name=clip(message.contact_name, NAME_LENGTH),
         language=language_of(message.contact_language),
     )
-    now = utcnow()
     placed = Placed(message, external_id, resolution.contact.id)
     if message.thread_key is not None:
-        conversation = await repo.find_open_conversation(
-            message.channel_id, thread_key_of(message, external_id)
-        )
-        if conversation is not None:
-            placed.conversation_id = conversation.id
-            at = message.received_at or now
-            conversation.last_message_at = at
-            if not message.automatic:
-                conversation.last_inbound_at = at
-            placed.lead_id = await repo.lead_of_conversation(conversation.id)
-            await session.flush()
-    await store_placed(BulkIntakeRepository(session), [placed], now)
+        thread = (message.channel_id, thread_key_of(message, external_id))
+        placed.conversation_id = (await bulk.open_threads({thread})).get(thread, 0)
+    await store_placed(bulk, [placed], utcnow())
     return placed.result()
 
 

@@ -68,9 +68,26 @@ async def store_placed(repo: BulkIntakeRepository, placed: Sequence[Placed], now
     """Store the messages with their new conversations, leads, attachments and events.
 
     `now` stamps the rows; a message's own time (`received_at`) stamps its conversation
-    and lead. A lead is opened with a conversation a person (not a machine) opens.
+    (opened or continued) and lead. A lead is opened with a conversation a person (not
+    a machine) opens; a continued conversation's lead is the message's.
     """
     opening = [p for p in placed if not p.conversation_id]
+    continuing = [p for p in placed if p.conversation_id]
+    if continuing:
+        await repo.touch_conversations(
+            [
+                {
+                    "cid": p.conversation_id,
+                    "at": p.message.received_at or now,
+                    # Machine mail asks for no answer: it is no inbound to answer.
+                    "inbound": not p.message.automatic,
+                }
+                for p in continuing
+            ]
+        )
+        leads = await repo.leads_of({p.conversation_id for p in continuing})
+        for p in continuing:
+            p.lead_id = leads.get(p.conversation_id)
     conversation_ids = await repo.insert_returning_ids(
         Conversation, [_conversation_values(p, now) for p in opening]
     )
