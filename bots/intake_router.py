@@ -33,9 +33,9 @@ async def _take(
     message: Message, bot: Bot, channel: BotChannel, work: UpdateWork, intake: TelegramIntake
 ) -> None:
     work.ingested = True  # idempotent by the message's own key, no update record needed
-    if await work.handled_before():
-        return  # a delivery of an update a dialogue consumed (a rating's comment, say)
-    await intake.take(channel, bot, message, work.update_id)
+    # A delivery of an update a dialogue consumed (a rating's comment, say) is dropped,
+    # checked in the transaction that would store it.
+    await intake.take(channel, bot, message, work.update_id, unless_handled=True)
 
 
 def intake_router() -> Router:

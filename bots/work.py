@@ -9,8 +9,9 @@ delivery of the same update fails there and is dropped whole, replies included.
 
 An update whose message intake takes (bots.intake_router) gets no record: the message's
 own key keeps its ingest idempotent. The two kinds of proof meet so that an update is
-handled once whatever route a later delivery takes: intake first asks whether the
-update has a record (a dialogue consumed it), and a dialogue, on writing the record,
+handled once whatever route a later delivery takes: intake, in the transaction that
+would store the message, asks whether the update has a record (a dialogue consumed
+it; `InboundMessage.unless_update_handled`), and a dialogue, on writing the record,
 asks whether intake already stored the update's message.
 """
 
@@ -105,12 +106,6 @@ class UpdateWork:
                 await self._close(error)
                 raise error
         return self._session
-
-    async def handled_before(self) -> bool:
-        """Whether a dialogue handled this update already (its record exists); asked by
-        the route that takes the message in without writing a record."""
-        async with self.db.read() as session:
-            return await TelegramRepository(session).update_handled(self.channel_id, self.update_id)
 
     def session_if_open(self) -> AsyncSession | None:
         return self._session

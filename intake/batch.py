@@ -1,14 +1,15 @@
 """ingest_batch(): many inbound messages in one transaction, set at a time.
 
 Under load the boundary hands intake whole batches (see channels.base). A
-message that opens a new conversation (no thread key, or a thread with no open
-conversation) and names at most one known contact — a web-form submission, a
-first call — takes the bulk path: a handful of
-statements for the whole batch instead of a dozen per message. Every other
-message (a continued thread, identities of two contacts to reconcile), and every
-message sharing an identity or a known contact with one of those, goes through
-`ingest()` in the same transaction, in input order. The results are the ones `ingest()`
-would give, message by message, in order.
+message that names at most one known contact and is the batch's only message in
+its thread — a web-form submission, a first call, the next message of a Telegram
+chat or an email thread — takes the bulk path: a handful of statements for the
+whole batch instead of a dozen per message (intake.rows, the same builder
+`ingest()` stores with). Every other message (a thread two messages of the batch
+share, identities of two contacts to reconcile), and every message sharing an
+identity or a known contact with one of those, goes through `ingest()` in the same
+transaction, in input order. The results are the ones `ingest()` would give,
+message by message, in order.
 """
 
 from __future__ import annotations
@@ -16,41 +17,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.identities import IdentityValue
-from intake.ingest import (
-    KEY_LENGTH,
-    NAME_LENGTH,
-    SUMMARY_LENGTH,
-    IntakeConfig,
-    _clip,
-    _filename,
-    _language,
-    _normalized,
-    _title,
-    fit_key,
-    ingest,
-)
+from intake.ingest import IntakeConfig, ingest, normalized
 from intake.ingest_repository import BulkIntakeRepository
-from intake.schemas import InboundMessage, IngestResult
+from intake.rows import NAME_LENGTH, Placed, clip, fit_key, language_of, store_placed
+from intake.schemas import InboundMessage, IngestResult, UpdateHandled
 from storage.errors import HubError
-from storage.events import ConversationOpened, Event, LeadCreated, MessageReceived
-from storage.models import (
-    Attachment,
-    Contact,
-    Conversation,
-    ConversationStatus,
-    Identity,
-    Lead,
-    LeadStatus,
-    Message,
-    MessageDirection,
-    MessageStatus,
-)
-from storage.outbox import emit_many
+from storage.models import Contact, Identity
+from storage.telegram_repository import TelegramRepository
 from storage.types import utcnow
 
 Outcome = IngestResult | HubError
@@ -71,9 +48,10 @@ class _Planned:
     identities: list[IdentityValue]
     contact: int | _NewContact = 0
     new_identities: list[IdentityValue] = field(default_factory=list)
+    # The open conversation it continues (0: it opens one).
     conversation_id: int = 0
-    message_id: int = 0
-    lead_id: int | None = None
+    # Where it went, once stored in bulk.
+    placed: Placed | None = None
 
     @property
     def contact_id(self) -> int:
@@ -91,7 +69,15 @@ async def ingest_batch(
     outcomes: list[Outcome | None] = [None] * len(messages)
     repo = BulkIntakeRepository(session)
 
-    # ingest()'s order: a message seen before is a duplicate, whatever its identities.
+    # ingest()'s order: a message whose update a dialogue handled is dropped; one seen
+    # before is a duplicate, whatever its identities.
+    handled = await TelegramRepository(session).handled_updates(
+        {
+            (message.channel_id, message.unless_update_handled)
+            for message in messages
+            if message.unless_update_handled is not None
+        }
+    )
     keys = [(message.channel_id, fit_key(message.external_id)) for message in messages]
     seen = await repo.seen_messages(set(keys))
 
@@ -99,6 +85,9 @@ async def ingest_batch(
     first_of: dict[tuple[int, str], _Planned] = {}
     repeats: list[tuple[int, _Planned]] = []
     for index, (message, key) in enumerate(zip(messages, keys, strict=True)):
+        if (message.channel_id, message.unless_update_handled) in handled:
+            outcomes[index] = UpdateHandled()
+            continue
         if key in seen:
             message_id, conversation_id, contact_id, lead_id = seen[key]
             outcomes[index] = IngestResult(
@@ -109,7 +98,7 @@ async def ingest_batch(
             repeats.append((index, first_of[key]))
             continue
         try:
-            identities = _normalized(message, config)
+            identities = normalized(message, config)
         except HubError as exc:
             outcomes[index] = exc  # nothing stored: a later message with this id is new
             continue
@@ -120,8 +109,8 @@ async def ingest_batch(
     owners = await repo.identity_owners(
         {(v.kind.value, v.value) for p in firsts for v in p.identities}
     )
-    # A thread with no open conversation is opened by its message, as ingest() does; one
-    # that is open, or that two messages of the batch share, is continued the careful way.
+    # A thread's open conversation is continued, one with none is opened by its message,
+    # as ingest() does; a thread two messages of the batch share goes the careful way.
     threads = Counter(_thread(p.message) for p in firsts if p.message.thread_key is not None)
     open_threads = await repo.open_threads(set(threads))
 
@@ -153,10 +142,8 @@ async def ingest_batch(
     claimed: dict[tuple[str, str], int | _NewContact] = {}
     for planned in firsts:
         thread = _thread(planned.message) if planned.message.thread_key is not None else None
-        if planned.message.automatic or (
-            thread is not None and (thread in open_threads or threads[thread] > 1)
-        ):
-            careful.add(root(("message", planned.index)))
+        if thread is not None and threads[thread] > 1:
+            careful.add(root(("message", planned.index)))  # the first may open it
             continue
         refs: list[int | _NewContact] = []
         for value in planned.identities:
@@ -167,8 +154,8 @@ async def ingest_batch(
         if len(refs) > 1:
             careful.add(root(("message", planned.index)))  # two contacts to reconcile
             continue
-        name = _clip(planned.message.contact_name, NAME_LENGTH)
-        language = _language(planned.message.contact_language)
+        name = clip(planned.message.contact_name, NAME_LENGTH)
+        language = language_of(planned.message.contact_language)
         contact: int | _NewContact = refs[0] if refs else _NewContact(name, language)
         if isinstance(contact, _NewContact):
             # A contact an earlier message of the batch creates: filled as ingest() would.
@@ -177,6 +164,8 @@ async def ingest_batch(
             if language and not contact.language:
                 contact.language = language
         planned.contact = contact
+        if thread is not None:
+            planned.conversation_id = open_threads.get(thread, 0)
         for value in planned.identities:
             ident = (value.kind.value, value.value)
             if ident not in owners and ident not in claimed:
@@ -188,26 +177,15 @@ async def ingest_batch(
 
     if bulk:
         await _store_bulk(repo, bulk)
-        for planned in bulk:
-            outcomes[planned.index] = IngestResult(
-                planned.message_id,
-                planned.conversation_id,
-                planned.contact_id,
-                planned.lead_id,
-                conversation_opened=True,
-            )
-    stored_in_bulk = {p.index for p in bulk}
+    for planned in bulk:
+        assert planned.placed is not None
+        outcomes[planned.index] = planned.placed.result()
     for index, first in repeats:
-        if first.index in stored_in_bulk:
-            outcomes[index] = IngestResult(
-                first.message_id,
-                first.conversation_id,
-                first.contact_id,
-                first.lead_id,
-                duplicate=True,
-            )
+        if first.placed is not None and first.placed.opened:
+            outcomes[index] = first.placed.result(duplicate=True)
         else:
-            # ingest() answers a duplicate from its conversation, as it would here.
+            # ingest() answers a duplicate from its conversation (whose contact may not
+            # be the one the first message named), as it would here.
             single.append(_Planned(index, messages[index], first.external_id, []))
     single.sort(key=lambda p: p.index)
     for planned in single:
@@ -222,6 +200,8 @@ def _thread(message: InboundMessage) -> tuple[int, str]:
 
 
 async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
+    """New contacts and identities set at a time, then the messages as ingest() stores
+    them (intake.rows)."""
     now = utcnow()
     new_contacts = list(
         {id(p.contact): p.contact for p in bulk if isinstance(p.contact, _NewContact)}.values()
@@ -247,8 +227,8 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
         [
             {
                 "id": p.contact,
-                "name": _clip(p.message.contact_name, NAME_LENGTH),
-                "language": _language(p.message.contact_language),
+                "name": clip(p.message.contact_name, NAME_LENGTH),
+                "language": language_of(p.message.contact_language),
             }
             for p in bulk
             if isinstance(p.contact, int)
@@ -272,102 +252,6 @@ async def _store_bulk(repo: BulkIntakeRepository, bulk: list[_Planned]) -> None:
             key=lambda row: (row["kind"], row["value"]),
         ),
     )
-    conversation_ids = await repo.insert_returning_ids(
-        Conversation,
-        [
-            {
-                "channel_id": p.message.channel_id,
-                "contact_id": p.contact_id,
-                "thread_key": fit_key(p.message.thread_key or f"message:{p.external_id}"),
-                "status": ConversationStatus.OPEN.value,
-                "subject": (p.message.subject or None) and p.message.subject[:500],
-                "assignee_id": None,
-                "last_message_at": p.message.received_at or now,
-                "last_inbound_at": p.message.received_at or now,
-                "first_response_at": None,
-                "closed_at": None,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for p in bulk
-        ],
-    )
-    for planned, conversation_id in zip(bulk, conversation_ids, strict=True):
-        planned.conversation_id = conversation_id
-    message_ids = await repo.insert_returning_ids(
-        Message,
-        [
-            {
-                "conversation_id": p.conversation_id,
-                "channel_id": p.message.channel_id,
-                "external_id": p.external_id,
-                "direction": MessageDirection.INBOUND.value,
-                "status": MessageStatus.RECEIVED.value,
-                "author_manager_id": None,
-                "text": p.message.text,
-                "html": p.message.html,
-                "meta": p.message.meta,
-                "sent_at": None,
-                "error": None,
-                "created_at": now,
-            }
-            for p in bulk
-        ],
-    )
-    for planned, message_id in zip(bulk, message_ids, strict=True):
-        planned.message_id = message_id
-    with_lead = [p for p in bulk if p.message.opens_lead]
-    lead_ids = await repo.insert_returning_ids(
-        Lead,
-        [
-            {
-                "kind": p.message.lead_kind,
-                "contact_id": p.contact_id,
-                "conversation_id": p.conversation_id,
-                "channel_id": p.message.channel_id,
-                "source": p.message.channel_kind,
-                "status": LeadStatus.NEW.value,
-                "assignee_id": None,
-                "title": _title(p.message),
-                "summary": p.message.text[:SUMMARY_LENGTH],
-                "attribution": p.message.attribution,
-                "form_fields": p.message.form_fields,
-                "consent": p.message.consent,
-                "status_changed_at": p.message.received_at or now,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for p in with_lead
-        ],
-    )
-    for planned, lead_id in zip(with_lead, lead_ids, strict=True):
-        planned.lead_id = lead_id
-    await repo.insert_rows(
-        Attachment,
-        [
-            {
-                "message_id": p.message_id,
-                "filename": _filename(a.filename),
-                "content_type": a.content_type[:127],
-                "size": a.size,
-                "sha256": a.sha256,
-                "content_id": _clip(a.content_id, KEY_LENGTH),
-                "inline": a.inline,
-                "created_at": now,
-            }
-            for p in bulk
-            for a in p.message.attachments
-        ],
-    )
-    events: list[Event] = []
     for p in bulk:
-        refs: dict[str, Any] = {
-            "conversation_id": p.conversation_id,
-            "contact_id": p.contact_id,
-            "channel_id": p.message.channel_id,
-        }
-        events.append(ConversationOpened(**refs))
-        events.append(MessageReceived(**refs, message_id=p.message_id, continues=False))
-        if p.lead_id is not None:
-            events.append(LeadCreated(**refs, lead_id=p.lead_id, source=p.message.channel_kind))
-    await emit_many(repo.session, events)
+        p.placed = Placed(p.message, p.external_id, p.contact_id, p.conversation_id)
+    await store_placed(repo, [p.placed for p in bulk if p.placed is not None], now)

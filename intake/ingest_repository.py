@@ -110,17 +110,48 @@ class BulkIntakeRepository:
         )
         return {(r[0], str(r[1])): (r[2], r[3], r[4], r[5]) for r in rows}
 
-    async def open_threads(self, threads: Collection[tuple[int, str]]) -> set[tuple[int, str]]:
-        """The (channel_id, thread_key) pairs among these that have an open conversation."""
+    async def open_threads(
+        self, threads: Collection[tuple[int, str]]
+    ) -> dict[tuple[int, str], int]:
+        """(channel_id, thread_key) -> the open conversation's id, for those that have one."""
         if not threads:
-            return set()
+            return {}
+        table = table_of(Conversation)
         rows = await self.session.execute(
-            select(Conversation.channel_id, Conversation.thread_key).where(
-                tuple_(Conversation.channel_id, Conversation.thread_key).in_(list(threads)),
-                Conversation.status != ConversationStatus.CLOSED,
+            select(table.c.channel_id, table.c.thread_key, table.c.id).where(
+                tuple_(table.c.channel_id, table.c.thread_key).in_(list(threads)),
+                table.c.status != ConversationStatus.CLOSED.value,
             )
         )
-        return {(int(r[0]), str(r[1])) for r in rows}
+        return {(int(r[0]), str(r[1])): int(r[2]) for r in rows}
+
+    async def leads_of(self, conversation_ids: Collection[int]) -> dict[int, int]:
+        """conversation id -> its lead's id, for those that have one."""
+        if not conversation_ids:
+            return {}
+        table = table_of(Lead)
+        rows = await self.session.execute(
+            select(table.c.conversation_id, table.c.id).where(
+                table.c.conversation_id.in_(list(conversation_ids))
+            )
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    async def touch_conversations(self, touches: Sequence[dict[str, Any]]) -> None:
+        """Set each conversation's last message time (`cid`, `at`); `inbound` ones also
+        their last inbound time."""
+        table = table_of(Conversation)
+        for inbound in (True, False):
+            rows = [t for t in touches if t["inbound"] is inbound]
+            if not rows:
+                continue
+            values: dict[str, Any] = {"last_message_at": bindparam("at")}
+            if inbound:
+                values["last_inbound_at"] = bindparam("at")
+            await self.session.execute(
+                update(table).where(table.c.id == bindparam("cid")).values(values),
+                [{"cid": t["cid"], "at": t["at"]} for t in rows],
+            )
 
     async def identity_owners(
         self, values: Collection[tuple[str, str]]

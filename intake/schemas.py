@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from storage.errors import Conflict
 from storage.models import IdentityKind
 
 
@@ -58,6 +59,9 @@ class InboundMessage:
     lead_kind: str = "request"
     # The consent to process personal data given with a form (time, text version, IP).
     consent: dict[str, Any] | None = None
+    # The Telegram update that carried the message, when a bot dialogue may have
+    # consumed that update (bots.work records those): such a message is not stored.
+    unless_update_handled: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +75,9 @@ class IngestResult:
     lead_id: int | None
     duplicate: bool = False
     conversation_opened: bool = False
+
+
+class UpdateHandled(Conflict):
+    """The message's Telegram update was handled by a bot dialogue: nothing was stored."""
+
+    code = "update_handled"

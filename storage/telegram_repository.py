@@ -4,10 +4,11 @@ and the chats they linked."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -22,6 +23,7 @@ from storage.models import (
     TelegramFsmRecord,
     TelegramUpdate,
 )
+from storage.models.base import table_of
 
 
 class TelegramRepository:
@@ -35,9 +37,17 @@ class TelegramRepository:
         self.session.add(TelegramUpdate(channel_id=channel_id, update_id=update_id))
         await self.session.flush()
 
-    async def update_handled(self, channel_id: int, update_id: int) -> bool:
-        found = await self.session.get(TelegramUpdate, (channel_id, update_id))
-        return found is not None
+    async def handled_updates(self, keys: Collection[tuple[int, int]]) -> set[tuple[int, int]]:
+        """The (channel_id, update_id) pairs among these that were handled, in one query."""
+        if not keys:
+            return set()
+        table = table_of(TelegramUpdate)
+        rows = await self.session.execute(
+            select(table.c.channel_id, table.c.update_id).where(
+                tuple_(table.c.channel_id, table.c.update_id).in_(list(keys))
+            )
+        )
+        return {(int(channel_id), int(update_id)) for channel_id, update_id in rows}
 
     # FSM
 

@@ -22,7 +22,7 @@ from channels.email.config import EmailChannelConfig
 from channels.email.parse import ParsedEmail, UnparseableEmail, parse_email
 from intake.batch import ingest_batch
 from intake.claims.service import ClaimIn, file_claim
-from intake.ingest import fit_key
+from intake.rows import fit_key
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
 from storage.blobs import BlobRef
 from storage.email_repository import EmailRepository, ThreadMatch

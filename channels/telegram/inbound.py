@@ -21,7 +21,7 @@ from channels.base import HubContext, ingest_committed
 from channels.telegram.bots import BotChannel
 from intake.edits import record_edit
 from intake.identities import normalize_phone
-from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
+from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult, UpdateHandled
 from storage.blobs import BlobTooLarge
 from storage.errors import InvalidInput
 from storage.models import ChannelKind, IdentityKind
@@ -283,12 +283,25 @@ class TelegramIntake:
         self.context = context
 
     async def take(
-        self, channel: BotChannel, bot: Bot, message: Message, update_id: int | None
+        self,
+        channel: BotChannel,
+        bot: Bot,
+        message: Message,
+        update_id: int | None,
+        *,
+        unless_handled: bool = False,
     ) -> IngestResult | None:
+        """The message stored (committed); None if the hub does not take it, or, with
+        `unless_handled`, if a bot dialogue handled its update already."""
         inbound = await self.inbound(channel, bot, message, update_id)
         if inbound is None:
             return None
-        return await ingest_committed(self.context, inbound)
+        if unless_handled:
+            inbound.unless_update_handled = update_id
+        try:
+            return await ingest_committed(self.context, inbound)
+        except UpdateHandled:
+            return None
 
     async def inbound(
         self, channel: BotChannel, bot: Bot, message: Message, update_id: int | None

@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ from channels.base import IngestBatcher
 from intake.batch import Outcome, ingest_batch
 from intake.identities import normalize
 from intake.ingest import IntakeConfig, ingest
-from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
+from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult, UpdateHandled
 from storage.db import Database
 from storage.errors import HubError, InvalidInput
 from storage.group_commit import ShuttingDown
@@ -41,6 +41,7 @@ from storage.models import (
     Message,
     OutboxEvent,
 )
+from storage.telegram_repository import TelegramRepository
 from tests.factories import create_channel
 
 SHA = "ab" * 32
@@ -637,6 +638,84 @@ class TestBatch:
             }
             if outcome.lead_id is not None:
                 assert leads[outcome.lead_id]["conversation_id"] == outcome.conversation_id
+
+    async def test_continued_conversations_are_stored_set_at_a_time(
+        self, db: Database, channel: Channel
+    ) -> None:
+        chats = 30
+        await batch(db, [chat_message(channel, n, 0) for n in range(chats)])
+        messages = [chat_message(channel, n, 1) for n in range(chats)]
+
+        with Statements(db) as statements:
+            outcomes = results(await batch(db, messages))
+
+        # A statement or two per kind of row for the whole batch, not a dozen per message.
+        assert statements.count < 20, statements.count
+        assert not any(o.conversation_opened or o.duplicate for o in outcomes)
+        await assert_results_match_rows(db, messages, outcomes)
+        assert await count(db, Conversation) == chats
+        conversations = {c.id: c for c in await rows(db, Conversation)}
+        for message, outcome in zip(messages, outcomes, strict=True):
+            assert conversations[outcome.conversation_id].last_inbound_at == message.received_at
+        received = [
+            e.payload
+            for e in await rows(db, OutboxEvent)
+            if e.topic == "message.received" and e.payload["continues"]
+        ]
+        assert len(received) == chats
+
+    async def test_message_of_an_update_a_dialogue_handled_is_not_stored(
+        self, db: Database
+    ) -> None:
+        bot = await create_channel(db, key="bot", kind="telegram")
+        async with db.transaction() as session:
+            await TelegramRepository(session).record_update(bot.id, 2)
+        messages = [
+            chat_message(bot, n, 0, unless_update_handled=update)
+            for n, update in enumerate((1, 2, 3))
+        ]
+
+        outcomes = await batch(db, messages)
+
+        assert isinstance(outcomes[1], UpdateHandled)
+        assert [type(o) for o in outcomes[::2]] == [IngestResult, IngestResult]
+        assert await count(db, Message) == 2
+        async with db.transaction() as session:
+            with pytest.raises(UpdateHandled):
+                await ingest(session, messages[1], CONFIG)
+            stored = await ingest(session, chat_message(bot, 1, 1, unless_update_handled=4))
+        assert not stored.duplicate and await count(db, Message) == 3
+
+
+def chat_message(channel: Channel, chat: int, n: int, **fields: Any) -> InboundMessage:
+    """The n-th message of a Telegram-like chat: its thread is the chat."""
+    return inbound(
+        channel,
+        f"tg:{chat}:{n}",
+        ("telegram", str(700_000 + chat)),
+        thread_key=f"tg:{chat}",
+        text=f"message {n} of chat {chat}",
+        received_at=datetime(2026, 11, 2, 10, n, chat % 60, tzinfo=UTC),
+        **fields,
+    )
+
+
+class Statements:
+    """Counts the statements the write engine runs (executemany counts once)."""
+
+    def __init__(self, db: Database) -> None:
+        self.engine = db.engine.sync_engine
+        self.count = 0
+
+    def _statement(self, *_args: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._statement)
 
 
 # -- the group committer -------------------------------------------------------------------
