@@ -181,4 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(channels_router)
     app.include_router(calls_router)
     app.include_router(telegram_link_router)
+    from inbox.web import install_workspace
+
+    install_workspace(app)
     return app

@@ -1,0 +1,129 @@
+"""The workspace's live stream: one Server-Sent Events stream per tab, fed by the event bus.
+
+The outbox worker publishes every committed event on the bus (in-process when embedded,
+Redis pub/sub across processes). For each event about a conversation the stream reads the
+conversation as it is now (once per event and process, however many tabs listen), decides
+which of this manager's views it now belongs to, and sends
+`{"seq", "conversation_id", "topic", "views"}`: a tab showing one of those views, or
+showing the conversation in its list or opened, refreshes what it shows. A conversation
+the manager may not see is sent with no views (a row that leaves their sight disappears).
+
+`seq` counts the events of this stream, those the bus dropped for a slow tab included, so
+a tab that sees a number skipped knows it missed something and reloads its view; a new
+stream (after a reconnect) starts with a `hello` of its own id, and the tab reloads too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from channels.base import HubContext
+from inbox.deps import ContextDep
+from intake.inbox import ConversationState, Viewer, conversation_state, viewer_queues, views_of
+
+from .pages import page_principal, router, viewer_of
+
+TOPICS = ("conversation.*", "message.*")
+KEEPALIVE_SECONDS = 15.0
+RETRY_MS = 2000
+STATE_CACHE = 256
+
+
+class ConversationStates:
+    """One read of a conversation per event in this process, shared by every stream."""
+
+    def __init__(self, context: HubContext) -> None:
+        self.context = context
+        self._reads: OrderedDict[tuple[object, int], asyncio.Task[ConversationState | None]] = (
+            OrderedDict()
+        )
+
+    async def _read(self, conversation_id: int) -> ConversationState | None:
+        async with self.context.db.read() as session:
+            return await conversation_state(session, conversation_id)
+
+    async def get(self, event_id: object, conversation_id: int) -> ConversationState | None:
+        key = (event_id, conversation_id)
+        task = self._reads.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._read(conversation_id))
+            self._reads[key] = task
+            while len(self._reads) > STATE_CACHE:
+                self._reads.popitem(last=False)
+        return await asyncio.shield(task)
+
+
+def states_of(request: Request, context: HubContext) -> ConversationStates:
+    states: ConversationStates | None = getattr(request.app.state, "inbox_states", None)
+    if states is None or states.context is not context:
+        states = ConversationStates(context)
+        request.app.state.inbox_states = states
+    return states
+
+
+def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def changes(
+    context: HubContext,
+    states: ConversationStates,
+    viewer: Viewer,
+    queue_ids: frozenset[int],
+) -> AsyncIterator[str]:
+    """The stream's text: `hello`, then one `change` per conversation event, keep-alives."""
+    async with context.bus.subscribe(*TOPICS) as subscription:
+        stream_id = secrets.token_hex(8)
+        seq = 0
+        dropped_seen = 0
+        yield f"retry: {RETRY_MS}\n" + sse("hello", {"stream": stream_id, "seq": seq})
+        while True:
+            started = time.monotonic()
+            message = await subscription.get(KEEPALIVE_SECONDS)
+            if message is None:
+                if time.monotonic() - started < KEEPALIVE_SECONDS / 2:
+                    return  # the bus closed: the hub is stopping
+                yield ": keep-alive\n\n"
+                continue
+            dropped = int(getattr(subscription, "dropped", 0))
+            if dropped > dropped_seen:
+                seq += dropped - dropped_seen
+                dropped_seen = dropped
+            conversation_id = message.payload.get("conversation_id")
+            if not isinstance(conversation_id, int):
+                continue
+            state = await states.get(message.payload.get("event_id"), conversation_id)
+            views = views_of(state, viewer, queue_ids) if state is not None else []
+            seq += 1
+            data = {
+                "seq": seq,
+                "conversation_id": conversation_id,
+                "topic": message.topic,
+                "views": views,
+            }
+            yield sse("change", data, seq)
+
+
+@router.get("/inbox/stream")
+async def stream(request: Request, context: ContextDep) -> StreamingResponse:
+    """The tab's live stream (text/event-stream)."""
+    # Its own short read session: a request-scoped one would stay open with the stream.
+    async with context.db.read() as session:
+        principal = await page_principal(request, context, session)
+        viewer = viewer_of(principal)
+        queue_ids = await viewer_queues(session, viewer)
+    return StreamingResponse(
+        changes(context, states_of(request, context), viewer, queue_ids),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
