@@ -7,13 +7,10 @@ own Content-Security-Policy allows no script and no remote images (hub.headers).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from channels.email.parse import sanitize_html
-
-# "On Mon, 7 Dec 2026, Anna wrote:" / "7 дек. 2026 г., в 10:00, Анна написал(а):"
-_ATTRIBUTION = re.compile(r"^.{0,200}(wrote|написал[аи]?(\(а\))?|пишет)\s*:\s*$", re.IGNORECASE)
+from channels.email.quotes import strip_quotes
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,21 +22,16 @@ class Body:
 
 
 def split_quote(text: str) -> Body:
-    """The message's own text and the quoted tail (`>` lines and the line introducing them)."""
-    lines = text.rstrip().splitlines()
-    end = len(lines)
-    start = end
-    while start > 0 and (lines[start - 1].startswith(">") or not lines[start - 1].strip()):
-        start -= 1
-    if start == end or not any(line.startswith(">") for line in lines[start:end]):
-        return Body(text.strip(), "")
-    if start > 0 and _ATTRIBUTION.match(lines[start - 1].strip()):
-        start -= 1
-    own = "\n".join(lines[:start]).strip()
-    quoted = "\n".join(lines[start:]).strip()
-    if not own:
-        return Body(quoted, "")
-    return Body(own, quoted)
+    """The message's own text and the quoted history and signature after it (the email
+    channel's own quote detection, Russian and English styles)."""
+    whole = text.strip()
+    own = strip_quotes(whole).strip()
+    if not own or own == whole:
+        return Body(whole, "")
+    if whole.startswith(own):
+        return Body(own, whole[len(own) :].strip())
+    # Written under or between the quotes: the fold holds the message as it came.
+    return Body(own, whole)
 
 
 def email_document(html: str) -> str:
