@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import nh3
+
 from channels.email.parse import sanitize_html
 from channels.email.quotes import strip_quotes
 
@@ -34,6 +36,18 @@ def split_quote(text: str) -> Body:
     return Body(own, whole)
 
 
+def _local_images_only(tag: str, attribute: str, value: str) -> str | None:
+    # A remote image tells the sender the email was opened (and from where): dropped.
+    if tag == "img" and attribute == "src" and not value.lower().startswith(("cid:", "data:")):
+        return None
+    return value
+
+
+def inert_html(html: str) -> str:
+    """The email's HTML sanitized, without remote images."""
+    return nh3.clean(sanitize_html(html), attribute_filter=_local_images_only)
+
+
 def email_document(html: str) -> str:
     """A whole HTML document of the sanitized email, for its sandboxed frame."""
     return (
@@ -41,5 +55,5 @@ def email_document(html: str) -> str:
         "<style>body{font:14px/1.5 system-ui,sans-serif;margin:8px;color:#1b1b1f;"
         "overflow-wrap:anywhere}img{max-width:100%;height:auto}"
         "blockquote{margin:0 0 0 8px;padding-left:8px;border-left:2px solid #ccc;color:#555}"
-        "</style></head><body>" + sanitize_html(html) + "</body></html>"
+        "</style></head><body>" + inert_html(html) + "</body></html>"
     )

@@ -57,20 +57,24 @@
       if (last) { last.scrollIntoView({ block: "end" }); }
       return;
     }
-    form.dataset.sentDraft = draftKey(form);
+    // Sent: the draft goes (a successful send swaps the form away; a failure puts it back).
+    sending = { key: draftKey(form), text: form.querySelector("textarea").value };
+    window.localStorage.removeItem(sending.key);
   }, true);
-  document.addEventListener("htmx:afterRequest", function (event) {
+  var sending = null;
+  function failed(event) {
     var form = event.detail.elt;
     if (!form || form.id !== "composer") { return; }
+    if (sending) { window.localStorage.setItem(sending.key, sending.text); }
     var error = form.querySelector(".composer-error");
-    if (event.detail.successful) {
-      window.localStorage.removeItem(form.dataset.sentDraft || draftKey(form));
-    } else if (error) {
-      var detail = "";
-      try { detail = JSON.parse(event.detail.xhr.responseText).detail; } catch (e) { detail = event.detail.xhr.statusText; }
-      error.textContent = (error.dataset.prefix || "") + (typeof detail === "string" ? detail : JSON.stringify(detail));
-    }
-  });
+    if (!error) { return; }
+    var detail = "";
+    var xhr = event.detail.xhr;
+    try { detail = JSON.parse(xhr.responseText).detail; } catch (e) { detail = xhr ? xhr.statusText : ""; }
+    error.textContent = (error.dataset.prefix || "") + (typeof detail === "string" ? detail : JSON.stringify(detail));
+  }
+  document.addEventListener("htmx:responseError", failed);
+  document.addEventListener("htmx:sendError", failed);
 
   function settle() {
     restoreDraft();
