@@ -21,18 +21,30 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Form, Request, Response
 from fastapi.responses import StreamingResponse
 
 from channels.base import HubContext
-from inbox.deps import ContextDep
-from intake.inbox import ConversationState, Viewer, conversation_state, viewer_queues, views_of
+from inbox.deps import ContextDep, ReadSessionDep
+from intake.accounts import get_manager
+from intake.inbox import (
+    ConversationState,
+    Viewer,
+    conversation_state,
+    viewer_queues,
+    views_of,
+    visible_conversation,
+)
+from storage.types import DbId
 
-from .pages import page_principal, router, viewer_of
+from .pages import PagePrincipal, page_principal, router, viewer_of
 
 TOPICS = ("conversation.*", "message.*")
+PRESENCE_TOPIC = "presence.conversation"
+PRESENCE_SECONDS = 15
+PRESENCE_STATES = ("viewing", "typing")
 KEEPALIVE_SECONDS = 15.0
 RETRY_MS = 2000
 STATE_CACHE = 256
@@ -82,7 +94,7 @@ async def changes(
     queue_ids: frozenset[int],
 ) -> AsyncIterator[str]:
     """The stream's text: `hello`, then one `change` per conversation event, keep-alives."""
-    async with context.bus.subscribe(*TOPICS) as subscription:
+    async with context.bus.subscribe(*TOPICS, PRESENCE_TOPIC) as subscription:
         stream_id = secrets.token_hex(8)
         seq = 0
         dropped_seen = 0
@@ -102,6 +114,13 @@ async def changes(
             conversation_id = message.payload.get("conversation_id")
             if not isinstance(conversation_id, int):
                 continue
+            if message.topic == PRESENCE_TOPIC:
+                # Presence is a moment's news: no sequence number, nothing to catch up on.
+                key = ("presence", int(time.monotonic() // 5))
+                state = await states.get(key, conversation_id)
+                if state is not None and views_of(state, viewer, queue_ids):
+                    yield sse("presence", message.payload)
+                continue
             state = await states.get(message.payload.get("event_id"), conversation_id)
             views = views_of(state, viewer, queue_ids) if state is not None else []
             seq += 1
@@ -112,6 +131,32 @@ async def changes(
                 "views": views,
             }
             yield sse("change", data, seq)
+
+
+@router.post("/inbox/c/{conversation_id}/presence", status_code=204)
+async def presence(
+    conversation_id: DbId,
+    principal: PagePrincipal,
+    context: ContextDep,
+    session: ReadSessionDep,
+    state: Annotated[str, Form(pattern="^(viewing|typing)$")] = "viewing",
+) -> Response:
+    """This manager is viewing or typing in the conversation (for the next 15 s): told to
+    the other managers' tabs over the bus, never written to the database."""
+    await visible_conversation(session, viewer_of(principal), conversation_id)
+    assert principal.manager_id is not None
+    manager = await get_manager(session, principal.manager_id)
+    await context.bus.publish(
+        PRESENCE_TOPIC,
+        {
+            "conversation_id": conversation_id,
+            "manager_id": principal.manager_id,
+            "name": manager.name if manager is not None else "",
+            "state": state,
+            "seconds": PRESENCE_SECONDS,
+        },
+    )
+    return Response(status_code=204)
 
 
 @router.get("/inbox/stream")

@@ -170,8 +170,8 @@ async def wait_for(condition: Any, seconds: float = 30.0) -> Any:
     raise AssertionError("timed out waiting")
 
 
-def replies_with(telegram: BotApiStandIn, words: str) -> list[Any]:
-    return [call for call in telegram.sent("sendMessage", CLIENT_CHAT) if words in call.text]
+def replies_with(telegram: BotApiStandIn, words: str, chat: int = CLIENT_CHAT) -> list[Any]:
+    return [call for call in telegram.sent("sendMessage", chat) if words in call.text]
 
 
 async def no_overflow(page: Any, width: int) -> None:
@@ -395,3 +395,71 @@ async def test_russian_pages_at_390_px(hub: Workspace, browser: Any) -> None:
         await no_overflow(page, 390)
     finally:
         await context.close()
+
+
+def telegram_update(update_id: int, chat_id: int, name: str, text: str) -> dict[str, Any]:
+    person = {"id": chat_id, "is_bot": False, "first_name": name, "language_code": "ru"}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private", "first_name": name},
+            "from": person,
+            "text": text,
+        },
+    }
+
+
+async def test_two_managers_see_each_other_and_a_new_client_message_holds_the_send(
+    hub: Workspace, browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    chat = 777002
+    hub.telegram.queue_update(telegram_update(9101, chat, "Мария", "Сколько стоит доставка?"))
+    contexts = []
+    pages = {}
+    try:
+        for who, locale in ((ADMIN, "ru-RU"), (MANAGER_EN, "en-US")):
+            context = await browser.new_context(
+                viewport={"width": 1280, "height": 800}, locale=locale
+            )
+            context.set_default_timeout(15_000)
+            contexts.append(context)
+            page = await context.new_page()
+            await sign_in(page, hub, who)
+            row = page.locator("#list-rows .row", has_text="Мария")
+            await expect(row).to_be_visible(timeout=30_000)
+            await row.locator("a").click()
+            await page.wait_for_url("**/c/*")
+            await page.wait_for_function("() => document.documentElement.dataset.live === 'on'")
+            pages[who[0]] = page
+        anna, boris = pages[ADMIN[0]], pages[MANAGER_EN[0]]
+        # Each sees the other: in the conversation and, for Anna, on the list's row too.
+        await expect(anna.locator(".who-here")).to_contain_text("смотрит: Boris Kent")
+        await expect(boris.locator(".who-here")).to_contain_text("viewing: Анна Смирнова")
+        await expect(anna.locator("#list-rows .row", has_text="Мария")).to_contain_text(
+            "Boris Kent"
+        )
+
+        await boris.locator("#composer-text").fill("Delivery costs 300 rubles.")
+        await expect(anna.locator(".who-here")).to_contain_text("печатает: Boris Kent")
+        await anna.screenshot(path=hub.artifacts / "presence-ru-1280.png")
+
+        # The client writes again while Boris is composing: his first Send is held.
+        hub.telegram.queue_update(telegram_update(9102, chat, "Мария", "А в Казань тоже?"))
+        await expect(boris.locator("#timeline")).to_contain_text("А в Казань тоже?", timeout=30_000)
+        await boris.get_by_role("button", name="Send").click()
+        await expect(boris.locator("#cop")).to_be_visible()
+        await expect(boris.locator("#cop")).to_contain_text("The client wrote while you")
+        await boris.screenshot(path=hub.artifacts / "traffic-cop-en-1280.png")
+        await asyncio.sleep(1.5)
+        assert not replies_with(hub.telegram, "300 rubles", chat), "the held send went out"
+        await expect(boris.locator("#composer-text")).to_have_value("Delivery costs 300 rubles.")
+        await boris.get_by_role("button", name="Send").click()
+        calls = await wait_for(lambda: replies_with(hub.telegram, "300 rubles", chat))
+        assert len(calls) == 1
+    finally:
+        for context in contexts:
+            await context.close()

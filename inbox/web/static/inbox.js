@@ -94,7 +94,8 @@
     refreshing = new Promise(function (resolve) { window.setTimeout(resolve, 30); }).then(function () {
       var want = { list: again.list, conversation: again.conversation };
       again = { list: false, conversation: false };
-      return fetch(window.location.pathname + window.location.search, {
+      var url = window.location.pathname + window.location.search;
+      return fetch(url, {
         headers: { "HX-Request": "true" }, credentials: "same-origin"
       }).then(function (response) {
         var to = response.headers.get("HX-Redirect");
@@ -102,6 +103,12 @@
         return response.ok ? response.text() : null;
       }).then(function (html) {
         if (html === null) { return; }
+        // A navigation started meanwhile: its page is newer than this answer.
+        if (url !== window.location.pathname + window.location.search || document.querySelector(".htmx-request")) {
+          again.list = again.list || want.list;
+          again.conversation = again.conversation || want.conversation;
+          return;
+        }
         var page = new DOMParser().parseFromString(html, "text/html");
         var ids = want.list ? ["views", "list-rows"] : [];
         if (want.conversation) { ids.push("timeline"); }
@@ -150,8 +157,63 @@
       // The views' counts change with any visible conversation.
       if (list || conversation || data.views.length) { refresh({ list: true, conversation: conversation }); }
     });
+    stream.addEventListener("presence", function (event) {
+      var data = JSON.parse(event.data);
+      var w = workspace();
+      if (!w || String(data.manager_id) === w.dataset.me) { return; }
+      var people = present[data.conversation_id] = present[data.conversation_id] || {};
+      var newcomer = !people[data.manager_id];
+      people[data.manager_id] = { name: data.name, state: data.state, until: Date.now() + data.seconds * 1000 };
+      // Someone just came: say at once that this tab is here too.
+      if (newcomer && String(data.conversation_id) === openConversation()) { tell(told.state || "viewing", true); }
+      renderPresence();
+    });
     stream.addEventListener("error", function () { document.documentElement.dataset.live = "off"; });
   }
+  // Presence: who else is viewing or typing, from the stream; this tab says its own.
+  var present = {};  // conversation id -> manager id -> {name, state, until}
+  function renderPresence() {
+    var w = workspace();
+    if (!w) { return; }
+    var now = Date.now();
+    document.querySelectorAll("[data-presence]").forEach(function (element) {
+      var people = present[element.dataset.presence] || {};
+      var viewing = [], typing = [];
+      Object.keys(people).forEach(function (id) {
+        var who = people[id];
+        if (who.until < now) { delete people[id]; return; }
+        (who.state === "typing" ? typing : viewing).push(who.name);
+      });
+      var parts = [];
+      if (viewing.length) { parts.push("👁 " + w.dataset.viewing.replace("{names}", viewing.join(", "))); }
+      if (typing.length) { parts.push("✎ " + w.dataset.typing.replace("{names}", typing.join(", "))); }
+      element.textContent = parts.join(" · ");
+    });
+  }
+  window.setInterval(renderPresence, 2000);
+  document.addEventListener("htmx:afterSettle", renderPresence);
+
+  var told = { id: null, state: null, at: 0 };
+  function tell(state, force) {
+    var id = openConversation();
+    var meta = document.querySelector("meta[name=csrf-token]");
+    if (!id || !meta) { return; }
+    var now = Date.now();
+    if (!force && told.id === id && told.state === state && now - told.at < 4000) { return; }
+    told = { id: id, state: state, at: now };
+    var body = new URLSearchParams({ state: state });
+    fetch("/inbox/c/" + id + "/presence", {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRF-Token": meta.content }
+    }).catch(function () {});
+  }
+  window.setInterval(function () { tell("viewing"); }, 10000);
+  document.addEventListener("htmx:afterSettle", function () { tell("viewing"); });
+  document.addEventListener("DOMContentLoaded", function () { tell("viewing"); });
+  document.addEventListener("input", function (event) {
+    if (event.target.closest("#composer")) { tell("typing"); }
+  });
+
   document.addEventListener("DOMContentLoaded", listening);
   window.addEventListener("pagehide", function () { if (stream) { stream.close(); stream = null; } });
 })();
