@@ -185,7 +185,7 @@
         (who.state === "typing" ? typing : viewing).push(who.name);
       });
       var parts = [];
-      if (viewing.length) { parts.push("👁 " + w.dataset.viewing.replace("{names}", viewing.join(", "))); }
+      if (viewing.length) { parts.push("◉ " + w.dataset.viewing.replace("{names}", viewing.join(", "))); }
       if (typing.length) { parts.push("✎ " + w.dataset.typing.replace("{names}", typing.join(", "))); }
       element.textContent = parts.join(" · ");
     });
