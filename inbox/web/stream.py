@@ -37,6 +37,8 @@ from intake.inbox import (
     views_of,
     visible_conversation,
 )
+from storage.bus import EventBus
+from storage.db import Database
 from storage.types import DbId
 
 from .pages import PagePrincipal, page_principal, router, viewer_of
@@ -53,14 +55,14 @@ STATE_CACHE = 256
 class ConversationStates:
     """One read of a conversation per event in this process, shared by every stream."""
 
-    def __init__(self, context: HubContext) -> None:
-        self.context = context
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self._reads: OrderedDict[tuple[object, int], asyncio.Task[ConversationState | None]] = (
             OrderedDict()
         )
 
     async def _read(self, conversation_id: int) -> ConversationState | None:
-        async with self.context.db.read() as session:
+        async with self.db.read() as session:
             return await conversation_state(session, conversation_id)
 
     async def get(self, event_id: object, conversation_id: int) -> ConversationState | None:
@@ -76,8 +78,8 @@ class ConversationStates:
 
 def states_of(request: Request, context: HubContext) -> ConversationStates:
     states: ConversationStates | None = getattr(request.app.state, "inbox_states", None)
-    if states is None or states.context is not context:
-        states = ConversationStates(context)
+    if states is None or states.db is not context.db:
+        states = ConversationStates(context.db)
         request.app.state.inbox_states = states
     return states
 
@@ -88,13 +90,13 @@ def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
 
 
 async def changes(
-    context: HubContext,
+    bus: EventBus,
     states: ConversationStates,
     viewer: Viewer,
     queue_ids: frozenset[int],
 ) -> AsyncIterator[str]:
     """The stream's text: `hello`, then one `change` per conversation event, keep-alives."""
-    async with context.bus.subscribe(*TOPICS, PRESENCE_TOPIC) as subscription:
+    async with bus.subscribe(*TOPICS, PRESENCE_TOPIC) as subscription:
         stream_id = secrets.token_hex(8)
         seq = 0
         dropped_seen = 0
@@ -168,7 +170,7 @@ async def stream(request: Request, context: ContextDep) -> StreamingResponse:
         viewer = viewer_of(principal)
         queue_ids = await viewer_queues(session, viewer)
     return StreamingResponse(
-        changes(context, states_of(request, context), viewer, queue_ids),
+        changes(context.bus, states_of(request, context), viewer, queue_ids),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
