@@ -172,7 +172,7 @@ def render(
 
 
 @router.get("/")
-async def home(request: Request, context: ContextDep, session: ReadSessionDep) -> Response:
+async def home(request: Request, session: ReadSessionDep) -> Response:
     """The hub's address: the workspace when signed in, else the sign-in page."""
     cookie = request.cookies.get(SESSION_COOKIE)
     signed_in = cookie is not None and await find_session(session, cookie) is not None

@@ -11,6 +11,11 @@ the manager may not see is sent with no views (a row that leaves their sight dis
 `seq` counts the events of this stream, those the bus dropped for a slow tab included, so
 a tab that sees a number skipped knows it missed something and reloads its view; a new
 stream (after a reconnect) starts with a `hello` of its own id, and the tab reloads too.
+
+Presence ("who is viewing / typing") travels on the same bus: a tab posts its state every
+few seconds, the hub publishes it with a 15 s expiry, and the streams of the managers who
+may see that conversation pass it on as a `presence` event. It never touches the database's
+tables.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ class ConversationStates:
             return await conversation_state(session, conversation_id)
 
     async def get(self, event_id: object, conversation_id: int) -> ConversationState | None:
+        if event_id is None:  # not an outbox event: nothing to share it by
+            return await self._read(conversation_id)
         key = (event_id, conversation_id)
         task = self._reads.get(key)
         if task is None:
