@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.omnihub-installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench clean vendor
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,22 @@ bench: install
 	$(BIN)/python -m bench.telegram
 	$(BIN)/python -m bench.access_log
 	$(BIN)/python -m bench.inbox
+
+# The web workspace's third-party JavaScript: pinned npm packages, their dist file and
+# licence copied into inbox/web/static/vendor/ and committed (so `make run` needs no Node).
+HTMX_VERSION := 2.0.11
+VENDOR := inbox/web/static/vendor
+
+vendor:
+	@command -v npm >/dev/null || { echo "make vendor needs npm (Node.js)"; exit 1; }
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	cd "$$tmp" && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null && \
+	tar -xzf htmx.org-$(HTMX_VERSION).tgz && cd - >/dev/null && \
+	cp "$$tmp/package/dist/htmx.min.js" $(VENDOR)/htmx.min.js && \
+	cp "$$tmp/package/LICENSE" $(VENDOR)/htmx.LICENSE && \
+	echo "htmx.org $(HTMX_VERSION) from npm (npm pack htmx.org@$(HTMX_VERSION))" > $(VENDOR)/VERSIONS
+	@gzip -9c $(VENDOR)/*.js | wc -c | awk '{ printf "vendored JavaScript: %d bytes gzipped\n", $$1 }'
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -288,7 +288,7 @@ def operations(data: dict[str, Any]) -> list[tuple[str, Operation]]:
     total = data["conversations"]
     managers = data["managers"]
     channels = data["channels"]
-    admin = Viewer(manager_id=None, sees_all=True)
+    admin = Viewer(manager_id=None, is_admin=True)
 
     async def pk(session: Any, rng: random.Random) -> object:
         return await session.scalar(
@@ -348,7 +348,7 @@ def operations(data: dict[str, Any]) -> list[tuple[str, Operation]]:
 
 async def queries_per_page(db: Database, data: dict[str, Any]) -> dict[str, tuple[int, int]]:
     """Statements a page issues with 10 and with 200 rows, per kind of page."""
-    admin = Viewer(manager_id=None, sees_all=True)
+    admin = Viewer(manager_id=None, is_admin=True)
     found: dict[str, tuple[int, int]] = {}
     kinds: dict[str, Callable[[Any, int], Awaitable[object]]] = {
         "list": lambda session, n: list_conversations(session, ConversationFilters(), None, n),

@@ -190,4 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_router)
     app.include_router(canned_router)
     app.include_router(merges_router)
+    from inbox.web import install_workspace
+
+    install_workspace(app)
     return app

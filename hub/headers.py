@@ -33,3 +33,24 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# The managers' pages: every script and style is a file of the hub (no inline script, no
+# eval), nothing loads from elsewhere, forms post only to the hub, and no other site frames
+# them. Email HTML is shown in frames of the hub's own URLs (frame-src 'self').
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; frame-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'; object-src 'none'",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+# A client's email HTML (sanitized already) as its own document inside a sandboxed frame:
+# no script at all, no remote images or fonts, styles only its own inline ones; only the
+# inbox's pages may frame it.
+EMAIL_FRAME_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox",
+    "Cache-Control": "no-store",
+}

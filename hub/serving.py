@@ -53,6 +53,15 @@ class _HeadDeadline(_Base):
         self._disarm_head_deadline()
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        # A response still streaming (the inbox's live stream) would hold the shutdown for
+        # as long as its tab stays open: it hears a disconnect and ends instead.
+        cycle = self.cycle
+        super().shutdown()
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            cycle.disconnected = True
+            cycle.message_event.set()
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing():

@@ -64,7 +64,7 @@ async def search_conversations(
 ) -> SearchPage:
     """Conversations matching `q` that the caller may see, newest first, every one reachable
     page by page."""
-    viewer = Viewer(manager_id=principal.manager_id, sees_all=principal.is_admin)
+    viewer = Viewer(manager_id=principal.manager_id, is_admin=principal.is_admin)
     page = await search(session, viewer, q, cursor, limit)
     return SearchPage(
         items=[SearchHitOut.of(hit) for hit in page.items], next_cursor=page.next_cursor

@@ -1,22 +1,248 @@
-"""The managers' workspace's own queries: canned replies and read positions."""
+"""The queries of the managers' workspace: list views, their counts, the contact timeline,
+canned replies and read positions.
+
+Every list is one query for its page (plus one for the rows' last messages), whatever the
+page's size: no query per row. Visibility is a condition in the query, never a filter in
+Python, so a page is always full and the counts agree with the lists.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, selectinload
 
 from intake.journal_repository import contains_any
-from storage.models import CannedReply, ConversationRead, Message, MessageDirection
+from intake.visibility import Viewer, visible_to
+from storage.models import (
+    CannedReply,
+    Channel,
+    Contact,
+    Conversation,
+    ConversationRead,
+    ConversationStatus,
+    Identity,
+    Manager,
+    Message,
+    MessageDirection,
+    Queue,
+    QueueMember,
+)
 from storage.models.base import table_of
+
+OPEN_STATUSES = (ConversationStatus.OPEN.value, ConversationStatus.PENDING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ListRow:
+    """A conversation as a list row shows it."""
+
+    conversation: Conversation
+    channel_kind: str
+    channel_title: str
+    contact_name: str | None
+    assignee_name: str | None
+    activity_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LastMessage:
+    direction: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineItem:
+    message: Message
+    channel_kind: str
+    author_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Open conversations per view the viewer can see."""
+
+    mine: int
+    unassigned: int
+    open: int
+    by_queue: dict[int, int]
+    by_channel: dict[int, int]
+    by_status: dict[str, int]
+
+
+def activity_column() -> ColumnElement[datetime]:
+    """When the conversation last moved: its last message, else its creation."""
+    return func.coalesce(Conversation.last_message_at, Conversation.created_at)
 
 
 class InboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def list_page(
+        self,
+        viewer: Viewer,
+        condition: ColumnElement[bool],
+        *,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[ListRow]:
+        """Rows matching `condition` that `viewer` sees, latest activity first, after the
+        keyset position `after` (activity, id)."""
+        assignee = aliased(Manager)
+        activity = activity_column()
+        query = (
+            select(
+                Conversation,
+                Channel.kind,
+                Channel.title,
+                Contact.name,
+                assignee.name,
+                activity.label("activity_at"),
+            )
+            .join(Channel, Channel.id == Conversation.channel_id)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .outerjoin(assignee, assignee.id == Conversation.assignee_id)
+            .where(visible_to(viewer), condition)
+        )
+        if after is not None:
+            at, last_id = after
+            query = query.where(or_(activity < at, and_(activity == at, Conversation.id < last_id)))
+        query = query.order_by(activity.desc(), Conversation.id.desc()).limit(limit)
+        rows = (await self.session.execute(query)).all()
+        return [ListRow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    async def last_messages(self, conversation_ids: Sequence[int]) -> dict[int, LastMessage]:
+        """The latest message (not a note) of each conversation, in one query."""
+        if not conversation_ids:
+            return {}
+        latest = (
+            select(func.max(Message.id))
+            .where(
+                Message.conversation_id.in_(conversation_ids),
+                Message.direction != MessageDirection.NOTE,
+            )
+            .group_by(Message.conversation_id)
+        )
+        rows = await self.session.execute(
+            select(Message.conversation_id, Message.direction, Message.text).where(
+                Message.id.in_(latest)
+            )
+        )
+        return {row[0]: LastMessage(row[1], row[2] or "") for row in rows}
+
+    async def counts(self, viewer: Viewer) -> Counts:
+        """Counts of every view in four queries (fixed views, per queue, channel, status)."""
+        visible = visible_to(viewer)
+        is_open = Conversation.status.in_(OPEN_STATUSES)
+
+        def count_if(condition: ColumnElement[bool]) -> Any:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        mine_condition: ColumnElement[bool] = (
+            Conversation.assignee_id == viewer.manager_id
+            if viewer.manager_id is not None
+            else Conversation.id.is_(None)
+        )
+        fixed = (
+            await self.session.execute(
+                select(
+                    count_if(mine_condition),
+                    count_if(Conversation.assignee_id.is_(None)),
+                    func.count(),
+                ).where(visible, is_open)
+            )
+        ).one()
+        by_queue = await self.session.execute(
+            select(Conversation.queue_id, func.count())
+            .where(visible, is_open, Conversation.queue_id.is_not(None))
+            .group_by(Conversation.queue_id)
+        )
+        by_channel = await self.session.execute(
+            select(Conversation.channel_id, func.count())
+            .where(visible, is_open)
+            .group_by(Conversation.channel_id)
+        )
+        by_status = await self.session.execute(
+            select(Conversation.status, func.count()).where(visible).group_by(Conversation.status)
+        )
+        return Counts(
+            mine=int(fixed[0]),
+            unassigned=int(fixed[1]),
+            open=int(fixed[2]),
+            by_queue={int(q or 0): int(n) for q, n in by_queue},
+            by_channel={int(c): int(n) for c, n in by_channel},
+            by_status={str(s): int(n) for s, n in by_status},
+        )
+
+    async def queues(self, viewer: Viewer) -> list[tuple[int, str]]:
+        """The queues the viewer works in (every queue for an administrator)."""
+        query = select(Queue.id, Queue.name).order_by(Queue.name, Queue.id)
+        if not viewer.is_admin:
+            query = query.where(
+                Queue.id.in_(
+                    select(QueueMember.queue_id).where(QueueMember.manager_id == viewer.manager_id)
+                )
+            )
+        return [(row[0], row[1]) for row in await self.session.execute(query)]
+
+    async def channels(self) -> list[tuple[int, str, str]]:
+        """(id, kind, title) of every active channel."""
+        rows = await self.session.execute(
+            select(Channel.id, Channel.kind, Channel.title)
+            .where(Channel.is_active.is_(True))
+            .order_by(Channel.kind, Channel.title, Channel.id)
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def visible_conversation(self, viewer: Viewer, conversation_id: int) -> ListRow | None:
+        rows = await self.list_page(viewer, Conversation.id == conversation_id, after=None, limit=1)
+        return rows[0] if rows else None
+
+    async def conversation_state(self, conversation_id: int) -> Conversation | None:
+        """The conversation as it is now (what the live stream sorts into views)."""
+        return await self.session.get(Conversation, conversation_id, populate_existing=True)
+
+    async def identities(self, contact_id: int) -> list[tuple[str, str]]:
+        rows = await self.session.execute(
+            select(Identity.kind, Identity.value)
+            .where(Identity.contact_id == contact_id)
+            .order_by(Identity.kind, Identity.id)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def contact(self, contact_id: int) -> Contact | None:
+        return await self.session.get(Contact, contact_id)
+
+    async def timeline(
+        self, contact_id: int, *, before_id: int | None, limit: int
+    ) -> list[TimelineItem]:
+        """The contact's messages in every channel, newest `limit` before `before_id`,
+        returned oldest first, with attachments, channel kind and author."""
+        author = aliased(Manager)
+        query = (
+            select(Message, Channel.kind, author.name)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .join(Channel, Channel.id == Message.channel_id)
+            .outerjoin(author, author.id == Message.author_manager_id)
+            .where(Conversation.contact_id == contact_id)
+            .options(selectinload(Message.attachments))
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+        if before_id is not None:
+            query = query.where(Message.id < before_id)
+        rows = (await self.session.execute(query)).all()
+        return [TimelineItem(r[0], r[1], r[2]) for r in reversed(rows)]
+
+    async def message(self, message_id: int) -> Message | None:
+        return await self.session.get(Message, message_id)
 
     # Canned replies
 

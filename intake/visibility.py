@@ -16,16 +16,16 @@ from storage.models import Conversation, QueueMember
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who is looking: a manager, or someone who sees everything (an administrator or an
-    operator's token)."""
+    """Who is looking: a manager, or an administrator (an operator's token acts as one),
+    who sees everything."""
 
     manager_id: int | None
-    sees_all: bool = False
+    is_admin: bool = False
 
 
 def visible_to(viewer: Viewer) -> ColumnElement[bool]:
     """The condition on `conversations` rows that `viewer` may see."""
-    if viewer.sees_all:
+    if viewer.is_admin:
         return true()
     if viewer.manager_id is None:
         return Conversation.assignee_id.is_(None)

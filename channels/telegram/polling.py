@@ -59,8 +59,10 @@ class BotPoller:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.failures = 0
         self.webhook_removed = False
+        self._stop: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         while not stop.is_set():
             try:
                 delay = await self.poll_once()
@@ -101,11 +103,25 @@ class BotPoller:
         if not self.webhook_removed:
             await bot.delete_webhook(drop_pending_updates=False)  # getUpdates needs none set
             self.webhook_removed = True
-        updates = await bot.get_updates(
-            offset=offset or None,
-            timeout=channel.config.poll_timeout_seconds,
-            allowed_updates=ALLOWED_UPDATES,
+        fetch = asyncio.ensure_future(
+            bot.get_updates(
+                offset=offset or None,
+                timeout=channel.config.poll_timeout_seconds,
+                allowed_updates=ALLOWED_UPDATES,
+            )
         )
+        if self._stop is not None:
+            # A long poll lasts up to poll_timeout_seconds: stopping must not wait for it
+            # (nothing was taken yet, so the updates come again on the next start).
+            stopping = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not fetch.done():
+                fetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await fetch
+                return 0
+        updates = await fetch
         processor = processor_for(self.context, channel)
         for update in updates:
             await processor.process(channel, bot, update)

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import http.server
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -25,23 +24,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import missing_part
 from tests.served import OMNIHUB, free_port, hub_environment, serving
 
-CHROMIUM = os.environ.get("OMNIHUB_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 MIN_FILL_WAIT_MS = 2300  # the default form's minimum fill time is 2 s
-
-
-def _chromium_present() -> bool:
-    return Path(CHROMIUM).exists()
 
 
 @dataclass
@@ -102,28 +87,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         assert created.returncode == 0, created.stderr
         token = created.stdout.strip().splitlines()[0]
         yield Hub(url=f"http://127.0.0.1:{port}", workdir=workdir, env=env, token=token, log=log)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    try:
-        from playwright.async_api import Error as PlaywrightError
-        from playwright.async_api import async_playwright
-    except ImportError as exc:
-        missing_part(f"the playwright package is not installed: {exc}")
-    if not _chromium_present():
-        missing_part(f"no Chromium at {CHROMIUM} (Debian package chromium)")
-    async with async_playwright() as playwright:
-        try:
-            chromium = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
-        except PlaywrightError as exc:
-            missing_part(f"Chromium at {CHROMIUM} does not start: {exc}")
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture

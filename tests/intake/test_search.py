@@ -12,7 +12,7 @@ from storage.errors import InvalidInput
 from storage.models import Conversation, Message, Queue, QueueMember
 from tests.factories import create_channel, create_manager, ingest_message
 
-EVERYONE = Viewer(manager_id=None, sees_all=True)
+EVERYONE = Viewer(manager_id=None, is_admin=True)
 
 
 async def found(db: Database, query: str, viewer: Viewer = EVERYONE, limit: int = 50) -> list[int]:

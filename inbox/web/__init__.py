@@ -1,0 +1,16 @@
+"""The managers' web workspace: pages, their static files and the live stream."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from . import stream  # noqa: F401  (registers the stream's route on the router)
+from .pages import STATIC_DIR, SignInRequired, router, sign_in_redirect
+
+
+def install_workspace(app: FastAPI) -> None:
+    """Mount the workspace's pages, /static/inbox and the sign-in redirect."""
+    app.include_router(router)
+    app.mount("/static/inbox", StaticFiles(directory=STATIC_DIR), name="inbox-static")
+    app.add_exception_handler(SignInRequired, sign_in_redirect)

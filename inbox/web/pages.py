@@ -1,0 +1,358 @@
+"""The managers' workspace pages: sign-in and out, the views, the list and a conversation.
+
+Every page is rendered whole on the server (Jinja2, autoescaped); htmx swaps the workspace
+in place and pushes the URL, so each view and conversation has its own address and works
+without JavaScript too. Pages need a signed-in manager (the session cookie of
+inbox.sessions; its CSRF checks guard every POST); without one, they lead to /login.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from hub.headers import EMAIL_FRAME_HEADERS, PAGE_HEADERS
+from inbox.deps import ContextDep, Principal, ReadSessionDep, get_principal
+from inbox.sessions import (
+    SESSION_COOKIE,
+    check_origin,
+    clear_session_cookie,
+    client_ip,
+    csrf_token,
+    login_limits,
+    set_session_cookie,
+)
+from intake.accounts import authenticate_manager, get_manager
+from intake.conversations import add_reply
+from intake.i18n import Catalogue, Lang, pick_language
+from intake.identities import normalize_email
+from intake.inbox import (
+    ListRow,
+    Navigation,
+    View,
+    Viewer,
+    conversation_view,
+    inbox_list,
+    navigation,
+    parse_view,
+    visible_conversation,
+    visible_message,
+)
+from intake.sessions import end_session, find_session, open_session
+from storage.errors import InvalidInput, NotFound, RateLimited, Unauthorized
+from storage.models import Manager, MessageDirection
+from storage.types import DbId, utcnow
+
+from .render import email_document, split_quote
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+CATALOGUE = Catalogue(HERE / "locale")
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+
+DEFAULT_VIEW = "unassigned"
+CHANNEL_ICONS = {"email": "✉", "telegram": "✈", "webform": "▤", "telephony": "☎"}
+
+
+class SignInRequired(Exception):
+    """The page needs a signed-in manager; the answer leads to /login."""
+
+
+def sign_in_redirect(request: Request, _exc: Exception) -> Response:
+    if request.headers.get("hx-request"):
+        # htmx follows HX-Redirect with a full page load.
+        return Response(status_code=200, headers={"HX-Redirect": "/login"})
+    return RedirectResponse("/login", status_code=303)
+
+
+async def page_principal(
+    request: Request, context: ContextDep, session: ReadSessionDep
+) -> Principal:
+    """The signed-in manager (cookie session, CSRF-checked on POST); else SignInRequired."""
+    if not request.cookies.get(SESSION_COOKIE):
+        raise SignInRequired
+    try:
+        principal = await get_principal(request, context, session)
+    except Unauthorized as exc:
+        raise SignInRequired from exc
+    if principal.manager_id is None:
+        raise SignInRequired
+    return principal
+
+
+PagePrincipal = Annotated[Principal, Depends(page_principal)]
+
+
+def viewer_of(principal: Principal) -> Viewer:
+    return Viewer(principal.manager_id, principal.is_admin)
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class Speaker:
+    """The texts and times of one page in the reader's language and zone."""
+
+    lang: Lang
+    zone: ZoneInfo
+
+    def t(self, code: str, **values: Any) -> str:
+        return CATALOGUE.text(self.lang, code, **values)
+
+    def plural(self, code: str, count: int, **values: Any) -> str:
+        return CATALOGUE.plural(self.lang, code, count, **values)
+
+    def time(self, moment: datetime | None) -> str:
+        if moment is None:
+            return ""
+        local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(self.zone)
+        if local.date() == utcnow().astimezone(self.zone).date():
+            return local.strftime("%H:%M")
+        return local.strftime("%d.%m.%Y %H:%M")
+
+    def age(self, moment: datetime | None) -> str:
+        if moment is None:
+            return ""
+        at = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        minutes = max(int((utcnow() - at).total_seconds() // 60), 0)
+        if minutes < 1:
+            return self.t("age.now")
+        if minutes < 60:
+            return self.plural("age.minutes", minutes)
+        if minutes < 24 * 60:
+            return self.plural("age.hours", minutes // 60)
+        return self.plural("age.days", minutes // (24 * 60))
+
+
+def speaker(request: Request, manager: Manager | None = None) -> Speaker:
+    """`?lang=`, else the manager's setting, else Accept-Language."""
+    lang = pick_language(
+        request.query_params.get("lang"),
+        manager.language if manager is not None else None,
+        accept_language=request.headers.get("accept-language"),
+    )
+    return Speaker(lang, _zone(manager.timezone if manager is not None else None))
+
+
+def render(
+    request: Request, name: str, words: Speaker, status_code: int = 200, **values: Any
+) -> HTMLResponse:
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {
+            "lang": words.lang,
+            "t": words.t,
+            "plural": words.plural,
+            "time": words.time,
+            "age": words.age,
+            "icons": CHANNEL_ICONS,
+            **values,
+        },
+        status_code=status_code,
+    )
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
+# Signing in and out
+
+
+@router.get("/")
+async def home(request: Request, session: ReadSessionDep) -> Response:
+    """The hub's address: the workspace when signed in, else the sign-in page."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    signed_in = cookie is not None and await find_session(session, cookie) is not None
+    return RedirectResponse("/inbox" if signed_in else "/login", status_code=303)
+
+
+@router.get("/login")
+async def login_page(request: Request) -> HTMLResponse:
+    return render(request, "login.html", speaker(request), email="", error=None)
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    context: ContextDep,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    """Sign in (the API's sessions, limits and Origin check); on success to the workspace."""
+    words = speaker(request)
+    check_origin(request, context)
+    try:
+        account = normalize_email(email)
+    except InvalidInput:
+        account = email.strip().lower()
+    try:
+        await login_limits(context).check(account, client_ip(request))
+    except RateLimited as exc:
+        minutes = max(int(exc.retry_after // 60) + 1, 1)
+        error = words.plural("login.too_many", minutes)
+        refused = render(request, "login.html", words, 429, email=email, error=error)
+        refused.headers.update(exc.headers or {})
+        return refused
+    manager = await authenticate_manager(context.db, email, password)
+    if manager is None:
+        error = words.t("login.invalid")
+        return render(request, "login.html", words, 401, email=email, error=error)
+    async with context.db.transaction() as session:
+        token = await open_session(
+            session, manager.id, user_agent=request.headers.get("user-agent"), ip=client_ip(request)
+        )
+    response = RedirectResponse("/inbox", status_code=303)
+    set_session_cookie(request, response, context, token)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, context: ContextDep, _principal: PagePrincipal) -> Response:
+    """End the session on the server (a CSRF-checked POST) and forget the cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        async with context.db.transaction() as session:
+            await end_session(session, cookie)
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(request, response)
+    return response
+
+
+# The workspace
+
+
+@router.get("/inbox")
+async def inbox_home(_principal: PagePrincipal) -> Response:
+    return RedirectResponse(f"/inbox/v/{DEFAULT_VIEW}", status_code=303)
+
+
+async def _workspace(
+    request: Request,
+    context: ContextDep,
+    principal: Principal,
+    session: ReadSessionDep,
+    slug: str,
+    conversation_id: int | None,
+    cursor: str | None,
+) -> HTMLResponse:
+    view = parse_view(slug)
+    viewer = viewer_of(principal)
+    assert principal.manager_id is not None
+    manager = await get_manager(session, principal.manager_id)
+    words = speaker(request, manager)
+    listing = await inbox_list(session, viewer, view, cursor)
+    nav = await navigation(session, viewer)
+    opened = None
+    bodies: dict[int, Any] = {}
+    if conversation_id is not None:
+        opened = await conversation_view(session, viewer, conversation_id)
+        bodies = {item.message.id: split_quote(item.message.text or "") for item in opened.timeline}
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    return render(
+        request,
+        "workspace.html",
+        words,
+        manager=manager,
+        view=view,
+        listing=listing,
+        nav=nav,
+        opened=opened,
+        bodies=bodies,
+        cursor=cursor,
+        csrf=csrf_token(context.secret, cookie),
+        directions=MessageDirection,
+        row_title=_row_title,
+        view_title=_view_title(words, view, nav),
+    )
+
+
+def _view_title(words: Speaker, view: View, nav: Navigation) -> str:
+    if view.kind == "queue":
+        names = {str(queue_id): name for queue_id, name in nav.queues}
+        return names.get(view.value or "", words.t("view.queue"))
+    if view.kind == "channel":
+        titles = {str(channel_id): title for channel_id, _kind, title in nav.channels}
+        return titles.get(view.value or "", words.t("view.channel"))
+    if view.kind == "status":
+        return words.t(f"status.{view.value}")
+    return words.t(f"view.{view.kind}")
+
+
+def _row_title(row: ListRow) -> str:
+    return row.contact_name or row.conversation.subject or f"#{row.conversation.id}"
+
+
+@router.get("/inbox/v/{slug}")
+async def view_page(
+    slug: str,
+    request: Request,
+    context: ContextDep,
+    principal: PagePrincipal,
+    session: ReadSessionDep,
+    after: str | None = None,
+) -> HTMLResponse:
+    """A list view (`?after=` for the next page)."""
+    return await _workspace(request, context, principal, session, slug, None, after)
+
+
+@router.get("/inbox/v/{slug}/c/{conversation_id}")
+async def conversation_page(
+    slug: str,
+    conversation_id: DbId,
+    request: Request,
+    context: ContextDep,
+    principal: PagePrincipal,
+    session: ReadSessionDep,
+) -> HTMLResponse:
+    """A conversation opened beside the list of the view it was opened from."""
+    return await _workspace(request, context, principal, session, slug, conversation_id, None)
+
+
+@router.post("/inbox/c/{conversation_id}/messages")
+async def send(
+    conversation_id: DbId,
+    request: Request,
+    context: ContextDep,
+    principal: PagePrincipal,
+    text: Annotated[str, Form(max_length=100_000)] = "",
+    kind: Annotated[str, Form(pattern="^(reply|note)$")] = "reply",
+    view: Annotated[str, Form(max_length=40)] = DEFAULT_VIEW,
+) -> Response:
+    """A reply through the conversation's channel, or an internal note (never sent): the
+    same service as POST /api/v1/conversations/{id}/messages."""
+    slug = parse_view(view).slug
+    async with context.db.transaction() as session:
+        await visible_conversation(session, viewer_of(principal), conversation_id)
+        await add_reply(
+            session,
+            conversation_id,
+            text=text,
+            manager_id=principal.manager_id,
+            now=context.routing.clock(),
+            note=kind == "note",
+        )
+    return RedirectResponse(f"/inbox/v/{slug}/c/{conversation_id}", status_code=303)
+
+
+@router.get("/inbox/m/{message_id}/html")
+async def email_html(
+    message_id: DbId, principal: PagePrincipal, session: ReadSessionDep
+) -> HTMLResponse:
+    """An email's HTML as its own inert document, for the timeline's sandboxed frame."""
+    message = await visible_message(session, viewer_of(principal), message_id)
+    if not message.html:
+        raise NotFound(f"no HTML of message {message_id}")
+    return HTMLResponse(email_document(message.html), headers=EMAIL_FRAME_HEADERS)

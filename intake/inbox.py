@@ -1,0 +1,254 @@
+"""The managers' workspace as a service: list views, counts, a conversation and its contact's
+timeline, and which views a change touches (for the live stream).
+
+A view is named by a slug that is also its URL: `mine`, `unassigned`, `open`, `queue-<id>`,
+`channel-<id>`, `status-<status>`. Lists are sorted by last activity (the last message, else
+the creation) with a keyset cursor on (activity, id), so a walk never repeats or skips a row
+and there is no page cap. Services read; they never commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake.inbox_repository import (
+    OPEN_STATUSES,
+    Counts,
+    InboxRepository,
+    LastMessage,
+    ListRow,
+    TimelineItem,
+)
+from intake.journal import Page
+from intake.visibility import Viewer
+from storage.errors import InvalidInput, NotFound
+from storage.models import Contact, Conversation, ConversationStatus, Message
+
+__all__ = [
+    "ConversationState",
+    "ConversationView",
+    "Counts",
+    "InboxList",
+    "LastMessage",
+    "ListRow",
+    "Navigation",
+    "TimelineItem",
+    "View",
+    "Viewer",
+    "conversation_state",
+    "conversation_view",
+    "inbox_list",
+    "navigation",
+    "parse_view",
+    "viewer_queues",
+    "views_of",
+    "visible_conversation",
+    "visible_message",
+]
+
+PAGE_SIZE = 50
+TIMELINE_SIZE = 200
+_VIEW = re.compile(r"(mine|unassigned|open)|(queue|channel)-([0-9]{1,18})|status-([a-z]{1,20})")
+_CURSOR = re.compile(r"([0-9]{1,20}):([0-9]{1,18})")
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A list view: its kind (`mine`, `unassigned`, `open`, `queue`, `channel`, `status`)
+    and, for the last three, the queue id, channel id or status."""
+
+    kind: str
+    value: str | None = None
+
+    @property
+    def slug(self) -> str:
+        return self.kind if self.value is None else f"{self.kind}-{self.value}"
+
+    def condition(self, viewer: Viewer) -> ColumnElement[bool]:
+        is_open = Conversation.status.in_(OPEN_STATUSES)
+        if self.kind == "mine":
+            if viewer.manager_id is None:
+                return Conversation.id.is_(None)
+            return is_open & (Conversation.assignee_id == viewer.manager_id)
+        if self.kind == "unassigned":
+            return is_open & Conversation.assignee_id.is_(None)
+        if self.kind == "queue":
+            return is_open & (Conversation.queue_id == int(self.value or 0))
+        if self.kind == "channel":
+            return is_open & (Conversation.channel_id == int(self.value or 0))
+        if self.kind == "status":
+            return Conversation.status == self.value
+        return is_open
+
+
+def parse_view(slug: str) -> View:
+    """The view a slug names; NotFound for one that names none."""
+    match = _VIEW.fullmatch(slug)
+    if match is None:
+        raise NotFound(f"no view {slug!r}")
+    fixed, kind, number, status = match.groups()
+    if fixed:
+        return View(fixed)
+    if kind:
+        return View(kind, str(int(number)))
+    if status not in {s.value for s in ConversationStatus}:
+        raise NotFound(f"no view {slug!r}")
+    return View("status", status)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationState:
+    """What decides a conversation's views: its status, assignee, queue and channel."""
+
+    id: int
+    status: str
+    assignee_id: int | None
+    queue_id: int | None
+    channel_id: int
+
+
+def views_of(
+    conversation: ConversationState, viewer: Viewer, queue_ids: frozenset[int]
+) -> list[str]:
+    """The slugs of the views `conversation` now belongs to for `viewer` (none when the
+    viewer may not see it): what the live stream tells each tab."""
+    mine = viewer.manager_id is not None and conversation.assignee_id == viewer.manager_id
+    if not (
+        viewer.is_admin
+        or mine
+        or conversation.assignee_id is None
+        or conversation.queue_id in queue_ids
+    ):
+        return []
+    slugs = [f"status-{conversation.status}"]
+    if conversation.status in OPEN_STATUSES:
+        slugs += ["open", f"channel-{conversation.channel_id}"]
+        if conversation.queue_id is not None:
+            slugs.append(f"queue-{conversation.queue_id}")
+        if mine:
+            slugs.append("mine")
+        if conversation.assignee_id is None:
+            slugs.append("unassigned")
+    return slugs
+
+
+def _encode_cursor(row: ListRow) -> str:
+    at = row.activity_at if row.activity_at.tzinfo else row.activity_at.replace(tzinfo=UTC)
+    micros = int(at.timestamp() * 1_000_000)
+    raw = f"{micros}:{row.conversation.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
+        match = _CURSOR.fullmatch(raw.decode("ascii"))
+    except (ValueError, UnicodeError):
+        match = None
+    if match is None:
+        raise InvalidInput("the cursor is not one this page gave", code="invalid_cursor")
+    micros, last_id = int(match.group(1)), int(match.group(2))
+    return datetime.fromtimestamp(micros / 1_000_000, UTC), last_id
+
+
+@dataclass(frozen=True, slots=True)
+class InboxList:
+    page: Page[ListRow]
+    last_messages: dict[int, LastMessage]
+
+
+async def inbox_list(
+    session: AsyncSession,
+    viewer: Viewer,
+    view: View,
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE,
+) -> InboxList:
+    """One page of a view, latest activity first, in two queries whatever its size."""
+    repo = InboxRepository(session)
+    after = _decode_cursor(cursor) if cursor else None
+    rows = await repo.list_page(viewer, view.condition(viewer), after=after, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = await repo.last_messages([row.conversation.id for row in rows])
+    return InboxList(Page(rows, _encode_cursor(rows[-1]) if more else None), last)
+
+
+@dataclass(frozen=True, slots=True)
+class Navigation:
+    counts: Counts
+    queues: list[tuple[int, str]]
+    channels: list[tuple[int, str, str]]
+
+
+async def navigation(session: AsyncSession, viewer: Viewer) -> Navigation:
+    """The views column: the viewer's queues, the channels and every view's count."""
+    repo = InboxRepository(session)
+    return Navigation(await repo.counts(viewer), await repo.queues(viewer), await repo.channels())
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationView:
+    row: ListRow
+    contact: Contact
+    identities: list[tuple[str, str]]
+    timeline: list[TimelineItem]
+
+
+async def visible_conversation(
+    session: AsyncSession, viewer: Viewer, conversation_id: int
+) -> ListRow:
+    """The conversation if `viewer` may see it; NotFound otherwise (never a hint it exists)."""
+    row = await InboxRepository(session).visible_conversation(viewer, conversation_id)
+    if row is None:
+        raise NotFound(f"no conversation {conversation_id}")
+    return row
+
+
+async def visible_message(session: AsyncSession, viewer: Viewer, message_id: int) -> Message:
+    """A message of a conversation `viewer` may see; NotFound otherwise."""
+    message = await InboxRepository(session).message(message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}")
+    await visible_conversation(session, viewer, message.conversation_id)
+    return message
+
+
+async def conversation_view(
+    session: AsyncSession, viewer: Viewer, conversation_id: int
+) -> ConversationView:
+    """A conversation with its contact and the contact's timeline across channels."""
+    repo = InboxRepository(session)
+    row = await visible_conversation(session, viewer, conversation_id)
+    contact_id = row.conversation.contact_id
+    contact = await repo.contact(contact_id)
+    assert contact is not None  # foreign key
+    return ConversationView(
+        row,
+        contact,
+        await repo.identities(contact_id),
+        await repo.timeline(contact_id, before_id=None, limit=TIMELINE_SIZE),
+    )
+
+
+async def conversation_state(
+    session: AsyncSession, conversation_id: int
+) -> ConversationState | None:
+    """The conversation as stored now, for sorting a live event into views."""
+    found = await InboxRepository(session).conversation_state(conversation_id)
+    if found is None:
+        return None
+    return ConversationState(
+        found.id, found.status, found.assignee_id, found.queue_id, found.channel_id
+    )
+
+
+async def viewer_queues(session: AsyncSession, viewer: Viewer) -> frozenset[int]:
+    """The ids of the queues the viewer works in."""
+    return frozenset(queue_id for queue_id, _ in await InboxRepository(session).queues(viewer))

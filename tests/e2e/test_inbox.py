@@ -1,0 +1,465 @@
+"""Acceptance: the managers' workspace in Chromium against a real `omnihub serve`.
+
+The hub runs as `make run` starts it (embedded SQLite, the worker inside), with a mailbox
+on a local dovecot (IMAP) and a local SMTP recorder, and a Telegram bot polling the Bot
+API stand-in. Screenshots of the main pages go to OMNIHUB_TEST_ARTIFACTS (or pytest's
+temporary directory) under `inbox/`; the path is printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import missing_part
+from tests.mailservers import Dovecot, SmtpRecorder, dovecot_missing_reason
+from tests.served import OMNIHUB, free_port, hub_environment, serving
+from tests.telegram_api import BotApiStandIn
+
+ADMIN = ("anna@example.ru", "Анна Смирнова", "correct horse 1")
+MANAGER_EN = ("boris@example.com", "Boris Kent", "battery staple 2")
+MAILBOX = ("support", "mailbox-pass")
+BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"
+CLIENT_CHAT = 777001
+
+
+@dataclass
+class Workspace:
+    url: str
+    workdir: Path
+    env: dict[str, str]
+    smtp: SmtpRecorder
+    dovecot: Dovecot
+    telegram: BotApiStandIn
+    artifacts: Path
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [str(OMNIHUB), *args],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def sql(self, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+        path = self.workdir / "var" / "omnihub.db"
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
+            rows = db.execute(statement, params).fetchall()
+            db.commit()
+        return rows
+
+
+@pytest.fixture(scope="module")
+async def telegram() -> AsyncIterator[BotApiStandIn]:
+    stand_in = BotApiStandIn()
+    await stand_in.start()
+    try:
+        yield stand_in
+    finally:
+        await stand_in.close()
+
+
+@pytest.fixture(scope="module")
+def mail() -> Iterator[tuple[Dovecot, SmtpRecorder]]:
+    reason = dovecot_missing_reason()
+    if reason:
+        missing_part(reason)
+    dovecot = Dovecot(users={MAILBOX[0]: MAILBOX[1]})
+    dovecot.start()
+    smtp = SmtpRecorder()
+    smtp.start()
+    try:
+        yield dovecot, smtp
+    finally:
+        smtp.stop()
+        dovecot.close()
+
+
+@pytest.fixture(scope="module")
+def hub(
+    tmp_path_factory: pytest.TempPathFactory,
+    mail: tuple[Dovecot, SmtpRecorder],
+    telegram: BotApiStandIn,
+) -> Iterator[Workspace]:
+    dovecot, smtp = mail
+    workdir = tmp_path_factory.mktemp("inbox-hub")
+    artifacts = Path(os.environ.get("OMNIHUB_TEST_ARTIFACTS") or workdir) / "inbox"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    print(f"\ninbox screenshots: {artifacts}")
+    port = free_port()
+    env = hub_environment(port)
+    with serving(workdir, env):
+        hub = Workspace(
+            f"http://127.0.0.1:{port}", workdir, env, smtp, dovecot, telegram, artifacts
+        )
+        for email, name, password in (ADMIN, MANAGER_EN):
+            role = "admin" if email == ADMIN[0] else "manager"
+            hub.cli("managers", "add", "--email", email, "--name", name, "--role", role,
+                    "--password", password)  # fmt: skip
+        # The second manager reads English (no CLI option sets the language yet).
+        hub.sql("UPDATE managers SET language = 'en' WHERE email = ?", MANAGER_EN[0])
+        hub.cli(
+            "channels", "add", "email", "--key", "support", "--title", "Support mailbox",
+            "--imap-host", dovecot.host, "--imap-port", str(dovecot.imap_port),
+            "--imap-security", "plain", "--imap-user", MAILBOX[0], "--imap-password", MAILBOX[1],
+            "--smtp-host", smtp.host, "--smtp-port", str(smtp.port), "--smtp-security", "plain",
+            "--no-smtp-login", "--from-address", "support@shop.example.ru",
+            "--poll-seconds", "1", "--no-idle",
+        )  # fmt: skip
+        hub.cli(
+            "channels", "add", "telegram", "--key", "shopbot", "--token", BOT_TOKEN,
+            "--title", "Shop bot", "--api-url", telegram.url, "--mode", "polling",
+        )  # fmt: skip
+        yield hub
+
+
+@pytest.fixture
+async def desk(browser: Any) -> AsyncIterator[Any]:
+    """A desktop browser context (1280 px), Russian."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="ru-RU")
+    context.set_default_timeout(15_000)
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+async def sign_in(page: Any, hub: Workspace, who: tuple[str, str, str]) -> None:
+    await page.goto(hub.url + "/")
+    await page.wait_for_url("**/login")
+    await page.locator("#email").fill(who[0])
+    await page.locator("#password").fill(who[2])
+    await page.locator("form button[type=submit]").click()
+    await page.wait_for_url("**/inbox/v/unassigned")
+
+
+def post_form(hub: Workspace, name: str, email: str, message: str) -> int:
+    response = httpx.post(
+        f"{hub.url}/forms/default",
+        json={"name": name, "email": email, "message": message},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    conversation_id: int = response.json()["conversation_id"]
+    return conversation_id
+
+
+async def wait_for(condition: Any, seconds: float = 30.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError("timed out waiting")
+
+
+def replies_with(telegram: BotApiStandIn, words: str, chat: int = CLIENT_CHAT) -> list[Any]:
+    return [call for call in telegram.sent("sendMessage", chat) if words in call.text]
+
+
+async def no_overflow(page: Any, width: int) -> None:
+    sizes = await page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.body.scrollWidth]"
+    )
+    assert max(sizes) <= width, sizes
+
+
+async def test_sign_in_page_and_headers(hub: Workspace, desk: Any) -> None:
+    from playwright.async_api import expect
+
+    page = await desk.new_page()
+    response = await page.goto(hub.url + "/")
+    assert response is not None and page.url == hub.url + "/login"
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe" not in csp.split("style-src")[0]
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Вход в omnihub")
+    await page.locator("#email").fill(ADMIN[0])
+    await page.locator("#password").fill("wrong password")
+    await page.locator("form button[type=submit]").click()
+    await expect(page.get_by_role("alert")).to_have_text("Неверная почта или пароль.")
+    await page.screenshot(path=hub.artifacts / "login-error-ru-1280.png")
+    # A page of the workspace without a session leads to the sign-in page.
+    await page.goto(hub.url + "/inbox/v/open")
+    assert page.url == hub.url + "/login"
+
+
+async def test_a_form_post_appears_live_then_a_note_and_logout(hub: Workspace, desk: Any) -> None:
+    from playwright.async_api import expect
+
+    page = await desk.new_page()
+    await sign_in(page, hub, ADMIN)
+    await expect(page.locator("#list-title")).to_have_text("Без ответственного")
+    await page.wait_for_function("() => document.documentElement.dataset.live === 'on'")
+    before = await page.locator("[data-count=unassigned]").inner_text()
+
+    conversation_id = await asyncio.to_thread(
+        post_form, hub, "Светлана Иванова", "svetlana@example.ru", "Хочу заказать 20 коробок."
+    )
+    posted = time.monotonic()
+    row = page.locator(f'#list-rows [data-conversation="{conversation_id}"]')
+    await expect(row).to_be_visible(timeout=5_000)
+    took = time.monotonic() - posted
+    print(f"web-form post to its row in Unassigned: {took * 1000:.0f} ms")
+    assert took <= 1.0, took
+    await expect(row).to_contain_text("Светлана Иванова")
+    await expect(page.locator("[data-count=unassigned]")).to_have_text(str(int(before) + 1))
+    assert page.url.endswith("/inbox/v/unassigned")  # no reload, no navigation
+
+    await row.locator("a").click()
+    await page.wait_for_url(f"**/inbox/v/unassigned/c/{conversation_id}")
+    await expect(page.locator("#timeline")).to_contain_text("Хочу заказать 20 коробок.")
+    await page.get_by_label("Заметка для коллег").check()
+    await page.locator("#composer-text").fill("Клиент постоянный, дать скидку")
+    await page.locator("#composer-text").press("Control+Enter")
+    note = page.locator("#timeline .msg-note")
+    await expect(note).to_contain_text("Клиент постоянный, дать скидку")
+    await expect(note).to_contain_text("заметка")
+    await page.screenshot(path=hub.artifacts / "conversation-ru-1280.png")
+    rows = hub.sql(
+        "SELECT direction, status FROM messages WHERE conversation_id = ? AND text = ?",
+        conversation_id,
+        "Клиент постоянный, дать скидку",
+    )
+    assert rows == [("note", "received")]  # a note is never queued for delivery
+
+    cookie = next(c["value"] for c in await desk.cookies() if c["name"] == "omnihub_session")
+    await page.get_by_role("button", name="Выйти").click()
+    await page.wait_for_url("**/login")
+    # The old cookie is dead on the server, not just forgotten by the browser.
+    async with httpx.AsyncClient(cookies={"omnihub_session": cookie}, timeout=10) as client:
+        me = await client.get(f"{hub.url}/api/v1/me")
+        again = await client.get(f"{hub.url}/inbox/v/open")
+    assert me.status_code == 401, me.text
+    assert again.status_code == 303 and again.headers["location"] == "/login"
+
+
+HOSTILE_HTML = """<html><body>
+<p>Здравствуйте! Счёт во вложении.</p>
+<script>parent.document.title = 'pwned'; window.top.pwned = 1;</script>
+<img src="x" onerror="parent.pwned = 2">
+<img src="https://tracker.example.net/pixel.png?id=42" alt="pixel">
+<a href="javascript:parent.pwned=3">ссылка</a>
+<div style="position:fixed;top:0;left:0;width:100%;height:100%;background:red">overlay</div>
+</body></html>"""
+
+
+async def test_an_email_shows_inert_and_the_reply_goes_out_by_smtp(
+    hub: Workspace, desk: Any
+) -> None:
+    from playwright.async_api import expect
+
+    message = EmailMessage()
+    message["From"] = "Олег Петров <oleg@client.example.ru>"
+    message["To"] = "support@shop.example.ru"
+    message["Subject"] = "Счёт на оплату"
+    message["Message-ID"] = "<invoice-1@client.example.ru>"
+    message.set_content("Здравствуйте! Счёт во вложении.")
+    message.add_alternative(HOSTILE_HTML, subtype="html")
+    await asyncio.to_thread(hub.dovecot.deliver, MAILBOX[0], message.as_bytes())
+
+    page = await desk.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    await sign_in(page, hub, ADMIN)
+    row = page.locator("#list-rows .row", has_text="Олег Петров")
+    await expect(row).to_be_visible(timeout=30_000)
+    await row.locator("a").click()
+    await page.wait_for_url("**/c/*")
+    frame_element = page.locator("iframe.email-frame")
+    await expect(frame_element).to_have_attribute("sandbox", "")
+    frame = page.frame_locator("iframe.email-frame")
+    await expect(frame.locator("body")).to_contain_text("Счёт во вложении")
+    inner = await frame.locator("body").inner_html()
+    assert "<script" not in inner and "onerror" not in inner and "javascript:" not in inner
+    assert "position:fixed" not in inner.replace(" ", "")
+    await page.wait_for_timeout(500)
+    assert await page.evaluate("() => window.pwned") is None
+    assert await page.title() != "pwned"
+    assert not [url for url in requests if "tracker.example.net" in url], requests
+    await page.screenshot(path=hub.artifacts / "email-ru-1280.png")
+
+    await page.locator("#composer-text").fill("Олег, счёт получили, оплатим сегодня.")
+    await page.get_by_role("button", name="Отправить").click()
+    await expect(page.locator("#timeline .msg-outbound")).to_contain_text("оплатим сегодня")
+    sent = await wait_for(
+        lambda: [m for m in hub.smtp.messages if "oleg@client.example.ru" in m.rcpt_tos]
+    )
+    body = sent[0].message.get_body(("plain",))
+    assert body is not None and "оплатим сегодня" in body.get_content()
+    assert sent[0].message["In-Reply-To"] == "<invoice-1@client.example.ru>"
+
+
+async def test_a_telegram_reply_reaches_the_client_in_english_and_on_a_phone(
+    hub: Workspace, browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    hub.telegram.queue_update(
+        {
+            "update_id": 9001,
+            "message": {
+                "message_id": 11,
+                "date": int(time.time()),
+                "chat": {"id": CLIENT_CHAT, "type": "private", "first_name": "Ivan"},
+                "from": {"id": CLIENT_CHAT, "is_bot": False, "first_name": "Ivan",
+                         "language_code": "en"},
+                "text": "Hello! Do you deliver to Kazan?",
+            },
+        }
+    )  # fmt: skip
+    shots: dict[str, list[int]] = {}
+    for width in (1280, 390):
+        context = await browser.new_context(
+            viewport={"width": width, "height": 844 if width == 390 else 800},
+            locale="en-US",
+            is_mobile=width == 390,
+        )
+        context.set_default_timeout(15_000)
+        try:
+            page = await context.new_page()
+            await sign_in(page, hub, MANAGER_EN)
+            await expect(page.locator("#list-title")).to_have_text("Unassigned")
+            row = page.locator("#list-rows .row", has_text="Ivan")
+            await expect(row).to_be_visible(timeout=30_000)
+            await page.screenshot(path=hub.artifacts / f"list-en-{width}.png")
+            shots[f"list-{width}"] = [width]
+            await no_overflow(page, width)
+            await row.locator("a").click()
+            await page.wait_for_url("**/c/*")
+            await expect(page.locator("#timeline")).to_contain_text("Do you deliver to Kazan?")
+            await page.screenshot(path=hub.artifacts / f"conversation-en-{width}.png")
+            await no_overflow(page, width)
+            if width == 390:
+                # One column at a time: the list is hidden behind the conversation.
+                assert not await page.locator("#list").is_visible()
+                await page.get_by_role("button", name="Contact").click()
+                await expect(page.locator("#contact")).to_be_visible()
+                await page.screenshot(path=hub.artifacts / "contact-en-390.png")
+                await no_overflow(page, width)
+                continue
+            text = "Yes, we deliver to Kazan in 2 days."
+            await page.locator("#composer-text").fill(text)
+            await page.reload()  # the draft survives a reload
+            await expect(page.locator("#composer-text")).to_have_value(text)
+            await page.locator("#composer-text").press("Control+Enter")
+            await expect(page.locator("#timeline .msg-outbound")).to_contain_text(text)
+            calls = await wait_for(lambda: replies_with(hub.telegram, "deliver to Kazan in 2"))
+            assert len(calls) == 1
+            await expect(page.locator("#composer-text")).to_have_value("")
+            stored = await page.evaluate(
+                "() => Object.keys(localStorage).filter(k => k.startsWith('omnihub.draft.'))"
+            )
+            assert stored == []
+        finally:
+            await context.close()
+
+
+async def test_russian_pages_at_390_px(hub: Workspace, browser: Any) -> None:
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="ru-RU", is_mobile=True
+    )
+    context.set_default_timeout(15_000)
+    try:
+        page = await context.new_page()
+        await page.goto(hub.url + "/login")
+        await page.screenshot(path=hub.artifacts / "login-ru-390.png")
+        await no_overflow(page, 390)
+        await sign_in(page, hub, ADMIN)
+        await page.screenshot(path=hub.artifacts / "list-ru-390.png")
+        await no_overflow(page, 390)
+        await page.get_by_role("button", name="Разделы").click()
+        await page.screenshot(path=hub.artifacts / "views-ru-390.png")
+        await no_overflow(page, 390)
+        await page.get_by_role("link", name="Все открытые").click()
+        await page.wait_for_url("**/inbox/v/open")
+        await page.locator("#list-rows .row a").first.click()
+        await page.wait_for_url("**/c/*")
+        await page.screenshot(path=hub.artifacts / "conversation-ru-390.png")
+        await no_overflow(page, 390)
+    finally:
+        await context.close()
+
+
+def telegram_update(update_id: int, chat_id: int, name: str, text: str) -> dict[str, Any]:
+    person = {"id": chat_id, "is_bot": False, "first_name": name, "language_code": "ru"}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private", "first_name": name},
+            "from": person,
+            "text": text,
+        },
+    }
+
+
+async def test_two_managers_see_each_other_and_a_new_client_message_holds_the_send(
+    hub: Workspace, browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    chat = 777002
+    hub.telegram.queue_update(telegram_update(9101, chat, "Мария", "Сколько стоит доставка?"))
+    contexts = []
+    pages = {}
+    try:
+        for who, locale in ((ADMIN, "ru-RU"), (MANAGER_EN, "en-US")):
+            context = await browser.new_context(
+                viewport={"width": 1280, "height": 800}, locale=locale
+            )
+            context.set_default_timeout(15_000)
+            contexts.append(context)
+            page = await context.new_page()
+            await sign_in(page, hub, who)
+            row = page.locator("#list-rows .row", has_text="Мария")
+            await expect(row).to_be_visible(timeout=30_000)
+            await row.locator("a").click()
+            await page.wait_for_url("**/c/*")
+            await page.wait_for_function("() => document.documentElement.dataset.live === 'on'")
+            pages[who[0]] = page
+        anna, boris = pages[ADMIN[0]], pages[MANAGER_EN[0]]
+        # Each sees the other: in the conversation and, for Anna, on the list's row too.
+        await expect(anna.locator(".who-here")).to_contain_text("смотрит: Boris Kent")
+        await expect(boris.locator(".who-here")).to_contain_text("viewing: Анна Смирнова")
+        await expect(anna.locator("#list-rows .row", has_text="Мария")).to_contain_text(
+            "Boris Kent"
+        )
+
+        await boris.locator("#composer-text").fill("Delivery costs 300 rubles.")
+        await expect(anna.locator(".who-here")).to_contain_text("печатает: Boris Kent")
+        await anna.screenshot(path=hub.artifacts / "presence-ru-1280.png")
+
+        # The client writes again while Boris is composing: his first Send is held.
+        hub.telegram.queue_update(telegram_update(9102, chat, "Мария", "А в Казань тоже?"))
+        await expect(boris.locator("#timeline")).to_contain_text("А в Казань тоже?", timeout=30_000)
+        await boris.get_by_role("button", name="Send").click()
+        await expect(boris.locator("#cop")).to_be_visible()
+        await expect(boris.locator("#cop")).to_contain_text("The client wrote while you")
+        await boris.screenshot(path=hub.artifacts / "traffic-cop-en-1280.png")
+        await asyncio.sleep(1.5)
+        assert not replies_with(hub.telegram, "300 rubles", chat), "the held send went out"
+        await expect(boris.locator("#composer-text")).to_have_value("Delivery costs 300 rubles.")
+        await boris.get_by_role("button", name="Send").click()
+        calls = await wait_for(lambda: replies_with(hub.telegram, "300 rubles", chat))
+        assert len(calls) == 1
+    finally:
+        for context in contexts:
+            await context.close()
