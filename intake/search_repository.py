@@ -36,6 +36,9 @@ from storage.models import Claim, Contact, Conversation, Identity, Lead, Message
 if TYPE_CHECKING:
     from intake.search import SearchTerms
 
+# Up to this many matching messages a word counts as rare (see `message_matches`).
+RARE_MATCHES = 2000
+
 # PostgreSQL's configuration that stems Cyrillic words as Russian and Latin ones as English.
 TS_CONFIG = "russian"
 
@@ -111,7 +114,12 @@ class SearchRepository:
                 .where(_fts_match("search_subjects", query))
             )
         tsquery = func.plainto_tsquery(TS_CONFIG, terms.text)
-        vector = func.to_tsvector(TS_CONFIG, func.coalesce(Conversation.subject, ""))
+        # Spelled with literals, as the index of migration 0010 is: a bound parameter in
+        # their place would not match the index's expression.
+        vector = func.to_tsvector(
+            literal_column(f"'{TS_CONFIG}'"),
+            func.coalesce(Conversation.subject, literal_column("''")),
+        )
         return select(Conversation.id).where(vector.op("@@")(tsquery))
 
     def _contact_ids(self, terms: SearchTerms) -> list[Select[int]]:
@@ -191,6 +199,14 @@ class SearchRepository:
         order = _search_messages.c.rowid if self._sqlite else Message.id
         if below is not None:
             query = query.where(order < below)
+        if not self._sqlite:
+            # PostgreSQL guesses a word's frequency poorly: for a rare word it would walk the
+            # primary key backwards through the whole table. Read the matches unordered
+            # first (the index finds a rare word's few at once); only a word with more than
+            # RARE_MATCHES of them is read newest first, where that walk stops early.
+            few = (await self.session.execute(query.limit(RARE_MATCHES + 1))).all()
+            if len(few) <= RARE_MATCHES:
+                return sorted(((row[0], row[1]) for row in few), reverse=True)[:limit]
         query = query.order_by(order.desc()).limit(limit)
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, update
 
+from intake import search_repository
 from intake.search import SearchHit, search, snippet_of, terms_of
 from intake.visibility import Viewer
 from storage.db import Database
@@ -177,6 +178,20 @@ class TestSearch:
                 ids[0],
                 *reversed(ids[1:]),
             ], limit
+
+    async def test_many_and_few_matches_give_the_same_pages(
+        self, db: Database, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        channel = await create_channel(db)
+        for n in range(9):
+            await ingest_message(
+                db, channel, email=f"c{n % 4}@x.ru", thread_key=f"t{n % 4}", text=f"счёт {n}"
+            )
+        as_few = await found(db, "счета", limit=2)
+        # Past this many matches a word is read newest first (PostgreSQL's other plan).
+        monkeypatch.setattr(search_repository, "RARE_MATCHES", 1)
+        assert await found(db, "счета", limit=2) == as_few
+        assert len(as_few) == 4
 
     async def test_a_cursor_from_elsewhere_is_refused(self, db: Database) -> None:
         async with db.read() as session:
