@@ -402,9 +402,11 @@ async def send(
     text: Annotated[str, Form(max_length=100_000)] = "",
     kind: Annotated[str, Form(pattern="^(reply|note)$")] = "reply",
     view: Annotated[str, Form(max_length=40)] = DEFAULT_VIEW,
+    q: Annotated[str | None, Form(max_length=1000)] = None,
 ) -> Response:
     """A reply through the conversation's channel, or an internal note (never sent): the
-    same service as POST /api/v1/conversations/{id}/messages."""
+    same service as POST /api/v1/conversations/{id}/messages. Back to the conversation beside
+    the list it was opened from (the view, or the search `q`)."""
     slug = parse_view(view).slug
     async with context.db.transaction() as session:
         await visible_conversation(session, viewer_of(principal), conversation_id)
@@ -416,6 +418,10 @@ async def send(
             now=context.routing.clock(),
             note=kind == "note",
         )
+    if q is not None:
+        # Sent from a conversation opened from a search: back beside its results.
+        where = f"/inbox/search/c/{conversation_id}?" + urlencode({"q": q})
+        return RedirectResponse(where, status_code=303)
     return RedirectResponse(f"/inbox/v/{slug}/c/{conversation_id}", status_code=303)
 
 

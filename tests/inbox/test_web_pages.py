@@ -165,6 +165,14 @@ async def test_search_lists_visible_matches_with_marked_words_and_a_next_page(
     assert opened.status_code == 200
     assert f'data-conversation="{ids[3]}"' in opened.text and 'id="timeline"' in opened.text
     assert "<mark>деньги</mark>" in opened.text
+    assert '<input type="hidden" name="q" value="деньгами">' in opened.text
+    note = await client.post(
+        f"/inbox/c/{ids[3]}/messages",
+        data={"text": "проверить оплату", "kind": "note", "view": "unassigned", "q": "деньгами"},
+        headers={"Origin": HUB},
+    )
+    assert note.status_code == 303
+    assert note.headers["location"] == f"/inbox/search/c/{ids[3]}?q={quoted}"
     hidden = await client.get(f"/inbox/search/c/{theirs.conversation_id}", params={"q": "деньги"})
     assert hidden.status_code == 404
 
