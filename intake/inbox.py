@@ -26,6 +26,7 @@ from intake.inbox_repository import (
     TimelineItem,
 )
 from intake.journal import Page
+from intake.search import SnippetPart, search
 from intake.visibility import Viewer
 from storage.errors import InvalidInput, NotFound
 from storage.models import Contact, Conversation, ConversationStatus, Message
@@ -178,6 +179,39 @@ async def inbox_list(
     rows = rows[:limit]
     last = await repo.last_messages([row.conversation.id for row in rows])
     return InboxList(Page(rows, _encode_cursor(rows[-1]) if more else None), last)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRow:
+    """A search result as the list shows it: the row and its latest matching fragment."""
+
+    row: ListRow
+    snippet: tuple[SnippetPart, ...]
+
+
+async def search_list(
+    session: AsyncSession,
+    viewer: Viewer,
+    query: str,
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page[SearchRow]:
+    """One page of `intake.search.search` (latest match first, only what `viewer` may see)
+    as list rows; InvalidInput for a query or cursor it refuses."""
+    found = await search(session, viewer, query, cursor, limit)
+    ids = [hit.row.conversation.id for hit in found.items]
+    rows = await InboxRepository(session).list_page(
+        viewer, Conversation.id.in_(ids), after=None, limit=max(len(ids), 1)
+    )
+    by_id = {row.conversation.id: row for row in rows}
+    return Page(
+        [
+            SearchRow(by_id[hit.row.conversation.id], hit.snippet)
+            for hit in found.items
+            if hit.row.conversation.id in by_id
+        ],
+        found.next_cursor,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -36,15 +37,18 @@ from intake.identities import normalize_email
 from intake.inbox import (
     ListRow,
     Navigation,
+    SearchRow,
     View,
     Viewer,
     conversation_view,
     inbox_list,
     navigation,
     parse_view,
+    search_list,
     visible_conversation,
     visible_message,
 )
+from intake.search import MAX_QUERY_LENGTH
 from intake.sessions import end_session, find_session, open_session
 from storage.errors import InvalidInput, NotFound, RateLimited, Unauthorized
 from storage.models import Manager, MessageDirection
@@ -239,6 +243,37 @@ async def inbox_home(_principal: PagePrincipal) -> Response:
     return RedirectResponse(f"/inbox/v/{DEFAULT_VIEW}", status_code=303)
 
 
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    """What the list column shows for a search: the query, one page of hits (none and an
+    error in plain words when the query or cursor is not one to search with)."""
+
+    query: str
+    hits: list[SearchRow]
+    next_cursor: str | None
+    error: str | None
+
+    @property
+    def suffix(self) -> str:
+        """The query string that keeps a URL within this search."""
+        return "?" + urlencode({"q": self.query})
+
+
+async def _search_results(
+    session: ReadSessionDep, viewer: Viewer, words: Speaker, query: str, cursor: str | None
+) -> SearchResults:
+    if not query.strip():
+        return SearchResults(query, [], None, words.t("search.empty"))
+    if len(query.strip()) > MAX_QUERY_LENGTH:
+        return SearchResults(query, [], None, words.t("search.too_long", limit=MAX_QUERY_LENGTH))
+    try:
+        page = await search_list(session, viewer, query, cursor)
+    except InvalidInput as exc:
+        code = "search.bad_cursor" if exc.code == "invalid_cursor" else "search.no_words"
+        return SearchResults(query, [], None, words.t(code))
+    return SearchResults(query, list(page.items), page.next_cursor, None)
+
+
 async def _workspace(
     request: Request,
     context: ContextDep,
@@ -247,13 +282,20 @@ async def _workspace(
     slug: str,
     conversation_id: int | None,
     cursor: str | None,
+    query: str | None = None,
 ) -> HTMLResponse:
+    """The workspace with a view's list, or with a search's results when `query` is given."""
     view = parse_view(slug)
     viewer = viewer_of(principal)
     assert principal.manager_id is not None
     manager = await get_manager(session, principal.manager_id)
     words = speaker(request, manager)
-    listing = await inbox_list(session, viewer, view, cursor)
+    found = None
+    if query is not None:
+        found = await _search_results(session, viewer, words, query, cursor)
+        listing = None
+    else:
+        listing = await inbox_list(session, viewer, view, cursor)
     nav = await navigation(session, viewer)
     opened = None
     bodies: dict[int, Any] = {}
@@ -268,6 +310,7 @@ async def _workspace(
         manager=manager,
         view=view,
         listing=listing,
+        found=found,
         nav=nav,
         opened=opened,
         bodies=bodies,
@@ -275,7 +318,7 @@ async def _workspace(
         csrf=csrf_token(context.secret, cookie),
         directions=MessageDirection,
         row_title=_row_title,
-        view_title=_view_title(words, view, nav),
+        view_title=words.t("search.title") if found else _view_title(words, view, nav),
     )
 
 
@@ -321,6 +364,35 @@ async def conversation_page(
     return await _workspace(request, context, principal, session, slug, conversation_id, None)
 
 
+@router.get("/inbox/search")
+async def search_page(
+    request: Request,
+    context: ContextDep,
+    principal: PagePrincipal,
+    session: ReadSessionDep,
+    q: Annotated[str, Query(max_length=1000)] = "",
+    after: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    """Search results as a list (`?q=`, `?after=` for the next page): the latest match first,
+    only what the manager may see."""
+    return await _workspace(request, context, principal, session, DEFAULT_VIEW, None, after, q)
+
+
+@router.get("/inbox/search/c/{conversation_id}")
+async def search_conversation_page(
+    conversation_id: DbId,
+    request: Request,
+    context: ContextDep,
+    principal: PagePrincipal,
+    session: ReadSessionDep,
+    q: Annotated[str, Query(max_length=1000)] = "",
+) -> HTMLResponse:
+    """A conversation opened beside the search results it was found in."""
+    return await _workspace(
+        request, context, principal, session, DEFAULT_VIEW, conversation_id, None, q
+    )
+
+
 @router.post("/inbox/c/{conversation_id}/messages")
 async def send(
     conversation_id: DbId,
@@ -330,9 +402,11 @@ async def send(
     text: Annotated[str, Form(max_length=100_000)] = "",
     kind: Annotated[str, Form(pattern="^(reply|note)$")] = "reply",
     view: Annotated[str, Form(max_length=40)] = DEFAULT_VIEW,
+    q: Annotated[str | None, Form(max_length=1000)] = None,
 ) -> Response:
     """A reply through the conversation's channel, or an internal note (never sent): the
-    same service as POST /api/v1/conversations/{id}/messages."""
+    same service as POST /api/v1/conversations/{id}/messages. Back to the conversation beside
+    the list it was opened from (the view, or the search `q`)."""
     slug = parse_view(view).slug
     async with context.db.transaction() as session:
         await visible_conversation(session, viewer_of(principal), conversation_id)
@@ -344,6 +418,10 @@ async def send(
             now=context.routing.clock(),
             note=kind == "note",
         )
+    if q is not None:
+        # Sent from a conversation opened from a search: back beside its results.
+        where = f"/inbox/search/c/{conversation_id}?" + urlencode({"q": q})
+        return RedirectResponse(where, status_code=303)
     return RedirectResponse(f"/inbox/v/{slug}/c/{conversation_id}", status_code=303)
 
 

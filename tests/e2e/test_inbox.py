@@ -463,3 +463,54 @@ async def test_two_managers_see_each_other_and_a_new_client_message_holds_the_se
     finally:
         for context in contexts:
             await context.close()
+
+
+async def test_search_from_the_header_finds_and_opens_a_conversation(
+    hub: Workspace, desk: Any
+) -> None:
+    from playwright.async_api import expect
+
+    conversation_id = await asyncio.to_thread(
+        post_form, hub, "Пётр Лосев", "petr@example.ru", "Нужны стеллажи для склада, 12 штук."
+    )
+    await asyncio.to_thread(
+        post_form, hub, "Анна Котова", "anna.k@example.ru", "Подскажите сроки доставки."
+    )
+    page = await desk.new_page()
+    await sign_in(page, hub, ADMIN)
+    await page.locator("body").press("/")
+    await expect(page.locator("#search-q")).to_be_focused()
+    await page.keyboard.type("?!")
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".search-error")).to_have_text(
+        "В запросе нет букв или цифр, по которым можно искать."
+    )
+    await page.locator("#search-q").fill("стеллаж")
+    await page.locator("#search-q").press("Enter")
+    await page.wait_for_url("**/inbox/search?q=%D1%81%D1%82*")
+    await expect(page.locator("#list-title")).to_have_text("Поиск")
+    rows = page.locator("#list-rows .row")
+    await expect(rows).to_have_count(1)
+    row = page.locator(f'#list-rows [data-conversation="{conversation_id}"]')
+    await expect(row.locator("mark")).to_have_text("стеллажи")
+    await expect(row).to_contain_text("Пётр Лосев")
+    await page.screenshot(path=hub.artifacts / "search-ru-1280.png")
+
+    await row.locator("a").click()
+    await page.wait_for_url(f"**/inbox/search/c/{conversation_id}?q=*")
+    await expect(page.locator("#timeline")).to_contain_text("Нужны стеллажи для склада")
+    await page.screenshot(path=hub.artifacts / "search-opened-ru-1280.png")
+    await page.go_back()
+    await page.wait_for_url("**/inbox/search?q=*")
+    await expect(page.locator("#list-rows .row")).to_have_count(1)
+
+    await page.set_viewport_size({"width": 390, "height": 800})
+    await page.goto(hub.url + "/inbox/search?q=склада&lang=en")
+    await expect(page.locator("#list-title")).to_have_text("Search")
+    await expect(row.locator("mark")).to_have_text("склада")
+    await no_overflow(page, 390)
+    await page.screenshot(path=hub.artifacts / "search-en-390.png")
+    await page.goto(hub.url + "/inbox/search?q=")
+    await expect(page.locator(".search-error")).to_contain_text("Введите слово")
+    await no_overflow(page, 390)
+    await page.screenshot(path=hub.artifacts / "search-ru-390.png")

@@ -3,6 +3,9 @@ visibility and the headers; the browser tests (tests/e2e/test_inbox.py) do the r
 
 from __future__ import annotations
 
+import html
+import re
+
 import httpx
 from sqlalchemy import update
 
@@ -112,3 +115,82 @@ async def test_markup_in_names_and_texts_is_shown_as_text(
     assert "<script>alert(2)</script>" not in page.text
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page.text
     assert '<img src=x onerror="alert(1)">' not in page.text
+
+
+async def test_search_lists_visible_matches_with_marked_words_and_a_next_page(
+    client: httpx.AsyncClient, hub_db: Database
+) -> None:
+    await create_manager(hub_db, email="olga@example.ru")
+    other = await create_manager(hub_db, email="ivan@example.ru", role=ManagerRole.MANAGER)
+    channel = await create_channel(hub_db)
+    ids = [
+        (
+            await ingest_message(
+                hub_db,
+                channel,
+                text=f"Верните деньги <b>за</b> заказ {n}",
+                email=f"c{n}@example.ru",
+            )
+        ).conversation_id
+        for n in range(51)
+    ]
+    await ingest_message(hub_db, channel, text="Спасибо за помощь", email="thanks@example.ru")
+    theirs = await ingest_message(hub_db, channel, text="деньги не вернули", email="x@example.ru")
+    async with hub_db.transaction() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == theirs.conversation_id)
+            .values(assignee_id=other.id)
+        )
+    await create_manager(hub_db, email="anna@example.ru", role=ManagerRole.MANAGER)
+    await signed_in(client, "anna@example.ru")
+
+    page = await client.get("/inbox/search", params={"q": "деньгами"})
+    assert page.status_code == 200
+    assert 'id="search-q"' in page.text and 'value="деньгами"' in page.text
+    assert 'aria-current="page"' not in page.text  # no view is the current one
+    rows = re.findall(r'<li class="row[^"]*" data-conversation="(\d+)"', page.text)
+    # The latest match first, fifty on a page, none of another manager's conversations.
+    assert [int(row) for row in rows] == ids[:0:-1]
+    assert "<mark>деньги</mark>" in page.text and "&lt;b&gt;за&lt;/b&gt;" in page.text
+    quoted = "%D0%B4%D0%B5%D0%BD%D1%8C%D0%B3%D0%B0%D0%BC%D0%B8"
+    assert f'href="/inbox/search/c/{ids[50]}?q={quoted}"' in page.text
+    more = re.search(r'<li class="more"><a href="([^"]+)"', page.text)
+    assert more is not None
+    second = await client.get(html.unescape(more.group(1)))
+    rows = re.findall(r'<li class="row[^"]*" data-conversation="(\d+)"', second.text)
+    assert [int(row) for row in rows] == [ids[0]]
+    assert '<li class="more">' not in second.text
+
+    opened = await client.get(f"/inbox/search/c/{ids[3]}", params={"q": "деньгами"})
+    assert opened.status_code == 200
+    assert f'data-conversation="{ids[3]}"' in opened.text and 'id="timeline"' in opened.text
+    assert "<mark>деньги</mark>" in opened.text
+    assert '<input type="hidden" name="q" value="деньгами">' in opened.text
+    note = await client.post(
+        f"/inbox/c/{ids[3]}/messages",
+        data={"text": "проверить оплату", "kind": "note", "view": "unassigned", "q": "деньгами"},
+        headers={"Origin": HUB},
+    )
+    assert note.status_code == 303
+    assert note.headers["location"] == f"/inbox/search/c/{ids[3]}?q={quoted}"
+    hidden = await client.get(f"/inbox/search/c/{theirs.conversation_id}", params={"q": "деньги"})
+    assert hidden.status_code == 404
+
+
+async def test_search_says_in_plain_words_what_is_wrong_with_the_query(
+    client: httpx.AsyncClient, hub_db: Database
+) -> None:
+    await create_manager(hub_db, email="olga@example.ru")
+    await signed_in(client, "olga@example.ru")
+    empty = await client.get("/inbox/search", params={"q": "  "})
+    assert empty.status_code == 200
+    assert "Введите слово, имя, почту, телефон или номер заявки, чтобы искать." in empty.text
+    marks = await client.get("/inbox/search", params={"q": "?!", "lang": "en"})
+    assert "The query has no letters or digits to search for." in marks.text
+    long = await client.get("/inbox/search", params={"q": "слово " * 40, "lang": "en"})
+    assert "The query is too long: at most 200 characters." in long.text
+    cursor = await client.get("/inbox/search", params={"q": "заказ", "after": "nonsense"})
+    assert "Ссылка на следующие результаты устарела" in cursor.text
+    nothing = await client.get("/inbox/search", params={"q": "бегемот", "lang": "en"})
+    assert "Nothing found." in nothing.text

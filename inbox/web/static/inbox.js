@@ -41,6 +41,18 @@
     }
   });
 
+  // `/` anywhere but in a field: the search box.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) { return; }
+    var target = event.target;
+    if (target.closest && target.closest("input, textarea, select, [contenteditable]")) { return; }
+    var box = document.getElementById("search-q");
+    if (!box) { return; }
+    event.preventDefault();
+    box.focus();
+    box.select();
+  });
+
   // The traffic cop: a client message that came in while the manager was typing holds the
   // first press of Send and is shown instead.
   var held = false;
