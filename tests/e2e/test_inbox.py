@@ -295,6 +295,22 @@ async def test_take_with_a_then_close_shows_the_servers_truth(hub: Workspace, de
     await no_overflow(page, 390)
     await page.screenshot(path=hub.artifacts / "actions-closed-ru-390.png")
 
+    # An administrator may give a new one to any active manager.
+    other = await asyncio.to_thread(
+        post_form, hub, "Ирина Лебедева", "irina@example.ru", "Нужен счёт на оплату."
+    )
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    await page.get_by_role("button", name="Выйти").click()
+    await sign_in(page, hub, ADMIN)
+    await page.goto(f"{hub.url}/inbox/v/unassigned/c/{other}")
+    await page.get_by_label("Назначить на…").select_option(label=MANAGER_EN[1])
+    await page.get_by_role("button", name="Назначить", exact=True).click()
+    await expect(meta).to_contain_text(MANAGER_EN[1])
+    await expect(page.locator('[data-action="take"]')).to_have_count(0)  # someone has it
+    await page.set_viewport_size({"width": 390, "height": 800})
+    await no_overflow(page, 390)
+    await page.screenshot(path=hub.artifacts / "actions-admin-ru-390.png")
+
 
 HOSTILE_HTML = """<html><body>
 <p>Здравствуйте! Счёт во вложении.</p>
