@@ -270,7 +270,10 @@ async def _workspace(
         request,
         "workspace.html",
         words,
-        status_code=action_error.status_code if action_error is not None else 200,
+        # htmx swaps only a 2xx answer: a refusal it asked for comes as 200 with the words.
+        status_code=200
+        if action_error is None or request.headers.get("hx-request")
+        else action_error.status_code,
         manager=manager,
         view=view,
         listing=listing,

@@ -130,6 +130,8 @@ async def assign_as(
     """Assign by hand (the API's assign) within what the viewer may do: a manager may not
     reassign a colleague's conversation, nor give one to someone outside its queue."""
     row = await visible_conversation(session, viewer, conversation_id)
+    if row.conversation.status == ConversationStatus.CLOSED:
+        raise Conflict(f"conversation {conversation_id} is closed", code="conversation_closed")
     actions = await conversation_actions(session, viewer, row.conversation)
     if not may_reassign(viewer, row.conversation):
         raise Forbidden("the conversation is a colleague's", code="not_yours")

@@ -311,6 +311,17 @@ async def test_take_with_a_then_close_shows_the_servers_truth(hub: Workspace, de
     await no_overflow(page, 390)
     await page.screenshot(path=hub.artifacts / "actions-admin-ru-390.png")
 
+    # Closed by someone else meanwhile: the refusal in words beside the buttons.
+    raced = await asyncio.to_thread(
+        post_form, hub, "Ольга Петрова", "olga.p@example.ru", "Можно поменять адрес?"
+    )
+    await page.goto(f"{hub.url}/inbox/v/unassigned/c/{raced}")
+    hub.sql("UPDATE conversations SET status = 'closed' WHERE id = ?", raced)
+    await page.get_by_role("button", name="Взять себе", exact=True).click()
+    await expect(page.locator(".actions-error")).to_have_text("Разговор закрыт.")
+    await expect(meta).to_contain_text("Закрытые")  # and the page shows the server's truth
+    await no_overflow(page, 390)
+
 
 HOSTILE_HTML = """<html><body>
 <p>Здравствуйте! Счёт во вложении.</p>
