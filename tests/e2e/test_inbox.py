@@ -321,6 +321,7 @@ async def test_take_with_a_then_close_shows_the_servers_truth(hub: Workspace, de
     await expect(page.locator(".actions-error")).to_have_text("Разговор закрыт.")
     await expect(meta).to_contain_text("Закрытые")  # and the page shows the server's truth
     await no_overflow(page, 390)
+    await page.screenshot(path=hub.artifacts / "actions-refused-ru-390.png")
 
 
 HOSTILE_HTML = """<html><body>
