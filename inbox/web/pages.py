@@ -31,7 +31,7 @@ from inbox.sessions import (
     set_session_cookie,
 )
 from intake.accounts import authenticate_manager, get_manager
-from intake.conversations import add_reply
+from intake.conversations import add_reply, close_conversation
 from intake.i18n import Catalogue, Lang, pick_language
 from intake.identities import normalize_email
 from intake.inbox import (
@@ -50,7 +50,9 @@ from intake.inbox import (
 )
 from intake.search import MAX_QUERY_LENGTH
 from intake.sessions import end_session, find_session, open_session
-from storage.errors import InvalidInput, NotFound, RateLimited, Unauthorized
+from routing.admin import conversations as conversation_admin
+from routing.admin.conversations import assign_as, conversation_actions
+from storage.errors import HubError, InvalidInput, NotFound, RateLimited, Unauthorized
 from storage.models import Manager, MessageDirection
 from storage.types import DbId, utcnow
 
@@ -283,6 +285,7 @@ async def _workspace(
     conversation_id: int | None,
     cursor: str | None,
     query: str | None = None,
+    action_error: HubError | None = None,
 ) -> HTMLResponse:
     """The workspace with a view's list, or with a search's results when `query` is given."""
     view = parse_view(slug)
@@ -298,21 +301,29 @@ async def _workspace(
         listing = await inbox_list(session, viewer, view, cursor)
     nav = await navigation(session, viewer)
     opened = None
+    actions = None
     bodies: dict[int, Any] = {}
     if conversation_id is not None:
         opened = await conversation_view(session, viewer, conversation_id)
+        actions = await conversation_actions(session, viewer, opened.row.conversation)
         bodies = {item.message.id: split_quote(item.message.text or "") for item in opened.timeline}
     cookie = request.cookies.get(SESSION_COOKIE, "")
     return render(
         request,
         "workspace.html",
         words,
+        # htmx swaps only a 2xx answer: a refusal it asked for comes as 200 with the words.
+        status_code=200
+        if action_error is None or request.headers.get("hx-request")
+        else action_error.status_code,
         manager=manager,
         view=view,
         listing=listing,
         found=found,
         nav=nav,
         opened=opened,
+        actions=actions,
+        action_error=_action_error(words, action_error),
         bodies=bodies,
         cursor=cursor,
         csrf=csrf_token(context.secret, cookie),
@@ -320,6 +331,26 @@ async def _workspace(
         row_title=_row_title,
         view_title=words.t("search.title") if found else _view_title(words, view, nav),
     )
+
+
+ACTION_ERRORS = frozenset(
+    {
+        "already_taken",
+        "not_offered",
+        "conversation_closed",
+        "not_yours",
+        "not_a_candidate",
+        "unknown_manager",
+    }
+)
+
+
+def _action_error(words: Speaker, error: HubError | None) -> str | None:
+    """A refused action in plain words, shown next to the buttons."""
+    if error is None:
+        return None
+    code = error.code if error.code in ACTION_ERRORS else "failed"
+    return words.t(f"actions.error.{code}")
 
 
 def _view_title(words: Speaker, view: View, nav: Navigation) -> str:
@@ -423,6 +454,101 @@ async def send(
         where = f"/inbox/search/c/{conversation_id}?" + urlencode({"q": q})
         return RedirectResponse(where, status_code=303)
     return RedirectResponse(f"/inbox/v/{slug}/c/{conversation_id}", status_code=303)
+
+
+ActionView = Annotated[str, Form(max_length=40)]
+
+
+async def _acted(
+    request: Request,
+    context: ContextDep,
+    principal: Principal,
+    session: ReadSessionDep,
+    view: str,
+    conversation_id: int,
+    error: HubError | None,
+) -> Response:
+    """After an action: to the conversation (the server's truth), or the page again with the
+    refusal next to the buttons. What the viewer may not see stays a 404."""
+    slug = parse_view(view).slug
+    if error is None:
+        return RedirectResponse(f"/inbox/v/{slug}/c/{conversation_id}", status_code=303)
+    if isinstance(error, NotFound):
+        raise error
+    return await _workspace(
+        request, context, principal, session, slug, conversation_id, None, action_error=error
+    )
+
+
+@router.post("/inbox/c/{conversation_id}/take")
+async def take(
+    conversation_id: DbId,
+    request: Request,
+    context: ContextDep,
+    principal: PagePrincipal,
+    session: ReadSessionDep,
+    view: ActionView = DEFAULT_VIEW,
+) -> Response:
+    """Assign to me: the same service as POST /api/v1/conversations/{id}/take."""
+    assert principal.manager_id is not None
+    error = None
+    try:
+        async with context.db.transaction() as writing:
+            await visible_conversation(writing, viewer_of(principal), conversation_id)
+            await conversation_admin.take(
+                writing, context.routing, conversation_id, principal.manager_id
+            )
+    except HubError as exc:
+        error = exc
+    return await _acted(request, context, principal, session, view, conversation_id, error)
+
+
+@router.post("/inbox/c/{conversation_id}/assign")
+async def assign(
+    conversation_id: DbId,
+    request: Request,
+    context: ContextDep,
+    principal: PagePrincipal,
+    session: ReadSessionDep,
+    manager_id: Annotated[DbId, Form()],
+    view: ActionView = DEFAULT_VIEW,
+) -> Response:
+    """Assign to a manager of the conversation's queue (an administrator: to anyone active);
+    the API's assign, recorded as `manual` with this manager as the actor."""
+    error = None
+    try:
+        async with context.db.transaction() as writing:
+            await assign_as(
+                writing, context.routing, viewer_of(principal), conversation_id, manager_id
+            )
+    except HubError as exc:
+        error = exc
+    return await _acted(request, context, principal, session, view, conversation_id, error)
+
+
+@router.post("/inbox/c/{conversation_id}/close")
+async def close(
+    conversation_id: DbId,
+    request: Request,
+    context: ContextDep,
+    principal: PagePrincipal,
+    session: ReadSessionDep,
+    view: ActionView = DEFAULT_VIEW,
+) -> Response:
+    """Close: the same service as POST /api/v1/conversations/{id}/close."""
+    error = None
+    try:
+        async with context.db.transaction() as writing:
+            await visible_conversation(writing, viewer_of(principal), conversation_id)
+            await close_conversation(
+                writing,
+                conversation_id,
+                manager_id=principal.manager_id,
+                now=context.routing.clock(),
+            )
+    except HubError as exc:
+        error = exc
+    return await _acted(request, context, principal, session, view, conversation_id, error)
 
 
 @router.get("/inbox/m/{message_id}/html")

@@ -1,15 +1,20 @@
-"""People acting on a conversation's routing: assign, transfer, take; its history.
+"""People acting on a conversation's routing: assign, transfer, take; its history; and what
+a manager of the workspace may do with it.
 
 Services validate and flush; they never commit.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intake.inbox import visible_conversation
+from intake.visibility import Viewer
 from routing.admin.repository import HistoryRow, RoutingAdminRepository
 from routing.engine import Decision, RoutingEngine
-from storage.errors import Conflict, InvalidInput, NotFound
+from storage.errors import Conflict, Forbidden, InvalidInput, NotFound
 from storage.models import AssignmentReason, Conversation, ConversationStatus
 
 
@@ -82,3 +87,56 @@ async def conversation_routing(session: AsyncSession, conversation_id: int) -> C
     if conversation is None:
         raise NotFound(f"no conversation {conversation_id}")
     return conversation
+
+
+# Acting on a conversation from the workspace
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationActions:
+    """What the viewer may do with an opened conversation, and its routing history."""
+
+    history: list[HistoryRow]
+    candidates: list[tuple[int, str]]  # managers it may be assigned to: (id, name)
+
+
+def may_reassign(viewer: Viewer, conversation: Conversation) -> bool:
+    """Administrators assign anything; a manager only what nobody has or is their own."""
+    return viewer.is_admin or conversation.assignee_id in (None, viewer.manager_id)
+
+
+async def conversation_actions(
+    session: AsyncSession, viewer: Viewer, conversation: Conversation
+) -> ConversationActions:
+    repo = RoutingAdminRepository(session)
+    history = await repo.history(conversation.id)
+    candidates: list[tuple[int, str]] = []
+    if conversation.status != ConversationStatus.CLOSED and may_reassign(viewer, conversation):
+        if viewer.is_admin:
+            candidates = [(m.id, m.name) for m in await repo.managers() if m.is_active]
+        elif conversation.queue_id is not None:
+            members = await repo.members(conversation.queue_id)
+            candidates = [(m.id, m.name) for _member, m in members if m.is_active]
+    return ConversationActions(history, candidates)
+
+
+async def assign_as(
+    session: AsyncSession,
+    engine: RoutingEngine,
+    viewer: Viewer,
+    conversation_id: int,
+    manager_id: int,
+) -> Decision:
+    """Assign by hand (the API's assign) within what the viewer may do: a manager may not
+    reassign a colleague's conversation, nor give one to someone outside its queue."""
+    row = await visible_conversation(session, viewer, conversation_id)
+    if row.conversation.status == ConversationStatus.CLOSED:
+        raise Conflict(f"conversation {conversation_id} is closed", code="conversation_closed")
+    actions = await conversation_actions(session, viewer, row.conversation)
+    if not may_reassign(viewer, row.conversation):
+        raise Forbidden("the conversation is a colleague's", code="not_yours")
+    if manager_id not in {candidate for candidate, _name in actions.candidates}:
+        raise Forbidden(f"manager {manager_id} may not be given it", code="not_a_candidate")
+    return await assign(
+        session, engine, conversation_id, manager_id, actor_manager_id=viewer.manager_id
+    )

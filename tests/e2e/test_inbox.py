@@ -250,6 +250,80 @@ async def test_a_form_post_appears_live_then_a_note_and_logout(hub: Workspace, d
     assert again.status_code == 303 and again.headers["location"] == "/login"
 
 
+async def test_take_with_a_then_close_shows_the_servers_truth(hub: Workspace, desk: Any) -> None:
+    from playwright.async_api import expect
+
+    page = await desk.new_page()
+    await sign_in(page, hub, MANAGER_EN)
+    await page.wait_for_function("() => document.documentElement.dataset.live === 'on'")
+    conversation_id = await asyncio.to_thread(
+        post_form, hub, "Pavel Orlov", "pavel@example.ru", "Where is my order 4411?"
+    )
+    row = page.locator(f'#list-rows [data-conversation="{conversation_id}"]')
+    await row.locator("a").click()
+    await page.wait_for_url(f"**/inbox/v/unassigned/c/{conversation_id}")
+    meta = page.locator(".conv-meta")
+    await expect(meta).to_contain_text("unassigned")
+
+    await page.locator("#timeline").click()  # focus outside any field
+    await page.keyboard.press("a")  # take
+    await expect(meta).to_contain_text(MANAGER_EN[1])
+    await expect(page.locator('[data-action="take"]')).to_have_count(0)
+    await expect(row).to_have_count(0)  # it left Unassigned
+    await expect(page.locator(".history summary")).to_contain_text("Assignment history")
+    await page.locator(".history summary").click()
+    taken = f"assigned: {MANAGER_EN[1]} · taken · by {MANAGER_EN[1]}"
+    await expect(page.locator(".history li").last).to_contain_text(taken)
+    assert hub.sql("SELECT assignee_id IS NOT NULL FROM conversations WHERE id = ?",
+                   conversation_id) == [(1,)]  # fmt: skip
+    await page.screenshot(path=hub.artifacts / "actions-en-1280.png")
+    await page.set_viewport_size({"width": 390, "height": 800})
+    await no_overflow(page, 390)
+    await page.screenshot(path=hub.artifacts / "actions-en-390.png")
+    await page.set_viewport_size({"width": 1280, "height": 800})
+
+    await page.get_by_role("button", name="Close", exact=True).click()
+    await expect(meta).to_contain_text("Closed")
+    await expect(page.locator("#conv-actions")).to_have_count(0)
+    assert hub.sql("SELECT status FROM conversations WHERE id = ?", conversation_id) == [
+        ("closed",)
+    ]
+
+    await page.set_viewport_size({"width": 390, "height": 800})
+    await page.goto(f"{hub.url}/inbox/v/mine/c/{conversation_id}?lang=ru")
+    await expect(page.locator(".history summary")).to_contain_text("История назначений")
+    await no_overflow(page, 390)
+    await page.screenshot(path=hub.artifacts / "actions-closed-ru-390.png")
+
+    # An administrator may give a new one to any active manager.
+    other = await asyncio.to_thread(
+        post_form, hub, "Ирина Лебедева", "irina@example.ru", "Нужен счёт на оплату."
+    )
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    await page.get_by_role("button", name="Выйти").click()
+    await sign_in(page, hub, ADMIN)
+    await page.goto(f"{hub.url}/inbox/v/unassigned/c/{other}")
+    await page.get_by_label("Назначить на…").select_option(label=MANAGER_EN[1])
+    await page.get_by_role("button", name="Назначить", exact=True).click()
+    await expect(meta).to_contain_text(MANAGER_EN[1])
+    await expect(page.locator('[data-action="take"]')).to_have_count(0)  # someone has it
+    await page.set_viewport_size({"width": 390, "height": 800})
+    await no_overflow(page, 390)
+    await page.screenshot(path=hub.artifacts / "actions-admin-ru-390.png")
+
+    # Closed by someone else meanwhile: the refusal in words beside the buttons.
+    raced = await asyncio.to_thread(
+        post_form, hub, "Ольга Петрова", "olga.p@example.ru", "Можно поменять адрес?"
+    )
+    await page.goto(f"{hub.url}/inbox/v/unassigned/c/{raced}")
+    hub.sql("UPDATE conversations SET status = 'closed' WHERE id = ?", raced)
+    await page.get_by_role("button", name="Взять себе", exact=True).click()
+    await expect(page.locator(".actions-error")).to_have_text("Разговор закрыт.")
+    await expect(meta).to_contain_text("Закрытые")  # and the page shows the server's truth
+    await no_overflow(page, 390)
+    await page.screenshot(path=hub.artifacts / "actions-refused-ru-390.png")
+
+
 HOSTILE_HTML = """<html><body>
 <p>Здравствуйте! Счёт во вложении.</p>
 <script>parent.document.title = 'pwned'; window.top.pwned = 1;</script>

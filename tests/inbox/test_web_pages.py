@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from storage.db import Database
 from storage.models import Conversation, ManagerRole
-from tests.factories import create_channel, create_manager, ingest_message
+from tests.factories import create_channel, create_manager, ingest_message, make_queue
 
 PASSWORD = "correct horse battery staple"
 HUB = "http://hub.test"
@@ -194,3 +194,105 @@ async def test_search_says_in_plain_words_what_is_wrong_with_the_query(
     assert "Ссылка на следующие результаты устарела" in cursor.text
     nothing = await client.get("/inbox/search", params={"q": "бегемот", "lang": "en"})
     assert "Nothing found." in nothing.text
+
+
+async def test_take_then_close_through_the_page_and_the_history_says_so(
+    client: httpx.AsyncClient, hub_db: Database
+) -> None:
+    olga = await create_manager(hub_db, email="olga@example.ru", name="Ольга")
+    channel = await create_channel(hub_db)
+    result = await ingest_message(hub_db, channel, text="Нужна помощь", email="c@example.ru")
+    conversation = result.conversation_id
+    await signed_in(client, "olga@example.ru")
+    page = await client.get(f"/inbox/v/unassigned/c/{conversation}")
+    assert 'data-action="take"' in page.text and 'data-action="close"' in page.text
+
+    forged = await client.post(
+        f"/inbox/c/{conversation}/take", headers={"Origin": "https://evil.example"}
+    )
+    assert forged.status_code == 403
+    taken = await client.post(
+        f"/inbox/c/{conversation}/take", data={"view": "unassigned"}, headers={"Origin": HUB}
+    )
+    assert taken.status_code == 303
+    assert taken.headers["location"] == f"/inbox/v/unassigned/c/{conversation}"
+    async with hub_db.transaction() as session:
+        stored = await session.get(Conversation, conversation)
+        assert stored is not None and stored.assignee_id == olga.id
+    page = await client.get(f"/inbox/v/mine/c/{conversation}")
+    assert 'data-action="take"' not in page.text  # already mine
+    assert "История назначений (1)" in page.text and "взят · кем: Ольга" in page.text
+
+    closed = await client.post(
+        f"/inbox/c/{conversation}/close", data={"view": "mine"}, headers={"Origin": HUB}
+    )
+    assert closed.status_code == 303
+    page = await client.get(f"/inbox/v/mine/c/{conversation}?lang=en")
+    assert "Assignment history (1)" in page.text and "assigned: Ольга · taken" in page.text
+    assert 'data-action="close"' not in page.text and 'data-action="take"' not in page.text
+    async with hub_db.transaction() as session:
+        stored = await session.get(Conversation, conversation)
+        assert stored is not None and stored.status == "closed"
+
+    again = await client.post(
+        f"/inbox/c/{conversation}/take", data={"view": "mine"}, headers={"Origin": HUB}
+    )
+    assert again.status_code == 409
+    assert '<p class="actions-error" role="alert">Разговор закрыт.</p>' in again.text
+
+
+async def test_a_manager_may_not_give_away_a_colleagues_conversation(
+    client: httpx.AsyncClient, hub_db: Database, admin_headers: dict[str, str]
+) -> None:
+    olga = await create_manager(hub_db, email="olga@example.ru", name="Ольга")
+    ivan = await create_manager(hub_db, email="ivan@example.ru", name="Иван")
+    outsider = await create_manager(hub_db, email="petr@example.ru", name="Пётр")
+    queue = await make_queue(client, admin_headers, [olga.id, ivan.id])
+    channel = await create_channel(hub_db)
+    mine = (await ingest_message(hub_db, channel, email="a@example.ru")).conversation_id
+    his = (await ingest_message(hub_db, channel, email="b@example.ru")).conversation_id
+    async with hub_db.transaction() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id.in_([mine, his]))
+            .values(queue_id=queue["id"], assignee_id=None)
+        )
+        await session.execute(
+            update(Conversation).where(Conversation.id == his).values(assignee_id=ivan.id)
+        )
+    await signed_in(client, "olga@example.ru")
+
+    # Ivan's conversation: visible through the queue, but not Olga's to give away.
+    page = await client.get(f"/inbox/v/open/c/{his}")
+    assert page.status_code == 200 and 'data-action="assign"' not in page.text
+    refused = await client.post(
+        f"/inbox/c/{his}/assign",
+        data={"manager_id": str(olga.id), "view": "open"},
+        headers={"Origin": HUB},
+    )
+    assert refused.status_code == 403
+    assert "Это разговор коллеги: передать его другому может только администратор." in (
+        refused.text
+    )
+    async with hub_db.transaction() as session:
+        stored = await session.get(Conversation, his)
+        assert stored is not None and stored.assignee_id == ivan.id
+
+    # One nobody has: to a member of its queue, yes; to someone outside it, no.
+    page = await client.get(f"/inbox/v/open/c/{mine}")
+    assert f'<option value="{ivan.id}">Иван</option>' in page.text
+    assert f'value="{outsider.id}"' not in page.text
+    outside = await client.post(
+        f"/inbox/c/{mine}/assign",
+        data={"manager_id": str(outsider.id), "view": "open"},
+        headers={"Origin": HUB},
+    )
+    assert outside.status_code == 403 and "не работает в очереди" in outside.text
+    given = await client.post(
+        f"/inbox/c/{mine}/assign",
+        data={"manager_id": str(ivan.id), "view": "open"},
+        headers={"Origin": HUB},
+    )
+    assert given.status_code == 303
+    page = await client.get(f"/inbox/v/open/c/{mine}")
+    assert "назначен: Иван · вручную · кем: Ольга" in page.text
