@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from . import stream  # noqa: F401  (registers the stream's route on the router)
-from .pages import STATIC_DIR, SignInRequired, router, sign_in_redirect
+# Each module adds its routes to the shared router when imported.
+from . import pages, stream  # noqa: F401
+from .common import STATIC_DIR, SignInRequired, router, sign_in_redirect
 
 
 def install_workspace(app: FastAPI) -> None:

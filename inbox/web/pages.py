@@ -9,18 +9,14 @@ inbox.sessions; its CSRF checks guard every POST); without one, they lead to /lo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
-from hub.headers import EMAIL_FRAME_HEADERS, PAGE_HEADERS
-from inbox.deps import ContextDep, Principal, ReadSessionDep, get_principal
+from hub.headers import EMAIL_FRAME_HEADERS
+from inbox.deps import ContextDep, Principal, ReadSessionDep
 from inbox.sessions import (
     SESSION_COOKIE,
     check_origin,
@@ -32,7 +28,6 @@ from inbox.sessions import (
 )
 from intake.accounts import authenticate_manager, get_manager
 from intake.conversations import add_reply, close_conversation
-from intake.i18n import Catalogue, Lang, pick_language
 from intake.identities import normalize_email
 from intake.inbox import (
     ListRow,
@@ -52,127 +47,20 @@ from intake.search import MAX_QUERY_LENGTH
 from intake.sessions import end_session, find_session, open_session
 from routing.admin import conversations as conversation_admin
 from routing.admin.conversations import assign_as, conversation_actions
-from storage.errors import HubError, InvalidInput, NotFound, RateLimited, Unauthorized
-from storage.models import Manager, MessageDirection
-from storage.types import DbId, utcnow
+from storage.errors import HubError, InvalidInput, NotFound, RateLimited
+from storage.models import MessageDirection
+from storage.types import DbId
 
+from .common import (
+    DEFAULT_VIEW,
+    PagePrincipal,
+    Speaker,
+    render,
+    router,
+    speaker,
+    viewer_of,
+)
 from .render import email_document, split_quote
-
-HERE = Path(__file__).parent
-STATIC_DIR = HERE / "static"
-CATALOGUE = Catalogue(HERE / "locale")
-templates = Jinja2Templates(directory=HERE / "templates")
-router = APIRouter(include_in_schema=False)
-
-DEFAULT_VIEW = "unassigned"
-CHANNEL_ICONS = {"email": "✉", "telegram": "✈", "webform": "▤", "telephony": "☎"}
-
-
-class SignInRequired(Exception):
-    """The page needs a signed-in manager; the answer leads to /login."""
-
-
-def sign_in_redirect(request: Request, _exc: Exception) -> Response:
-    if request.headers.get("hx-request"):
-        # htmx follows HX-Redirect with a full page load.
-        return Response(status_code=200, headers={"HX-Redirect": "/login"})
-    return RedirectResponse("/login", status_code=303)
-
-
-async def page_principal(
-    request: Request, context: ContextDep, session: ReadSessionDep
-) -> Principal:
-    """The signed-in manager (cookie session, CSRF-checked on POST); else SignInRequired."""
-    if not request.cookies.get(SESSION_COOKIE):
-        raise SignInRequired
-    try:
-        principal = await get_principal(request, context, session)
-    except Unauthorized as exc:
-        raise SignInRequired from exc
-    if principal.manager_id is None:
-        raise SignInRequired
-    return principal
-
-
-PagePrincipal = Annotated[Principal, Depends(page_principal)]
-
-
-def viewer_of(principal: Principal) -> Viewer:
-    return Viewer(principal.manager_id, principal.is_admin)
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-@dataclass(frozen=True, slots=True)
-class Speaker:
-    """The texts and times of one page in the reader's language and zone."""
-
-    lang: Lang
-    zone: ZoneInfo
-
-    def t(self, code: str, **values: Any) -> str:
-        return CATALOGUE.text(self.lang, code, **values)
-
-    def plural(self, code: str, count: int, **values: Any) -> str:
-        return CATALOGUE.plural(self.lang, code, count, **values)
-
-    def time(self, moment: datetime | None) -> str:
-        if moment is None:
-            return ""
-        local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(self.zone)
-        if local.date() == utcnow().astimezone(self.zone).date():
-            return local.strftime("%H:%M")
-        return local.strftime("%d.%m.%Y %H:%M")
-
-    def age(self, moment: datetime | None) -> str:
-        if moment is None:
-            return ""
-        at = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        minutes = max(int((utcnow() - at).total_seconds() // 60), 0)
-        if minutes < 1:
-            return self.t("age.now")
-        if minutes < 60:
-            return self.plural("age.minutes", minutes)
-        if minutes < 24 * 60:
-            return self.plural("age.hours", minutes // 60)
-        return self.plural("age.days", minutes // (24 * 60))
-
-
-def speaker(request: Request, manager: Manager | None = None) -> Speaker:
-    """`?lang=`, else the manager's setting, else Accept-Language."""
-    lang = pick_language(
-        request.query_params.get("lang"),
-        manager.language if manager is not None else None,
-        accept_language=request.headers.get("accept-language"),
-    )
-    return Speaker(lang, _zone(manager.timezone if manager is not None else None))
-
-
-def render(
-    request: Request, name: str, words: Speaker, status_code: int = 200, **values: Any
-) -> HTMLResponse:
-    response = templates.TemplateResponse(
-        request,
-        name,
-        {
-            "lang": words.lang,
-            "t": words.t,
-            "plural": words.plural,
-            "time": words.time,
-            "age": words.age,
-            "icons": CHANNEL_ICONS,
-            **values,
-        },
-        status_code=status_code,
-    )
-    response.headers.update(PAGE_HEADERS)
-    return response
-
 
 # Signing in and out
 

@@ -46,7 +46,7 @@ from storage.bus import EventBus
 from storage.db import Database
 from storage.types import DbId
 
-from .pages import PagePrincipal, page_principal, router, viewer_of
+from .common import PagePrincipal, page_principal, router, viewer_of
 
 TOPICS = ("conversation.*", "message.*")
 PRESENCE_TOPIC = "presence.conversation"

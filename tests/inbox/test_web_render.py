@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inbox.web.pages import CATALOGUE
+from inbox.web.common import CATALOGUE
 from inbox.web.render import email_document, inert_html, split_quote
 
 
