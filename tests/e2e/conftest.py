@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import missing_part
+from tests.e2e.workspace import desk, hub, mail, telegram  # noqa: F401  (fixtures)
 
 CHROMIUM = os.environ.get("OMNIHUB_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
