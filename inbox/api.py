@@ -23,6 +23,7 @@ from inbox.deps import (
     caller_manager,
 )
 from inbox.schemas import (
+    ContactChangeIn,
     ContactDetailOut,
     ContactOut,
     ContactPage,
@@ -59,6 +60,7 @@ from intake.accounts import (
     password_matches,
     set_password_hash,
 )
+from intake.contact_card import ContactChanges, update_contact, visible_contact
 from intake.identities import normalize_email
 from intake.journal import (
     ConversationFilters,
@@ -75,6 +77,7 @@ from intake.journal import (
     search_contacts,
 )
 from intake.sessions import end_manager_sessions, end_session, find_session, open_session
+from intake.visibility import Viewer
 from storage.errors import (
     Forbidden,
     InvalidInput,
@@ -91,6 +94,7 @@ router = api_router(tags=["inbox"])
 NOT_FOUND = answers(NotFound)
 # The business rules a list's filters are checked against (beyond their schema).
 PAGE_ERRORS = coded(InvalidInput, "invalid_cursor", "invalid_limit")
+CONTACT_CHANGE_ERRORS = ("invalid_name", "invalid_company", "invalid_notes")
 LEAD_FILTER_ERRORS = answers(
     *coded(
         InvalidInput,
@@ -433,6 +437,26 @@ async def contact(
 ) -> ContactDetailOut:
     """A contact with identities, conversations in every channel and open merge suggestions."""
     return ContactDetailOut.of_detail(await get_contact(session, contact_id))
+
+
+@router.patch(
+    "/contacts/{contact_id}",
+    response_model=ContactDetailOut,
+    tags=["contacts"],
+    responses=answers(NotFound, *coded(InvalidInput, *CONTACT_CHANGE_ERRORS)),
+)
+async def change_contact(
+    contact_id: DbId, body: ContactChangeIn, principal: PrincipalDep, context: ContextDep
+) -> ContactDetailOut:
+    """Change a contact's name, company or notes (a manager: a contact of a conversation
+    they may see); the same service as the workspace's contact panel."""
+    async with context.db.transaction() as session:
+        await visible_contact(session, Viewer(principal.manager_id, principal.is_admin), contact_id)
+        await update_contact(
+            session, contact_id, ContactChanges(body.name, body.company, body.notes)
+        )
+        detail = await get_contact(session, contact_id)
+    return ContactDetailOut.of_detail(detail)
 
 
 # Conversations

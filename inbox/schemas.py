@@ -85,6 +85,7 @@ class ContactOut(Schema):
     company: str | None
     language: str | None
     owner_id: int | None
+    notes: str | None
     created_at: datetime
     identities: list[IdentityOut]
 
@@ -232,6 +233,18 @@ class MergeSuggestionOut(Schema):
     reason: str
     status: str
     created_at: datetime
+
+
+class ContactChangeIn(BaseModel):
+    """Fields left out stay as they are; an empty string clears a field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=1000, description="Up to 200 characters")
+    company: str | None = Field(default=None, max_length=1000, description="Up to 200 characters")
+    notes: str | None = Field(
+        default=None, max_length=20_000, description="Up to 5000 characters; newlines kept"
+    )
 
 
 class ContactDetailOut(ContactOut):

@@ -2,10 +2,11 @@
 
 Identities, conversations, leads, claims, calls and tasks (every table with a foreign key to
 contacts, found in the models) move to the contact kept, in one transaction; the kept
-contact's blanks (name, company, language, owner) are filled from the absorbed one; the
-suggestions to merge the two are settled and the absorbed contact's other suggestions move
-along. A `ContactMerge` row records who merged, when, the absorbed contact as it was and the
-ids of every row that moved; a `contact.merged` event tells the workers and open pages.
+contact's blanks (name, company, language, owner) are filled from the absorbed one and its
+notes follow the kept contact's; the suggestions to merge the two are settled and the
+absorbed contact's other suggestions move along. A `ContactMerge` row records who merged,
+when, the absorbed contact as it was and the ids of every row that moved; a `contact.merged`
+event tells the workers and open pages.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ async def merge_contacts(
         "language": absorbed.language,
         "owner_id": absorbed.owner_id,
         "attributes": absorbed.attributes,
+        "notes": absorbed.notes,
         "identities": [
             {"kind": identity.kind, "value": identity.value}
             for identity in await repo.identities(from_id)
@@ -57,6 +59,8 @@ async def merge_contacts(
     into.company = into.company or absorbed.company
     into.language = into.language or absorbed.language
     into.owner_id = into.owner_id or absorbed.owner_id
+    # Both contacts' notes are kept, the kept contact's first.
+    into.notes = "\n\n".join(note for note in (into.notes, absorbed.notes) if note) or None
     into.attributes = {**(absorbed.attributes or {}), **(into.attributes or {})}
     record = ContactMerge(
         into_contact_id=into_id,

@@ -107,6 +107,8 @@ class Contact(IdMixin, TimestampMixin, Base):
         BigId, ForeignKey("managers.id", ondelete="SET NULL"), index=True
     )
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONDict, default=dict)
+    # What managers wrote down about the contact (the contact panel's notes).
+    notes: Mapped[str | None] = mapped_column(Text)
 
     identities: Mapped[list[Identity]] = relationship(
         back_populates="contact", lazy="raise", order_by="Identity.id"
