@@ -11,6 +11,7 @@ page after a merge lead back there.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -36,6 +37,8 @@ from .common import DEFAULT_VIEW, Frame, PagePrincipal, frame, render, router
 
 ViewSlug = Annotated[str, Query(max_length=40)]
 ConversationRef = Annotated[DbId | None, Query()]
+# How htmx swaps the whole workspace (as the workspace's own links do).
+WORKSPACE_SWAP = {"target": "#workspace", "select": "#workspace", "swap": "outerHTML show:none"}
 # The tables a merge moves rows of, in the order the panel names them.
 MOVES = (
     "identities",
@@ -146,6 +149,11 @@ async def contact_save(
             entered={"name": name, "company": company, "notes": notes},
             field_error=(field, page.words.t(f"panel.error.{field}", limit=_limit(field))),
         )
+    if htmx and conversation:
+        # The name shows in the list and the conversation too: htmx loads the whole
+        # conversation page again (the form swapped in place; the saved page swaps whole).
+        where = {"path": _back(contact_id, view, conversation)} | WORKSPACE_SWAP
+        return Response(status_code=200, headers={"HX-Location": json.dumps(where)})
     if htmx:
         # A new read: this request's first one may not see what was just written.
         async with context.db.read() as fresh:

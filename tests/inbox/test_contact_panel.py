@@ -4,6 +4,7 @@ PATCH /api/v1/contacts/{id} on the same service."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -201,7 +202,21 @@ class TestEdit:
         assert "&lt;b&gt;Анна&lt;/b&gt; Кузнецова" in panel.text and "<b>Анна" not in panel.text
         assert "Звонить после 18:00.\nVIP" in panel.text and "ООО «Ромашка»" in panel.text
 
-        # From htmx: the panel again, in place; a refusal comes as 200 for htmx to swap.
+        # From htmx beside a conversation: the conversation page again (the name is shown in
+        # its list and header too); without one, the panel in place.
+        beside = await client.post(
+            base,
+            data={"name": "Анна К.", "conversation": str(conversation_id), "view": "open"},
+            headers=HX | {"Origin": HUB},
+        )
+        assert beside.status_code == 200 and beside.text == ""
+        assert json.loads(beside.headers["hx-location"]) == {
+            "path": f"/inbox/v/open/c/{conversation_id}",
+            "target": "#workspace",
+            "select": "#workspace",
+            "swap": "outerHTML show:none",
+        }
+        # A refusal comes as 200 for htmx to swap.
         swapped = await client.post(
             base, data={"name": "Анна", "company": "", "notes": ""}, headers=HX | {"Origin": HUB}
         )
