@@ -154,7 +154,7 @@ async def test_the_suggested_merge_in_one_click_then_both_identities_and_convers
             await expect(other.locator("#contact-panel .merges-done")).to_be_visible()
             if lang == "en":
                 await expect(other.locator("#contact-panel")).to_contain_text("Conversations")
-            await other.screenshot(path=hub.artifacts / f"contact-{lang}-{width}.png")
+            await other.screenshot(path=hub.artifacts / f"contact-panel-{lang}-{width}.png")
             await no_overflow(other, width)
             if width == 390:
                 # Back to the conversation from the panel, then Esc: back to the list.
