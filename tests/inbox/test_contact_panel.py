@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import httpx
 from sqlalchemy import select, update
 
+from intake.calls.book import finish_calls, prepare_calls
+from intake.calls.events import CallChannel, CallEvent, CallEventKind, EndCause
+from intake.calls.journal import record_call_event
+from intake.claims.service import ClaimIn, file_claim
+from intake.ingest import IntakeConfig
 from storage.db import Database
 from storage.models import (
+    CallDirection,
     ChannelKind,
     Contact,
     ContactMerge,
@@ -21,6 +28,7 @@ from storage.models import (
     ManagerRole,
     MergeSuggestion,
 )
+from storage.types import utcnow
 from tests.factories import create_channel, create_manager, create_token, ingest_message
 from tests.inbox.test_web_pages import HUB, signed_in
 
@@ -101,6 +109,60 @@ class TestPanel:
         assert (
             await client.get(f"/inbox/contacts/{contact_id}/panel", params={"view": "x"})
         ).status_code == 404
+
+    async def test_claims_and_calls_a_count_and_the_latest_three(
+        self, client: httpx.AsyncClient, hub_db: Database
+    ) -> None:
+        await create_manager(hub_db, email="olga@example.ru", role=ManagerRole.ADMIN)
+        form = await create_channel(hub_db)
+        found = await ingest_message(hub_db, form, phone="+79123456789", name="Анна")
+        mailbox = await create_channel(hub_db, kind=ChannelKind.EMAIL)
+        async with hub_db.transaction() as session:
+            filed = await file_claim(
+                session,
+                ClaimIn(
+                    channel_id=mailbox.id,
+                    channel_kind=ChannelKind.EMAIL,
+                    external_id="claim-1",
+                    reason="billing",
+                    description="Дважды списали оплату",
+                    phone="8 912 345-67-89",
+                ),
+            )
+        assert filed.claim.contact_id == found.contact_id
+        phones = await create_channel(hub_db, kind=ChannelKind.TELEPHONY)
+        line = CallChannel(phones.id, ChannelKind.TELEPHONY)
+        start = utcnow()
+        for n in range(4):
+            events = [
+                CallEvent(
+                    CallEventKind.RINGING,
+                    f"call-{n}",
+                    CallDirection.INBOUND,
+                    "89123456789",
+                    "74951234567",
+                    at=start.replace(microsecond=0) + timedelta(minutes=n),
+                ),
+                CallEvent(
+                    CallEventKind.ENDED,
+                    f"call-{n}",
+                    at=start.replace(microsecond=0) + timedelta(minutes=n, seconds=20),
+                    answered=False,
+                    cause=EndCause.CANCEL,
+                ),
+            ]
+            for event in events:
+                async with hub_db.transaction() as session:
+                    book = await prepare_calls(session, [(line, event)], IntakeConfig(), start)
+                    await record_call_event(session, line, event, IntakeConfig(), book)
+                    await finish_calls(book)
+        await signed_in(client, "olga@example.ru")
+        panel = await client.get(f"/inbox/contacts/{found.contact_id}/panel")
+        assert re.search(r'Претензии <span class="count">1</span>', panel.text)
+        assert filed.claim.number in panel.text and "зарегистрирована" in panel.text
+        assert re.search(r'Звонки <span class="count">4</span>', panel.text)
+        assert panel.text.count("Входящий · пропущен") == 3  # the latest three
+        no_codes(panel.text)
 
     async def test_a_manager_sees_only_contacts_of_conversations_they_may_see(
         self, client: httpx.AsyncClient, hub_db: Database
