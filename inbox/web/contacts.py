@@ -50,11 +50,18 @@ MOVES = (
 )
 
 
-def _place(view: str, conversation: int | None) -> dict[str, Any]:
-    """Where the panel sits: the view's slug (a known one) and the open conversation."""
+def _place(view: str, conversation: int | None, lang: str | None = None) -> dict[str, Any]:
+    """Where the panel sits: the view's slug (a known one), the open conversation, and the
+    language asked for in the address (`?lang=`), which the panel's own links keep."""
     slug = parse_view(view).slug
     query = {"view": slug} | ({"conversation": str(conversation)} if conversation else {})
-    return {"slug": slug, "conversation_id": conversation, "place": "?" + urlencode(query)}
+    asked = {"lang": lang} if lang in ("ru", "en") else {}
+    return {
+        "slug": slug,
+        "conversation_id": conversation,
+        "place": "?" + urlencode(query | asked),
+        "asked": "?" + urlencode(asked) if asked else "",
+    }
 
 
 async def _panel(
@@ -77,7 +84,7 @@ async def _panel(
         csrf=page.csrf,
         limits={"name": NAME_LIMIT, "company": COMPANY_LIMIT, "notes": NOTES_LIMIT},
         moves=MOVES,
-        **_place(view, conversation),
+        **_place(view, conversation, request.query_params.get("lang")),
         **values,
     )
 
@@ -152,24 +159,25 @@ async def contact_save(
     if htmx and conversation:
         # The name shows in the list and the conversation too: htmx loads the whole
         # conversation page again (the form swapped in place; the saved page swaps whole).
-        where = {"path": _back(contact_id, view, conversation)} | WORKSPACE_SWAP
+        where = {"path": _back(request, contact_id, view, conversation)} | WORKSPACE_SWAP
         return Response(status_code=200, headers={"HX-Location": json.dumps(where)})
     if htmx:
         # A new read: this request's first one may not see what was just written.
         async with context.db.read() as fresh:
             return await _panel(request, page, fresh, contact_id, view, conversation)
-    return RedirectResponse(_back(contact_id, view, conversation), status_code=303)
+    return RedirectResponse(_back(request, contact_id, view, conversation), status_code=303)
 
 
 def _limit(field: str) -> int:
     return {"name": NAME_LIMIT, "company": COMPANY_LIMIT}.get(field, NOTES_LIMIT)
 
 
-def _back(contact_id: int, view: str, conversation: int | None) -> str:
-    """The conversation the panel sits beside, else the panel itself."""
-    place = _place(view, conversation)
+def _back(request: Request, contact_id: int, view: str, conversation: int | None) -> str:
+    """The conversation the panel sits beside, else the panel itself (in the language the
+    address asked for)."""
+    place = _place(view, conversation, request.query_params.get("lang"))
     if conversation:
-        return f"/inbox/v/{place['slug']}/c/{conversation}"
+        return f"/inbox/v/{place['slug']}/c/{conversation}{place['asked']}"
     return f"/inbox/contacts/{contact_id}/panel{place['place']}"
 
 
@@ -225,4 +233,4 @@ async def merge(
                 status_code=200 if request.headers.get("hx-request") else 409,
                 merge_error=page.words.t("panel.merge.gone"),
             )
-    return RedirectResponse(_back(contact_id, view, conversation), status_code=303)
+    return RedirectResponse(_back(request, contact_id, view, conversation), status_code=303)

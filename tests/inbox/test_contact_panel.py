@@ -101,8 +101,21 @@ class TestPanel:
         assert "Возможно, это тот же человек" in text
         no_codes(text)
 
+        no_codes(workspace.text)
+        english_page = await client.get(f"/inbox/v/open/c/{conversation_id}?lang=en")
+        assert f"conversation={conversation_id}&amp;lang=en" in english_page.text
+        assert "Keyboard shortcuts" in english_page.text
+        no_codes(english_page.text)
         english = await client.get(f"/inbox/contacts/{contact_id}/panel", params={"lang": "en"})
         assert "Possibly the same person" in english.text and "Owner" in english.text
+        # The panel's own links and forms keep the language asked for.
+        assert f'hx-get="/inbox/contacts/{contact_id}/edit?view=unassigned&amp;lang=en"' in (
+            english.text
+        )
+        form = await client.get(f"/inbox/contacts/{contact_id}/edit", params={"lang": "en"})
+        assert f'hx-post="/inbox/contacts/{contact_id}?lang=en"' in form.text
+        assert '<label for="contact-name">Name</label>' in form.text
+        no_codes(form.text)
         assert 'href="/inbox/v/unassigned/c/' in english.text  # the default view
         no_codes(english.text)
         assert (await client.get("/inbox/contacts/999999/panel")).status_code == 404
