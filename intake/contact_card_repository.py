@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, exists, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -111,12 +111,17 @@ class ContactCardRepository:
         return await self._latest(Call, Call.contact_id == contact_id, Call.started_at, limit)
 
     async def reference_counts(self, contact_id: int) -> dict[str, int]:
-        """Per table, how many rows point at the contact (what a merge of it would move)."""
-        counts: dict[str, int] = {}
-        for table, column in contact_references():
-            count = await self.session.scalar(
-                select(func.count()).select_from(table).where(column == contact_id)
-            )
+        """Per table, how many rows point at the contact (what a merge of it would move),
+        in one statement."""
+        counts = [
+            select(literal(table.name).label("name"), func.count().label("rows"))
+            .select_from(table)
+            .where(column == contact_id)
+            for table, column in contact_references()
+        ]
+        rows = await self.session.execute(union_all(*counts))
+        found: dict[str, int] = {}
+        for name, count in rows.all():
             if count:
-                counts[table.name] = counts.get(table.name, 0) + int(count)
-        return counts
+                found[name] = found.get(name, 0) + int(count)
+        return found
