@@ -12,6 +12,9 @@ the manager may not see is sent with no views (a row that leaves their sight dis
 a tab that sees a number skipped knows it missed something and reloads its view; a new
 stream (after a reconnect) starts with a `hello` of its own id, and the tab reloads too.
 
+Calls (`call.*`) come as `call` events without a sequence number, a moment's news like
+presence: a ring for this manager (see `_call_news`) and the call's later events.
+
 Presence ("who is viewing / typing") travels on the same bus: a tab posts its state every
 few seconds, the hub publishes it with a 15 s expiry, and the streams of the managers who
 may see that conversation pass it on as a `presence` event. It never touches the database's
@@ -49,6 +52,8 @@ from storage.types import DbId
 from .common import PagePrincipal, page_principal, router, viewer_of
 
 TOPICS = ("conversation.*", "message.*")
+CALL_TOPICS = "call.*"
+RINGING_TOPIC = "call.ringing"
 PRESENCE_TOPIC = "presence.conversation"
 PRESENCE_SECONDS = 15
 PRESENCE_STATES = ("viewing", "typing")
@@ -103,7 +108,7 @@ async def changes(
     queue_ids: frozenset[int],
 ) -> AsyncIterator[str]:
     """The stream's text: `hello`, then one `change` per conversation event, keep-alives."""
-    async with bus.subscribe(*TOPICS, PRESENCE_TOPIC) as subscription:
+    async with bus.subscribe(*TOPICS, CALL_TOPICS, PRESENCE_TOPIC) as subscription:
         stream_id = secrets.token_hex(8)
         seq = 0
         dropped_seen = 0
@@ -120,6 +125,11 @@ async def changes(
             if dropped > dropped_seen:
                 seq += dropped - dropped_seen
                 dropped_seen = dropped
+            if message.topic.startswith("call."):
+                call = await _call_news(message.topic, message.payload, states, viewer, queue_ids)
+                if call is not None:
+                    yield sse("call", call)
+                continue
             conversation_id = message.payload.get("conversation_id")
             if not isinstance(conversation_id, int):
                 continue
@@ -140,6 +150,34 @@ async def changes(
                 "views": views,
             }
             yield sse("change", data, seq)
+
+
+async def _call_news(
+    topic: str,
+    payload: dict[str, Any],
+    states: ConversationStates,
+    viewer: Viewer,
+    queue_ids: frozenset[int],
+) -> dict[str, Any] | None:
+    """What a tab hears of a call: a ring pops up the caller's card in the tabs of the
+    managers it was offered to (`manager_ids`), else of those who may see its conversation
+    (administrators, for a call without one); every later event of the call drops the card
+    wherever it is shown. Only the call's id and state travel: the tab fetches the card."""
+    call_id = payload.get("call_id")
+    if not isinstance(call_id, int):
+        return None
+    news = {"call_id": call_id, "state": payload.get("state"), "topic": topic}
+    if topic != RINGING_TOPIC:
+        return news
+    offered = payload.get("manager_ids") or []
+    if offered:
+        return news if viewer.manager_id in offered else None
+    conversation_id = payload.get("conversation_id")
+    if not isinstance(conversation_id, int):
+        return news if viewer.is_admin else None
+    state = await states.get(payload.get("event_id"), conversation_id)
+    # A ringing call's conversation is open, so any view of it means the viewer sees it.
+    return news if state is not None and views_of(state, viewer, queue_ids) else None
 
 
 @router.post("/inbox/c/{conversation_id}/presence", status_code=204)
