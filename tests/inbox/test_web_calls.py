@@ -44,9 +44,9 @@ async def signed_in(client: httpx.AsyncClient, email: str) -> str:
 
 async def missed(hub: PhoneHub, call_id: str, number: str) -> None:
     for event, extra in (("newCall", {}), ("hangup", {"cause": "cancel"})):
-        response = await hub.generic(
-            "pbx", event=event, callId=call_id, direction="in", **{"from": number}, **extra
-        )
+        fields: dict[str, Any] = {"event": event, "callId": call_id, "direction": "in"}
+        fields.update({"from": number, **extra})
+        response = await hub.generic("pbx", **fields)
         assert response.status_code == 200, response.text
 
 
@@ -195,9 +195,9 @@ class TestRingingCard:
                 .where(Contact.id == contact.id)
                 .values(name='<img src=x onerror="alert(1)">', company="ООО «Ромашка»")
             )
-        response = await hub.generic(
-            "pbx", event="newCall", callId="c-2", direction="in", **{"from": "+79123456701"}
-        )
+        fields: dict[str, Any] = {"event": "newCall", "callId": "c-2", "direction": "in"}
+        fields["from"] = "+79123456701"
+        response = await hub.generic("pbx", **fields)
         assert response.status_code == 200
         async with hub.db.read() as session:
             call = (await session.scalars(select(Call).where(Call.provider_call_id == "c-2"))).one()
