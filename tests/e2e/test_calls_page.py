@@ -60,6 +60,7 @@ async def test_a_ring_pops_up_live_then_the_missed_call_waits_until_done(
     assert page.url.endswith("/inbox/v/unassigned")  # no reload, no navigation
     await expect(card).to_have_attribute("role", "dialog")
     await expect(card).to_contain_text("Входящий звонок")
+    await expect(card.get_by_role("link")).to_have_text("Диалог #1")
     await expect(card).to_contain_text("+7 912 345-67-01")
     await expect(card).to_contain_text("Обращается впервые")
     await page.screenshot(path=hub.artifacts / "calls-ringing-ru-1280.png")
@@ -137,17 +138,21 @@ async def test_the_owner_sees_the_card_on_any_page_and_it_goes_when_answered(
         await expect(card).to_contain_text("ООО «Ромашка и партнёры»")
         await expect(card).to_contain_text('<img src=x onerror="document.title=1">')
         await expect(card).to_contain_text("Last in touch")
-        await expect(card.get_by_role("link")).to_have_count(1)  # the open conversation
+        # Its open conversation, one click away.
+        await expect(card.get_by_role("link")).to_have_text("Conversation #2")
         assert await page.title() != "1"
         await no_overflow(page, 390)
         await page.screenshot(path=hub.artifacts / "calls-ringing-en-390.png")
 
+        # The page's own lists follow without a reload.
+        newest = page.locator("#recent-calls .call-row").first
+        await expect(newest).to_contain_text("ringing", timeout=3_000)
+
         await posted(line, "answer", "e2e-3", "+79123456702")
         await expect(card).to_have_count(0, timeout=2_000)
+        await expect(newest).to_contain_text("in progress", timeout=3_000)
         # The answered call closed the callback of that number.
-        await page.reload()
         await expect(page.locator("#callbacks .callback")).to_have_count(0)
-        await expect(page.locator("#recent-calls .call-row").first).to_contain_text("in progress")
         await page.screenshot(path=hub.artifacts / "calls-page-en-390.png", full_page=True)
         await no_overflow(page, 390)
 

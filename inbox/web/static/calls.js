@@ -1,6 +1,7 @@
 // The ringing call's card on every workspace page: the live stream says a call rings for
 // this manager, the card comes from the hub (/calls/ring/{id}, rendered and escaped there),
-// and it goes when the call is answered or ends, or when the manager dismisses it.
+// and it goes when the call is answered or ends, or when the manager dismisses it. The calls
+// page itself refreshes its lists on every call event.
 (function () {
   "use strict";
 
@@ -46,6 +47,32 @@
       .catch(function () {});
   }
 
+  // The calls page: its lists again from the hub, at most every half second; not while the
+  // manager is on one of its buttons (the refresh would take their place away).
+  var pending = null;
+  function refreshPage() {
+    if (pending || !document.getElementById("calls")) { return; }
+    pending = window.setTimeout(function () {
+      pending = null;
+      var now = document.getElementById("calls");
+      if (!now) { return; }
+      if (now.contains(document.activeElement) && document.activeElement !== document.body) {
+        refreshPage();
+        return;
+      }
+      var url = window.location.pathname + window.location.search;
+      fetch(url, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          var current = document.getElementById("calls");
+          if (html === null || !current || url !== window.location.pathname + window.location.search) { return; }
+          var next = new DOMParser().parseFromString(html, "text/html").getElementById("calls");
+          if (next) { current.replaceWith(document.importNode(next, true)); }
+        })
+        .catch(function () {});
+    }, 500);
+  }
+
   function heard(event) {
     var data;
     try { data = JSON.parse(event.data); } catch (e) { return; }
@@ -53,6 +80,7 @@
     var id = String(data.call_id);
     if (data.topic === "call.ringing" && data.state === "ringing") { show(id); }
     else { drop(id); }
+    refreshPage();
   }
 
   function hook(stream) {
