@@ -159,6 +159,7 @@ async def test_the_owner_sees_the_card_on_any_page_and_it_goes_when_answered(
         await page.set_viewport_size({"width": 1280, "height": 800})
         await posted(line, "newCall", "e2e-4", "+79123456702")
         await expect(card).to_be_visible(timeout=2_000)
+        await expect(newest).to_contain_text("ringing", timeout=3_000)
         await page.screenshot(path=hub.artifacts / "calls-page-en-1280.png")
         await card.get_by_role("button", name="Dismiss").click()
         await expect(card).to_have_count(0)
