@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from storage.models import Call, Contact, Conversation, ManagerRole, Task, TaskStatus
+from storage.models import Call, Contact, Conversation, Manager, ManagerRole, Task, TaskStatus
 from storage.types import utcnow
 from tests.channels.telephony.conftest import PhoneHub
 from tests.factories import create_manager, create_token, make_queue
@@ -213,3 +213,53 @@ class TestRingingCard:
         assert f'href="/inbox/v/open/c/{call.conversation_id}"' in card.text
         assert "Last in touch" in card.text  # the first, missed call
         assert "<script" not in card.text
+
+    async def test_a_manager_whose_phone_rang_sees_the_card_of_a_call_they_may_not_see(
+        self, hub: PhoneHub, client: httpx.AsyncClient
+    ) -> None:
+        olga = await create_manager(hub.db, email="olga@example.ru")
+        ivan = await create_manager(hub.db, email="ivan@example.ru")
+        other = await create_manager(hub.db, email="petr@example.ru")
+        async with hub.db.transaction() as session:
+            for manager, extension in ((olga, "100"), (ivan, "101")):
+                await session.execute(
+                    update(Manager).where(Manager.id == manager.id).values(extension=extension)
+                )
+        await hub.line("zd", "zadarma", {"api_secret": ZADARMA_SECRET})
+        inbound = {"caller_id": "79123456705", "called_did": "74951234567"}
+        await zadarma(hub, "NOTIFY_START", **inbound)
+        call = await call_of(hub, "zd-1")
+        queue = (await make_queue(client, hub.headers, [other.id]))["id"]
+        async with hub.db.transaction() as session:
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == call.conversation_id)
+                .values(assignee_id=other.id, queue_id=queue)
+            )
+        await zadarma(hub, "NOTIFY_INTERNAL", internal="100", **inbound)
+
+        await signed_in(client, "olga@example.ru")
+        card = await client.get(f"/calls/ring/{call.id}")
+        assert card.status_code == 200 and "+7 912 345-67-05" in card.text
+        assert "/inbox/v/open/c/" not in card.text  # the conversation stays out of sight
+        await client.post("/logout", headers={"Origin": HUB})
+        await signed_in(client, "ivan@example.ru")  # his phone did not ring
+        assert (await client.get(f"/calls/ring/{call.id}")).status_code == 404
+
+
+ZADARMA_SECRET = "zadarma-api-secret-0123"
+ZADARMA_START = "2026-11-28 13:15:00"
+
+
+async def zadarma(hub: PhoneHub, event: str, **fields: str) -> None:
+    """A Zadarma notification of the call zd-1, signed as Zadarma signs them."""
+    data = {"event": event, "call_start": ZADARMA_START, "pbx_call_id": "zd-1", **fields}
+    signed = data.get("caller_id", "") + data.get("called_did", "") + ZADARMA_START
+    response = await hub.zadarma("zd", data, signed=signed)
+    assert response.status_code == 200, response.text
+
+
+async def call_of(hub: PhoneHub, provider_call_id: str) -> Call:
+    async with hub.db.read() as session:
+        query = select(Call).where(Call.provider_call_id == provider_call_id)
+        return (await session.scalars(query)).one()
