@@ -95,11 +95,14 @@ async def callback_done(
     try:
         async with context.db.transaction() as writing:
             await complete_callback(writing, page.viewer, task_id, now=utcnow(), note=note)
-    except Conflict:
-        error = page.words.t("calls.error.closed")
+    except (Conflict, NotFound) as exc:
+        # In plain words above the lists, which show how things are now.
+        gone = isinstance(exc, NotFound)
+        error = page.words.t("calls.error.gone" if gone else "calls.error.closed")
         return await _page(
-            request, page, session, missed=False, after=None, error=error, status_code=409
-        )
+            request, page, session, missed=False, after=None, error=error,
+            status_code=exc.status_code,
+        )  # fmt: skip
     return RedirectResponse("/calls", status_code=303)
 
 

@@ -165,7 +165,8 @@ class TestVisibility:
         assert "+7 912 345-67-02" not in page.text
         assert (await client.get(f"/calls/ring/{call.id}")).status_code == 404
         refused = await client.post(f"/calls/tasks/{hidden.id}/done", data={"csrf_token": csrf})
-        assert refused.status_code == 404
+        assert refused.status_code == 404 and "Этого перезвона больше нет." in refused.text
+        assert "+7 912 345-67-02" not in refused.text
         assert (await task_of(hub, "+79123456702")).status == TaskStatus.OPEN
 
         await client.post("/logout", headers={"Origin": HUB})
