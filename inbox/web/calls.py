@@ -34,6 +34,14 @@ def duration(seconds: int | None) -> str:
     return f"{minutes}:{rest:02d}"
 
 
+def recording(url: str | None) -> str | None:
+    """A recording's link at the provider, only when it is a web address (the journal keeps
+    no other kind; this keeps a `javascript:` one out of a page whatever the row says)."""
+    if url and url.lower().startswith(("https://", "http://")):
+        return url
+    return None
+
+
 async def _page(
     request: Request,
     page: Frame,
@@ -64,6 +72,7 @@ async def _page(
         missed=missed,
         error=error,
         duration=duration,
+        recording=recording,
     )
 
 

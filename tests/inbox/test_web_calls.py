@@ -139,6 +139,41 @@ class TestCallbacks:
         assert (await task_of(hub, "+79123456701")).status == TaskStatus.OPEN
 
 
+class TestRecentCalls:
+    async def test_recordings_link_to_the_provider_and_missed_ones_filter(
+        self, hub: PhoneHub, client: httpx.AsyncClient
+    ) -> None:
+        await create_manager(hub.db, email="olga@example.ru")
+        await missed(hub, "c-1", "+79123456701")
+        for event, extra in (
+            ("newCall", {}),
+            ("answer", {}),
+            ("hangup", {"cause": "normalClearing"}),
+        ):
+            fields: dict[str, Any] = {"event": event, "callId": "c-2", "direction": "in"}
+            fields.update({"from": "+79123456702", **extra})
+            assert (await hub.generic("pbx", **fields)).status_code == 200
+        await missed(hub, "c-3", "+79123456703")
+        urls = {"c-2": "https://rec.example/c-2.mp3?sig=a&b=1", "c-3": "javascript:alert(1)"}
+        async with hub.db.transaction() as session:
+            for provider_call_id, url in urls.items():
+                await session.execute(
+                    update(Call)
+                    .where(Call.provider_call_id == provider_call_id)
+                    .values(recording_url=url)
+                )
+        await signed_in(client, "olga@example.ru")
+
+        page = await client.get("/calls?lang=en")
+        links = re.findall(r'<a class="call-recording" href="([^"]*)" rel="([^"]*)"', page.text)
+        assert links == [("https://rec.example/c-2.mp3?sig=a&amp;b=1", "noopener noreferrer")]
+        assert "javascript:" not in page.text
+        missed_only = await client.get("/calls?show=missed")
+        calls = re.findall(r'data-call="(\d+)"', missed_only.text)
+        assert len(calls) == 2 and "+7 912 345-67-02" not in missed_only.text
+        assert (await client.get("/calls?after=nonsense")).status_code == 404
+
+
 class TestVisibility:
     async def test_a_manager_sees_only_the_calls_of_conversations_they_may_see(
         self, hub: PhoneHub, client: httpx.AsyncClient
