@@ -13,7 +13,7 @@ a tab that sees a number skipped knows it missed something and reloads its view;
 stream (after a reconnect) starts with a `hello` of its own id, and the tab reloads too.
 
 Calls (`call.*`) come as `call` events without a sequence number, a moment's news like
-presence: a ring for this manager (see `_call_news`) and the call's later events.
+presence: a ring for this manager and the call's later events (see `CallNews`).
 
 Presence ("who is viewing / typing") travels on the same bus: a tab posts its state every
 few seconds, the hub publishes it with a 15 s expiry, and the streams of the managers who
@@ -54,6 +54,7 @@ from .common import PagePrincipal, page_principal, router, viewer_of
 TOPICS = ("conversation.*", "message.*")
 CALL_TOPICS = "call.*"
 RINGING_TOPIC = "call.ringing"
+RUNG_KEPT = 100
 PRESENCE_TOPIC = "presence.conversation"
 PRESENCE_SECONDS = 15
 PRESENCE_STATES = ("viewing", "typing")
@@ -110,6 +111,7 @@ async def changes(
     """The stream's text: `hello`, then one `change` per conversation event, keep-alives."""
     async with bus.subscribe(*TOPICS, CALL_TOPICS, PRESENCE_TOPIC) as subscription:
         stream_id = secrets.token_hex(8)
+        calls = CallNews(states, viewer, queue_ids)
         seq = 0
         dropped_seen = 0
         yield f"retry: {RETRY_MS}\n" + sse("hello", {"stream": stream_id, "seq": seq})
@@ -126,7 +128,7 @@ async def changes(
                 seq += dropped - dropped_seen
                 dropped_seen = dropped
             if message.topic.startswith("call."):
-                call = await _call_news(message.topic, message.payload, states, viewer, queue_ids)
+                call = await calls.of(message.topic, message.payload)
                 if call is not None:
                     yield sse("call", call)
                 continue
@@ -152,32 +154,45 @@ async def changes(
             yield sse("change", data, seq)
 
 
-async def _call_news(
-    topic: str,
-    payload: dict[str, Any],
-    states: ConversationStates,
-    viewer: Viewer,
-    queue_ids: frozenset[int],
-) -> dict[str, Any] | None:
-    """What a tab hears of a call: a ring pops up the caller's card in the tabs of the
+class CallNews:
+    """What one tab hears of calls: a ring pops up the caller's card in the tabs of the
     managers it was offered to (`manager_ids`), else of those who may see its conversation
-    (administrators, for a call without one); every later event of the call drops the card
-    wherever it is shown. Only the call's id and state travel: the tab fetches the card."""
-    call_id = payload.get("call_id")
-    if not isinstance(call_id, int):
+    (administrators, for a call without one); the call's later events reach the tabs it
+    rang in and those who may see it (the card goes, the calls page follows). Only the
+    call's id and state travel: the tab fetches the card, which checks who asks."""
+
+    def __init__(
+        self, states: ConversationStates, viewer: Viewer, queue_ids: frozenset[int]
+    ) -> None:
+        self.states = states
+        self.viewer = viewer
+        self.queue_ids = queue_ids
+        self.rung: OrderedDict[int, None] = OrderedDict()  # calls that rang in this tab
+
+    async def of(self, topic: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        call_id = payload.get("call_id")
+        if not isinstance(call_id, int):
+            return None
+        news = {"call_id": call_id, "state": payload.get("state"), "topic": topic}
+        if topic == RINGING_TOPIC:
+            offered = payload.get("manager_ids") or []
+            heard = self.viewer.manager_id in offered if offered else await self._sees(payload)
+            if heard:
+                self.rung[call_id] = None
+                while len(self.rung) > RUNG_KEPT:
+                    self.rung.popitem(last=False)
+            return news if heard else None
+        if call_id in self.rung or await self._sees(payload):
+            return news
         return None
-    news = {"call_id": call_id, "state": payload.get("state"), "topic": topic}
-    if topic != RINGING_TOPIC:
-        return news
-    offered = payload.get("manager_ids") or []
-    if offered:
-        return news if viewer.manager_id in offered else None
-    conversation_id = payload.get("conversation_id")
-    if not isinstance(conversation_id, int):
-        return news if viewer.is_admin else None
-    state = await states.get(payload.get("event_id"), conversation_id)
-    # A ringing call's conversation is open, so any view of it means the viewer sees it.
-    return news if state is not None and views_of(state, viewer, queue_ids) else None
+
+    async def _sees(self, payload: dict[str, Any]) -> bool:
+        conversation_id = payload.get("conversation_id")
+        if not isinstance(conversation_id, int):
+            return self.viewer.is_admin
+        state = await self.states.get(payload.get("event_id"), conversation_id)
+        # Any view of the conversation means the viewer may see it.
+        return state is not None and bool(views_of(state, self.viewer, self.queue_ids))
 
 
 @router.post("/inbox/c/{conversation_id}/presence", status_code=204)

@@ -1,6 +1,7 @@
 """The live stream's calls: a ring reaches the tabs of the managers it was offered to, else
-of those who may see its conversation; the call's later events reach every tab (to drop
-the card); none of it takes a sequence number. On the in-process bus and on Redis."""
+of those who may see its conversation; the call's later events reach the tabs it rang in
+and those who may see it; none of it takes a sequence number. On the in-process bus and
+on Redis."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def ring(event_id: int, call_id: int, conversation_id: int | None, *offered: int
     }
 
 
-async def test_a_ring_reaches_the_managers_concerned_and_its_end_everybody(
+async def test_a_ring_reaches_the_managers_concerned_and_its_end_the_same_tabs(
     db: Database, bus: EventBus
 ) -> None:
     me = await create_manager(db)
@@ -77,29 +78,33 @@ async def test_a_ring_reaches_the_managers_concerned_and_its_end_everybody(
         await bus.publish("call.ringing", ring(3, 13, None))
         await bus.publish("call.ringing", ring(4, 14, theirs.conversation_id, me.id))
         await bus.publish("call.ringing", ring(5, 15, mine.conversation_id))
-        await bus.publish(
-            "call.ended",
-            {"event_id": 6, "call_id": 11, "state": "missed", "conversation_id": None},
-        )
+        for call_id, conversation_id in (
+            (12, theirs.conversation_id),
+            (14, theirs.conversation_id),
+            (13, None),
+        ):
+            ended = {"event_id": 6, "call_id": call_id, "conversation_id": conversation_id}
+            await bus.publish("call.ended", {**ended, "state": "missed"})
         await bus.publish(
             "message.received", {"event_id": 7, "conversation_id": mine.conversation_id}
         )
 
         # Offered to another manager (11), another's conversation (12), no conversation
-        # (13): not this tab's; offered to me (14) and an unassigned caller (15) are.
+        # (13): not this tab's; offered to me (14) and an unassigned caller (15) are. The
+        # end of a call that rang here comes too, even in a conversation out of sight.
         heard = [told(await anext(stream)) for _ in range(4)]
         assert heard[:3] == [
             ("call", {"call_id": 14, "state": "ringing", "topic": "call.ringing"}),
             ("call", {"call_id": 15, "state": "ringing", "topic": "call.ringing"}),
-            ("call", {"call_id": 11, "state": "missed", "topic": "call.ended"}),
+            ("call", {"call_id": 14, "state": "missed", "topic": "call.ended"}),
         ]
         event, change = heard[3]
         assert event == "change" and change["seq"] == 1  # calls take no sequence number
 
         # An administrator sees every conversation and the calls without one, but a ring
         # offered to named managers stays theirs.
-        boss_heard = [told(await anext(boss))[1].get("call_id") for _ in range(4)]
-        assert boss_heard == [12, 13, 15, 11]
+        boss_heard = [told(await anext(boss))[1].get("call_id") for _ in range(6)]
+        assert boss_heard == [12, 13, 15, 12, 14, 13]
     finally:
         await stream.aclose()
         await boss.aclose()

@@ -47,13 +47,16 @@
       .catch(function () {});
   }
 
-  // The calls page: its lists again from the hub, at most every half second; not while the
-  // manager is on one of its buttons (the refresh would take their place away).
-  var pending = null;
+  // The calls page: its lists again from the hub, soon after a call event but at most every
+  // two seconds (a busy line sends many); not while the manager is on one of its buttons
+  // (the refresh would take their place away).
+  var pending = null, lastRefresh = 0;
   function refreshPage() {
     if (pending || !document.getElementById("calls")) { return; }
+    var wait = Math.max(300, 2000 - (Date.now() - lastRefresh));
     pending = window.setTimeout(function () {
       pending = null;
+      lastRefresh = Date.now();
       var now = document.getElementById("calls");
       if (!now) { return; }
       if (now.contains(document.activeElement) && document.activeElement !== document.body) {
@@ -70,7 +73,7 @@
           if (next) { current.replaceWith(document.importNode(next, true)); }
         })
         .catch(function () {});
-    }, 500);
+    }, wait);
   }
 
   function heard(event) {
