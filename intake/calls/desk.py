@@ -154,10 +154,6 @@ class RingingCard:
     conversations: list[Conversation]
     last_contact: datetime | None
 
-    @property
-    def ringing(self) -> bool:
-        return self.call.state == CallState.RINGING
-
 
 async def ringing_card(
     session: AsyncSession, viewer: Viewer, call_id: int, *, extension: str | None = None
