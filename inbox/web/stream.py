@@ -12,6 +12,9 @@ the manager may not see is sent with no views (a row that leaves their sight dis
 a tab that sees a number skipped knows it missed something and reloads its view; a new
 stream (after a reconnect) starts with a `hello` of its own id, and the tab reloads too.
 
+Calls (`call.*`) come as `call` events without a sequence number, a moment's news like
+presence: a ring for this manager and the call's later events (see `CallNews`).
+
 Presence ("who is viewing / typing") travels on the same bus: a tab posts its state every
 few seconds, the hub publishes it with a 15 s expiry, and the streams of the managers who
 may see that conversation pass it on as a `presence` event. It never touches the database's
@@ -49,6 +52,9 @@ from storage.types import DbId
 from .common import PagePrincipal, page_principal, router, viewer_of
 
 TOPICS = ("conversation.*", "message.*")
+CALL_TOPICS = "call.*"
+RINGING_TOPIC = "call.ringing"
+RUNG_KEPT = 100
 PRESENCE_TOPIC = "presence.conversation"
 PRESENCE_SECONDS = 15
 PRESENCE_STATES = ("viewing", "typing")
@@ -103,8 +109,9 @@ async def changes(
     queue_ids: frozenset[int],
 ) -> AsyncIterator[str]:
     """The stream's text: `hello`, then one `change` per conversation event, keep-alives."""
-    async with bus.subscribe(*TOPICS, PRESENCE_TOPIC) as subscription:
+    async with bus.subscribe(*TOPICS, CALL_TOPICS, PRESENCE_TOPIC) as subscription:
         stream_id = secrets.token_hex(8)
+        calls = CallNews(states, viewer, queue_ids)
         seq = 0
         dropped_seen = 0
         yield f"retry: {RETRY_MS}\n" + sse("hello", {"stream": stream_id, "seq": seq})
@@ -120,6 +127,11 @@ async def changes(
             if dropped > dropped_seen:
                 seq += dropped - dropped_seen
                 dropped_seen = dropped
+            if message.topic.startswith("call."):
+                call = await calls.of(message.topic, message.payload)
+                if call is not None:
+                    yield sse("call", call)
+                continue
             conversation_id = message.payload.get("conversation_id")
             if not isinstance(conversation_id, int):
                 continue
@@ -140,6 +152,47 @@ async def changes(
                 "views": views,
             }
             yield sse("change", data, seq)
+
+
+class CallNews:
+    """What one tab hears of calls: a ring pops up the caller's card in the tabs of the
+    managers it was offered to (`manager_ids`), else of those who may see its conversation
+    (administrators, for a call without one); the call's later events reach the tabs it
+    rang in and those who may see it (the card goes, the calls page follows). Only the
+    call's id and state travel: the tab fetches the card, which checks who asks."""
+
+    def __init__(
+        self, states: ConversationStates, viewer: Viewer, queue_ids: frozenset[int]
+    ) -> None:
+        self.states = states
+        self.viewer = viewer
+        self.queue_ids = queue_ids
+        self.rung: OrderedDict[int, None] = OrderedDict()  # calls that rang in this tab
+
+    async def of(self, topic: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        call_id = payload.get("call_id")
+        if not isinstance(call_id, int):
+            return None
+        news = {"call_id": call_id, "state": payload.get("state"), "topic": topic}
+        if topic == RINGING_TOPIC:
+            offered = payload.get("manager_ids") or []
+            heard = self.viewer.manager_id in offered if offered else await self._sees(payload)
+            if heard:
+                self.rung[call_id] = None
+                while len(self.rung) > RUNG_KEPT:
+                    self.rung.popitem(last=False)
+            return news if heard else None
+        if call_id in self.rung or await self._sees(payload):
+            return news
+        return None
+
+    async def _sees(self, payload: dict[str, Any]) -> bool:
+        conversation_id = payload.get("conversation_id")
+        if not isinstance(conversation_id, int):
+            return self.viewer.is_admin
+        state = await self.states.get(payload.get("event_id"), conversation_id)
+        # Any view of the conversation means the viewer may see it.
+        return state is not None and bool(views_of(state, self.viewer, self.queue_ids))
 
 
 @router.post("/inbox/c/{conversation_id}/presence", status_code=204)

@@ -143,6 +143,8 @@
   function listening() {
     if (stream || !workspace() || !window.EventSource) { return; }
     stream = new EventSource("/inbox/stream");
+    // Other parts of the workspace listen on the same stream (calls.js: the ringing card).
+    document.dispatchEvent(new CustomEvent("omnihub:stream", { detail: stream }));
     stream.addEventListener("hello", function (event) {
       var data = JSON.parse(event.data);
       // A new stream after a lost one: what came meanwhile is unknown, so reload.

@@ -1,0 +1,185 @@
+"""The managers' calls desk: the callbacks to make (overdue first), the recent calls, and
+the card a ringing call pops up. Read through the same visibility as the conversations
+(intake.calls.desk_repository); marking a callback done is intake.tasks' `complete_task`,
+as the API does it. Services flush, never commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import phonenumbers
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake import tasks
+from intake.calls.desk_repository import DeskRepository
+from intake.journal import Page, decode_cursor, page_of
+from intake.visibility import Viewer
+from storage.errors import NotFound
+from storage.models import Call, CallState, Contact, Conversation, Task
+
+CURSOR_KIND = "desk-call"
+MAX_CALLBACKS = 200
+CARD_CONVERSATIONS = 5
+
+
+def shown_number(number: str | None) -> str:
+    """A number as people write it (+7 912 345-67-89); what cannot be parsed, as it is."""
+    if not number:
+        return ""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is (or was) on the other end: the contact when known, and the number."""
+
+    contact_id: int | None
+    name: str | None
+    company: str | None
+    number: str  # as people write it; empty when the caller hid it
+
+    @classmethod
+    def of(cls, contact: Contact | None, number: str | None) -> Caller:
+        return cls(
+            contact.id if contact is not None else None,
+            contact.name if contact is not None else None,
+            contact.company if contact is not None else None,
+            shown_number(number),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRow:
+    """An open callback with the missed call that opened it."""
+
+    task: Task
+    caller: Caller
+    call: Call | None
+    overdue: bool
+    conversation_id: int | None  # set when the viewer may open it
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    call: Call
+    caller: Caller
+    conversation_id: int | None  # set when the viewer may open it
+
+
+@dataclass(frozen=True, slots=True)
+class Callbacks:
+    rows: list[CallbackRow]
+    total: int  # open callbacks the viewer may see (rows holds at most MAX_CALLBACKS)
+
+
+async def open_callbacks(session: AsyncSession, viewer: Viewer, now: datetime) -> Callbacks:
+    """The open tasks `viewer` may see, the longest due first: the overdue ones lead."""
+    repo = DeskRepository(session)
+    found = await repo.open_tasks(viewer, MAX_CALLBACKS)
+    total = len(found)
+    if total == MAX_CALLBACKS:
+        total = await repo.count_open_tasks(viewer)
+    calls = await repo.calls_by_id({t.call_id for t in found if t.call_id is not None})
+    contacts = await repo.contacts({t.contact_id for t in found if t.contact_id is not None})
+    visible = await repo.visible_among(
+        viewer, {t.conversation_id for t in found if t.conversation_id is not None}
+    )
+    rows = [
+        CallbackRow(
+            task,
+            Caller.of(contacts.get(task.contact_id or 0), task.phone),
+            calls.get(task.call_id or 0),
+            task.due_at < now,
+            task.conversation_id if task.conversation_id in visible else None,
+        )
+        for task in found
+    ]
+    return Callbacks(rows, total)
+
+
+async def recent_calls(
+    session: AsyncSession,
+    viewer: Viewer,
+    *,
+    missed_only: bool = False,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[CallRow]:
+    """The calls `viewer` may see, newest first, with an opaque cursor for the next page."""
+    repo = DeskRepository(session)
+    after_id = decode_cursor(CURSOR_KIND, cursor) if cursor else None
+    states = (CallState.MISSED,) if missed_only else ()
+    found = await repo.calls(viewer, states, after_id, limit + 1)
+    page = page_of(CURSOR_KIND, found, limit, lambda call: call.id)
+    contacts = await repo.contacts({c.contact_id for c in page.items if c.contact_id is not None})
+    visible = await repo.visible_among(
+        viewer, {c.conversation_id for c in page.items if c.conversation_id is not None}
+    )
+    rows = [
+        CallRow(
+            call,
+            Caller.of(contacts.get(call.contact_id or 0), call.client_number or call.from_number),
+            call.conversation_id if call.conversation_id in visible else None,
+        )
+        for call in page.items
+    ]
+    return Page(rows, page.next_cursor)
+
+
+async def complete_callback(
+    session: AsyncSession, viewer: Viewer, task_id: int, *, now: datetime, note: str = ""
+) -> Task:
+    """Mark a task `viewer` may see done (NotFound for one they may not see; Conflict when
+    it is closed already)."""
+    if await DeskRepository(session).task(viewer, task_id) is None:
+        raise NotFound(f"no task {task_id}")
+    return await tasks.complete_task(
+        session, task_id, manager_id=viewer.manager_id, now=now, note=note
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RingingCard:
+    """What a manager's screen shows while the phone rings: who calls, their open
+    conversations and when they were last in touch."""
+
+    call: Call
+    caller: Caller
+    conversations: list[Conversation]
+    last_contact: datetime | None
+
+
+async def ringing_card(
+    session: AsyncSession, viewer: Viewer, call_id: int, *, extension: str | None = None
+) -> RingingCard:
+    """The card of a call `viewer` may see, owns the caller of, or whose phone (their
+    `extension`) it rang; NotFound otherwise."""
+    repo = DeskRepository(session)
+    call = await repo.call(viewer, call_id, owned=True)
+    if call is None and extension:
+        rung = await repo.call(Viewer(None, is_admin=True), call_id)
+        if rung is not None and extension in (rung.details or {}).get("rang", []):
+            call = rung
+    if call is None:
+        raise NotFound(f"no call {call_id}")
+    contact = None
+    conversations: list[Conversation] = []
+    last_contact = None
+    if call.contact_id is not None:
+        contact = (await repo.contacts([call.contact_id])).get(call.contact_id)
+        conversations = await repo.open_conversations(viewer, call.contact_id, CARD_CONVERSATIONS)
+        last_contact = await repo.last_contact(
+            viewer, call.contact_id, call.started_at, call.message_id
+        )
+    return RingingCard(
+        call,
+        Caller.of(contact, call.client_number or call.from_number),
+        conversations,
+        last_contact,
+    )
