@@ -136,8 +136,10 @@ async def mention_suggestions(
     found = []
     for manager_id, name in await ComposerRepository(session).active_managers():
         words = name.casefold().split()
-        if not wanted or name.casefold().startswith(wanted) or any(
-            word.startswith(wanted) for word in words
+        if (
+            not wanted
+            or name.casefold().startswith(wanted)
+            or any(word.startswith(wanted) for word in words)
         ):
             found.append((manager_id, name))
         if len(found) >= limit:

@@ -62,7 +62,9 @@ class ComposerRepository:
     async def active_channels(self, kind: str) -> Sequence[Channel]:
         """Every active channel of `kind`, the oldest first."""
         rows = await self.session.scalars(
-            select(Channel).where(Channel.kind == kind, Channel.is_active.is_(True)).order_by(Channel.id)
+            select(Channel)
+            .where(Channel.kind == kind, Channel.is_active.is_(True))
+            .order_by(Channel.id)
         )
         return rows.all()
 

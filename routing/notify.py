@@ -253,9 +253,7 @@ def notification_handlers(notifiers: Sequence[Notifier]) -> Handlers:
         data["message_id"] = event.message_id
         author = await session.get(Manager, event.author_id) if event.author_id else None
         name = author.name if author is not None else "omnihub"
-        await deliver(
-            session, notifiers, mentioned(event.manager_id, conversation_id, name, data)
-        )
+        await deliver(session, notifiers, mentioned(event.manager_id, conversation_id, name, data))
 
     async def on_retry(session: AsyncSession, event: NotificationRetry, _event_id: int) -> None:
         notifier = by_name.get(event.notifier)

@@ -12,6 +12,9 @@ the manager may not see is sent with no views (a row that leaves their sight dis
 a tab that sees a number skipped knows it missed something and reloads its view; a new
 stream (after a reconnect) starts with a `hello` of its own id, and the tab reloads too.
 
+A manager's own notifications (routing.notify's BusNotifier on `manager.{id}`: assigned,
+offered, mentioned in a note) come as `notification` events, outside the sequence.
+
 Presence ("who is viewing / typing") travels on the same bus: a tab posts its state every
 few seconds, the hub publishes it with a 15 s expiry, and the streams of the managers who
 may see that conversation pass it on as a `presence` event. It never touches the database's
@@ -103,7 +106,8 @@ async def changes(
     queue_ids: frozenset[int],
 ) -> AsyncIterator[str]:
     """The stream's text: `hello`, then one `change` per conversation event, keep-alives."""
-    async with bus.subscribe(*TOPICS, PRESENCE_TOPIC) as subscription:
+    own = (f"manager.{viewer.manager_id}",) if viewer.manager_id is not None else ()
+    async with bus.subscribe(*TOPICS, PRESENCE_TOPIC, *own) as subscription:
         stream_id = secrets.token_hex(8)
         seq = 0
         dropped_seen = 0
@@ -120,6 +124,9 @@ async def changes(
             if dropped > dropped_seen:
                 seq += dropped - dropped_seen
                 dropped_seen = dropped
+            if message.topic in own:
+                yield sse("notification", message.payload)
+                continue
             conversation_id = message.payload.get("conversation_id")
             if not isinstance(conversation_id, int):
                 continue
