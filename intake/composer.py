@@ -96,36 +96,36 @@ async def reply_channel(
 _MENTION_START = re.compile(r"(?:^|(?<=[\s(,;:]))@", re.UNICODE)
 
 
-def _mentions_name(text: str, name: str) -> bool:
-    """Whether `@name` stands in the text as a whole name (not the start of a longer one)."""
-    folded, wanted = text.casefold(), name.casefold()
-    for match in _MENTION_START.finditer(folded):
-        start = match.end()
-        if folded.startswith(wanted, start):
-            after = folded[start + len(wanted) : start + len(wanted) + 1]
-            if not after or not (after.isalnum() or after == "_"):
-                return True
-    return False
+def _named_at(folded: str, start: int, name: str) -> bool:
+    """Whether the whole `name` (folded) stands at `start` (not the start of a longer word)."""
+    if not name or not folded.startswith(name, start):
+        return False
+    after = folded[start + len(name) : start + len(name) + 1]
+    return not after or not (after.isalnum() or after == "_")
 
 
 async def mentioned_managers(
     session: AsyncSession, text: str, suggested: Collection[int] = ()
 ) -> list[int]:
-    """The active managers a note's text mentions by `@Name`, by id. `suggested` (the ids
-    the composer picked) only lets a name shared by several managers resolve to the picked
-    one; an id whose name is not in the text mentions nobody."""
+    """The active managers a note's text mentions by `@Name`, by id. At each `@` the longest
+    name that stands there whole counts ("@Ирина Петрова" is not also "@Ирина").
+    `suggested` (the ids the composer picked) only lets a name shared by several managers
+    resolve to the picked one; an id whose name is not in the text mentions nobody."""
     if "@" not in text:
         return []
-    managers = await ComposerRepository(session).active_managers()
-    named = [(manager_id, name) for manager_id, name in managers if _mentions_name(text, name)]
     by_name: dict[str, list[int]] = {}
-    for manager_id, name in named:
-        by_name.setdefault(name.casefold(), []).append(manager_id)
-    found: list[int] = []
-    for ids in by_name.values():
+    for manager_id, name in await ComposerRepository(session).active_managers():
+        by_name.setdefault(name.casefold().strip(), []).append(manager_id)
+    folded = text.casefold()
+    found: set[int] = set()
+    for match in _MENTION_START.finditer(folded):
+        names = [name for name in by_name if _named_at(folded, match.end(), name)]
+        if not names:
+            continue
+        ids = by_name[max(names, key=len)]
         picked = [manager_id for manager_id in ids if manager_id in suggested]
-        found.extend(picked or ids)
-    return sorted(set(found))
+        found.update(picked or ids)
+    return sorted(found)
 
 
 async def mention_suggestions(
