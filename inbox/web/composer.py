@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import File, Form, Request, UploadFile
+from fastapi import Form, Request
+from starlette.datastructures import UploadFile
 from fastapi.responses import RedirectResponse, Response
 
 from channels.webform.pages import store_upload
@@ -48,7 +49,6 @@ async def send(
     q: Annotated[str | None, Form(max_length=1000)] = None,
     channel_id: Annotated[str, Form(max_length=20)] = "",
     mentions: Annotated[str, Form(max_length=2000)] = "",
-    files: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Response:
     """A reply (through the conversation's channel or the chosen `channel_id`, with files)
     or an internal note (never sent; its @mentions notify the managers named): the same
@@ -59,7 +59,12 @@ async def send(
     chosen = int(channel_id) if channel_id.isdigit() and len(channel_id) < 19 else None
     if channel_id and chosen is None:
         raise InvalidInput("channel_id is not a channel's id", code="unreachable_channel")
-    uploads = [upload for upload in files or [] if upload.filename]
+    # An empty file input comes as a part without a file name: not a file.
+    uploads = [
+        upload
+        for upload in (await request.form()).getlist("files")
+        if isinstance(upload, UploadFile) and upload.filename
+    ]
     stored: list[AttachmentIn] = []
     async with context.db.read() as reading:
         await visible_conversation(reading, viewer_of(principal), conversation_id)
