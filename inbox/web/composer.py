@@ -13,8 +13,8 @@ from typing import Annotated
 from urllib.parse import quote, urlencode
 
 from fastapi import Form, Request
-from starlette.datastructures import UploadFile
 from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import UploadFile
 
 from channels.webform.pages import store_upload
 from inbox.deps import ContextDep, ReadSessionDep
