@@ -10,6 +10,8 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
+
 from tests.e2e.workspace import (
     ADMIN,
     MANAGER_EN,
@@ -176,6 +178,7 @@ async def test_a_web_form_client_gets_the_reply_with_its_pdf_by_email(
 
     chip = page.locator("#timeline .msg-outbound .chip a").last
     await expect(chip).to_contain_text("Счёт № 17.pdf")
+    await page.screenshot(path=hub.artifacts / "composer-sent-file-ru-1280.png")
     sent = await hub.smtp.wait_for(before + 1, timeout=30)
     mail = sent[-1].message
     assert mail["To"] == "oleg@example.ru"
@@ -226,3 +229,49 @@ async def test_a_file_over_the_limit_is_refused_before_sending(
         assert rows == [(0,)]
     finally:
         await context.close()
+
+
+async def test_a_client_without_email_or_telegram_is_told_plainly(
+    hub: Workspace, desk: Any, browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    response = await asyncio.to_thread(
+        httpx.post,
+        f"{hub.url}/forms/default",
+        json={"name": "Глеб <i>Звонков</i>", "phone": "+7 916 555-12-34", "message": "Перезвоните"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    conversation_id = int(response.json()["conversation_id"])
+    page = await desk.new_page()
+    await sign_in(page, hub, ADMIN)
+    await _open(page, hub, conversation_id)
+    composer = page.locator("#composer")
+    await expect(composer.locator(".no-route")).to_contain_text("нельзя ответить письменно")
+    await expect(composer.locator("input[value=reply]")).to_be_disabled()
+    await expect(composer.locator("input[value=note]")).to_be_checked()
+    await expect(composer.locator("input[name=files]")).to_have_count(0)
+    await page.screenshot(path=hub.artifacts / "composer-no-route-ru-1280.png")
+    await page.set_viewport_size({"width": 390, "height": 800})
+    await no_overflow(page, 390)
+    await page.screenshot(path=hub.artifacts / "composer-no-route-ru-390.png")
+    # A note still goes.
+    await page.locator("#composer-text").fill("Перезвонить после обеда")
+    await page.locator("#composer-text").press("Control+Enter")
+    await expect(page.locator("#timeline .msg-note").last).to_contain_text("после обеда")
+
+    english = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
+    try:
+        boris = await english.new_page()
+        await sign_in(boris, hub, MANAGER_EN)
+        await _open(boris, hub, conversation_id)
+        await expect(boris.locator("#composer .no-route")).to_contain_text(
+            "cannot be answered in writing"
+        )
+        await boris.screenshot(path=hub.artifacts / "composer-no-route-en-1280.png")
+        await boris.set_viewport_size({"width": 390, "height": 800})
+        await no_overflow(boris, 390)
+        await boris.screenshot(path=hub.artifacts / "composer-no-route-en-390.png")
+    finally:
+        await english.close()
