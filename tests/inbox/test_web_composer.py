@@ -230,3 +230,34 @@ async def test_an_empty_text_is_refused_whatever_the_kind(
         headers={"Origin": HUB},
     )
     assert refused.status_code == 422
+
+
+async def test_a_canned_reply_is_filled_only_for_a_conversation_one_may_see(
+    client: httpx.AsyncClient, hub_db: Database
+) -> None:
+    await create_manager(hub_db, email="ivan@example.ru", role=ManagerRole.MANAGER)
+    other = await create_manager(hub_db, email="petr@example.ru")
+    form = await create_channel(hub_db)
+    mine = await ingest_message(hub_db, form, email="a@example.ru", name="Анна")
+    theirs = await ingest_message(hub_db, form, email="b@example.ru", name="Борис Секретов")
+    async with hub_db.transaction() as session:
+        conversation = await session.get(Conversation, theirs.conversation_id)
+        assert conversation is not None
+        conversation.assignee_id = other.id
+    await signed_in(client, "ivan@example.ru")
+    made = await client.post(
+        "/api/v1/canned-replies",
+        json={"shortcut": "hi", "title": "Привет", "body": "Здравствуйте, {client_name}!"},
+        headers={"Origin": HUB},
+    )
+    assert made.status_code == 201, made.text
+    reply_id = made.json()["id"]
+    shown = await client.get(
+        f"/api/v1/canned-replies/{reply_id}/text", params={"conversation_id": mine.conversation_id}
+    )
+    assert shown.json() == {"text": "Здравствуйте, Анна!"}
+    hidden = await client.get(
+        f"/api/v1/canned-replies/{reply_id}/text",
+        params={"conversation_id": theirs.conversation_id},
+    )
+    assert hidden.status_code == 404 and "Секретов" not in hidden.text
