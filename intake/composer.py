@@ -7,8 +7,8 @@ mailbox, their Telegram through a bot they talk to. A web form or a phone call h
 back of its own; with no email or Telegram known, the contact cannot be answered in writing
 and `reply_routes` is empty.
 
-Mentions are the client's suggestion only: a note mentions the active managers whose
-`@Name` stands in its text, whether the composer sent their ids or not.
+Who a note mentions is decided here, never by the page: the active managers whose `@Name`
+stands in its text, whatever ids the composer sent along.
 """
 
 from __future__ import annotations
