@@ -170,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from inbox.canned_api import router as canned_router
     from inbox.channels_api import router as channels_router
     from inbox.claims_api import router as claims_router
+    from inbox.composer_api import router as composer_router
     from inbox.merges_api import router as merges_router
     from inbox.routing_api import router as routing_router
     from inbox.search_api import router as search_router
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(calls_router)
     app.include_router(telegram_link_router)
     app.include_router(search_router)
+    app.include_router(composer_router)
     app.include_router(canned_router)
     app.include_router(merges_router)
     from inbox.web import install_workspace

@@ -34,7 +34,10 @@ async def build_context(settings: Settings) -> HubContext:
         await check_current(settings.resolved_database_url)
     await ensure_default_form(db)
     rate = Rate.parse(settings.forms_rate_limit)
-    intake = IntakeConfig(default_region=settings.default_region)
+    intake = IntakeConfig(
+        default_region=settings.default_region,
+        reply_file_max_bytes=settings.reply_file_max_bytes,
+    )
     # SQLite has one writer: one committer; PostgreSQL takes a few transactions at once.
     committers = 1 if db.is_sqlite else 4
     batcher = IngestBatcher(db, intake, committers=committers)

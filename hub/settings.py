@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     login_rate_limit: str = Field(default="10/15m", description="Sign-ins per account; 0: none")
     login_ip_rate_limit: str = Field(default="50/15m", description="Sign-ins per IP; 0: none")
     max_body_bytes: int = 30 * 1024 * 1024
+    reply_file_max_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1, description="Largest file attached to a manager's reply"
+    )
     header_timeout: float = Field(
         default=10.0, description="Seconds for a request's line and headers to arrive"
     )

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from inbox.boundary import api_router
 from inbox.deps import ContextDep, PrincipalDep, ReadSessionDep
 from intake import canned
+from intake.inbox import visible_conversation
 from intake.reads import mark_read
+from intake.visibility import Viewer
 from storage.errors import Conflict, Forbidden, InvalidInput, NotFound, answers, coded
 from storage.models import CannedReply
 from storage.types import DbId, utcnow
@@ -160,7 +162,10 @@ async def rendered_canned_reply(
     principal: PrincipalDep,
     session: ReadSessionDep,
 ) -> RenderedOut:
-    """The reply's text with the conversation's client name, request number and your name."""
+    """The reply's text with the conversation's client name, request number and your name
+    (404 for a conversation you may not see)."""
+    viewer = Viewer(principal.manager_id, principal.is_admin)
+    await visible_conversation(session, viewer, conversation_id)
     text = await canned.render_canned(session, principal.manager_id, reply_id, conversation_id)
     return RenderedOut(text=text)
 

@@ -538,11 +538,10 @@ async def reply(
             now=now,
             idempotency_key=idempotency_key,
             attachments=files,
+            channel_id=body.channel_id,
+            mentions=body.mentions,
         )
         return MessageOut.of(message)
-
-
-MAX_REPLY_FILE_BYTES = 25 * 1024 * 1024
 
 
 async def _stored_file(context: HubContext, file: ReplyFileIn) -> AttachmentIn:
@@ -551,8 +550,9 @@ async def _stored_file(context: HubContext, file: ReplyFileIn) -> AttachmentIn:
         data = base64.b64decode(file.content_base64, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidInput(f"{file.filename}: not valid base64", code="bad_attachment") from exc
-    if len(data) > MAX_REPLY_FILE_BYTES:
-        raise PayloadTooLarge(f"{file.filename} is over {MAX_REPLY_FILE_BYTES} bytes")
+    limit = context.intake.reply_file_max_bytes
+    if len(data) > limit:
+        raise PayloadTooLarge(f"{file.filename} is over {limit} bytes")
     ref = await context.blobs.put(data, normalise_content_type(file.content_type))
     return AttachmentIn(file.filename, ref.content_type, ref.size, ref.sha256)
 

@@ -24,6 +24,7 @@ from storage.models import (
     QueueMember,
     RoutingRule,
 )
+from storage.types import DbId
 
 
 class Schema(BaseModel):
@@ -304,6 +305,17 @@ class ReplyIn(BaseModel):
     )
     attachments: list[ReplyFileIn] = Field(
         default_factory=list, max_length=20, description="Files sent with the reply"
+    )
+    channel_id: DbId | None = Field(
+        default=None,
+        description="Send through this channel of the contact's (see GET .../reply-channels); "
+        "by default the conversation's own, or the first other when its own cannot write back",
+    )
+    mentions: list[DbId] = Field(
+        default_factory=list,
+        max_length=50,
+        description="A note's mentioned managers as picked; only active managers whose "
+        "@Name stands in the text are mentioned and notified",
     )
 
 

@@ -8,11 +8,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intake.composer import mentioned_managers, reply_channel
 from intake.ingest import attachment_rows
 from intake.ingest_repository import IntakeRepository
 from intake.schemas import AttachmentIn
 from storage.errors import Conflict, InvalidInput, NotFound
-from storage.events import ConversationClosed, MessageOutbound, NoteAdded
+from storage.events import ConversationClosed, MessageOutbound, NoteAdded, NoteMentioned
 from storage.models import (
     Conversation,
     ConversationStatus,
@@ -35,13 +36,18 @@ async def add_reply(
     note: bool = False,
     idempotency_key: str | None = None,
     attachments: Sequence[AttachmentIn] = (),
+    channel_id: int | None = None,
+    mentions: Sequence[int] = (),
 ) -> Message:
-    """Store a manager's reply (queued for delivery through the conversation's channel)
-    or an internal note. The first reply stamps `first_response_at`.
+    """Store a manager's reply (queued for delivery through the conversation's channel, or
+    `channel_id`, another of intake.composer's reply routes) or an internal note. The first
+    reply stamps `first_response_at`.
 
-    Delivery is an outbox event (`message.outbound`); the channel sends it. The same
-    idempotency key returns the message stored the first time. The message comes back
-    with its attachments loaded.
+    Delivery is an outbox event (`message.outbound`); the channel sends it. A note records
+    the active managers its text mentions by `@Name` (`mentions`: the ids the composer
+    picked) and writes `note.mentioned` for each but its author. The same idempotency key
+    returns the message stored the first time. The message comes back with its
+    attachments loaded.
     """
     if not text.strip():
         raise InvalidInput("the reply is empty", code="empty_reply")
@@ -50,11 +56,14 @@ async def add_reply(
     conversation = await session.get(Conversation, conversation_id)
     if conversation is None:
         raise NotFound(f"no conversation {conversation_id}")
+    via = (
+        conversation.channel_id
+        if note
+        else await reply_channel(session, conversation_id, channel_id, conversation.channel_id)
+    )
     external_id = f"reply:{idempotency_key}" if idempotency_key else None
     if external_id is not None:
-        existing = await IntakeRepository(session).find_message(
-            conversation.channel_id, external_id
-        )
+        existing = await IntakeRepository(session).find_message(via, external_id)
         if existing is not None:
             if existing.conversation_id != conversation_id:
                 raise Conflict(
@@ -62,15 +71,16 @@ async def add_reply(
                     code="idempotency_key_reused",
                 )
             return await _with_attachments(session, existing)
+    mentioned = await mentioned_managers(session, text, mentions) if note else []
     message = Message(
         conversation_id=conversation_id,
-        channel_id=conversation.channel_id,
+        channel_id=via,
         external_id=external_id,
         direction=MessageDirection.NOTE if note else MessageDirection.OUTBOUND,
         status=MessageStatus.RECEIVED if note else MessageStatus.QUEUED,
         author_manager_id=manager_id,
         text=text,
-        meta={},
+        meta={"mentions": mentioned} if mentioned else {},
     )
     session.add(message)
     await session.flush()
@@ -89,10 +99,22 @@ async def add_reply(
         (NoteAdded if note else MessageOutbound)(
             conversation_id=conversation_id,
             message_id=message.id,
-            channel_id=conversation.channel_id,
+            channel_id=via,
             manager_id=manager_id,
         ),
     )
+    for mentioned_id in mentioned:
+        if mentioned_id != manager_id:
+            emit(
+                session,
+                NoteMentioned(
+                    conversation_id=conversation_id,
+                    message_id=message.id,
+                    channel_id=via,
+                    manager_id=mentioned_id,
+                    author_id=manager_id,
+                ),
+            )
     return await _with_attachments(session, message)
 
 

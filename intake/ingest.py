@@ -29,6 +29,8 @@ from storage.types import utcnow
 @dataclass(frozen=True, slots=True)
 class IntakeConfig:
     default_region: str = "RU"
+    # The largest file a manager may attach to a reply (the page's and the API's limit).
+    reply_file_max_bytes: int = 25 * 1024 * 1024
 
 
 async def ingest(

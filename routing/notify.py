@@ -1,4 +1,5 @@
-"""Notifications to managers: new assignments, offers, forwards and SLA breaches.
+"""Notifications to managers: new assignments, offers, forwards, SLA breaches and
+mentions in colleagues' notes.
 
 Outbox handlers turn routing's events into `Notification`s (texts in Russian and
 English; the manager's `language` picks) and hand them to every `Notifier`:
@@ -32,10 +33,11 @@ from storage.bus import EventBus
 from storage.events import (
     ConversationAssigned,
     ConversationOffered,
+    NoteMentioned,
     NotificationRetry,
     SlaBreached,
 )
-from storage.models import Assignment, Contact, Conversation, Manager, Queue
+from storage.models import Assignment, Contact, Conversation, Manager, Message, Queue
 from storage.outbox import Handlers, emit
 from storage.types import utcnow
 
@@ -47,7 +49,7 @@ RETRY_DELAY_SECONDS = 60
 @dataclass(frozen=True)
 class Notification:
     manager_id: int
-    kind: str  # assigned, forwarded, offered, sla_breached
+    kind: str  # assigned, forwarded, offered, sla_breached, mentioned
     conversation_id: int
     title_ru: str
     title_en: str
@@ -60,7 +62,7 @@ class Notification:
         """A short plain text: the title, and what routing knows of the conversation."""
         lang = _lang(language)
         lines = [self.title(language), ""]
-        for key in ("contact", "subject", "queue", "explanation", "due_at"):
+        for key in ("contact", "subject", "queue", "explanation", "due_at", "note"):
             value = self.data.get(key)
             if value:
                 lines.append(f"{CATALOGUE.text(lang, f'label.{key}')}: {value}")
@@ -139,6 +141,19 @@ def breached(
 ) -> Notification:
     code = "breached.first_response" if kind == "first_response" else "breached.reply"
     return _titled(manager_id, "sla_breached", conversation_id, code, data)
+
+
+def mentioned(
+    manager_id: int, conversation_id: int, author: str, data: dict[str, Any]
+) -> Notification:
+    ru, en = (
+        CATALOGUE.text(lang, "mentioned", author=author, conversation=conversation_id)
+        for lang in ("ru", "en")
+    )
+    return Notification(manager_id, "mentioned", conversation_id, ru, en, data)
+
+
+NOTE_EXCERPT = 300
 
 
 # -- handlers ----------------------------------------------------------------------------
@@ -228,6 +243,18 @@ def notification_handlers(notifiers: Sequence[Notifier]) -> Handlers:
         for manager_id in targets:
             await deliver(session, notifiers, breached(manager_id, conversation_id, kind, data))
 
+    async def on_mentioned(session: AsyncSession, event: NoteMentioned, _event_id: int) -> None:
+        conversation_id = event.conversation_id
+        data = await _about(session, conversation_id, None)
+        note = await session.get(Message, event.message_id)
+        if note is not None:
+            text = note.text or ""
+            data["note"] = text if len(text) <= NOTE_EXCERPT else text[: NOTE_EXCERPT - 1] + "…"
+        data["message_id"] = event.message_id
+        author = await session.get(Manager, event.author_id) if event.author_id else None
+        name = author.name if author is not None else "omnihub"
+        await deliver(session, notifiers, mentioned(event.manager_id, conversation_id, name, data))
+
     async def on_retry(session: AsyncSession, event: NotificationRetry, _event_id: int) -> None:
         notifier = by_name.get(event.notifier)
         if notifier is None:
@@ -242,5 +269,6 @@ def notification_handlers(notifiers: Sequence[Notifier]) -> Handlers:
         ConversationAssigned: [on_assigned],
         ConversationOffered: [on_offered],
         SlaBreached: [on_breached],
+        NoteMentioned: [on_mentioned],
         NotificationRetry: [on_retry],
     }

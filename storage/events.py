@@ -321,6 +321,14 @@ class NoteAdded(MessageRef, topic="message.note_added", bus_only=True):
     manager_id: int | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class NoteMentioned(MessageRef, topic="note.mentioned"):
+    """A note mentions a manager (`manager_id`), who is notified; `author_id` wrote it."""
+
+    manager_id: int
+    author_id: int | None
+
+
 class MessageSent(MessageRef, topic="message.sent", bus_only=True):
     pass
 

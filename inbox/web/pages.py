@@ -27,7 +27,8 @@ from inbox.sessions import (
     set_session_cookie,
 )
 from intake.accounts import authenticate_manager, get_manager
-from intake.conversations import add_reply, close_conversation
+from intake.composer import reply_routes
+from intake.conversations import close_conversation
 from intake.identities import normalize_email
 from intake.inbox import (
     ListRow,
@@ -191,8 +192,10 @@ async def _workspace(
     opened = None
     actions = None
     bodies: dict[int, Any] = {}
+    routes = None
     if conversation_id is not None:
         opened = await conversation_view(session, viewer, conversation_id)
+        routes = await reply_routes(session, conversation_id)
         actions = await conversation_actions(session, viewer, opened.row.conversation)
         bodies = {item.message.id: split_quote(item.message.text or "") for item in opened.timeline}
     cookie = request.cookies.get(SESSION_COOKIE, "")
@@ -213,6 +216,8 @@ async def _workspace(
         actions=actions,
         action_error=_action_error(words, action_error),
         bodies=bodies,
+        routes=routes,
+        file_limit=context.intake.reply_file_max_bytes,
         cursor=cursor,
         csrf=csrf_token(context.secret, cookie),
         directions=MessageDirection,
@@ -310,38 +315,6 @@ async def search_conversation_page(
     return await _workspace(
         request, context, principal, session, DEFAULT_VIEW, conversation_id, None, q
     )
-
-
-@router.post("/inbox/c/{conversation_id}/messages")
-async def send(
-    conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    text: Annotated[str, Form(max_length=100_000)] = "",
-    kind: Annotated[str, Form(pattern="^(reply|note)$")] = "reply",
-    view: Annotated[str, Form(max_length=40)] = DEFAULT_VIEW,
-    q: Annotated[str | None, Form(max_length=1000)] = None,
-) -> Response:
-    """A reply through the conversation's channel, or an internal note (never sent): the
-    same service as POST /api/v1/conversations/{id}/messages. Back to the conversation beside
-    the list it was opened from (the view, or the search `q`)."""
-    slug = parse_view(view).slug
-    async with context.db.transaction() as session:
-        await visible_conversation(session, viewer_of(principal), conversation_id)
-        await add_reply(
-            session,
-            conversation_id,
-            text=text,
-            manager_id=principal.manager_id,
-            now=context.routing.clock(),
-            note=kind == "note",
-        )
-    if q is not None:
-        # Sent from a conversation opened from a search: back beside its results.
-        where = f"/inbox/search/c/{conversation_id}?" + urlencode({"q": q})
-        return RedirectResponse(where, status_code=303)
-    return RedirectResponse(f"/inbox/v/{slug}/c/{conversation_id}", status_code=303)
 
 
 ActionView = Annotated[str, Form(max_length=40)]

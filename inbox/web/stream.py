@@ -14,6 +14,8 @@ stream (after a reconnect) starts with a `hello` of its own id, and the tab relo
 
 Calls (`call.*`) come as `call` events without a sequence number, a moment's news like
 presence: a ring for this manager and the call's later events (see `CallNews`).
+A manager's own notifications (routing.notify's BusNotifier on `manager.{id}`: assigned,
+offered, mentioned in a note) come as `notification` events, outside the sequence too.
 
 Presence ("who is viewing / typing") travels on the same bus: a tab posts its state every
 few seconds, the hub publishes it with a 15 s expiry, and the streams of the managers who
@@ -109,7 +111,8 @@ async def changes(
     queue_ids: frozenset[int],
 ) -> AsyncIterator[str]:
     """The stream's text: `hello`, then one `change` per conversation event, keep-alives."""
-    async with bus.subscribe(*TOPICS, CALL_TOPICS, PRESENCE_TOPIC) as subscription:
+    own = (f"manager.{viewer.manager_id}",) if viewer.manager_id is not None else ()
+    async with bus.subscribe(*TOPICS, CALL_TOPICS, PRESENCE_TOPIC, *own) as subscription:
         stream_id = secrets.token_hex(8)
         calls = CallNews(states, viewer, queue_ids)
         seq = 0
@@ -131,6 +134,9 @@ async def changes(
                 call = await calls.of(message.topic, message.payload)
                 if call is not None:
                     yield sse("call", call)
+                continue
+            if message.topic in own:
+                yield sse("notification", message.payload)
                 continue
             conversation_id = message.payload.get("conversation_id")
             if not isinstance(conversation_id, int):

@@ -251,6 +251,25 @@ class TestNotifications:
         assert note.text.startswith(f"Вам передан разговор #{conversation}\n")
         assert "Очередь: Продажи" in note.text
 
+    async def test_a_mention_in_a_note_comes_to_the_mentioned_manager(self, staff: BotHub) -> None:
+        _anna, anna_headers = await new_manager(staff, "Анна Смирнова", "ru")
+        boris, boris_headers = await new_manager(staff, "Boris Kent", "en")
+        boris_chat = Chat(language="en")
+        await linked(staff, boris_headers, boris_chat)
+        conversation = await post_form(staff.client, "Нужен диван")
+        response = await staff.client.post(
+            f"/api/v1/conversations/{conversation}/messages",
+            json={"text": "@Boris Kent, дайте скидку?", "note": True, "mentions": [boris.id]},
+            headers=anna_headers,
+        )
+        assert response.status_code == 201, response.text
+        await drain(staff.app)
+        note = staff.api.sent("sendMessage", boris_chat.user_id)[-1]
+        assert note.text.startswith(
+            f"Анна Смирнова mentioned you in a note on conversation #{conversation}\n"
+        )
+        assert "Note: @Boris Kent, дайте скидку?" in note.text
+
     async def test_a_blocked_bot_unlinks_the_manager(self, staff: BotHub) -> None:
         anna, headers = await new_manager(staff, "Анна")
         chat = Chat()

@@ -99,6 +99,7 @@ STORED: list[tuple[str, dict[str, Any]]] = [
     ("message.outbound", {**MESSAGE, "manager_id": 3}),
     ("message.outbound", {**MESSAGE, "manager_id": None}),
     ("message.note_added", {**MESSAGE, "manager_id": 3}),
+    ("note.mentioned", {**MESSAGE, "manager_id": 4, "author_id": 3}),
     ("message.sent", MESSAGE),
     ("message.failed", {**MESSAGE, "reason": "550 no such user"}),
     ("message.delayed", {**MESSAGE, "reason": None}),

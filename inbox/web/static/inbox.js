@@ -1,4 +1,4 @@
-// The workspace's own JavaScript: CSRF header for htmx, panes on a phone, drafts, Ctrl+Enter,
+// The workspace's own JavaScript: CSRF header for htmx, panes on a phone, Ctrl+Enter,
 // the live stream (refresh what an event changes; reload after a gap) and the traffic cop.
 (function () {
   "use strict";
@@ -19,21 +19,7 @@
     if (button && workspace()) { workspace().dataset.pane = button.dataset.showPane; }
   });
 
-  // Drafts, kept per conversation until sent.
-  function draftKey(form) { return "omnihub.draft." + form.dataset.conversation; }
-  function restoreDraft() {
-    var form = composer();
-    if (!form) { return; }
-    var text = form.querySelector("textarea");
-    var saved = window.localStorage.getItem(draftKey(form));
-    if (saved && !text.value) { text.value = saved; }
-  }
-  document.addEventListener("input", function (event) {
-    var form = event.target.closest("#composer");
-    if (!form || event.target.name !== "text") { return; }
-    if (event.target.value) { window.localStorage.setItem(draftKey(form), event.target.value); }
-    else { window.localStorage.removeItem(draftKey(form)); }
-  });
+  // Drafts, canned replies, mentions and files: composer.js.
   document.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && event.target.closest("#composer")) {
       event.preventDefault();
@@ -69,15 +55,10 @@
       if (last) { last.scrollIntoView({ block: "end" }); }
       return;
     }
-    // Sent: the draft goes (a successful send swaps the form away; a failure puts it back).
-    sending = { key: draftKey(form), text: form.querySelector("textarea").value };
-    window.localStorage.removeItem(sending.key);
   }, true);
-  var sending = null;
   function failed(event) {
     var form = event.detail.elt;
     if (!form || form.id !== "composer") { return; }
-    if (sending) { window.localStorage.setItem(sending.key, sending.text); }
     var error = form.querySelector(".composer-error");
     if (!error) { return; }
     var detail = "";
@@ -89,7 +70,6 @@
   document.addEventListener("htmx:sendError", failed);
 
   function settle() {
-    restoreDraft();
     var timeline = document.getElementById("timeline");
     if (timeline) { timeline.scrollTop = timeline.scrollHeight; }
   }
@@ -181,6 +161,11 @@
       // Someone just came: say at once that this tab is here too.
       if (newcomer && String(data.conversation_id) === openConversation()) { tell(told.state || "viewing", true); }
       renderPresence();
+    });
+    // The manager's own notifications (mentioned in a note, assigned, offered): for the page's
+    // scripts to show.
+    stream.addEventListener("notification", function (event) {
+      document.dispatchEvent(new CustomEvent("omnihub:notification", { detail: JSON.parse(event.data) }));
     });
     stream.addEventListener("error", function () { document.documentElement.dataset.live = "off"; });
   }
