@@ -115,8 +115,10 @@ async def _claim_page(
     session: ReadSessionDep,
     number: str,
     refusal: tuple[str, HubError] | None = None,
+    kept: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """The claim's page; with `refusal` (which form, why) the words beside that form."""
+    """The claim's page; with `refusal` (which form, why) the words beside that form, and
+    the form's fields as they were sent (`kept`)."""
     card = await claim_card(session, page.viewer, number)
     statuses, reasons = _labels(page.words.lang)
     form, error = refusal if refusal else (None, None)
@@ -141,6 +143,7 @@ async def _claim_page(
         day=_day(page.words),
         refused_form=form,
         refusal=said,
+        kept=kept or {},
     )
 
 
@@ -165,13 +168,14 @@ async def _changed(
     number: str,
     form: str,
     error: HubError | None,
+    kept: dict[str, str] | None = None,
 ) -> Response:
     """After a change: back to the claim (the server's truth), or the page again with the
     refusal beside the form. What the manager may not see stays a 404."""
     if error is None:
         return RedirectResponse(f"/claims/{number}#{form}", status_code=303)
     page = await frame(request, context, principal, session)
-    return await _claim_page(request, page, session, number, (form, error))
+    return await _claim_page(request, page, session, number, (form, error), kept)
 
 
 @router.post("/claims/{number}/status")
@@ -204,7 +208,8 @@ async def claim_status(
             )
     except HubError as exc:
         error = exc
-    return await _changed(request, context, principal, session, number, "status", error)
+    kept = {"status": status, "resolution": resolution, "comment": comment}
+    return await _changed(request, context, principal, session, number, "status", error, kept)
 
 
 @router.post("/claims/{number}/steps")
@@ -225,7 +230,8 @@ async def claim_step(
             await add_step(writing, claim_id, text, manager_id=principal.manager_id)
     except HubError as exc:
         error = exc
-    return await _changed(request, context, principal, session, number, "plan", error)
+    kept = {"text": text}
+    return await _changed(request, context, principal, session, number, "plan", error, kept)
 
 
 @router.post("/claims/{number}/steps/{step_id}/done")

@@ -130,7 +130,7 @@ class ClaimCard:
     contact: Contact | None
     client: str
     names: dict[int, str]  # manager id -> name: the owner, step authors, who ticked steps off
-    next_statuses: list[str]  # the moves its status allows, in lifecycle order
+    next_statuses: list[str]  # the moves its status allows: forward ones first
     overdue: bool
 
     @property
@@ -163,11 +163,14 @@ async def claim_card(
     people |= {s.done_by_id for s in detail.steps}
     names = await repo.manager_names({m for m in people if m is not None})
     allowed = TRANSITIONS.get(found.status, frozenset())
+    # Forward moves first (the usual next step), then the ones back.
+    here = LIFECYCLE.index(found.status) if found.status in LIFECYCLE else -1
+    moves = sorted(allowed, key=lambda s: (LIFECYCLE.index(s) < here, LIFECYCLE.index(s)))
     return ClaimCard(
         detail,
         contact,
         client_label(found, contact),
         names,
-        [status for status in LIFECYCLE if status in allowed],
+        moves,
         is_overdue(found, now),
     )

@@ -155,6 +155,8 @@ async def test_resolving_notifies_the_client_and_refusals_are_said_in_words(
         headers=english,
     )
     assert unexplained.status_code == 422 and "Write the resolution" in unexplained.text
+    # The form comes back as it was sent, beside the words.
+    assert '<option value="resolved" selected>' in unexplained.text
     assert await status_of(hub_db, claim.id) == "in_review"
     await drain(app)
 

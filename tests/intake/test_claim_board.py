@@ -113,6 +113,12 @@ class TestBoard:
             card = await claim_card(session, admin, claim.number)
         assert card.next_statuses == ["in_review", "investigating", "rejected"]
         async with db.transaction() as session:
+            await change_status(session, claim.id, "investigating", manager_id=None)
+        async with db.read() as session:
+            card = await claim_card(session, admin, claim.number)
+        # Forward first, then back.
+        assert card.next_statuses == ["resolved", "rejected", "in_review"]
+        async with db.transaction() as session:
             await change_status(session, claim.id, "rejected", manager_id=None, resolution="Нет")
         async with db.read() as session:
             card = await claim_card(session, admin, claim.number)
