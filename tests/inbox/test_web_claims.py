@@ -4,12 +4,14 @@ notifies the client as the API does, refusals in words, and the investigation pl
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 
 import httpx
 from sqlalchemy import select, update
 
+from intake.claims.board import BOARD_PAGE
 from intake.claims.texts import status_notice
 from storage.db import Database
 from storage.models import ChannelKind, Claim, ClaimStep, Conversation, ManagerRole, Message
@@ -228,3 +230,18 @@ async def test_the_investigation_plan_adds_and_ticks_off_steps(
         f"/claims/{claim.number}/steps/999999/done", headers={"Origin": HUB}
     )
     assert missing.status_code == 404
+
+
+async def test_a_long_board_is_a_bounded_page_with_more(
+    client: httpx.AsyncClient, hub_db: Database
+) -> None:
+    await create_manager(hub_db, email="olga@example.ru", role=ManagerRole.ADMIN)
+    channel = await create_channel(hub_db, kind=ChannelKind.EMAIL)
+    numbers = [(await create_claim(hub_db, channel)).number for _ in range(BOARD_PAGE + 1)]
+    await signed_in(client, "olga@example.ru")
+    first = await client.get("/claims", params={"status": "registered"})
+    assert rows(first) == numbers[::-1][:BOARD_PAGE]
+    more = re.search(r'<a class="button" href="(/claims\?[^"]+)">', first.text)
+    assert more is not None and "status=registered" in more.group(1)
+    second = await client.get(html.unescape(more.group(1)))
+    assert rows(second) == [numbers[0]] and 'class="claims-more"' not in second.text
