@@ -6,26 +6,51 @@ same services as /api/v1/claims: a status change notifies the client exactly as 
 does, and a manager sees the same claims here as there. A refused change (a move the
 claim's status does not allow, a missing resolution) is shown in plain words beside the
 form that asked for it.
+
+Live: `/claims/stream` passes each claim event the manager may see to their open board
+(which refreshes its rows) or claim page (which offers a reload when someone else changed
+it), numbered like the inbox's stream so a tab that missed one knows it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from inbox.deps import ContextDep, ReadSessionDep
 from intake.claims.board import ACTIVE, LIFECYCLE, Board, claim_card, claims_board
-from intake.claims.service import add_step, change_status, complete_step, update_claim
+from intake.claims.service import (
+    add_step,
+    change_status,
+    complete_step,
+    get_claim,
+    update_claim,
+)
 from intake.claims.texts import DEFAULT_REASONS, status_label
-from storage.errors import HubError, InvalidInput
+from intake.visibility import Viewer
+from storage.bus import EventBus
+from storage.db import Database
+from storage.errors import HubError, InvalidInput, NotFound
 from storage.types import DbId
 
-from .common import Frame, PagePrincipal, Speaker, add_section, frame, render, router
+from .common import (
+    Frame,
+    PagePrincipal,
+    Speaker,
+    add_section,
+    frame,
+    page_principal,
+    render,
+    router,
+    viewer_of,
+)
+from .stream import KEEPALIVE_SECONDS, RETRY_MS, sse
 
 add_section("claims", "/claims", "section.claims")
 
@@ -106,6 +131,61 @@ async def board_page(
         if board.next_cursor
         else None,
         query=urlencode(keep),
+    )
+
+
+# Live
+
+
+async def claim_changes(bus: EventBus, db: Database, viewer: Viewer) -> AsyncIterator[str]:
+    """The stream's text: `hello`, then one `change` per claim event the viewer may see
+    (`seq`, the claim's number and status, who made the change), keep-alives."""
+    async with bus.subscribe("claim.*") as subscription:
+        seq = 0
+        dropped_seen = 0
+        yield f"retry: {RETRY_MS}\n" + sse("hello", {"seq": seq})
+        while True:
+            started = time.monotonic()
+            message = await subscription.get(KEEPALIVE_SECONDS)
+            if message is None:
+                if time.monotonic() - started < KEEPALIVE_SECONDS / 2:
+                    return  # the bus closed: the hub is stopping
+                yield ": keep-alive\n\n"
+                continue
+            dropped = int(getattr(subscription, "dropped", 0))
+            if dropped > dropped_seen:
+                seq += dropped - dropped_seen
+                dropped_seen = dropped
+            claim_id = message.payload.get("claim_id")
+            if not isinstance(claim_id, int):
+                continue
+            try:
+                async with db.read() as session:
+                    claim = (await get_claim(session, claim_id, viewer=viewer)).claim
+            except NotFound:
+                continue  # not the viewer's to see
+            seq += 1
+            by = message.payload.get("manager_id", message.payload.get("by"))
+            data = {
+                "seq": seq,
+                "topic": message.topic,
+                "number": claim.number,
+                "status": claim.status,
+                "by": by if isinstance(by, int) else None,
+            }
+            yield sse("change", data, seq)
+
+
+@router.get("/claims/stream")
+async def claims_stream(request: Request, context: ContextDep) -> StreamingResponse:
+    """The claims pages' live stream (text/event-stream)."""
+    # Its own short read session: a request-scoped one would stay open with the stream.
+    async with context.db.read() as session:
+        viewer = viewer_of(await page_principal(request, context, session))
+    return StreamingResponse(
+        claim_changes(context.bus, context.db, viewer),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 

@@ -49,14 +49,19 @@ async def test_a_claim_filed_in_telegram_is_worked_and_resolved_on_its_page(
 ) -> None:
     from playwright.async_api import expect
 
-    chat = Chat(language="ru", first_name=HOSTILE_NAME)
-    number = await file_through_the_bot(hub, chat)
-
     page = await desk.new_page()
     await sign_in(page, hub, ADMIN)
     await page.get_by_role("link", name="Претензии").click()
     await page.wait_for_url("**/claims")
+    await expect(page.locator("#claims-rows .empty")).to_be_visible()
+    await page.evaluate("() => { window.notReloaded = true; }")
+
+    chat = Chat(language="ru", first_name=HOSTILE_NAME)
+    number = await file_through_the_bot(hub, chat)
+    # The open board gains the new claim live, without a reload.
     row = page.locator(f'.claim-row[data-claim="{number}"]')
+    await expect(row).to_be_visible(timeout=10_000)
+    assert await page.evaluate("() => window.notReloaded === true")
     await expect(row).to_contain_text(HOSTILE_NAME)  # as text, not as an element
     await expect(row).to_contain_text("Качество товара или услуги")
     await expect(row).to_contain_text("без ответственного")

@@ -5,14 +5,18 @@ notifies the client as the API does, refusals in words, and the investigation pl
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import timedelta
 
 import httpx
 from sqlalchemy import select, update
 
+from inbox.web.claims import claim_changes
 from intake.claims.board import BOARD_PAGE
 from intake.claims.texts import status_notice
+from intake.visibility import Viewer
+from storage.bus import InProcessBus
 from storage.db import Database
 from storage.models import ChannelKind, Claim, ClaimStep, Conversation, ManagerRole, Message
 from storage.types import utcnow
@@ -245,3 +249,40 @@ async def test_a_long_board_is_a_bounded_page_with_more(
     assert more is not None and "status=registered" in more.group(1)
     second = await client.get(html.unescape(more.group(1)))
     assert rows(second) == [numbers[0]] and 'class="claims-more"' not in second.text
+
+
+async def test_the_claims_stream_passes_on_only_what_the_manager_sees(db: Database) -> None:
+    olga = await create_manager(db)
+    ivan = await create_manager(db)
+    channel = await create_channel(db, kind=ChannelKind.EMAIL)
+    seen = await create_claim(db, channel)
+    hidden = await create_claim(db, channel)
+    async with db.transaction() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == hidden.conversation_id)
+            .values(assignee_id=ivan.id)
+        )
+    bus = InProcessBus()
+    stream = claim_changes(bus, db, Viewer(olga.id))
+    try:
+        hello = await anext(stream)
+        assert "event: hello" in hello
+        for claim in (hidden, seen):
+            await bus.publish(
+                "claim.status_changed",
+                {"event_id": 1, "claim_id": claim.id, "manager_id": ivan.id, "to": "in_review"},
+            )
+        change = await anext(stream)
+        assert "event: change" in change and "id: 1" in change
+        line = next(x for x in change.splitlines() if x.startswith("data: "))
+        assert json.loads(line.removeprefix("data: ")) == {
+            "seq": 1,
+            "topic": "claim.status_changed",
+            "number": seen.number,
+            "status": "registered",
+            "by": ivan.id,
+        }
+    finally:
+        await stream.aclose()
+        await bus.close()
