@@ -130,6 +130,14 @@ async def test_a_claim_filed_in_telegram_is_worked_and_resolved_on_its_page(
             await phone.goto(f"{hub.url}/claims/{number}")
             resolved = "resolved" if lang == "en" else "решена"
             await expect(phone.locator("#claim-status")).to_have_text(resolved)
+            if width == 1280:
+                # Anna adds a step: Boris's open page offers a reload, Anna's does not.
+                await expect(phone.locator("#claim-changed")).to_be_hidden()
+                await page.locator("#step-text").fill("Проверить, что курьер забрал старый")
+                await page.get_by_role("button", name="Добавить шаг").click()
+                await expect(phone.locator("#claim-changed")).to_be_visible(timeout=10_000)
+                await expect(phone.locator("#claim-changed")).to_contain_text("Someone else")
+                await expect(page.locator("#claim-changed")).to_be_hidden()
             await phone.screenshot(path=hub.artifacts / f"claim-{lang}-{width}.png", full_page=True)
             await no_overflow(phone, width)
         finally:
