@@ -29,6 +29,7 @@ __all__ = [
     "claim_card",
     "claims_board",
     "is_overdue",
+    "sees_claim",
 ]
 
 # The statuses in the order a claim lives through them; a board's tabs follow it.
@@ -174,3 +175,12 @@ async def claim_card(
         moves,
         is_overdue(found, now),
     )
+
+
+async def sees_claim(session: AsyncSession, viewer: Viewer, claim_id: int) -> bool:
+    """Whether `viewer` may see the claim (one small query; none for an administrator)."""
+    if viewer.is_admin:
+        return True
+    repo = ClaimRepository(session)
+    claim = await repo.get(claim_id)
+    return claim is not None and await repo.visible(claim, viewer)
