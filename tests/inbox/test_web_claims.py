@@ -70,7 +70,7 @@ async def test_the_board_by_status_and_mine_with_overdue_marked(
     in_review = await client.get("/claims", params={"status": "in_review"})
     assert rows(in_review) == [fresh.number]
     mine = await client.get("/claims", params={"status": "all", "mine": "1"})
-    assert rows(mine) == [fresh.number] and 'aria-pressed="true"' in mine.text
+    assert rows(mine) == [fresh.number] and 'aria-current="true">✓' in mine.text
     assert rows(await client.get("/claims", params={"status": "resolved"})) == []
     stale = await client.get("/claims", params={"after": "not-a-cursor"})
     assert stale.status_code == 200 and rows(stale) == [] and 'role="alert"' in stale.text
