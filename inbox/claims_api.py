@@ -10,17 +10,19 @@ from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 
 from inbox.boundary import api_router
-from inbox.deps import ContextDep, PrincipalDep, ReadSessionDep
+from inbox.deps import ContextDep, Principal, PrincipalDep, ReadSessionDep
 from inbox.schemas import AttachmentOut
 from intake.claims.service import (
     ClaimDetail,
     ClaimFilters,
     add_step,
     change_status,
+    complete_step,
     get_claim,
     list_claims,
     update_claim,
 )
+from intake.visibility import Viewer
 from storage.errors import Conflict, InvalidInput, NotFound, answers, coded
 from storage.models import Claim, ClaimStep
 from storage.types import DbId
@@ -79,6 +81,8 @@ class ClaimStepOut(BaseModel):
     from_status: str | None
     to_status: str | None
     created_at: datetime
+    done_at: datetime | None = Field(description="An investigation step: when it was done")
+    done_by_id: int | None
 
 
 class ClaimDetailOut(ClaimOut):
@@ -131,11 +135,14 @@ def _ref(value: str) -> int | str:
     return value if value.startswith("CLM-") else int(value)
 
 
-async def _claim_id(context: Any, ref: str) -> int:
-    if not ref.startswith("CLM-"):
-        return int(ref)
+def _viewer(principal: Principal) -> Viewer:
+    return Viewer(principal.manager_id, principal.is_admin)
+
+
+async def _claim_id(context: Any, ref: str, principal: Principal) -> int:
+    """The claim's id, if the principal may see it (NotFound otherwise)."""
     async with context.db.read() as session:
-        return (await get_claim(session, ref)).claim.id
+        return (await get_claim(session, _ref(ref), viewer=_viewer(principal))).claim.id
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -150,7 +157,7 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     ),
 )
 async def claims(
-    _principal: PrincipalDep,
+    principal: PrincipalDep,
     session: ReadSessionDep,
     status: Annotated[list[str] | None, Query(description="Repeat or comma-separate")] = None,
     reason: Annotated[list[str] | None, Query(description="Reason codes")] = None,
@@ -164,7 +171,9 @@ async def claims(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ClaimPage:
-    """Claims, newest first, filtered by status, reason, manager, contact, channel, dates."""
+    """Claims, newest first, filtered by status, reason, manager, contact, channel, dates;
+    a manager sees the claims of the conversations they see and those they are responsible
+    for."""
     manager, unassigned = None, False
     wanted = (manager_id or "").strip()
     if wanted:
@@ -189,16 +198,19 @@ async def claims(
         ),
         cursor=cursor,
         limit=limit,
+        viewer=_viewer(principal),
     )
     return ClaimPage(items=[ClaimOut.of(c) for c in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/claims/{claim}", response_model=ClaimDetailOut, responses=NOT_FOUND)
 async def claim_detail(
-    claim: ClaimRef, _principal: PrincipalDep, session: ReadSessionDep
+    claim: ClaimRef, principal: PrincipalDep, session: ReadSessionDep
 ) -> ClaimDetailOut:
     """One claim (by id or number) with its history and attachments."""
-    return ClaimDetailOut.of_detail(await get_claim(session, _ref(claim)))
+    return ClaimDetailOut.of_detail(
+        await get_claim(session, _ref(claim), viewer=_viewer(principal))
+    )
 
 
 @router.post(
@@ -216,7 +228,7 @@ async def claim_status(
     """Move the claim on (registered → in_review → investigating → resolved → closed, or
     rejected); 409 `transition_not_allowed` otherwise. The client is told in their
     language; after "resolved" they are asked for a rating."""
-    claim_id = await _claim_id(context, claim)
+    claim_id = await _claim_id(context, claim, principal)
     async with context.db.transaction() as session:
         await change_status(
             session,
@@ -240,7 +252,7 @@ async def claim_step(
     claim: ClaimRef, body: StepIn, principal: PrincipalDep, context: ContextDep
 ) -> ClaimStepOut:
     """Record an investigation step (who, when, what); not sent to the client."""
-    claim_id = await _claim_id(context, claim)
+    claim_id = await _claim_id(context, claim, principal)
     async with context.db.transaction() as session:
         step: ClaimStep = await add_step(
             session, claim_id, body.text, manager_id=principal.manager_id
@@ -253,8 +265,23 @@ async def claim_update(
     claim: ClaimRef, body: ClaimChangesIn, principal: PrincipalDep, context: ContextDep
 ) -> ClaimDetailOut:
     """Set the responsible manager (null: nobody), the due date or the resolution."""
-    claim_id = await _claim_id(context, claim)
+    claim_id = await _claim_id(context, claim, principal)
     given = body.model_dump(exclude_unset=True)
     async with context.db.transaction() as session:
         await update_claim(session, claim_id, **given, actor_id=principal.manager_id)
         return ClaimDetailOut.of_detail(await get_claim(session, claim_id))
+
+
+@router.post(
+    "/claims/{claim}/steps/{step_id}/done",
+    response_model=ClaimStepOut,
+    responses=answers(NotFound, Conflict(code="claim_closed")),
+)
+async def claim_step_done(
+    claim: ClaimRef, step_id: DbId, principal: PrincipalDep, context: ContextDep
+) -> ClaimStepOut:
+    """Tick off a step of the investigation plan (when, by whom); again: no change."""
+    claim_id = await _claim_id(context, claim, principal)
+    async with context.db.transaction() as session:
+        step = await complete_step(session, claim_id, step_id, manager_id=principal.manager_id)
+        return ClaimStepOut.model_validate(step)

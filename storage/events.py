@@ -460,6 +460,12 @@ class ClaimStepAdded(ClaimEvent, topic="claim.step_added", bus_only=True):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClaimStepDone(ClaimEvent, topic="claim.step_done", bus_only=True):
+    step_id: int
+    manager_id: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ClaimUpdated(ClaimEvent, topic="claim.updated", bus_only=True):
     changed: dict[str, Any]  # field -> new value (the resolution: True)
     by: int | None

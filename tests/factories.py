@@ -18,10 +18,19 @@ from hub.settings import Settings
 from hub.worker import handlers
 from intake import accounts
 from intake.batch import ingest_batch
+from intake.claims.service import ClaimIn, file_claim
 from intake.ingest import IntakeConfig, ingest
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
 from storage.db import Database
-from storage.models import ApiToken, Channel, ChannelKind, IdentityKind, Manager, ManagerRole
+from storage.models import (
+    ApiToken,
+    Channel,
+    ChannelKind,
+    Claim,
+    IdentityKind,
+    Manager,
+    ManagerRole,
+)
 from storage.outbox import OutboxWorker
 from storage.types import utcnow
 
@@ -128,6 +137,33 @@ async def ingest_message(
     )
     async with db.transaction() as session:
         return await ingest(session, message, IntakeConfig())
+
+
+async def create_claim(
+    db: Database,
+    channel: Channel,
+    *,
+    description: str = "Коробка пришла смятой, внутри разбит экран",
+    reason: str = "quality",
+    email: str | None = None,
+    name: str | None = None,
+    now: datetime | None = None,
+    due_days: int = 10,
+) -> Claim:
+    """A claim filed through the claims service (its conversation, lead and number), committed."""
+    n = _next()
+    claim = ClaimIn(
+        channel_id=channel.id,
+        channel_kind=channel.kind,
+        external_id=f"claim-{n}",
+        reason=reason,
+        description=description,
+        email=email or f"client{n}@example.ru",
+        contact_name=name,
+        due_days=due_days,
+    )
+    async with db.transaction() as session:
+        return (await file_claim(session, claim, now=now)).claim
 
 
 async def form_conversations(db: Database, channel_id: int, count: int) -> list[int]:

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intake.visibility import Viewer, visible_to
 from storage.models import (
     Attachment,
     Claim,
     ClaimSequence,
     ClaimStep,
     Contact,
+    Conversation,
     Manager,
 )
 from storage.repositories import attachments_of
+
+
+def claims_visible_to(viewer: Viewer | None) -> ColumnElement[bool]:
+    """The claims `viewer` may see: those of the conversations they see (intake.visibility)
+    and those they are responsible for; everything without a viewer or for an admin."""
+    if viewer is None or viewer.is_admin:
+        return true()
+    conversations = select(Conversation.id).where(visible_to(viewer))
+    if viewer.manager_id is None:
+        return Claim.conversation_id.in_(conversations)
+    return or_(Claim.manager_id == viewer.manager_id, Claim.conversation_id.in_(conversations))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +87,23 @@ class ClaimRepository:
             query = query.with_for_update()
         return (await self.session.scalars(query)).first()
 
-    async def list(self, filters: ClaimFilters, *, after_id: int | None, limit: int) -> list[Claim]:
+    async def visible(self, claim: Claim, viewer: Viewer | None) -> bool:
+        if viewer is None or viewer.is_admin:
+            return True
+        query = select(Claim.id).where(Claim.id == claim.id, claims_visible_to(viewer))
+        return (await self.session.scalar(query)) is not None
+
+    async def list(
+        self,
+        filters: ClaimFilters,
+        *,
+        after_id: int | None,
+        limit: int,
+        viewer: Viewer | None = None,
+    ) -> list[Claim]:
         query = select(Claim).order_by(Claim.id.desc()).limit(limit)
+        if viewer is not None and not viewer.is_admin:
+            query = query.where(claims_visible_to(viewer))
         if after_id is not None:
             query = query.where(Claim.id < after_id)
         if filters.statuses:
@@ -96,6 +124,17 @@ class ClaimRepository:
             query = query.where(Claim.created_at < filters.created_to)
         return list((await self.session.scalars(query)).all())
 
+    async def count_by_status(
+        self, viewer: Viewer | None, manager_id: int | None
+    ) -> dict[str, int]:
+        """How many claims of each status `viewer` sees (only `manager_id`'s, if given)."""
+        query = select(Claim.status, func.count()).group_by(Claim.status)
+        if viewer is not None and not viewer.is_admin:
+            query = query.where(claims_visible_to(viewer))
+        if manager_id is not None:
+            query = query.where(Claim.manager_id == manager_id)
+        return {row[0]: row[1] for row in await self.session.execute(query)}
+
     async def of_contact(self, contact_id: int, limit: int) -> Sequence[Claim]:
         query = (
             select(Claim)
@@ -114,6 +153,24 @@ class ClaimRepository:
 
     async def contact(self, contact_id: int) -> Contact | None:
         return await self.session.get(Contact, contact_id)
+
+    async def contacts(self, contact_ids: Collection[int]) -> dict[int, Contact]:
+        if not contact_ids:
+            return {}
+        rows = await self.session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+        return {contact.id: contact for contact in rows}
+
+    async def manager_names(self, manager_ids: Collection[int]) -> dict[int, str]:
+        if not manager_ids:
+            return {}
+        query = select(Manager.id, Manager.name).where(Manager.id.in_(manager_ids))
+        return {row.id: row.name for row in await self.session.execute(query)}
+
+    async def step_for_update(self, claim_id: int, step_id: int) -> ClaimStep | None:
+        query = select(ClaimStep).where(ClaimStep.id == step_id, ClaimStep.claim_id == claim_id)
+        if self.session.get_bind().dialect.name != "sqlite":
+            query = query.with_for_update()
+        return (await self.session.scalars(query)).first()
 
     async def manager_exists(self, manager_id: int) -> bool:
         return await self.session.get(Manager, manager_id) is not None

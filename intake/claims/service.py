@@ -26,12 +26,14 @@ from intake.ingest import IntakeConfig, ingest
 from intake.ingest_repository import IntakeRepository
 from intake.journal import Page, decode_cursor, encode_cursor
 from intake.schemas import AttachmentIn, IdentityIn, InboundMessage, IngestResult
+from intake.visibility import Viewer
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.events import (
     ClaimFiled,
     ClaimRated,
     ClaimStatusChanged,
     ClaimStepAdded,
+    ClaimStepDone,
     ClaimUpdated,
 )
 from storage.models import (
@@ -56,6 +58,7 @@ __all__ = [
     "add_step",
     "change_status",
     "claim_handlers",
+    "complete_step",
     "contact_claims",
     "default_reasons",
     "file_claim",
@@ -343,6 +346,31 @@ async def add_step(
     return step
 
 
+async def complete_step(
+    session: AsyncSession,
+    claim_id: int,
+    step_id: int,
+    *,
+    manager_id: int | None,
+    now: datetime | None = None,
+) -> ClaimStep:
+    """Tick off a step of the investigation plan (who, when). Ticking a done step again
+    changes nothing; a status entry of the history is not a step (NotFound)."""
+    claim = await _for_update(session, claim_id)
+    step = await ClaimRepository(session).step_for_update(claim.id, step_id)
+    if step is None or step.kind != "step":
+        raise NotFound(f"no step {step_id} of claim {claim_id}")
+    if step.done_at is not None:
+        return step
+    if claim.status in (ClaimStatus.CLOSED, ClaimStatus.REJECTED):
+        raise Conflict(f"the claim is {claim.status}", code="claim_closed")
+    step.done_at = now or utcnow()
+    step.done_by_id = manager_id
+    emit(session, ClaimStepDone(**_refs(claim), step_id=step.id, manager_id=manager_id))
+    await session.flush()
+    return step
+
+
 _UNSET: Any = object()
 
 
@@ -418,26 +446,37 @@ class ClaimDetail:
     attachments: Sequence[Attachment]
 
 
-async def get_claim(session: AsyncSession, claim: int | str) -> ClaimDetail:
-    """A claim by id or number, with its history and attachments."""
+async def get_claim(
+    session: AsyncSession, claim: int | str, *, viewer: Viewer | None = None
+) -> ClaimDetail:
+    """A claim by id or number, with its history and attachments; NotFound when `viewer`
+    (if given) may not see it (repository.claims_visible_to)."""
     repo = ClaimRepository(session)
     found = await repo.by_number(claim) if isinstance(claim, str) else await repo.get(claim)
-    if found is None:
+    if found is None or not await repo.visible(found, viewer):
         raise NotFound(f"no claim {claim}")
     return ClaimDetail(found, await repo.steps(found.id), await repo.attachments(found.message_id))
 
 
 async def list_claims(
-    session: AsyncSession, filters: ClaimFilters, *, cursor: str | None = None, limit: int = 50
+    session: AsyncSession,
+    filters: ClaimFilters,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    viewer: Viewer | None = None,
 ) -> Page[Claim]:
-    """Newest first, keyset-paginated like the lead journal."""
+    """Newest first, keyset-paginated like the lead journal; only what `viewer` (if given)
+    may see."""
     if not 1 <= limit <= MAX_LIST:
         raise InvalidInput(f"limit must be within 1..{MAX_LIST}", code="invalid_limit")
     for status in filters.statuses:
         if status not in TRANSITIONS:
             raise InvalidInput(f"unknown status {status!r}", code="invalid_status")
     after = decode_cursor("claim", cursor) if cursor else None
-    rows = await ClaimRepository(session).list(filters, after_id=after, limit=limit + 1)
+    rows = await ClaimRepository(session).list(
+        filters, after_id=after, limit=limit + 1, viewer=viewer
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor("claim", rows[-1].id) if more else None)

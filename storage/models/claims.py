@@ -91,6 +91,11 @@ class ClaimStep(IdMixin, CreatedMixin, Base):
     text: Mapped[str] = mapped_column(Text, default="")
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str | None] = mapped_column(String(20))
+    # An investigation step of the plan is done when ticked off (who, when); None: to do.
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    done_by_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("managers.id", ondelete="SET NULL")
+    )
 
 
 class ClaimSequence(Base):

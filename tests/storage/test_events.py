@@ -179,6 +179,7 @@ STORED: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("claim.step_added", {**CLAIM, "step_id": 14, "manager_id": None}),
+    ("claim.step_done", {**CLAIM, "step_id": 14, "manager_id": 3}),
     ("claim.updated", {**CLAIM, "changed": {"manager_id": 3, "resolution": True}, "by": 3}),
     ("claim.rated", {**CLAIM, "conversation_id": None, "rating": 5}),
     ("call.ringing", {**CALL, "manager_ids": [3]}),
