@@ -40,6 +40,7 @@ from storage.models import Contact, Conversation, ConversationStatus, Message
 from storage.types import utcnow
 
 __all__ = [
+    "SORTS",
     "ConversationState",
     "ConversationView",
     "Counts",
@@ -47,7 +48,6 @@ __all__ = [
     "LastMessage",
     "ListRow",
     "Navigation",
-    "SORTS",
     "TimelineItem",
     "View",
     "Viewer",
