@@ -132,7 +132,8 @@ async def test_take_with_a_then_close_shows_the_servers_truth(hub: Workspace, de
 
     await page.get_by_role("button", name="Close", exact=True).click()
     await expect(meta).to_contain_text("Closed")
-    await expect(page.locator("#conv-actions")).to_have_count(0)
+    await expect(page.locator('#conv-actions [data-action="close"]')).to_have_count(0)
+    await expect(page.locator('#conv-actions [data-action="reopen"]')).to_have_count(1)
     assert hub.sql("SELECT status FROM conversations WHERE id = ?", conversation_id) == [
         ("closed",)
     ]
