@@ -78,14 +78,24 @@
     if (data.topic !== "conversation.reopened" || (data.views || []).indexOf("mine") < 0) { return; }
     var notice = document.getElementById("states-notice");
     if (!notice) { return; }
-    var row = document.querySelector('#list-rows [data-conversation="' + data.conversation_id + '"] .who');
-    notice.textContent = notice.dataset.text.replace("{name}", row ? row.textContent : "#" + data.conversation_id);
+    back = String(data.conversation_id);
+    name();
     notice.hidden = false;
     window.clearTimeout(notice.timer);
-    notice.timer = window.setTimeout(function () { notice.hidden = true; }, 8000);
+    notice.timer = window.setTimeout(function () { notice.hidden = true; back = null; }, 8000);
   });
+  // The row comes with the list's refresh, after the event: its name then replaces the id.
+  var back = null;
+  function name() {
+    var notice = document.getElementById("states-notice");
+    if (!notice || back === null) { return; }
+    var row = document.querySelector('#list-rows [data-conversation="' + back + '"] .who');
+    var text = notice.dataset.text.replace("{name}", row ? row.textContent : "#" + back);
+    if (notice.textContent !== text) { notice.textContent = text; }
+  }
 
   function settle() {
+    name();
     document.querySelectorAll("[data-sort-form]").forEach(function (form) { form.classList.add("auto"); });
     sync();
   }
