@@ -152,6 +152,7 @@ async def test_take_with_a_then_close_shows_the_servers_truth(hub: Workspace, de
     await page.get_by_role("button", name="Выйти").click()
     await sign_in(page, hub, ADMIN)
     await page.goto(f"{hub.url}/inbox/v/unassigned/c/{other}")
+    await page.locator('[data-action="assign-menu"]').click()
     await page.get_by_label("Назначить на…").select_option(label=MANAGER_EN[1])
     await page.get_by_role("button", name="Назначить", exact=True).click()
     await expect(meta).to_contain_text(MANAGER_EN[1])

@@ -143,10 +143,15 @@ async def test_transfer_to_another_queue_with_a_reason(hub: Workspace, desk: Any
     await page.goto(f"{hub.url}/inbox/v/unassigned/c/{conversation_id}")
     await _shots(page, hub, "states-actions", f"{hub.url}/inbox/v/unassigned/c/{conversation_id}")
     await page.goto(f"{hub.url}/inbox/v/unassigned/c/{conversation_id}")
-    await page.locator('[data-action="transfer"]').click()
+    await page.locator('[data-action="assign-menu"]').click()
+    for width in (1280, 390):
+        await page.set_viewport_size({"width": width, "height": 800})
+        await no_overflow(page, width)
+        await page.screenshot(path=hub.artifacts / f"states-assign-menu-ru-{width}.png")
+    await page.set_viewport_size({"width": 1280, "height": 800})
     await page.get_by_label("В очередь").select_option(str(queue_id))
     await page.get_by_label("Причина").fill("нужен юрист")
-    await page.locator('[data-action="transfer-go"]').click()
+    await page.locator('[data-action="transfer"]').click()
     await page.locator(".history summary").click()
     await expect(page.locator(".history li").last).to_contain_text("передача · «нужен юрист»")
     assert hub.sql("SELECT queue_id FROM conversations WHERE id = ?", conversation_id) == [

@@ -27,6 +27,7 @@
     var text = count ? label.dataset.some.replace("{count}", String(count)) : label.dataset.none;
     // Only a real change: the observer below hears this page's own writes too.
     if (label.textContent !== text) { label.textContent = text; }
+    form.classList.add("js");
     form.classList.toggle("bulk-active", count > 0);
     var apply = form.querySelector("[data-bulk-apply]");
     if (apply) { apply.disabled = count === 0; }
