@@ -78,11 +78,13 @@ async def transfer(
         decision = await engine.transfer_to_queue(
             session, conversation_id, queue_id, actor_manager_id=actor_manager_id, note=note
         )
-    if note and decision.assignment_id is not None:
-        # The person's own words, apart from routing's explanation, for the history.
+    if decision.assignment_id is not None and (note or actor_manager_id is not None):
         recorded = await session.get(Assignment, decision.assignment_id)
         if recorded is not None:
-            recorded.detail = {**(recorded.detail or {}), "note": note}
+            if note:  # the person's own words, apart from routing's explanation
+                recorded.detail = {**(recorded.detail or {}), "note": note}
+            if recorded.actor_manager_id is None:  # a transfer that left it waiting
+                recorded.actor_manager_id = actor_manager_id
             await session.flush()
     return decision
 

@@ -153,7 +153,9 @@ async def test_transfer_to_another_queue_with_a_reason(hub: Workspace, desk: Any
     await page.get_by_label("Причина").fill("нужен юрист")
     await page.locator('[data-action="transfer"]').click()
     await page.locator(".history summary").click()
-    await expect(page.locator(".history li").last).to_contain_text("передача · «нужен юрист»")
+    await expect(page.locator(".history li").last).to_contain_text(
+        f"передача · «нужен юрист» · кем: {ADMIN[1]}"
+    )
     assert hub.sql("SELECT queue_id FROM conversations WHERE id = ?", conversation_id) == [
         (queue_id,)
     ]

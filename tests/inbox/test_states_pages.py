@@ -166,6 +166,7 @@ class TestApi:
         )
         last = history.json()[-1]
         assert (last["reason"], last["queue_id"]) == ("transfer", queue["id"])
+        assert last["actor_manager_id"] is None  # an operator's token: no manager acted
         async with hub_db.read() as session:
             recorded = await session.get(Assignment, last["id"])
             assert recorded is not None and recorded.detail["note"] == "нужен юрист"
@@ -223,7 +224,7 @@ class TestPages:
         )
         assert moved.status_code == 303
         page = await client.get(f"/inbox/v/open/c/{conversation}?lang=en")
-        assert "transfer · «&lt;i&gt;договор&lt;/i&gt;»" in page.text
+        assert "transfer · «&lt;i&gt;договор&lt;/i&gt;» · by Ольга" in page.text
         same = await client.post(
             f"/inbox/c/{conversation}/transfer",
             data={"view": "open", "queue_id": str(queue["id"])},
