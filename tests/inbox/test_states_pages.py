@@ -22,7 +22,17 @@ from tests.factories import (
     make_queue,
     manager_with_headers,
 )
-from tests.inbox.test_web_pages import HUB, signed_in
+
+HUB = "http://hub.test"
+
+
+async def signed_in(client: httpx.AsyncClient, email: str) -> None:
+    response = await client.post(
+        "/login",
+        data={"email": email, "password": "correct horse battery staple"},
+        headers={"Origin": HUB},
+    )
+    assert response.status_code == 303, response.text
 
 
 async def _conversations(db: Database, count: int) -> list[int]:

@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from intake.inbox import (
     ConversationState,
@@ -267,6 +267,36 @@ class TestSlaAndClaimViews:
         assert (counts.sla_breached, counts.sla_soon) == (1, 1)
         # Nearest target first (a waiting one's too); those without one last, by id.
         assert walked == [late, waiting, soon, later, none]
+
+    async def test_a_page_by_sla_costs_the_same_queries_whatever_its_size(
+        self, db: Database
+    ) -> None:
+        ids = await _conversations(db, 12)
+        now = utcnow()
+        for n, conversation_id in enumerate(ids[:6]):
+            await _arrange(db, conversation_id, first_response_due_at=now + timedelta(minutes=n))
+        statements: list[str] = []
+
+        def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            statements.append(statement)
+
+        engine = db.read_engine.sync_engine
+        costs = {}
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            for size in (2, 12):
+                statements.clear()
+                async with db.read() as session:
+                    listing = await inbox_list(
+                        session, Viewer(None, True), parse_view("open"), limit=size, sort="sla"
+                    )
+                assert len(listing.page.items) == size
+                costs[size] = len(
+                    [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+                )
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert costs == {2: 2, 12: 2}  # the page and its rows' last messages
 
     async def test_claims_view_and_live_views(self, db: Database) -> None:
         claimed, plain = await _conversations(db, 2)
