@@ -144,7 +144,7 @@ async def bulk_page(
     request: Request,
     context: ContextDep,
     principal: PagePrincipal,
-    ids: Annotated[list[DbId], Form(max_length=MAX_BULK)],
+    ids: Annotated[list[DbId], Form(max_length=MAX_BULK, default_factory=list)],
     action: Annotated[str, Form(pattern="^(assign|close|snooze)$")],
     manager_id: Annotated[DbId | None, Form()] = None,
     choice: SnoozeChoice = "hour",

@@ -273,6 +273,10 @@ class TestPages:
         assert f'data-conversation="{first}"' not in done.text  # the list is the new truth
         assert await _status(hub_db, first) == await _status(hub_db, second) == "closed"
         assert await _status(hub_db, theirs) == "open"
+        nothing = await client.post(
+            "/inbox/bulk", data={"action": "close", "view": "open"}, headers={"Origin": HUB}
+        )
+        assert nothing.status_code == 422 and "Сначала выберите разговоры." in nothing.text
         forged = await client.post(
             "/inbox/bulk",
             data={"ids": [str(first)], "action": "close"},
