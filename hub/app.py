@@ -174,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from inbox.merges_api import router as merges_router
     from inbox.routing_api import router as routing_router
     from inbox.search_api import router as search_router
+    from inbox.states_api import router as states_router
     from inbox.telegram_link_api import router as telegram_link_router
 
     # Phone systems post many small events: their routes are matched first.
@@ -185,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(claims_router)
     app.include_router(api_router)
     app.include_router(routing_router)
+    app.include_router(states_router)
     app.include_router(channels_router)
     app.include_router(calls_router)
     app.include_router(telegram_link_router)

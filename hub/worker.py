@@ -22,6 +22,7 @@ from channels.telegram.polling import TelegramPollers
 from channels.telephony.handlers import telephony_handlers
 from hub.settings import Settings
 from intake.claims.service import claim_handlers
+from intake.states import state_handlers
 from routing.handlers import ROUTING_EVENTS, routing_handlers
 from routing.notify import BusNotifier, Notifier, notification_handlers
 from routing.sla import SlaMonitor
@@ -76,6 +77,7 @@ def handlers(
         telephony_handlers(context.bus),
         claim_handlers(DELIVERABLE_KINDS),
         greeting_handlers(DELIVERABLE_KINDS),
+        state_handlers(engine.clock),
         {Event: [bus_publisher(context)]},
     ]
     if delivery is not None:

@@ -472,7 +472,8 @@ async def conversations(
     _principal: PrincipalDep,
     session: ReadSessionDep,
     status: Annotated[
-        list[str] | None, Query(description="open, pending, closed; repeat or comma-separate")
+        list[str] | None,
+        Query(description="open, pending, snoozed, closed; repeat or comma-separate"),
     ] = None,
     channel: Annotated[str | None, Query(max_length=64, description="Channel key or id")] = None,
     contact_id: DbId | None = None,

@@ -473,7 +473,7 @@ async def transfer(
     conversation_id: DbId, body: TransferIn, principal: PrincipalDep, context: ContextDep
 ) -> DecisionOut:
     """Transfer to a manager (`manager_id`) or to a queue (`queue_id`, routed by its
-    strategy; it may wait or be offered); recorded as `transfer`."""
+    strategy; it may wait or be offered); recorded as `transfer` with the `reason`."""
     engine = context.routing
     async with context.db.transaction() as session:
         decision = await conversation_admin.transfer(
@@ -483,6 +483,7 @@ async def transfer(
             manager_id=body.manager_id,
             queue_id=body.queue_id,
             actor_manager_id=principal.manager_id,
+            note=body.reason,
         )
     return DecisionOut.of(decision)
 

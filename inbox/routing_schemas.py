@@ -286,6 +286,9 @@ class TransferIn(BaseModel):
 
     manager_id: ManagerId | None = None
     queue_id: QueueId | None = None
+    reason: str | None = Field(
+        default=None, max_length=500, description="Why, kept in the assignment history"
+    )
 
 
 class ReplyFileIn(BaseModel):
@@ -335,6 +338,7 @@ class ConversationRoutingOut(BaseModel):
     last_inbound_at: datetime | None
     last_outbound_at: datetime | None
     closed_at: datetime | None
+    snoozed_until: datetime | None = None
 
     @classmethod
     def of(cls, conversation: Conversation) -> ConversationRoutingOut:
@@ -354,4 +358,5 @@ class ConversationRoutingOut(BaseModel):
             last_inbound_at=conversation.last_inbound_at,
             last_outbound_at=conversation.last_outbound_at,
             closed_at=conversation.closed_at,
+            snoozed_until=conversation.snoozed_until,
         )

@@ -1,9 +1,10 @@
 """The managers' workspace as a service: list views, counts, a conversation and its contact's
 timeline, and which views a change touches (for the live stream).
 
-A view is named by a slug that is also its URL: `mine`, `unassigned`, `open`, `queue-<id>`,
-`channel-<id>`, `status-<status>`. Lists are sorted by last activity (the last message, else
-the creation) with a keyset cursor on (activity, id), so a walk never repeats or skips a row
+A view is named by a slug that is also its URL: `mine`, `unassigned`, `open`, `sla-soon`,
+`sla-breached`, `claims`, `queue-<id>`, `channel-<id>`, `status-<status>`. Lists are sorted
+by last activity (the last message, else the creation) or by SLA due (the nearest response
+target first) with a keyset cursor on (sort key, id), so a walk never repeats or skips a row
 and there is no page cap. Services read; they never commit.
 """
 
@@ -18,20 +19,28 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.inbox_repository import (
+    NO_SLA,
     OPEN_STATUSES,
+    SLA_SOON,
+    SORTS,
     Counts,
     InboxRepository,
     LastMessage,
     ListRow,
     TimelineItem,
+    has_claim,
+    sla_breached,
+    sla_soon,
 )
 from intake.journal import Page
 from intake.search import SnippetPart, search
 from intake.visibility import Viewer
 from storage.errors import InvalidInput, NotFound
 from storage.models import Contact, Conversation, ConversationStatus, Message
+from storage.types import utcnow
 
 __all__ = [
+    "SORTS",
     "ConversationState",
     "ConversationView",
     "Counts",
@@ -55,14 +64,18 @@ __all__ = [
 
 PAGE_SIZE = 50
 TIMELINE_SIZE = 200
-_VIEW = re.compile(r"(mine|unassigned|open)|(queue|channel)-([0-9]{1,18})|status-([a-z]{1,20})")
+_VIEW = re.compile(
+    r"(mine|unassigned|open|sla-soon|sla-breached|claims)"
+    r"|(queue|channel)-([0-9]{1,18})|status-([a-z]{1,20})"
+)
 _CURSOR = re.compile(r"([0-9]{1,20}):([0-9]{1,18})")
 
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """A list view: its kind (`mine`, `unassigned`, `open`, `queue`, `channel`, `status`)
-    and, for the last three, the queue id, channel id or status."""
+    """A list view: its kind (`mine`, `unassigned`, `open`, `sla-soon`, `sla-breached`,
+    `claims`, `queue`, `channel`, `status`) and, for the last three, the queue id, channel
+    id or status."""
 
     kind: str
     value: str | None = None
@@ -71,8 +84,9 @@ class View:
     def slug(self) -> str:
         return self.kind if self.value is None else f"{self.kind}-{self.value}"
 
-    def condition(self, viewer: Viewer) -> ColumnElement[bool]:
+    def condition(self, viewer: Viewer, now: datetime | None = None) -> ColumnElement[bool]:
         is_open = Conversation.status.in_(OPEN_STATUSES)
+        now = now or utcnow()
         if self.kind == "mine":
             if viewer.manager_id is None:
                 return Conversation.id.is_(None)
@@ -85,6 +99,12 @@ class View:
             return is_open & (Conversation.channel_id == int(self.value or 0))
         if self.kind == "status":
             return Conversation.status == self.value
+        if self.kind == "sla-soon":
+            return sla_soon(now)
+        if self.kind == "sla-breached":
+            return sla_breached(now)
+        if self.kind == "claims":
+            return is_open & has_claim()
         return is_open
 
 
@@ -105,20 +125,26 @@ def parse_view(slug: str) -> View:
 
 @dataclass(frozen=True, slots=True)
 class ConversationState:
-    """What decides a conversation's views: its status, assignee, queue and channel."""
+    """What decides a conversation's views: its status, assignee, queue and channel, the
+    SLA target it runs against and whether it has a claim."""
 
     id: int
     status: str
     assignee_id: int | None
     queue_id: int | None
     channel_id: int
+    sla_due_at: datetime | None = None
+    has_claim: bool = False
 
 
 def views_of(
-    conversation: ConversationState, viewer: Viewer, queue_ids: frozenset[int]
+    conversation: ConversationState,
+    viewer: Viewer,
+    queue_ids: frozenset[int],
+    now: datetime | None = None,
 ) -> list[str]:
-    """The slugs of the views `conversation` now belongs to for `viewer` (none when the
-    viewer may not see it): what the live stream tells each tab."""
+    """The slugs of the views `conversation` now belongs to for `viewer` at `now` (none when
+    the viewer may not see it): what the live stream tells each tab."""
     mine = viewer.manager_id is not None and conversation.assignee_id == viewer.manager_id
     if not (
         viewer.is_admin
@@ -136,11 +162,21 @@ def views_of(
             slugs.append("mine")
         if conversation.assignee_id is None:
             slugs.append("unassigned")
+        if conversation.has_claim:
+            slugs.append("claims")
+        due = conversation.sla_due_at
+        if conversation.status == ConversationStatus.OPEN and due is not None:
+            now = now or utcnow()
+            if due < now:
+                slugs.append("sla-breached")
+            elif due < now + SLA_SOON:
+                slugs.append("sla-soon")
     return slugs
 
 
-def _encode_cursor(row: ListRow) -> str:
-    at = row.activity_at if row.activity_at.tzinfo else row.activity_at.replace(tzinfo=UTC)
+def _encode_cursor(row: ListRow, sort: str) -> str:
+    at = row.activity_at if sort == "activity" else (row.sla_due_at or NO_SLA)
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
     micros = int(at.timestamp() * 1_000_000)
     raw = f"{micros}:{row.conversation.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
@@ -170,15 +206,21 @@ async def inbox_list(
     view: View,
     cursor: str | None = None,
     limit: int = PAGE_SIZE,
+    sort: str = "activity",
 ) -> InboxList:
-    """One page of a view, latest activity first, in two queries whatever its size."""
+    """One page of a view, latest activity first (or `sort="sla"`: the nearest SLA target
+    first), in two queries whatever its size; a cursor holds for the sort that gave it."""
+    if sort not in SORTS:
+        raise InvalidInput(f"no sort {sort!r}", code="invalid_sort")
     repo = InboxRepository(session)
     after = _decode_cursor(cursor) if cursor else None
-    rows = await repo.list_page(viewer, view.condition(viewer), after=after, limit=limit + 1)
+    rows = await repo.list_page(
+        viewer, view.condition(viewer), after=after, limit=limit + 1, sort=sort
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     last = await repo.last_messages([row.conversation.id for row in rows])
-    return InboxList(Page(rows, _encode_cursor(rows[-1]) if more else None), last)
+    return InboxList(Page(rows, _encode_cursor(rows[-1], sort) if more else None), last)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +266,9 @@ class Navigation:
 async def navigation(session: AsyncSession, viewer: Viewer) -> Navigation:
     """The views column: the viewer's queues, the channels and every view's count."""
     repo = InboxRepository(session)
-    return Navigation(await repo.counts(viewer), await repo.queues(viewer), await repo.channels())
+    return Navigation(
+        await repo.counts(viewer, utcnow()), await repo.queues(viewer), await repo.channels()
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,8 +322,20 @@ async def conversation_state(
     found = await InboxRepository(session).conversation_state(conversation_id)
     if found is None:
         return None
+    conversation, claimed = found
+    due = (
+        conversation.first_response_due_at
+        if conversation.first_response_at is None
+        else conversation.next_response_due_at
+    )
     return ConversationState(
-        found.id, found.status, found.assignee_id, found.queue_id, found.channel_id
+        conversation.id,
+        conversation.status,
+        conversation.assignee_id,
+        conversation.queue_id,
+        conversation.channel_id,
+        due,
+        claimed,
     )
 
 

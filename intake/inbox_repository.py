@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
@@ -23,6 +23,7 @@ from intake.visibility import Viewer, visible_to
 from storage.models import (
     CannedReply,
     Channel,
+    Claim,
     Contact,
     Conversation,
     ConversationRead,
@@ -35,6 +36,7 @@ from storage.models import (
     QueueMember,
 )
 from storage.models.base import table_of
+from storage.types import UTCDateTime
 
 OPEN_STATUSES = (ConversationStatus.OPEN.value, ConversationStatus.PENDING.value)
 
@@ -49,6 +51,7 @@ class ListRow:
     contact_name: str | None
     assignee_name: str | None
     activity_at: datetime
+    sla_due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +77,56 @@ class Counts:
     by_queue: dict[int, int]
     by_channel: dict[int, int]
     by_status: dict[str, int]
+    sla_soon: int = 0
+    sla_breached: int = 0
+    claims: int = 0
 
 
 def activity_column() -> ColumnElement[datetime]:
     """When the conversation last moved: its last message, else its creation."""
     return func.coalesce(Conversation.last_message_at, Conversation.created_at)
+
+
+# How far ahead an SLA target is "due soon".
+SLA_SOON = timedelta(hours=1)
+# Rows without a running SLA target sort after every one that has one.
+NO_SLA = datetime(9999, 1, 1, tzinfo=UTC)
+SORTS = ("activity", "sla")
+
+
+def sla_due_column() -> ColumnElement[datetime]:
+    """The response target the client waits on: the first response's until the first reply,
+    then the next response's (set while a client message is unanswered, cleared by a reply)."""
+    return case(
+        (Conversation.first_response_at.is_(None), Conversation.first_response_due_at),
+        else_=Conversation.next_response_due_at,
+    )
+
+
+def sla_key_column() -> ColumnElement[datetime]:
+    """The SLA sort key: the due time, or NO_SLA when no target runs."""
+    return func.coalesce(sla_due_column(), literal(NO_SLA, UTCDateTime()))
+
+
+def sla_breached(now: datetime) -> ColumnElement[bool]:
+    """Open, and its target has passed (waiting and snoozed conversations owe no answer)."""
+    due = sla_due_column()
+    return (Conversation.status == ConversationStatus.OPEN.value) & due.is_not(None) & (due < now)
+
+
+def sla_soon(now: datetime) -> ColumnElement[bool]:
+    """Open, and its target comes within SLA_SOON."""
+    due = sla_due_column()
+    return (
+        (Conversation.status == ConversationStatus.OPEN.value)
+        & due.is_not(None)
+        & (due >= now)
+        & (due < now + SLA_SOON)
+    )
+
+
+def has_claim() -> ColumnElement[bool]:
+    return exists().where(Claim.conversation_id == Conversation.id)
 
 
 class InboxRepository:
@@ -92,9 +140,11 @@ class InboxRepository:
         *,
         after: tuple[datetime, int] | None,
         limit: int,
+        sort: str = "activity",
     ) -> list[ListRow]:
-        """Rows matching `condition` that `viewer` sees, latest activity first, after the
-        keyset position `after` (activity, id)."""
+        """Rows matching `condition` that `viewer` sees after the keyset position `after`
+        (sort key, id): latest activity first, or (`sort="sla"`) the nearest SLA target first
+        and those without one last, by activity."""
         assignee = aliased(Manager)
         activity = activity_column()
         query = (
@@ -105,18 +155,28 @@ class InboxRepository:
                 Contact.name,
                 assignee.name,
                 activity.label("activity_at"),
+                sla_due_column().label("sla_due_at"),
             )
             .join(Channel, Channel.id == Conversation.channel_id)
             .join(Contact, Contact.id == Conversation.contact_id)
             .outerjoin(assignee, assignee.id == Conversation.assignee_id)
             .where(visible_to(viewer), condition)
         )
-        if after is not None:
-            at, last_id = after
-            query = query.where(or_(activity < at, and_(activity == at, Conversation.id < last_id)))
-        query = query.order_by(activity.desc(), Conversation.id.desc()).limit(limit)
-        rows = (await self.session.execute(query)).all()
-        return [ListRow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        if sort == "sla":
+            key = sla_key_column()
+            if after is not None:
+                at, last_id = after
+                query = query.where(or_(key > at, and_(key == at, Conversation.id > last_id)))
+            query = query.order_by(key.asc(), Conversation.id.asc())
+        else:
+            if after is not None:
+                at, last_id = after
+                query = query.where(
+                    or_(activity < at, and_(activity == at, Conversation.id < last_id))
+                )
+            query = query.order_by(activity.desc(), Conversation.id.desc())
+        rows = (await self.session.execute(query.limit(limit))).all()
+        return [ListRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
     async def last_messages(self, conversation_ids: Sequence[int]) -> dict[int, LastMessage]:
         """The latest message (not a note) of each conversation, in one query."""
@@ -137,7 +197,7 @@ class InboxRepository:
         )
         return {row[0]: LastMessage(row[1], row[2] or "") for row in rows}
 
-    async def counts(self, viewer: Viewer) -> Counts:
+    async def counts(self, viewer: Viewer, now: datetime) -> Counts:
         """Counts of every view in four queries (fixed views, per queue, channel, status)."""
         visible = visible_to(viewer)
         is_open = Conversation.status.in_(OPEN_STATUSES)
@@ -156,6 +216,9 @@ class InboxRepository:
                     count_if(mine_condition),
                     count_if(Conversation.assignee_id.is_(None)),
                     func.count(),
+                    count_if(sla_soon(now)),
+                    count_if(sla_breached(now)),
+                    count_if(has_claim()),
                 ).where(visible, is_open)
             )
         ).one()
@@ -179,6 +242,9 @@ class InboxRepository:
             by_queue={int(q or 0): int(n) for q, n in by_queue},
             by_channel={int(c): int(n) for c, n in by_channel},
             by_status={str(s): int(n) for s, n in by_status},
+            sla_soon=int(fixed[3]),
+            sla_breached=int(fixed[4]),
+            claims=int(fixed[5]),
         )
 
     async def queues(self, viewer: Viewer) -> list[tuple[int, str]]:
@@ -205,9 +271,17 @@ class InboxRepository:
         rows = await self.list_page(viewer, Conversation.id == conversation_id, after=None, limit=1)
         return rows[0] if rows else None
 
-    async def conversation_state(self, conversation_id: int) -> Conversation | None:
-        """The conversation as it is now (what the live stream sorts into views)."""
-        return await self.session.get(Conversation, conversation_id, populate_existing=True)
+    async def conversation_state(self, conversation_id: int) -> tuple[Conversation, bool] | None:
+        """The conversation as it is now and whether it has a claim (what the live stream
+        sorts into views), in one query."""
+        row = (
+            await self.session.execute(
+                select(Conversation, has_claim())
+                .where(Conversation.id == conversation_id)
+                .execution_options(populate_existing=True)
+            )
+        ).first()
+        return None if row is None else (row[0], bool(row[1]))
 
     async def identities(self, contact_id: int) -> list[tuple[str, str]]:
         rows = await self.session.execute(

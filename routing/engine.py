@@ -252,7 +252,13 @@ class RoutingEngine:
                         RoutingState.WAITING, None, queue.id, "waiting", choice.explanation
                     )
                 return await self._wait(
-                    repo, conversation, queue, choice.explanation, now, rearm=rearm
+                    repo,
+                    conversation,
+                    queue,
+                    choice.explanation,
+                    now,
+                    rearm=rearm,
+                    transfer_note=note if reason == AssignmentReason.TRANSFER else None,
                 )
             try:
                 return await self._assign(
@@ -475,9 +481,13 @@ class RoutingEngine:
         now: datetime,
         *,
         rearm: bool = False,
+        transfer_note: str | None = None,
     ) -> Decision:
+        """Leave the conversation waiting; a transfer (`transfer_note`, what the person said)
+        is always recorded, as `transfer` with their words."""
         already = (
-            conversation.routing_state == RoutingState.WAITING
+            transfer_note is None
+            and conversation.routing_state == RoutingState.WAITING
             and conversation.waiting_reason == why
         )
         first_decision = conversation.routing_state == RoutingState.NEW
@@ -504,8 +514,10 @@ class RoutingEngine:
                     "state": RoutingState.WAITING,
                     "manager_id": None,
                     "queue_id": queue_id,
-                    "reason": AssignmentReason.STRATEGY,
-                    "explanation": why,
+                    "reason": AssignmentReason.STRATEGY
+                    if transfer_note is None
+                    else AssignmentReason.TRANSFER,
+                    "explanation": why if transfer_note is None else f"{transfer_note}; {why}",
                 },
                 [(conversation, waiting)],
                 events,
@@ -616,8 +628,10 @@ class RoutingEngine:
         actor_manager_id: int | None,
         reason: AssignmentReason = AssignmentReason.MANUAL,
         queue_id: int | None = None,
+        note: str | None = None,
     ) -> Decision:
-        """Assign by hand (or transfer): capacity and presence are the person's judgement."""
+        """Assign by hand (or transfer): capacity and presence are the person's judgement.
+        `note`, the person's own words, is kept in the decision's explanation."""
         repo = RoutingRepository(session)
         conversation = await repo.lock_conversation(conversation_id)
         if conversation is None:
@@ -635,7 +649,7 @@ class RoutingEngine:
             manager,
             queue_id or conversation.queue_id,
             reason,
-            f"{reason.value} by {who}",
+            f"{reason.value} by {who}" + (f": {note}" if note else ""),
             self.clock(),
             actor_manager_id=actor_manager_id,
         )
@@ -647,7 +661,10 @@ class RoutingEngine:
         queue_id: int,
         *,
         actor_manager_id: int | None,
+        note: str | None = None,
     ) -> Decision:
+        """Hand the conversation to a queue, whose strategy decides (never back to whoever
+        had it); `note`, the person's reason, is kept in the decision's explanation."""
         repo = RoutingRepository(session)
         conversation = await repo.lock_conversation(conversation_id)
         if conversation is None:
@@ -662,9 +679,10 @@ class RoutingEngine:
             conversation,
             queue,
             self.clock(),
-            note=f"transferred by manager {actor_manager_id}"
-            if actor_manager_id
-            else "transferred",
+            note=(
+                f"transferred by manager {actor_manager_id}" if actor_manager_id else "transferred"
+            )
+            + (f": {note}" if note else ""),
             # A transfer hands the conversation on: never back to whoever had it.
             after_manager_id=previous,
             reason=AssignmentReason.TRANSFER,

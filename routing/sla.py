@@ -65,7 +65,9 @@ class SlaMonitor:
         repo = RoutingRepository(session)
         conversation_id = timer.conversation_id
         conversation = await repo.lock_conversation(conversation_id)
-        if conversation is None or conversation.status == ConversationStatus.CLOSED:
+        # Closed, waiting for the client or snoozed: nobody owes an answer now (the client's
+        # next message opens it and starts the next-response clock).
+        if conversation is None or conversation.status != ConversationStatus.OPEN:
             return False
         kind = timer.kind
         due = datetime.fromisoformat(timer.due_at)

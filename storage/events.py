@@ -299,6 +299,45 @@ class ConversationClosed(Event, topic="conversation.closed"):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConversationSnoozed(Event, topic="conversation.snoozed", bus_only=True):
+    """A manager put the conversation aside until `until` (ISO time, UTC)."""
+
+    conversation_id: int
+    until: str
+    manager_id: int | None = None  # the assignee
+    snoozed_by: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnoozeDue(Event, topic="conversation.snooze_due"):
+    """Timer: a snooze ends (only the snooze that ends at `until` wakes the conversation)."""
+
+    conversation_id: int
+    until: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationPending(Event, topic="conversation.pending", bus_only=True):
+    """A manager marked the conversation as waiting for the client."""
+
+    conversation_id: int
+    manager_id: int | None = None  # the assignee
+    marked_by: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationReopened(Event, topic="conversation.reopened", bus_only=True):
+    """The conversation is open again: `reason` is `manager` (reopened by hand, `reopened_by`),
+    `snooze_ended` or `client_wrote`; `from_` the status it left."""
+
+    conversation_id: int
+    from_: str = key("from")
+    reason: str
+    manager_id: int | None = None  # the assignee, told over the live stream
+    reopened_by: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class MessageRef(Event):
     conversation_id: int
     message_id: int

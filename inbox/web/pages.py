@@ -47,10 +47,11 @@ from intake.inbox import (
 from intake.search import MAX_QUERY_LENGTH
 from intake.sessions import end_session, find_session, open_session
 from routing.admin import conversations as conversation_admin
+from routing.admin.bulk import BulkResult, bulk_candidates
 from routing.admin.conversations import assign_as, conversation_actions
 from storage.errors import HubError, InvalidInput, NotFound, RateLimited
 from storage.models import MessageDirection
-from storage.types import DbId
+from storage.types import DbId, utcnow
 
 from .common import (
     DEFAULT_VIEW,
@@ -175,8 +176,11 @@ async def _workspace(
     cursor: str | None,
     query: str | None = None,
     action_error: HubError | None = None,
+    sort: str = "activity",
+    bulk: BulkResult | None = None,
 ) -> HTMLResponse:
-    """The workspace with a view's list, or with a search's results when `query` is given."""
+    """The workspace with a view's list (in the `sort` order), or with a search's results
+    when `query` is given; `bulk`, what a bulk action did, above the list."""
     view = parse_view(slug)
     viewer = viewer_of(principal)
     assert principal.manager_id is not None
@@ -187,7 +191,7 @@ async def _workspace(
         found = await _search_results(session, viewer, words, query, cursor)
         listing = None
     else:
-        listing = await inbox_list(session, viewer, view, cursor)
+        listing = await inbox_list(session, viewer, view, cursor, sort=sort)
     nav = await navigation(session, viewer)
     opened = None
     actions = None
@@ -223,6 +227,12 @@ async def _workspace(
         directions=MessageDirection,
         row_title=_row_title,
         view_title=words.t("search.title") if found else _view_title(words, view, nav),
+        sort=sort,
+        sort_query="" if sort == "activity" else f"?sort={sort}",
+        bulk=bulk,
+        bulk_errors=BULK_ERRORS,
+        now=utcnow(),
+        bulk_managers=await bulk_candidates(session, viewer) if listing is not None else [],
     )
 
 
@@ -234,8 +244,19 @@ ACTION_ERRORS = frozenset(
         "not_yours",
         "not_a_candidate",
         "unknown_manager",
+        "snooze_in_past",
+        "snooze_too_long",
+        "invalid_snooze",
+        "thread_reopened",
+        "same_queue",
+        "unknown_queue",
+        "nothing_selected",
+        "too_many",
+        "no_manager",
     }
 )
+# What a bulk action may say of one conversation it did not act on.
+BULK_ERRORS = ACTION_ERRORS | {"not_found"}
 
 
 def _action_error(words: Speaker, error: HubError | None) -> str | None:
@@ -262,6 +283,9 @@ def _row_title(row: ListRow) -> str:
     return row.contact_name or row.conversation.subject or f"#{row.conversation.id}"
 
 
+ListSort = Annotated[str, Query(pattern="^(activity|sla)$")]
+
+
 @router.get("/inbox/v/{slug}")
 async def view_page(
     slug: str,
@@ -270,9 +294,10 @@ async def view_page(
     principal: PagePrincipal,
     session: ReadSessionDep,
     after: str | None = None,
+    sort: ListSort = "activity",
 ) -> HTMLResponse:
-    """A list view (`?after=` for the next page)."""
-    return await _workspace(request, context, principal, session, slug, None, after)
+    """A list view (`?after=` for the next page, `?sort=sla` for the nearest SLA first)."""
+    return await _workspace(request, context, principal, session, slug, None, after, sort=sort)
 
 
 @router.get("/inbox/v/{slug}/c/{conversation_id}")
@@ -283,9 +308,12 @@ async def conversation_page(
     context: ContextDep,
     principal: PagePrincipal,
     session: ReadSessionDep,
+    sort: ListSort = "activity",
 ) -> HTMLResponse:
     """A conversation opened beside the list of the view it was opened from."""
-    return await _workspace(request, context, principal, session, slug, conversation_id, None)
+    return await _workspace(
+        request, context, principal, session, slug, conversation_id, None, sort=sort
+    )
 
 
 @router.get("/inbox/search")

@@ -15,7 +15,8 @@ from storage.types import BigId, JSONDict, UTCDateTime
 
 class ConversationStatus(StrEnum):
     OPEN = "open"
-    PENDING = "pending"
+    PENDING = "pending"  # waiting for the client
+    SNOOZED = "snoozed"  # out of the open views until `snoozed_until` or the client writes
     CLOSED = "closed"
 
 
@@ -60,6 +61,7 @@ class Conversation(IdMixin, TimestampMixin, Base):
     last_outbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class MessageDirection(StrEnum):

@@ -132,7 +132,8 @@ async def test_take_with_a_then_close_shows_the_servers_truth(hub: Workspace, de
 
     await page.get_by_role("button", name="Close", exact=True).click()
     await expect(meta).to_contain_text("Closed")
-    await expect(page.locator("#conv-actions")).to_have_count(0)
+    await expect(page.locator('#conv-actions [data-action="close"]')).to_have_count(0)
+    await expect(page.locator('#conv-actions [data-action="reopen"]')).to_have_count(1)
     assert hub.sql("SELECT status FROM conversations WHERE id = ?", conversation_id) == [
         ("closed",)
     ]
@@ -151,6 +152,7 @@ async def test_take_with_a_then_close_shows_the_servers_truth(hub: Workspace, de
     await page.get_by_role("button", name="Выйти").click()
     await sign_in(page, hub, ADMIN)
     await page.goto(f"{hub.url}/inbox/v/unassigned/c/{other}")
+    await page.locator('[data-action="assign-menu"]').click()
     await page.get_by_label("Назначить на…").select_option(label=MANAGER_EN[1])
     await page.get_by_role("button", name="Назначить", exact=True).click()
     await expect(meta).to_contain_text(MANAGER_EN[1])

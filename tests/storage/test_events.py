@@ -95,6 +95,27 @@ STORED: list[tuple[str, dict[str, Any]]] = [
     ("message.received", {**REFS, "message_id": 40, "continues": False}),
     ("message.received", {**REFS, "message_id": 41, "continues": True, "automatic": True}),
     ("conversation.closed", {"conversation_id": 11, "manager_id": 3, "closed_by": None}),
+    (
+        "conversation.snoozed",
+        {
+            "conversation_id": 11,
+            "until": "2026-03-02T06:00:00+00:00",
+            "manager_id": 3,
+            "snoozed_by": 3,
+        },
+    ),
+    ("conversation.snooze_due", {"conversation_id": 11, "until": "2026-03-02T06:00:00+00:00"}),
+    ("conversation.pending", {"conversation_id": 11, "manager_id": None, "marked_by": 3}),
+    (
+        "conversation.reopened",
+        {
+            "conversation_id": 11,
+            "from": "snoozed",
+            "reason": "snooze_ended",
+            "manager_id": 3,
+            "reopened_by": None,
+        },
+    ),
     ("message.edited", MESSAGE),
     ("message.outbound", {**MESSAGE, "manager_id": 3}),
     ("message.outbound", {**MESSAGE, "manager_id": None}),

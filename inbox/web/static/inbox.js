@@ -135,6 +135,7 @@
     });
     stream.addEventListener("change", function (event) {
       var data = JSON.parse(event.data);
+      document.dispatchEvent(new CustomEvent("omnihub:change", { detail: data }));
       var gap = data.seq !== lastSeq + 1;
       lastSeq = data.seq;
       var w = workspace();
