@@ -52,8 +52,15 @@ PAGE_SIZE = 50
 LEAD_STATUSES = tuple(status.value for status in LeadStatus)
 SOURCES = tuple(kind.value for kind in ChannelKind)
 # Refusals the page names in plain words; anything else is "could not be done".
-FILTER_ERRORS = frozenset(
-    {"invalid_status", "invalid_source", "invalid_date", "invalid_text", "invalid_cursor"}
+REFUSALS = frozenset(
+    {
+        "invalid_status",
+        "invalid_source",
+        "invalid_date",
+        "invalid_text",
+        "invalid_cursor",
+        "invalid_assignee",
+    }
 )
 # Where a status form may send a browser without JavaScript back to.
 SAFE_BACK = ("/leads", "/inbox/")
@@ -153,10 +160,10 @@ JournalFormDep = Annotated[JournalForm, Depends(journal_form)]
 
 
 def _refusal(words: Speaker, error: HubError) -> str:
-    code = error.code if error.code in FILTER_ERRORS | {"invalid_assignee"} else "failed"
+    """A refused filter or change in the manager's words."""
     if isinstance(error, NotFound):
-        code = "not_found"
-    return words.t(f"leads.error.{code}")
+        return words.t("leads.error.not_found")
+    return words.t(f"leads.error.{error.code if error.code in REFUSALS else 'failed'}")
 
 
 @dataclass(frozen=True, slots=True)
