@@ -126,7 +126,7 @@ async def test_filter_change_status_and_download_the_journal(
 async def test_the_journal_fits_a_phone_and_reads_in_english(hub: Workspace, browser: Any) -> None:
     from playwright.async_api import expect
 
-    await asyncio.to_thread(
+    kate = await asyncio.to_thread(
         post_form, hub, "Ekaterina Long-Surname-Of-A-Client", "kate@example.com", "A quote please"
     )
     for who, lang, title in ((ADMIN, "ru", "Журнал заявок"), (MANAGER_EN, "en", "Lead journal")):
@@ -144,6 +144,13 @@ async def test_the_journal_fits_a_phone_and_reads_in_english(hub: Workspace, bro
                 await page.screenshot(
                     path=hub.artifacts / f"leads-{lang}-{width}.png", full_page=True
                 )
+                # The lead's status in the conversation's header fits too.
+                await page.goto(hub.url + f"/inbox/v/open/c/{kate}")
+                await expect(page.locator(".conv-head form.lead-status select")).to_have_value(
+                    "new"
+                )
+                await no_overflow(page, width)
+                await page.screenshot(path=hub.artifacts / f"leads-conversation-{lang}-{width}.png")
             finally:
                 await context.close()
 
