@@ -23,6 +23,7 @@ from tests.factories import (
     set_language,
 )
 from tests.inbox.test_web_pages import HUB, signed_in
+from tests.intake.test_inbox import counted
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 
@@ -179,6 +180,22 @@ class TestJournalPage:
                 )
             ).all()
         assert seen == list(expected)
+
+    async def test_a_page_costs_the_same_queries_whatever_its_size(
+        self, client: httpx.AsyncClient, hub_db: Database
+    ) -> None:
+        olga = await create_manager(hub_db, email="olga@example.ru")
+        channel = await create_channel(hub_db)
+        for first in range(2):
+            await ingest_message(hub_db, channel, name=f"Первый {first}", email=f"f{first}@x.ru")
+        await signed_in(client, olga.email)
+        await client.get("/leads")  # warm: the first request may load what is cached later
+        with counted(hub_db) as few:
+            assert len(lead_ids((await client.get("/leads")).text)) == 2
+        await form_conversations(hub_db, channel.id, 60)
+        with counted(hub_db) as full:
+            assert len(lead_ids((await client.get("/leads")).text)) == 50
+        assert len(full) == len(few), (few, full)
 
     async def test_a_manager_sees_only_the_leads_of_conversations_they_may_see(
         self, client: httpx.AsyncClient, hub_db: Database
