@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 # Each module adds its routes to the shared router when imported.
-from . import leads, pages, stream  # noqa: F401
+from . import leads, leads_csv, pages, stream  # noqa: F401
 from .common import STATIC_DIR, SignInRequired, router, sign_in_redirect
 
 

@@ -1,5 +1,5 @@
-"""The lead journal page: the journal filtered (its own URL per filter), a lead's status
-changed in place, and the filtered journal as a CSV file.
+"""The lead journal page: the journal filtered (its own URL per filter) and a lead's status
+changed in place; its CSV file is in leads_csv.
 
 The page reads and writes through the same services as /api/v1/leads (intake.journal):
 the same filters, the same keyset pages (no cap: "more" follows the cursor), the same
@@ -9,7 +9,7 @@ manager here sees only the leads of the conversations they may see (intake.visib
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -19,10 +19,8 @@ from urllib.parse import urlencode
 from fastapi import Depends, Form, Query, Request
 from fastapi.responses import (
     HTMLResponse,
-    PlainTextResponse,
     RedirectResponse,
     Response,
-    StreamingResponse,
 )
 
 from hub.headers import PAGE_HEADERS
@@ -34,7 +32,6 @@ from intake.journal import (
     LeadRow,
     change_lead_status,
     check_lead_filters,
-    iter_leads_csv,
     journal_choices,
     lead_of_conversation,
     list_leads,
@@ -42,7 +39,7 @@ from intake.journal import (
 )
 from storage.errors import HubError, InvalidInput, NotFound
 from storage.models import ChannelKind, LeadStatus
-from storage.types import DbId, utcnow
+from storage.types import DbId
 
 from .common import PagePrincipal, Speaker, add_section, frame, render, router
 
@@ -159,7 +156,7 @@ def journal_form(
 JournalFormDep = Annotated[JournalForm, Depends(journal_form)]
 
 
-def _refusal(words: Speaker, error: HubError) -> str:
+def refusal(words: Speaker, error: HubError) -> str:
     """A refused filter or change in the manager's words."""
     if isinstance(error, NotFound):
         return words.t("leads.error.not_found")
@@ -184,7 +181,7 @@ class RowLook:
         return (row.lead.title or row.lead.summary or "").strip()
 
 
-def _look(choices: JournalChoices) -> RowLook:
+def look_of(choices: JournalChoices) -> RowLook:
     return RowLook({channel_id: title for channel_id, _kind, title in choices.channels})
 
 
@@ -210,12 +207,12 @@ async def leads_page(
         found = await list_leads(session, filters, after, PAGE_SIZE, viewer=page.viewer)
         rows, next_cursor = found.items, found.next_cursor
     except InvalidInput as exc:
-        error = _refusal(words, exc)
+        error = refusal(words, exc)
     values: dict[str, Any] = {
         "rows": rows,
         "next_cursor": next_cursor,
         "form": form,
-        "look": _look(choices),
+        "look": look_of(choices),
         "csrf": page.csrf,
         "back": "/leads" + form.query(),
         "statuses": LEAD_STATUSES,
@@ -278,10 +275,10 @@ async def lead_status(
         async with context.db.read() as fresh:
             with suppress(NotFound):
                 row = await visible_lead(fresh, page.viewer, lead_id)
-    refusal = _refusal(words, error) if error is not None else None
+    refused = refusal(words, error) if error is not None else None
     if row is None:
         # Gone or hidden: the refusal in words where the lead was.
-        return render(request, "_lead_gone.html", words, lead_id=lead_id, part=part, error=refusal)
+        return render(request, "_lead_gone.html", words, lead_id=lead_id, part=part, error=refused)
     return render(
         request,
         "_lead_row.html" if part == "row" else "_lead_status.html",
@@ -290,12 +287,12 @@ async def lead_status(
         status_code=200 if htmx or error is None else error.status_code,
         row=row,
         lead=row.lead,
-        look=_look(await journal_choices(session)),
+        look=look_of(await journal_choices(session)),
         csrf=page.csrf,
         statuses=LEAD_STATUSES,
         back=_safe_back(back),
         part=part,
-        error=refusal,
+        error=refused,
     )
 
 
@@ -323,81 +320,4 @@ async def conversation_lead_status(
         back=f"/inbox/v/open/c/{conversation_id}",
         part="form",
         error=None,
-    )
-
-
-# The CSV is `;`-separated: Excel with Russian regional settings (the hub's first users)
-# splits a double-clicked CSV on the list separator, which is `;` there (the comma is the
-# decimal mark), so a comma file would open as one column. Quoting stays RFC 4180's.
-CSV_DELIMITER = ";"
-CSV_HEADER = (
-    "leads.csv.id",
-    "leads.csv.created",
-    "leads.csv.client",
-    "leads.csv.email",
-    "leads.csv.phone",
-    "leads.csv.channel",
-    "leads.csv.source",
-    "leads.csv.about",
-    "leads.csv.status",
-    "leads.csv.manager",
-    "leads.csv.conversation",
-)
-
-
-def _csv_cells(words: Speaker, look: RowLook) -> Callable[[LeadRow], list[Any]]:
-    def cells(row: LeadRow) -> list[Any]:
-        lead = row.lead
-        created = lead.created_at.astimezone(words.zone)
-        return [
-            lead.id,
-            created.strftime("%Y-%m-%d %H:%M"),
-            row.contact_name,
-            row.email,
-            row.phone,
-            look.channel(row),
-            words.t(f"channel.{lead.source}"),
-            look.about(row),
-            words.t(f"lead.status.{lead.status}"),
-            row.assignee_name,
-            lead.conversation_id,
-        ]
-
-    return cells
-
-
-@router.get("/leads.csv")
-async def leads_csv(
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    session: ReadSessionDep,
-    form: JournalFormDep,
-) -> Response:
-    """Every lead of the filtered journal (no cap) as a CSV file in the manager's language,
-    streamed a keyset page at a time."""
-    page = await frame(request, context, principal, session)
-    words = page.words
-    try:
-        filters = lead_filters_of(form, words)
-    except InvalidInput as exc:
-        return PlainTextResponse(_refusal(words, exc), status_code=400, headers=PAGE_HEADERS)
-    look = _look(await journal_choices(session))
-    stamp = utcnow().astimezone(words.zone)
-    filename = f"leads-{stamp:%Y-%m-%d-%H%M}.csv"
-    return StreamingResponse(
-        iter_leads_csv(
-            context.db.read,
-            filters,
-            viewer=page.viewer,
-            header=[words.t(code) for code in CSV_HEADER],
-            cells=_csv_cells(words, look),
-            delimiter=CSV_DELIMITER,
-        ),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
     )
