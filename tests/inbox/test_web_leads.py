@@ -130,6 +130,8 @@ class TestJournalPage:
         assert await shown(text="maria@") == [doors_lead.id]
         assert await shown(created_from="2026-01-15", created_to="2026-01-15") == [old_lead.id]
         assert await shown(created_to="2026-01-14") == []
+        nothing = await client.get("/leads", params={"created_to": "2026-01-14"})
+        assert "Заявок с такими условиями нет." in nothing.text
         # The form shows the filter it came from.
         page = await client.get("/leads", params={"status": "qualified", "text": "Двери"})
         assert 'value="qualified" checked' in page.text and 'value="Двери"' in page.text
@@ -149,6 +151,7 @@ class TestJournalPage:
         ]:
             page = await client.get("/leads", params=params)
             assert page.status_code == 400 and words in page.text, params
+            assert 'id="lead-rows"' not in page.text  # the refusal, not an empty journal
 
     async def test_pages_follow_the_cursor_without_a_cap(
         self, client: httpx.AsyncClient, hub_db: Database
