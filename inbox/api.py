@@ -18,6 +18,7 @@ from inbox.deps import (
     NO_MANAGER,
     AdminDep,
     ContextDep,
+    Principal,
     PrincipalDep,
     ReadSessionDep,
     caller_manager,
@@ -75,6 +76,7 @@ from intake.journal import (
     list_leads,
     list_messages,
     search_contacts,
+    visible_lead,
 )
 from intake.sessions import end_manager_sessions, end_session, find_session, open_session
 from intake.visibility import Viewer
@@ -329,16 +331,22 @@ async def managers(_admin: AdminDep, session: ReadSessionDep) -> list[ManagerOut
 # Leads. export.csv is registered before /leads/{lead_id} so the path is not taken for an id.
 
 
+def _viewer(principal: Principal) -> Viewer:
+    """Whose eyes the journal is read with (an operator's token acts as an administrator)."""
+    return Viewer(manager_id=principal.manager_id, is_admin=principal.is_admin)
+
+
 @router.get("/leads", response_model=LeadPage, tags=["leads"], responses=LEAD_FILTER_ERRORS)
 async def leads(
-    _principal: PrincipalDep,
+    principal: PrincipalDep,
     session: ReadSessionDep,
     filters: LeadFiltersDep,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> LeadPage:
-    """The lead journal, newest first, filtered; follow `next_cursor` for older leads."""
-    page = await list_leads(session, filters, cursor, limit)
+    """The lead journal, newest first, filtered; follow `next_cursor` for older leads.
+    A manager sees the leads of the conversations they may see; administrators all."""
+    page = await list_leads(session, filters, cursor, limit, viewer=_viewer(principal))
     return LeadPage(items=[LeadOut.of(row) for row in page.items], next_cursor=page.next_cursor)
 
 
@@ -352,7 +360,7 @@ async def leads(
     },
 )
 async def export_leads(
-    _principal: PrincipalDep, context: ContextDep, filters: LeadFiltersDep
+    principal: PrincipalDep, context: ContextDep, filters: LeadFiltersDep
 ) -> StreamingResponse:
     """The filtered journal as CSV (UTF-8 with BOM), streamed page by page.
 
@@ -363,7 +371,7 @@ async def export_leads(
     """
     filename = f"leads-{utcnow():%Y%m%d-%H%M%S}.csv"
     return StreamingResponse(
-        iter_leads_csv(context.db.read, filters),
+        iter_leads_csv(context.db.read, filters, viewer=_viewer(principal)),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
@@ -373,8 +381,9 @@ async def export_leads(
 
 
 @router.get("/leads/{lead_id}", response_model=LeadDetailOut, tags=["leads"], responses=NOT_FOUND)
-async def lead(lead_id: DbId, _principal: PrincipalDep, session: ReadSessionDep) -> LeadDetailOut:
+async def lead(lead_id: DbId, principal: PrincipalDep, session: ReadSessionDep) -> LeadDetailOut:
     """One lead with its contact, the contact's identities and the channel."""
+    await visible_lead(session, _viewer(principal), lead_id)
     return LeadDetailOut.of_detail(await get_lead(session, lead_id))
 
 
@@ -384,6 +393,7 @@ async def update_lead(
 ) -> LeadDetailOut:
     """Change a lead's status; emits `lead.status_changed` (nothing when unchanged)."""
     async with context.db.transaction() as session:
+        await visible_lead(session, _viewer(principal), lead_id)
         await change_lead_status(session, lead_id, body.status, principal.actor)
         detail = await get_lead(session, lead_id)
     return LeadDetailOut.of_detail(detail)

@@ -20,7 +20,9 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intake.accounts import list_managers
 from intake.identities import normalize_email, normalize_phone
+from intake.inbox_repository import InboxRepository
 from intake.journal_repository import (
     ContactCriteria,
     ConversationFilters,
@@ -29,6 +31,7 @@ from intake.journal_repository import (
     LeadFilters,
     LeadRow,
 )
+from intake.visibility import Viewer
 from storage.errors import InvalidInput, NotFound
 from storage.events import LeadStatusChanged
 from storage.models import (
@@ -50,6 +53,7 @@ __all__ = [
     "ConversationDetail",
     "ConversationFilters",
     "ConversationRow",
+    "JournalChoices",
     "LeadDetail",
     "LeadFilters",
     "LeadRow",
@@ -60,10 +64,13 @@ __all__ = [
     "get_conversation",
     "get_lead",
     "iter_leads_csv",
+    "journal_choices",
+    "lead_of_conversation",
     "list_conversations",
     "list_leads",
     "list_messages",
     "search_contacts",
+    "visible_lead",
 ]
 
 T = TypeVar("T")
@@ -216,14 +223,53 @@ async def list_leads(
     filters: LeadFilters,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    viewer: Viewer | None = None,
 ) -> Page[LeadRow]:
-    """One page of the journal, newest first; `next_cursor` is None on the last page."""
+    """One page of the journal, newest first; `next_cursor` is None on the last page.
+
+    With a `viewer`, only the leads of conversations they may see (`intake.visibility`).
+    """
     limit = _check_limit(limit)
     before = decode_cursor("lead", cursor) if cursor else None
     rows = await JournalRepository(session).list_leads(
-        check_lead_filters(filters), before_id=before, limit=limit + 1
+        check_lead_filters(filters), before_id=before, limit=limit + 1, viewer=viewer
     )
     return page_of("lead", rows, limit, lambda row: row.lead.id)
+
+
+async def visible_lead(session: AsyncSession, viewer: Viewer, lead_id: int) -> LeadRow:
+    """A lead as the journal shows it, if `viewer` may see its conversation; else NotFound
+    (the same answer as for an unknown lead, so ids of hidden leads are not confirmed)."""
+    row = await JournalRepository(session).get_lead_row(lead_id, viewer)
+    if row is None:
+        raise NotFound(f"lead {lead_id} not found")
+    return row
+
+
+async def lead_of_conversation(
+    session: AsyncSession, viewer: Viewer, conversation_id: int
+) -> LeadRow | None:
+    """The lead a conversation opened, if any and if `viewer` may see the conversation."""
+    lead_id = await JournalRepository(session).lead_id_of_conversation(conversation_id)
+    if lead_id is None:
+        return None
+    return await JournalRepository(session).get_lead_row(lead_id, viewer)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalChoices:
+    """What the journal's filters offer: the active channels (id, kind, title) and every
+    manager (id, name), active or not, since old leads keep their former managers."""
+
+    channels: list[tuple[int, str, str]]
+    managers: list[tuple[int, str]]
+
+
+async def journal_choices(session: AsyncSession) -> JournalChoices:
+    return JournalChoices(
+        await InboxRepository(session).channels(),
+        [(manager.id, manager.name) for manager in await list_managers(session)],
+    )
 
 
 async def get_lead(session: AsyncSession, lead_id: int) -> LeadDetail:
@@ -267,7 +313,7 @@ def _csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _csv_row(row: LeadRow) -> list[str]:
+def _csv_row(row: LeadRow) -> list[Any]:
     lead = row.lead
     attribution = lead.attribution or {}
     cells: list[Any] = [
@@ -283,7 +329,7 @@ def _csv_row(row: LeadRow) -> list[str]:
         *(attribution.get(key) for key in ATTRIBUTION_KEYS),
         row.assignee_name,
     ]
-    return [_csv_cell(cell) for cell in cells]
+    return cells
 
 
 async def iter_leads_csv(
@@ -291,17 +337,24 @@ async def iter_leads_csv(
     filters: LeadFilters,
     *,
     page_size: int = CSV_PAGE_SIZE,
+    viewer: Viewer | None = None,
+    header: Sequence[str] = CSV_COLUMNS,
+    cells: Callable[[LeadRow], Sequence[Any]] = _csv_row,
+    delimiter: str = ",",
 ) -> AsyncIterator[str]:
     """The filtered journal as CSV text chunks: a UTF-8 BOM and header, then one chunk a page.
 
     Each page is read in its own short session from `sessions` (e.g. `db.read`),
     so a slow download holds no connection. Leads created after the export
     started are not included. The BOM lets Excel recognise UTF-8 (Cyrillic).
+    `header` and `cells` choose the columns (the API's by default), `viewer` the
+    leads (all by default); every cell a spreadsheet would run as a formula gets
+    a leading apostrophe.
     """
     filters = check_lead_filters(filters)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow([_csv_cell(title) for title in header])
     yield "\ufeff" + buffer.getvalue()
     before: int | None = None
     while True:
@@ -309,9 +362,9 @@ async def iter_leads_csv(
         buffer.truncate()
         async with sessions() as session:
             rows = await JournalRepository(session).list_leads(
-                filters, before_id=before, limit=page_size
+                filters, before_id=before, limit=page_size, viewer=viewer
             )
-        writer.writerows(_csv_row(row) for row in rows)
+        writer.writerows([_csv_cell(cell) for cell in cells(row)] for row in rows)
         if rows:
             yield buffer.getvalue()
         if len(rows) < page_size:

@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Select, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from intake.visibility import Viewer, visible_to
 from storage.models import (
     Channel,
     Contact,
@@ -171,11 +172,27 @@ class JournalRepository:
             .outerjoin(Manager, Manager.id == Lead.assignee_id)
         )
 
+    def _visible_leads(
+        self, query: Select[Lead, str | None, str, str, str], viewer: Viewer | None
+    ) -> Select[Lead, str | None, str, str, str]:
+        """Only the leads whose conversation `viewer` may see (all of them for None)."""
+        if viewer is None or viewer.is_admin:
+            return query
+        return query.join(Conversation, Conversation.id == Lead.conversation_id).where(
+            visible_to(viewer)
+        )
+
     async def list_leads(
-        self, filters: LeadFilters, *, before_id: int | None, limit: int
+        self,
+        filters: LeadFilters,
+        *,
+        before_id: int | None,
+        limit: int,
+        viewer: Viewer | None = None,
     ) -> list[LeadRow]:
-        """Leads matching `filters`, id descending, with id < before_id."""
-        query = self._lead_query()
+        """Leads matching `filters` (and seen by `viewer`, when given), id descending,
+        with id < before_id."""
+        query = self._visible_leads(self._lead_query(), viewer)
         conditions: list[ColumnElement[bool]] = []
         if filters.channel:
             conditions.append(_channel_condition(filters.channel, Lead.channel_id))
@@ -209,11 +226,18 @@ class JournalRepository:
         rows = (await self.session.execute(query)).all()
         return await self._with_identities([_lead_row(row) for row in rows])
 
-    async def get_lead_row(self, lead_id: int) -> LeadRow | None:
-        row = (await self.session.execute(self._lead_query().where(Lead.id == lead_id))).first()
+    async def get_lead_row(self, lead_id: int, viewer: Viewer | None = None) -> LeadRow | None:
+        query = self._visible_leads(self._lead_query(), viewer).where(Lead.id == lead_id)
+        row = (await self.session.execute(query)).first()
         if row is None:
             return None
         return (await self._with_identities([_lead_row(row)]))[0]
+
+    async def lead_id_of_conversation(self, conversation_id: int) -> int | None:
+        result = await self.session.scalar(
+            select(Lead.id).where(Lead.conversation_id == conversation_id)
+        )
+        return result
 
     async def lead_for_update(self, lead_id: int) -> Lead | None:
         # SQLite drops FOR UPDATE; its writers are serialised by BEGIN IMMEDIATE anyway.

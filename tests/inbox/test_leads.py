@@ -13,8 +13,15 @@ import pytest
 from sqlalchemy import select, update
 
 from storage.db import Database
-from storage.models import ChannelKind, Lead, OutboxEvent
-from tests.factories import create_channel, create_manager, create_token, ingest_message
+from storage.models import ChannelKind, Conversation, Lead, OutboxEvent
+from tests.factories import (
+    assert_error,
+    create_channel,
+    create_manager,
+    create_token,
+    ingest_message,
+    manager_with_headers,
+)
 
 UTM = {
     "utm_source": "yandex",
@@ -507,3 +514,41 @@ class TestExportCsv:
     async def test_requires_authentication(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/api/v1/leads/export.csv")
         assert response.status_code == 401
+
+
+class TestVisibility:
+    async def test_a_manager_reads_and_changes_only_leads_they_may_see(
+        self, client: httpx.AsyncClient, hub_db: Database, admin_headers: dict[str, str]
+    ) -> None:
+        olga, olga_headers = await manager_with_headers(hub_db, name="Ольга")
+        ivan = await create_manager(hub_db, name="Иван")
+        channel = await create_channel(hub_db)
+        own = await ingest_message(hub_db, channel, name="Свой")
+        free = await ingest_message(hub_db, channel, name="Ничей")
+        other = await ingest_message(hub_db, channel, name="Чужой")
+        async with hub_db.transaction() as session:
+            for result, manager_id in ((own, olga.id), (other, ivan.id)):
+                await session.execute(
+                    update(Conversation)
+                    .where(Conversation.id == result.conversation_id)
+                    .values(assignee_id=manager_id)
+                )
+
+        assert ids(await get_leads(client, olga_headers)) == [free.lead_id, own.lead_id]
+        assert ids(await get_leads(client, admin_headers)) == [
+            other.lead_id,
+            free.lead_id,
+            own.lead_id,
+        ]
+        exported = await client.get("/api/v1/leads/export.csv", headers=olga_headers)
+        assert [int(row["id"]) for row in parse_csv(exported)] == [free.lead_id, own.lead_id]
+        hidden = f"/api/v1/leads/{other.lead_id}"
+        assert_error(await client.get(hidden, headers=olga_headers), 404)
+        refused = await client.patch(hidden, headers=olga_headers, json={"status": "spam"})
+        assert_error(refused, 404)
+        shown = await client.get(hidden, headers=admin_headers)
+        assert shown.status_code == 200 and shown.json()["status"] == "new"
+        changed = await client.patch(
+            f"/api/v1/leads/{own.lead_id}", headers=olga_headers, json={"status": "in_work"}
+        )
+        assert changed.status_code == 200 and changed.json()["status"] == "in_work"

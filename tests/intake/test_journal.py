@@ -7,7 +7,7 @@ import io
 from datetime import datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from intake.journal import (
     Actor,
@@ -19,10 +19,11 @@ from intake.journal import (
     list_leads,
 )
 from intake.journal_repository import spellings
+from intake.visibility import Viewer
 from storage.db import Database
 from storage.errors import InvalidInput, NotFound
-from storage.models import OutboxEvent
-from tests.factories import create_channel, ingest_message
+from storage.models import Conversation, OutboxEvent
+from tests.factories import create_channel, create_manager, ingest_message
 
 
 class TestCursor:
@@ -110,6 +111,36 @@ class TestIterLeadsCsv:
         assert chunks[0].startswith("\ufeffid,created_at,")
         rows = list(csv.DictReader(io.StringIO("".join(chunks).lstrip("\ufeff"))))
         assert [int(row["id"]) for row in rows] == sorted(ids, reverse=True)  # type: ignore[type-var]
+
+    async def test_a_viewers_rows_in_the_callers_columns_and_separator(self, db: Database) -> None:
+        channel = await create_channel(db, key="site")
+        manager = await create_manager(db)
+        other = await create_manager(db)
+        results = [await ingest_message(db, channel, name=f"=Клиент {i}; «{i}»") for i in range(5)]
+        async with db.transaction() as session:
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == results[1].conversation_id)
+                .values(assignee_id=other.id)
+            )
+        chunks = [
+            chunk
+            async for chunk in iter_leads_csv(
+                db.read,
+                LeadFilters(),
+                page_size=2,
+                viewer=Viewer(manager.id),
+                header=["Номер", "-Имя"],
+                cells=lambda row: [row.lead.id, row.contact_name],
+                delimiter=";",
+            )
+        ]
+        assert chunks[0] == "\ufeffНомер;'-Имя\r\n"
+        rows = list(csv.reader(io.StringIO("".join(chunks[1:])), delimiter=";"))
+        # Newest first, without the lead of another manager's conversation.
+        expected = [[str(r.lead_id), f"'=Клиент {i}; «{i}»"] for i, r in enumerate(results)]
+        del expected[1]
+        assert rows == expected[::-1]
 
     async def test_empty_journal_is_just_the_header(self, db: Database) -> None:
         chunks = [chunk async for chunk in iter_leads_csv(db.read, LeadFilters())]
