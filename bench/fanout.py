@@ -102,7 +102,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(int(len(ordered) * q), len(ordered) - 1)]
 
 
-async def _chunks(reader: asyncio.StreamReader) -> bytes:
+async def _chunk(reader: asyncio.StreamReader) -> bytes:
     """The next chunk of a chunked HTTP/1.1 body; b"" at its end."""
     size_line = await reader.readline()
     if not size_line:
@@ -114,9 +114,9 @@ async def _chunks(reader: asyncio.StreamReader) -> bytes:
     return data[:-2]
 
 
-async def listen(url: str, cookie: str, stream: Stream, stop: asyncio.Event) -> None:
-    """Hold one stream open until `stop`, recording every `change` (a raw HTTP/1.1 client:
-    with 200 streams in one process the client's own cost must stay small)."""
+async def listen(url: str, cookie: str, stream: Stream) -> None:
+    """Hold one stream open until cancelled, recording every `change` (a raw HTTP/1.1
+    client: with 200 streams in one process the client's own cost must stay small)."""
     parts = urlsplit(url)
     try:
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
@@ -140,45 +140,30 @@ async def listen(url: str, cookie: str, stream: Stream, stop: asyncio.Event) -> 
             return
         buffer = b""
         last_seq = 0
-        stopping = asyncio.ensure_future(stop.wait())
         while True:
-            reading = asyncio.ensure_future(_chunks(reader))
-            done, _ = await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if reading not in done:
-                reading.cancel()
-                return
-            chunk = reading.result()
+            chunk = await _chunk(reader)
             now = time.time()
             if not chunk:
-                stream.error = stream.error or "the hub ended the stream"
-                stopping.cancel()
+                stream.error = "the hub ended the stream"
                 return
             buffer += chunk
             while b"\n\n" in buffer:
                 block, buffer = buffer.split(b"\n\n", 1)
-                event, data = "", ""
-                for line in block.decode().split("\n"):
-                    if line.startswith("event: "):
-                        event = line[7:]
-                    elif line.startswith("data: "):
-                        data = line[6:]
-                if event == "hello":
-                    stream.ready.set()
-                elif event == "change":
-                    change = json.loads(data)
+                if b"event: change" in block:
+                    change = json.loads(block.rsplit(b"data: ", 1)[1])
                     stream.changes += 1
                     if change["seq"] != last_seq + 1:
                         stream.skipped += change["seq"] - last_seq - 1
                     last_seq = change["seq"]
                     if change["topic"] == TOPIC:
                         stream.arrivals.setdefault(change["conversation_id"], now)
+                elif b"event: hello" in block:
+                    stream.ready.set()
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         stream.error = f"{type(exc).__name__}: {exc}"
         stream.ready.set()
     finally:
         writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
 
 
 async def sign_in(client: httpx.AsyncClient, url: str, email: str) -> str:
@@ -282,22 +267,26 @@ async def drive(
         cookies = [
             await sign_in(client, url, f"fanout{m}@bench.example.ru") for m in range(args.managers)
         ]
-    stop = asyncio.Event()
     streams = [Stream(manager=n % args.managers) for n in range(args.streams)]
     listeners = [
-        asyncio.ensure_future(listen(url, cookies[stream.manager], stream, stop))
-        for stream in streams
+        asyncio.ensure_future(listen(url, cookies[stream.manager], stream)) for stream in streams
     ]
+
+    async def stop() -> None:
+        for listener in listeners:
+            listener.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+
     try:
         await asyncio.wait_for(
             asyncio.gather(*(stream.ready.wait() for stream in streams)), timeout=60
         )
     except TimeoutError as exc:
-        stop.set()
+        await stop()
         raise HarnessError(f"{setup}: not every stream said hello within 60 s") from exc
     broken = [stream.error for stream in streams if stream.error]
     if broken:
-        stop.set()
+        await stop()
         raise HarnessError(f"{setup}: {len(broken)} streams failed, first: {broken[0]}")
     samples: list[float] = []
     stop_baseline = asyncio.Event()
@@ -312,8 +301,7 @@ async def drive(
         await asyncio.sleep(0.1)
     stop_baseline.set()
     await sampler
-    stop.set()
-    await asyncio.gather(*listeners)
+    await stop()
     committed = await committed_at(database_url, list(answered))
     return Run(setup, streams, answered, committed, samples, post_ms, failed)
 

@@ -354,19 +354,22 @@ class SearchRepository:
         otherwise than by a message, newest first, ids below `below`: the first one of a
         conversation read is its latest. For many such conversations, where computing each
         one's latest message would read them all."""
-        # One IN per part, OR-ed: PostgreSQL then hashes each part once and walks the
-        # primary key backwards until the page is full, where a single IN would be turned
-        # into a join that reads every message of every such conversation.
-        query = select(Message.id, Message.conversation_id).where(
-            or_(
-                *(
-                    Message.conversation_id.in_(
-                        select(Conversation.id).where(Conversation.id.in_(part), visible_to(viewer))
+        query = select(Message.id, Message.conversation_id)
+        if self._sqlite:
+            query = query.where(
+                Message.conversation_id.in_(
+                    select(Conversation.id).where(
+                        Conversation.id.in_(self._other_hits(terms)), visible_to(viewer)
                     )
-                    for part in self._other_hits_by_part(terms)
                 )
             )
-        )
+        else:
+            # Each message's conversation checked row by row (the planner keeps the checks
+            # of a conversation already seen) while the primary key is walked backwards:
+            # listing the matching conversations first would read them all.
+            query = query.join(Conversation, Conversation.id == Message.conversation_id).where(
+                self._matches_otherwise(terms), visible_to(viewer)
+            )
         if below is not None:
             query = query.where(Message.id < below)
         query = query.order_by(Message.id.desc()).limit(limit)
