@@ -342,7 +342,7 @@ def measure(backend: str, args: argparse.Namespace, workdir: Path) -> Run:
             if backend == "sqlite"
             else f"postgresql + redis, serve --workers {workers}"
         )
-        hub = Server(f"hub ({backend})", hub_command(HUB_CMD, workers), env, log)
+        hub = Server(f"hub ({backend})", hub_command(args.hub_cmd, workers), env, log)
         hub.start(args.startup_timeout)
         stack.callback(hub.stop)
         url = database_url or sqlite_url(data_dir)
@@ -407,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--startup-timeout", type=float, default=180.0)
     parser.add_argument("--keep-logs", action="store_true")
+    # For profiling: run the hub another way (e.g. under cProfile), same placeholders.
+    parser.add_argument("--hub-cmd", default=HUB_CMD, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="omnihub-bench-fanout-"))
