@@ -5,6 +5,13 @@ tokenised by unicode61; `search_contacts`, `search_identities` by trigrams); Pos
 its `russian` text-search configuration and pg_trgm indexes. Each source yields conversation
 ids; their union is filtered by visibility and paged by id, so a page costs the same few
 queries however many conversations match.
+
+PostgreSQL's plans, checked with EXPLAIN (ANALYZE, BUFFERS) on the 1M-message inbox of
+`bench/inbox.py`: a name, company or identity is one ILIKE (the trigram index serves it;
+several spellings OR-ed made the planner read the whole table); matching messages come from
+a backward walk of the newest ones first, the text index only for a rare word; the
+conversations matched otherwise are listed once per page when few, and when many (a common
+name) found by walking the newest messages and checking each one's conversation row by row.
 """
 
 from __future__ import annotations
