@@ -269,6 +269,31 @@ class TestSearch:
             bare_id,
         ]
 
+    async def test_every_other_source_is_found_by_either_plan(
+        self, db: Database, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        channel = await create_channel(db)
+        mail = await ingest_message(db, channel, text="вопрос", email="anna.k@romashka.ru")
+        phone = await ingest_message(db, channel, text="звонок", phone="+79123456789")
+        subject = await ingest_message(
+            db, channel, text="см. вложение", subject="Счёт на оплату", email="b@x.ru"
+        )
+        named = await ingest_message(db, channel, text="добрый день", name="Иван Петров")
+        assert named.lead_id is not None
+        expected = {
+            "anna.k@romashka.ru": [mail.conversation_id],
+            "romashka": [mail.conversation_id],
+            "8 (912) 345-67-89": [phone.conversation_id],
+            "счета оплаты": [subject.conversation_id],
+            "ИВАН петров": [named.conversation_id],
+            str(named.lead_id): [named.conversation_id],
+        }
+        # Listed by id (few), then found walking the newest messages (many).
+        for many_others in (2000, 0):
+            monkeypatch.setattr(search_module, "MANY_OTHERS", many_others)
+            for query, ids in expected.items():
+                assert await found(db, query) == ids, (many_others, query)
+
     async def test_a_cursor_from_elsewhere_is_refused(self, db: Database) -> None:
         async with db.read() as session:
             for cursor in ["bGVhZDox", "!!", "c2VhcmNoOjE6eA"]:
