@@ -328,7 +328,7 @@ class SearchRepository:
 
     async def keyed(
         self,
-        conversation_ids: Sequence[int],
+        conversation_ids: Sequence[int] | Select[int],
         viewer: Viewer,
         *,
         before: tuple[int, int] | None,
@@ -336,7 +336,7 @@ class SearchRepository:
     ) -> list[tuple[int, int]]:
         """(key, conversation id) of these conversations that `viewer` may see, the key being
         their latest message id (0 with none), highest first, below the cursor `before`."""
-        if not conversation_ids:
+        if isinstance(conversation_ids, Sequence) and not conversation_ids:
             return []
         latest = (
             select(func.coalesce(func.max(Message.id), 0))
@@ -353,6 +353,19 @@ class SearchRepository:
             query = query.where(tuple_(keyed.c.key, keyed.c.conversation_id) < before)
         query = query.order_by(keyed.c.key.desc(), keyed.c.conversation_id.desc()).limit(limit)
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
+    @property
+    def walks_many_others(self) -> bool:
+        """Whether many conversations matched otherwise are best ranked by walking the
+        newest messages (`others_latest_messages`, PostgreSQL) rather than by each one's
+        latest message (`keyed_others`, SQLite, whose trigram tables list them at once)."""
+        return not self._sqlite
+
+    async def keyed_others(
+        self, terms: SearchTerms, viewer: Viewer, *, before: tuple[int, int] | None, limit: int
+    ) -> list[tuple[int, int]]:
+        """`keyed` for all the conversations matched otherwise, listed by the database."""
+        return await self.keyed(self._other_hits(terms), viewer, before=before, limit=limit)
 
     async def others_latest_messages(
         self, terms: SearchTerms, viewer: Viewer, *, below: int | None, limit: int
