@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python -m bench.telegram
 	$(BIN)/python -m bench.access_log
 	$(BIN)/python -m bench.inbox
+	$(BIN)/python -m bench.fanout
 
 # The web workspace's third-party JavaScript: pinned npm packages, their dist file and
 # licence copied into inbox/web/static/vendor/ and committed (so `make run` needs no Node).

@@ -37,6 +37,9 @@ DEFAULT_LIMIT = 50
 # The most matching messages read at once while filling a page.
 MAX_CHUNK = 20_000
 MAX_LIMIT = 200
+# Up to this many conversations matched otherwise than by a message (a name, an identity)
+# are listed by id and ranked at once; more are ranked by reading their newest messages.
+MANY_OTHERS = 2000
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -201,8 +204,17 @@ async def search(
     before = decode_search_cursor(cursor) if cursor else None
     repo = SearchRepository(session)
     wanted = limit + 1
-    by_message = await _by_messages(repo, terms, viewer, before, wanted)
-    others = await repo.other_matches(terms, viewer, before=before, limit=wanted)
+    # The conversations matched otherwise than by a message, computed once per page: as a
+    # list of ids when they are few, else read from the database where they are used.
+    few = await repo.other_ids(terms, limit=MANY_OTHERS + 1)
+    otherwise = set(few) if len(few) <= MANY_OTHERS else None
+    by_message = await _by_messages(repo, terms, viewer, before, wanted, otherwise)
+    if otherwise is not None:
+        others = await repo.keyed(sorted(otherwise), viewer, before=before, limit=wanted)
+    elif repo.walks_many_others:
+        others = await _many_others(repo, terms, viewer, before, wanted)
+    else:
+        others = await repo.keyed_others(terms, viewer, before=before, limit=wanted)
     ranked = sorted({*others, *by_message}, reverse=True)[:wanted]
     more = len(ranked) > limit
     ranked = ranked[:limit]
@@ -230,15 +242,63 @@ async def search(
     return Page(hits, next_cursor)
 
 
-async def _by_messages(
+async def _many_others(
     repo: SearchRepository,
     terms: SearchTerms,
     viewer: Viewer,
     before: tuple[int, int] | None,
     wanted: int,
 ) -> list[tuple[int, int]]:
+    """Up to `wanted` (latest message id, conversation id) below the cursor of the visible
+    conversations matched otherwise than by a message, when there are many of them: their
+    messages are read newest first in growing chunks, so the page costs what it shows."""
+    found: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    below = before[0] if before is not None else None
+    # Each read finds the matching conversations again, and a conversation has many
+    # messages: a first chunk large enough for a page in one read.
+    chunk = max(wanted * 20, 64)
+    while len(found) < wanted and below != 0:
+        matches = await repo.others_latest_messages(terms, viewer, below=below, limit=chunk)
+        if not matches:
+            break
+        fresh: dict[int, int] = {}
+        for message_id, conversation_id in matches:
+            if conversation_id not in seen and conversation_id not in fresh:
+                fresh[conversation_id] = message_id
+        seen.update(fresh)
+        dropped: set[int] = set()
+        if before is not None:
+            # Their latest message is at or after the cursor's: shown on an earlier page.
+            dropped = await repo.with_messages_since(list(fresh), before[0])
+        found += [
+            (message_id, conversation_id)
+            for conversation_id, message_id in fresh.items()
+            if conversation_id not in dropped
+        ]
+        if len(matches) < chunk:
+            break
+        below = matches[-1][0]
+        chunk = min(chunk * 4, MAX_CHUNK)
+    if len(found) < wanted:
+        found += await repo.others_without_messages(
+            terms, viewer, before=before, limit=wanted - len(found)
+        )
+    return found[:wanted]
+
+
+async def _by_messages(
+    repo: SearchRepository,
+    terms: SearchTerms,
+    viewer: Viewer,
+    before: tuple[int, int] | None,
+    wanted: int,
+    otherwise: set[int] | None,
+) -> list[tuple[int, int]]:
     """Up to `wanted` (latest matching message id, conversation id) below the cursor, for the
-    conversations matched by a message only, read newest first in growing chunks."""
+    conversations matched by a message only, read newest first in growing chunks.
+    `otherwise`: the conversations matched otherwise, or None when there are too many to
+    list (the database then tells which of the candidates are)."""
     found: list[tuple[int, int]] = []
     seen: set[int] = set()
     below = before[0] if before is not None else None
@@ -253,7 +313,10 @@ async def _by_messages(
                 fresh[conversation_id] = message_id
         seen.update(fresh)
         candidates = list(fresh)
-        dropped = await repo.matched_otherwise(terms, candidates)
+        if otherwise is None:
+            dropped = await repo.matched_otherwise(terms, candidates)
+        else:
+            dropped = otherwise.intersection(candidates)
         if before is not None:
             # Shown on an earlier page: a match at or after the cursor's message.
             dropped |= await repo.matched_since(terms, candidates, before[0])

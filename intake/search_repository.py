@@ -5,31 +5,42 @@ tokenised by unicode61; `search_contacts`, `search_identities` by trigrams); Pos
 its `russian` text-search configuration and pg_trgm indexes. Each source yields conversation
 ids; their union is filtered by visibility and paged by id, so a page costs the same few
 queries however many conversations match.
+
+PostgreSQL's plans, checked with EXPLAIN (ANALYZE, BUFFERS) on the 1M-message inbox of
+`bench/inbox.py`: a name, company or identity is one ILIKE (the trigram index serves it;
+several spellings OR-ed made the planner read the whole table); matching messages come from
+a backward walk of the newest ones first, the text index only for a rare word; the
+conversations matched otherwise are listed once per page when few, and when many (a common
+name) found by walking the newest messages and checking each one's conversation row by row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Select,
     and_,
     bindparam,
     column,
+    exists,
     func,
+    literal,
     literal_column,
     or_,
     select,
     table,
     tuple_,
     union,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake.journal_repository import contains_any
+from intake.journal_repository import _escape_like
 from intake.visibility import Viewer, visible_to
 from storage.models import Claim, Contact, Conversation, Identity, Lead, Message
 
@@ -38,6 +49,8 @@ if TYPE_CHECKING:
 
 # Up to this many matching messages a word counts as rare (see `message_matches`).
 RARE_MATCHES = 2000
+# PostgreSQL: how many of the newest messages are walked first for a page's matches.
+NEWEST_WINDOW = 20_000
 
 # PostgreSQL's configuration that stems Cyrillic words as Russian and Latin ones as English.
 TS_CONFIG = "russian"
@@ -82,6 +95,32 @@ def _fts_match(fts: str, query: str) -> ColumnElement[bool]:
     return literal_column(fts).op("MATCH")(bindparam(f"{fts}_query", query))
 
 
+def _contains(column: ColumnElement[str] | Any, needle: str) -> ColumnElement[bool]:
+    """PostgreSQL: `column` contains `needle`, case-insensitively. One ILIKE, which the
+    column's pg_trgm GIN index serves; several spellings OR-ed (as SQLite's LIKE needs)
+    make the planner read the whole table instead."""
+    return column.ilike(f"%{_escape_like(needle)}%", escape="\\")
+
+
+def _subject_matches(terms: SearchTerms) -> ColumnElement[bool]:
+    """PostgreSQL: the conversation's subject has every word."""
+    tsquery = func.plainto_tsquery(TS_CONFIG, terms.text)
+    # Spelled with literals, as the index of migration 0010 is: a bound parameter in
+    # their place would not match the index's expression.
+    vector = func.to_tsvector(
+        literal_column(f"'{TS_CONFIG}'"),
+        func.coalesce(Conversation.subject, literal_column("''")),
+    )
+    return vector.op("@@")(tsquery)
+
+
+def _identity_needles(terms: SearchTerms) -> list[str]:
+    needles = [*terms.phone_digits]
+    if terms.identity is not None:
+        needles.append(terms.identity.casefold())
+    return needles
+
+
 class SearchRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -113,14 +152,17 @@ class SearchRepository:
                 .join(_search_subjects, _search_subjects.c.rowid == Conversation.id)
                 .where(_fts_match("search_subjects", query))
             )
-        tsquery = func.plainto_tsquery(TS_CONFIG, terms.text)
-        # Spelled with literals, as the index of migration 0010 is: a bound parameter in
-        # their place would not match the index's expression.
-        vector = func.to_tsvector(
-            literal_column(f"'{TS_CONFIG}'"),
-            func.coalesce(Conversation.subject, literal_column("''")),
+        return select(Conversation.id).where(_subject_matches(terms))
+
+    @staticmethod
+    def _contact_condition(terms: SearchTerms) -> ColumnElement[bool]:
+        """PostgreSQL: the contact's name or company has every part."""
+        return and_(
+            *(
+                or_(_contains(Contact.name, part), _contains(Contact.company, part))
+                for part in terms.parts
+            )
         )
-        return select(Conversation.id).where(vector.op("@@")(tsquery))
 
     def _contact_ids(self, terms: SearchTerms) -> list[Select[int]]:
         """Contacts whose name or company has every word, or with a matching identity."""
@@ -132,23 +174,8 @@ class SearchRepository:
                     select(_search_contacts.c.rowid).where(_fts_match("search_contacts", query))
                 )
             else:
-                sources.append(
-                    select(Contact.id).where(
-                        and_(
-                            *(
-                                or_(
-                                    contains_any(Contact.name, part),
-                                    Contact.company.ilike(f"%{part}%"),
-                                )
-                                for part in terms.parts
-                            )
-                        )
-                    )
-                )
-        needles = [*terms.phone_digits]
-        if terms.identity is not None:
-            needles.append(terms.identity.casefold())
-        for index, needle in enumerate(needles):
+                sources.append(select(Contact.id).where(self._contact_condition(terms)))
+        for index, needle in enumerate(_identity_needles(terms)):
             if self._sqlite:
                 sources.append(
                     select(Identity.contact_id)
@@ -160,9 +187,7 @@ class SearchRepository:
                     )
                 )
             else:
-                sources.append(
-                    select(Identity.contact_id).where(contains_any(Identity.value, needle))
-                )
+                sources.append(select(Identity.contact_id).where(_contains(Identity.value, needle)))
         return sources
 
     def _number_hits(self, terms: SearchTerms) -> list[Select[int]]:
@@ -177,16 +202,22 @@ class SearchRepository:
             )
         return sources
 
-    def _other_hits(self, terms: SearchTerms) -> Select[int]:
-        """Conversations matched by their subject, contact, identities or numbers."""
-        sources: list[Select[int]] = [self._subject_hits(terms), *self._number_hits(terms)]
+    def _other_hits_by_part(self, terms: SearchTerms) -> list[Select[int]]:
+        """Conversations matched by their subject or numbers, and by their contact."""
+        parts: list[Select[int] | CompoundSelect[int]] = [
+            union(self._subject_hits(terms), *self._number_hits(terms))
+        ]
         contacts = self._contact_ids(terms)
         if contacts:
             contact_ids = union(*contacts).subquery()
-            sources.append(
+            parts.append(
                 select(Conversation.id).where(Conversation.contact_id.in_(select(contact_ids.c[0])))
             )
-        hits = union(*sources).subquery()
+        return [select(part.subquery().c[0]) for part in parts]
+
+    def _other_hits(self, terms: SearchTerms) -> Select[int]:
+        """Conversations matched by their subject, contact, identities or numbers."""
+        hits = union(*self._other_hits_by_part(terms)).subquery()
         return select(hits.c[0])
 
     async def message_matches(
@@ -201,9 +232,22 @@ class SearchRepository:
             query = query.where(order < below)
         if not self._sqlite:
             # PostgreSQL guesses a word's frequency poorly: for a rare word it would walk the
-            # primary key backwards through the whole table. Read the matches unordered
-            # first (the index finds a rare word's few at once); only a word with more than
-            # RARE_MATCHES of them is read newest first, where that walk stops early.
+            # primary key backwards through the whole table, and for a common one the text
+            # index builds its whole list of matches before the first is returned. So: the
+            # newest NEWEST_WINDOW messages first, walked backwards (a common word fills the
+            # chunk there at once); failing that, the matches unordered (the index finds a
+            # rare word's few at once); only a word with more than RARE_MATCHES of them is
+            # then read newest first, where that walk stops early.
+            top = (
+                literal(below)
+                if below is not None
+                else select(func.coalesce(func.max(Message.id), 0) + 1).scalar_subquery()
+            )
+            newest = query.where(Message.id >= top - NEWEST_WINDOW)
+            newest = newest.order_by(Message.id.desc()).limit(limit)
+            rows = (await self.session.execute(newest)).all()
+            if len(rows) == limit:
+                return [(row[0], row[1]) for row in rows]
             few = (await self.session.execute(query.limit(RARE_MATCHES + 1))).all()
             if len(few) <= RARE_MATCHES:
                 return sorted(((row[0], row[1]) for row in few), reverse=True)[:limit]
@@ -221,16 +265,50 @@ class SearchRepository:
         )
         return {row[1] for row in (await self.session.execute(query)).all()}
 
+    def _matches_otherwise(self, terms: SearchTerms) -> ColumnElement[bool]:
+        """PostgreSQL: the condition on a conversation's row that `_other_hits` selects by,
+        checked row by row: cheap for a few candidates, whatever the number of contacts
+        that match a common name."""
+        conditions = [_subject_matches(terms)]
+        if terms.parts and len(terms.parts) == len(terms.words):
+            conditions.append(
+                exists().where(
+                    Contact.id == Conversation.contact_id, self._contact_condition(terms)
+                )
+            )
+        needles = _identity_needles(terms)
+        if needles:
+            conditions.append(
+                exists().where(
+                    Identity.contact_id == Conversation.contact_id,
+                    or_(*(_contains(Identity.value, needle) for needle in needles)),
+                )
+            )
+        if terms.numbers:
+            conditions.append(
+                exists().where(Lead.conversation_id == Conversation.id, Lead.id.in_(terms.numbers))
+            )
+        if terms.claim_number is not None:
+            conditions.append(
+                exists().where(
+                    Claim.conversation_id == Conversation.id,
+                    Claim.number == terms.claim_number,
+                )
+            )
+        return or_(*conditions)
+
     async def matched_otherwise(
         self, terms: SearchTerms, conversation_ids: Sequence[int]
     ) -> set[int]:
         """Which of these conversations match by subject, contact, identity or number."""
-        others = self._other_hits(terms)
         if not conversation_ids:
             return set()
-        query = select(Conversation.id).where(
-            Conversation.id.in_(conversation_ids), Conversation.id.in_(others)
-        )
+        condition: ColumnElement[bool]
+        if self._sqlite:
+            condition = Conversation.id.in_(self._other_hits(terms))
+        else:
+            condition = self._matches_otherwise(terms)
+        query = select(Conversation.id).where(Conversation.id.in_(conversation_ids), condition)
         return set((await self.session.scalars(query)).all())
 
     async def visible(self, conversation_ids: Sequence[int], viewer: Viewer) -> set[int]:
@@ -241,12 +319,25 @@ class SearchRepository:
         )
         return set((await self.session.scalars(query)).all())
 
-    async def other_matches(
-        self, terms: SearchTerms, viewer: Viewer, *, before: tuple[int, int] | None, limit: int
+    async def other_ids(self, terms: SearchTerms, *, limit: int) -> list[int]:
+        """Up to `limit` conversations matched otherwise than by a message (in no order, some
+        perhaps twice): without removing duplicates the database stops at `limit`."""
+        hits = union_all(*self._other_hits_by_part(terms)).subquery()
+        query = select(hits.c[0]).limit(limit)
+        return [row[0] for row in (await self.session.execute(query)).all()]
+
+    async def keyed(
+        self,
+        conversation_ids: Sequence[int] | Select[int],
+        viewer: Viewer,
+        *,
+        before: tuple[int, int] | None,
+        limit: int,
     ) -> list[tuple[int, int]]:
-        """(key, conversation id) of the conversations matched otherwise than by a message,
-        the key being their latest message id, highest first, below the cursor `before`."""
-        others = self._other_hits(terms)
+        """(key, conversation id) of these conversations that `viewer` may see, the key being
+        their latest message id (0 with none), highest first, below the cursor `before`."""
+        if isinstance(conversation_ids, Sequence) and not conversation_ids:
+            return []
         latest = (
             select(func.coalesce(func.max(Message.id), 0))
             .where(Message.conversation_id == Conversation.id)
@@ -254,7 +345,7 @@ class SearchRepository:
         )
         keyed = (
             select(latest.label("key"), Conversation.id.label("conversation_id"))
-            .where(Conversation.id.in_(others), visible_to(viewer))
+            .where(Conversation.id.in_(conversation_ids), visible_to(viewer))
             .subquery()
         )
         query = select(keyed.c.key, keyed.c.conversation_id)
@@ -262,6 +353,71 @@ class SearchRepository:
             query = query.where(tuple_(keyed.c.key, keyed.c.conversation_id) < before)
         query = query.order_by(keyed.c.key.desc(), keyed.c.conversation_id.desc()).limit(limit)
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
+    @property
+    def walks_many_others(self) -> bool:
+        """Whether many conversations matched otherwise are best ranked by walking the
+        newest messages (`others_latest_messages`, PostgreSQL) rather than by each one's
+        latest message (`keyed_others`, SQLite, whose trigram tables list them at once)."""
+        return not self._sqlite
+
+    async def keyed_others(
+        self, terms: SearchTerms, viewer: Viewer, *, before: tuple[int, int] | None, limit: int
+    ) -> list[tuple[int, int]]:
+        """`keyed` for all the conversations matched otherwise, listed by the database."""
+        return await self.keyed(self._other_hits(terms), viewer, before=before, limit=limit)
+
+    async def others_latest_messages(
+        self, terms: SearchTerms, viewer: Viewer, *, below: int | None, limit: int
+    ) -> list[tuple[int, int]]:
+        """(message id, conversation id) of any message of the visible conversations matched
+        otherwise than by a message, newest first, ids below `below`: the first one of a
+        conversation read is its latest. For many such conversations, where computing each
+        one's latest message would read them all."""
+        query = select(Message.id, Message.conversation_id)
+        if self._sqlite:
+            query = query.where(
+                Message.conversation_id.in_(
+                    select(Conversation.id).where(
+                        Conversation.id.in_(self._other_hits(terms)), visible_to(viewer)
+                    )
+                )
+            )
+        else:
+            # Each message's conversation checked row by row (the planner keeps the checks
+            # of a conversation already seen) while the primary key is walked backwards:
+            # listing the matching conversations first would read them all.
+            query = query.join(Conversation, Conversation.id == Message.conversation_id).where(
+                self._matches_otherwise(terms), visible_to(viewer)
+            )
+        if below is not None:
+            query = query.where(Message.id < below)
+        query = query.order_by(Message.id.desc()).limit(limit)
+        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
+    async def others_without_messages(
+        self, terms: SearchTerms, viewer: Viewer, *, before: tuple[int, int] | None, limit: int
+    ) -> list[tuple[int, int]]:
+        """(0, conversation id) of the visible conversations matched otherwise that have no
+        message at all, highest id first, below the cursor `before`."""
+        query = select(Conversation.id).where(
+            Conversation.id.in_(self._other_hits(terms)),
+            visible_to(viewer),
+            ~exists().where(Message.conversation_id == Conversation.id),
+        )
+        if before is not None and before[0] == 0:  # else every key 0 is below the cursor
+            query = query.where(Conversation.id < before[1])
+        query = query.order_by(Conversation.id.desc()).limit(limit)
+        return [(0, conversation_id) for conversation_id in (await self.session.scalars(query))]
+
+    async def with_messages_since(self, conversation_ids: Sequence[int], since: int) -> set[int]:
+        """Which of these conversations have any message with id `since` or later."""
+        if not conversation_ids:
+            return set()
+        query = select(Message.conversation_id).where(
+            Message.conversation_id.in_(conversation_ids), Message.id >= since
+        )
+        return set((await self.session.scalars(query.distinct())).all())
 
     async def message_texts(self, message_ids: Sequence[int]) -> dict[int, str]:
         if not message_ids:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, update
 
+from intake import search as search_module
 from intake import search_repository
 from intake.search import SearchHit, search, snippet_of, terms_of
 from intake.visibility import Viewer
@@ -192,6 +193,106 @@ class TestSearch:
         monkeypatch.setattr(search_repository, "RARE_MATCHES", 1)
         assert await found(db, "счета", limit=2) == as_few
         assert len(as_few) == 4
+
+    async def test_every_plan_of_a_common_word_gives_the_same_pages(
+        self, db: Database, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        channel = await create_channel(db)
+        for n in range(90):
+            await ingest_message(
+                db, channel, email=f"c{n % 30}@x.ru", thread_key=f"t{n % 30}", text=f"счёт {n}"
+            )
+            await ingest_message(db, channel, email=f"o{n}@x.ru", text=f"другое {n}")
+        # A page of 10 reads 64 matches at once: all in the newest messages (PostgreSQL).
+        newest_first = await found(db, "счета", limit=10)
+        assert len(newest_first) == 30
+        # The newest messages hold too few: the matches are read unordered, then newest first.
+        monkeypatch.setattr(search_repository, "NEWEST_WINDOW", 20)
+        assert await found(db, "счета", limit=10) == newest_first
+        monkeypatch.setattr(search_repository, "RARE_MATCHES", 1)
+        assert await found(db, "счета", limit=10) == newest_first
+
+    async def test_many_name_matches_give_the_same_pages(
+        self, db: Database, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        channel = await create_channel(db)
+        by_name = [
+            (
+                await ingest_message(
+                    db,
+                    channel,
+                    name=f"Anna Kowalski {n}",
+                    email=f"s{n}@x.ru",
+                    thread_key=f"s{n}",
+                    text=f"вопрос {n}",
+                )
+            ).conversation_id
+            for n in range(6)
+        ]
+        by_text = [
+            (
+                await ingest_message(db, channel, email=f"t{n}@x.ru", text=f"Kowalski {n}")
+            ).conversation_id
+            for n in range(3)
+        ]
+        # A conversation matched by its contact gets a newer message and moves up.
+        await ingest_message(db, channel, email="s1@x.ru", thread_key="s1", text="ещё вопрос")
+        # One matched by its contact and by a message stands by its latest message.
+        await ingest_message(db, channel, email="s4@x.ru", thread_key="s4", text="Kowalski again")
+        async with db.transaction() as session:
+            conversation = await session.get(Conversation, by_name[2])
+            assert conversation is not None
+            bare = Conversation(
+                channel_id=conversation.channel_id,
+                contact_id=conversation.contact_id,
+                thread_key="no-messages",
+                status="open",
+            )
+            session.add(bare)
+            await session.flush()
+            bare_id = bare.id
+        as_few = {limit: await found(db, "kowalski", limit=limit) for limit in (1, 2, 3, 50)}
+        # Past this many, the conversations matched by a name are ranked by reading their
+        # messages newest first (the other plan), with the database telling which candidates
+        # they are.
+        monkeypatch.setattr(search_module, "MANY_OTHERS", 1)
+        for limit, expected in as_few.items():
+            assert await found(db, "kowalski", limit=limit) == expected, limit
+        assert as_few[50] == [
+            by_name[4],
+            by_name[1],
+            *reversed(by_text),
+            *reversed(by_name[5:]),
+            by_name[3],
+            by_name[2],
+            by_name[0],
+            bare_id,
+        ]
+
+    async def test_every_other_source_is_found_by_either_plan(
+        self, db: Database, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        channel = await create_channel(db)
+        mail = await ingest_message(db, channel, text="вопрос", email="anna.k@romashka.ru")
+        phone = await ingest_message(db, channel, text="звонок", phone="+79123456789")
+        subject = await ingest_message(
+            db, channel, text="см. вложение", subject="Счёт на оплату", email="b@x.ru"
+        )
+        named = await ingest_message(db, channel, text="добрый день", name="Иван Петров")
+        assert named.lead_id is not None
+        expected = {
+            "anna.k@romashka.ru": [mail.conversation_id],
+            "romashka": [mail.conversation_id],
+            "8 (912) 345-67-89": [phone.conversation_id],
+            "счета оплаты": [subject.conversation_id],
+            "ИВАН петров": [named.conversation_id],
+            str(named.lead_id): [named.conversation_id],
+        }
+        # Listed by id (few), then found walking the newest messages (many).
+        for many_others in (2000, 0):
+            monkeypatch.setattr(search_module, "MANY_OTHERS", many_others)
+            for query, ids in expected.items():
+                assert await found(db, query) == ids, (many_others, query)
 
     async def test_a_cursor_from_elsewhere_is_refused(self, db: Database) -> None:
         async with db.read() as session:

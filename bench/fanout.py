@@ -1,0 +1,435 @@
+"""SSE fan-out benchmark: how long a new message takes to reach 200 open workspace tabs.
+
+A real `omnihub serve` is started on a fresh database, once per setup:
+
+- sqlite: embedded, as `make run` starts it (one process, the outbox worker inside, the
+  in-process event bus);
+- postgresql: `omnihub serve --workers 2` (two answering processes and the outbox worker in
+  its own), the bus on a private Redis.
+
+Several managers sign in through the sign-in page (one session each) and open `--streams`
+live streams (`GET /inbox/stream`, inbox/web/stream.py) spread over them, so a stream is a
+tab. Web-form posts (`POST /forms/default`) then arrive at a steady rate; each makes a
+conversation whose `message.received` event every stream must pass on as a `change`.
+
+Per stream and post the latency is measured from the message's `created_at` (written by the
+hub just before the ingest commits, so slightly before the commit: the figure is an upper
+bound) to the moment the `change` line is read by this process; the time from the post's
+201 answer (taken by this process) to the same line is printed beside it. The baseline,
+measured in the same run by the same event loop: a bare Redis pub/sub round trip
+(publish, then receive on a subscribed connection), sampled during the load.
+
+    python -m bench.fanout [--streams 200] [--managers 5] [--rate 5] [--duration 20]
+                           [--backends sqlite,postgresql]
+
+Target: p99 at most 250 ms and every expected event received. Exits non-zero only when the
+harness fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import redis.asyncio as aioredis
+from sqlalchemy import func, select
+
+from bench.ingest import (
+    HUB_CMD,
+    Server,
+    _command,
+    _hub_env,
+    hub_command,
+    migrate,
+    postgres_database,
+    postgres_unreachable,
+    private_redis,
+)
+from bench.sustained import HarnessError, sqlite_url
+from inbox.sessions import SESSION_COOKIE
+from storage.db import Database
+from storage.models import Message
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_P99_MS = 250.0
+TOPIC = "message.received"
+PASSWORD = "bench fan-out password 1"
+SETTLE_SECONDS = 15.0
+
+
+@dataclass
+class Stream:
+    """One open `/inbox/stream`: when each conversation's `message.received` arrived."""
+
+    manager: int
+    arrivals: dict[int, float] = field(default_factory=dict)
+    changes: int = 0
+    # Sequence numbers skipped (events the hub dropped for this stream).
+    skipped: int = 0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    error: str | None = None
+
+
+@dataclass
+class Run:
+    setup: str
+    streams: list[Stream]
+    # conversation id -> wall time of the post's 201 answer
+    answered: dict[int, float]
+    # conversation id -> its first message's created_at (wall time)
+    committed: dict[int, float]
+    baseline_ms: list[float]
+    post_ms: list[float]
+    failed_posts: int
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(int(len(ordered) * q), len(ordered) - 1)]
+
+
+async def _chunk(reader: asyncio.StreamReader) -> bytes:
+    """The next chunk of a chunked HTTP/1.1 body; b"" at its end."""
+    size_line = await reader.readline()
+    if not size_line:
+        return b""
+    size = int(size_line.split(b";")[0].strip() or b"0", 16)
+    if size == 0:
+        return b""
+    data = await reader.readexactly(size + 2)
+    return data[:-2]
+
+
+async def listen(url: str, cookie: str, stream: Stream) -> None:
+    """Hold one stream open until cancelled, recording every `change` (a raw HTTP/1.1
+    client: with 200 streams in one process the client's own cost must stay small)."""
+    parts = urlsplit(url)
+    try:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    except OSError as exc:
+        stream.error = f"connect: {exc}"
+        stream.ready.set()
+        return
+    try:
+        writer.write(
+            (
+                f"GET /inbox/stream HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                f"Accept: text/event-stream\r\nCookie: {SESSION_COOKIE}={cookie}\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0]
+        if b" 200 " not in status + b" " or b"chunked" not in head.lower():
+            stream.error = f"answered {status.decode(errors='replace')}"
+            stream.ready.set()
+            return
+        buffer = b""
+        last_seq = 0
+        while True:
+            chunk = await _chunk(reader)
+            now = time.time()
+            if not chunk:
+                stream.error = "the hub ended the stream"
+                return
+            buffer += chunk
+            while b"\n\n" in buffer:
+                block, buffer = buffer.split(b"\n\n", 1)
+                if b"event: change" in block:
+                    change = json.loads(block.rsplit(b"data: ", 1)[1])
+                    stream.changes += 1
+                    if change["seq"] != last_seq + 1:
+                        stream.skipped += change["seq"] - last_seq - 1
+                    last_seq = change["seq"]
+                    if change["topic"] == TOPIC:
+                        stream.arrivals.setdefault(change["conversation_id"], now)
+                elif b"event: hello" in block:
+                    stream.ready.set()
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        stream.error = f"{type(exc).__name__}: {exc}"
+        stream.ready.set()
+    finally:
+        writer.close()
+
+
+async def sign_in(client: httpx.AsyncClient, url: str, email: str) -> str:
+    response = await client.post(
+        url + "/login",
+        data={"email": email, "password": PASSWORD},
+        headers={"Origin": url},
+    )
+    token = response.cookies.get(SESSION_COOKIE)
+    if response.status_code != 303 or not token:
+        raise HarnessError(f"sign-in of {email} answered {response.status_code}")
+    return token
+
+
+async def baseline(redis_url: str, stop: asyncio.Event, samples: list[float]) -> None:
+    """Redis pub/sub round trips, one every 50 ms, until `stop`."""
+    client = aioredis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe("bench.fanout.baseline")
+        await pubsub.get_message(timeout=1.0)  # the subscription's confirmation
+        while not stop.is_set():
+            started = time.perf_counter()
+            await client.publish("bench.fanout.baseline", b"x")
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                if message is not None:
+                    break
+            samples.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(0.05)
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
+async def post_forms(
+    url: str, rate: float, duration: float, answered: dict[int, float], post_ms: list[float]
+) -> int:
+    """Posts at `rate` per second for `duration` seconds; returns how many failed."""
+    failed = 0
+    count = max(int(rate * duration), 1)
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def one(n: int) -> None:
+            nonlocal failed
+            started = time.perf_counter()
+            try:
+                response = await client.post(
+                    url + "/forms/default",
+                    json={
+                        "name": f"Клиент {n}",
+                        "email": f"fanout{n}@example.ru",
+                        "message": f"Здравствуйте, хочу оформить заказ №{n}",
+                    },
+                )
+            except httpx.HTTPError:
+                failed += 1
+                return
+            now = time.time()
+            if response.status_code != 201:
+                failed += 1
+                return
+            post_ms.append((time.perf_counter() - started) * 1000)
+            answered[int(response.json()["conversation_id"])] = now
+
+        began = time.perf_counter()
+        posts = []
+        for n in range(count):
+            delay = began + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            posts.append(asyncio.ensure_future(one(n)))
+        await asyncio.gather(*posts)
+    return failed
+
+
+async def committed_at(database_url: str, conversation_ids: list[int]) -> dict[int, float]:
+    """Each conversation's first message's created_at, as wall-clock seconds."""
+    db = Database(database_url, pool_size=1)
+    try:
+        async with db.read() as session:
+            rows = await session.execute(
+                select(Message.conversation_id, func.min(Message.created_at))
+                .where(Message.conversation_id.in_(conversation_ids))
+                .group_by(Message.conversation_id)
+            )
+            found: dict[int, float] = {}
+            for conversation_id, created in rows.all():
+                if isinstance(created, str):  # SQLite without the column type's processing
+                    raise HarnessError("created_at came back as text")
+                found[conversation_id] = created.timestamp()
+            return found
+    finally:
+        await db.dispose()
+
+
+async def drive(
+    setup: str, url: str, database_url: str, redis_url: str, args: argparse.Namespace
+) -> Run:
+    async with httpx.AsyncClient(timeout=30, follow_redirects=False) as client:
+        cookies = [
+            await sign_in(client, url, f"fanout{m}@bench.example.ru") for m in range(args.managers)
+        ]
+    streams = [Stream(manager=n % args.managers) for n in range(args.streams)]
+    listeners = [
+        asyncio.ensure_future(listen(url, cookies[stream.manager], stream)) for stream in streams
+    ]
+
+    async def stop() -> None:
+        for listener in listeners:
+            listener.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(stream.ready.wait() for stream in streams)), timeout=60
+        )
+    except TimeoutError as exc:
+        await stop()
+        raise HarnessError(f"{setup}: not every stream said hello within 60 s") from exc
+    broken = [stream.error for stream in streams if stream.error]
+    if broken:
+        await stop()
+        raise HarnessError(f"{setup}: {len(broken)} streams failed, first: {broken[0]}")
+    samples: list[float] = []
+    stop_baseline = asyncio.Event()
+    sampler = asyncio.ensure_future(baseline(redis_url, stop_baseline, samples))
+    answered: dict[int, float] = {}
+    post_ms: list[float] = []
+    failed = await post_forms(url, args.rate, args.duration, answered, post_ms)
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        if all(len(stream.arrivals) >= len(answered) for stream in streams):
+            break
+        await asyncio.sleep(0.1)
+    stop_baseline.set()
+    await sampler
+    await stop()
+    committed = await committed_at(database_url, list(answered))
+    return Run(setup, streams, answered, committed, samples, post_ms, failed)
+
+
+def add_managers(env: dict[str, str], log: Path, managers: int) -> None:
+    for m in range(managers):
+        argv = _command(
+            "{omnihub} managers add --email "
+            f"fanout{m}@bench.example.ru --name 'Менеджер {m}' "
+            f"--role {'admin' if m == 0 else 'manager'} --password '{PASSWORD}'"
+        )
+        with log.open("ab") as out:
+            done = subprocess.run(
+                argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=120
+            )
+        if done.returncode != 0:
+            raise HarnessError(f"managers add exited with {done.returncode}")
+
+
+def measure(backend: str, args: argparse.Namespace, workdir: Path) -> Run:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"fanout-{backend}-", dir=workdir))
+    log = workdir / f"hub-{backend}.log"
+    with contextlib.ExitStack() as stack:
+        database_url = None
+        if backend == "postgresql":
+            database_url = stack.enter_context(postgres_database(args.pg_url))
+        env = _hub_env(data_dir, database_url)
+        env["OMNIHUB_LOG_LEVEL"] = "warning"
+        redis_url = stack.enter_context(private_redis(workdir))
+        workers = 0
+        if backend == "postgresql":
+            env["OMNIHUB_REDIS_URL"] = redis_url
+            workers = args.workers
+        migrate(env, log, args.startup_timeout)
+        add_managers(env, log, args.managers)
+        setup = (
+            "sqlite, one process (in-process bus)"
+            if backend == "sqlite"
+            else f"postgresql + redis, serve --workers {workers}"
+        )
+        hub = Server(f"hub ({backend})", hub_command(args.hub_cmd, workers), env, log)
+        hub.start(args.startup_timeout)
+        stack.callback(hub.stop)
+        url = database_url or sqlite_url(data_dir)
+        return asyncio.run(drive(setup, hub.url, url, redis_url, args))
+
+
+def report(run: Run) -> bool:
+    expected = len(run.answered) * len(run.streams)
+    from_commit: list[float] = []
+    from_answer: list[float] = []
+    for stream in run.streams:
+        for conversation_id, arrived in stream.arrivals.items():
+            if conversation_id in run.committed:
+                from_commit.append((arrived - run.committed[conversation_id]) * 1000)
+            if conversation_id in run.answered:
+                from_answer.append((arrived - run.answered[conversation_id]) * 1000)
+    received = len(from_answer)
+    skipped = sum(stream.skipped for stream in run.streams)
+    errors = [stream.error for stream in run.streams if stream.error]
+    print(
+        f"fan-out on {run.setup}: {len(run.streams)} streams, {len(run.answered)} posts "
+        f"({run.failed_posts} failed)"
+    )
+    print(f"  {'':42s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
+    rows = [
+        ("baseline: redis pub/sub round trip", run.baseline_ms),
+        ("post answered (201)", run.post_ms),
+        ("event at stream, from created_at", from_commit),
+        ("event at stream, from the 201 answer", from_answer),
+    ]
+    for name, values in rows:
+        print(
+            f"  {name:42s} {_percentile(values, 0.5):8.1f} {_percentile(values, 0.99):8.1f} "
+            f"{max(values, default=float('nan')):8.1f}"
+        )
+    print(
+        f"  events received: {received} of {expected} expected; sequence gaps: {skipped}; "
+        f"streams ended early: {len(errors)}"
+    )
+    p99 = _percentile(from_commit, 0.99)
+    met = received == expected and skipped == 0 and not errors and p99 <= TARGET_P99_MS
+    base = _percentile(run.baseline_ms, 0.99)
+    print(
+        f"verdict ({run.setup}): p99 {p99:.1f} ms (<= {TARGET_P99_MS:.0f}), "
+        f"{p99 / base if base else float('nan'):.0f}x the baseline's p99, "
+        f"mean {statistics.fmean(from_commit) if from_commit else float('nan'):.1f} ms: "
+        f"{'met' if met else 'MISSED'}"
+    )
+    return met
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fanout", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--managers", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=5.0, help="posts per second (default 5)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of posting")
+    parser.add_argument("--workers", type=int, default=2, help="serve --workers on PostgreSQL")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--startup-timeout", type=float, default=180.0)
+    parser.add_argument("--keep-logs", action="store_true")
+    # For profiling: run the hub another way (e.g. under cProfile), same placeholders.
+    parser.add_argument("--hub-cmd", default=HUB_CMD, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    workdir = Path(tempfile.mkdtemp(prefix="omnihub-bench-fanout-"))
+    try:
+        for backend in backends:
+            if backend == "postgresql":
+                why = postgres_unreachable(args.pg_url)
+                if why is not None:
+                    print(f"fan-out on postgresql skipped: PostgreSQL unreachable ({why})")
+                    continue
+            report(measure(backend, args, workdir))
+    except HarnessError as exc:
+        print(f"fan-out benchmark failed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if args.keep_logs:
+            print(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
