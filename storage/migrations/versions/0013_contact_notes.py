@@ -1,7 +1,7 @@
 """Contacts: the managers' notes about a contact (the contact panel).
 
-Revision ID: 0014
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07
 """
 

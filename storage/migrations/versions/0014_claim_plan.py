@@ -1,7 +1,7 @@
 """The investigation plan of a claim: a step is ticked off as done (when, by whom).
 
-Revision ID: 0016
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-07
 """
 
