@@ -261,3 +261,18 @@ async def test_a_canned_reply_is_filled_only_for_a_conversation_one_may_see(
         params={"conversation_id": theirs.conversation_id},
     )
     assert hidden.status_code == 404 and "Секретов" not in hidden.text
+
+
+async def test_a_known_address_without_a_mailbox_to_write_from_is_said_so(
+    client: httpx.AsyncClient, hub_db: Database
+) -> None:
+    manager = await create_manager(hub_db, email="olga@example.ru", role=ManagerRole.ADMIN)
+    await set_language(hub_db, manager.id, "en")
+    form = await create_channel(hub_db)
+    taken = await ingest_message(hub_db, form, email="anna@example.ru")
+    await signed_in(client, "olga@example.ru")
+
+    page = (await client.get(f"/inbox/v/open/c/{taken.conversation_id}")).text
+    assert "their address is known, but no mailbox or bot is set up" in page
+    assert "no email address or Telegram is known" not in page
+    assert 'value="reply" disabled' in page
