@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.bus import HeldMessages
 from storage.db import OUTBOX_FLAG, Database
 from storage.events import CATALOGUE, Event, parse
 from storage.models import OutboxEvent, OutboxStatus
@@ -157,7 +158,7 @@ class OutboxWorker:
 
     async def _claim(self) -> list[tuple[int, str]]:
         now = self.clock()
-        async with self.db.transaction() as session:
+        async with self.db.transaction(background=True) as session:
             query = (
                 select(OutboxEvent.id, OutboxEvent.topic)
                 .where(
@@ -259,16 +260,25 @@ class OutboxWorker:
         return any(isinstance(h, BatchHandler) for h in self.handlers.get(kind, ()))
 
     async def _run(self, ids: list[int], *, redoable: bool = False) -> None:
+        # Live updates the handlers publish are sent after the commit, together: the
+        # transaction never waits for the bus, and what rolls back announces nothing.
+        held = HeldMessages()
         try:
-            async with self.db.transaction(redoable=redoable) as session:
-                await self._handle_batch(session, ids, isolated=False)
+            with held.collecting():
+                async with self.db.transaction(redoable=redoable, background=True) as session:
+                    await self._handle_batch(session, ids, isolated=False, held=held)
         except Exception:
             # A handler failed, or its writes did when the round flushed or committed
             # (a unique violation): each event's writes then flush in its own savepoint.
-            async with self.db.transaction(redoable=redoable) as session:
-                await self._handle_batch(session, ids, isolated=True)
+            held.clear()
+            with held.collecting():
+                async with self.db.transaction(redoable=redoable, background=True) as session:
+                    await self._handle_batch(session, ids, isolated=True, held=held)
+        await held.release()
 
-    async def _handle_batch(self, session: AsyncSession, ids: list[int], *, isolated: bool) -> None:
+    async def _handle_batch(
+        self, session: AsyncSession, ids: list[int], *, isolated: bool, held: HeldMessages
+    ) -> None:
         events = await session.scalars(
             select(OutboxEvent).where(OutboxEvent.id.in_(ids)).order_by(OutboxEvent.id)
         )
@@ -287,11 +297,13 @@ class OutboxWorker:
                     raise _HandlerFailed from exc
                 done.append(event.id)
                 continue
+            mark = held.mark()
             try:
                 async with session.begin_nested():
                     await self._dispatch(session, event)
                 done.append(event.id)
             except Exception as exc:
+                held.drop_from(mark)  # its live updates rolled back with its writes
                 log.exception("outbox event %s (%s) failed", event.id, event.topic)
                 await session.refresh(event)  # the savepoint's rollback expired it
                 self._record_failure(event, exc)
@@ -359,7 +371,7 @@ class OutboxWorker:
 
     async def purge_done(self) -> int:
         cutoff = self.clock() - timedelta(seconds=self.options.keep_done_seconds)
-        async with self.db.transaction() as session:
+        async with self.db.transaction(background=True) as session:
             result = await session.execute(
                 delete(OutboxEvent).where(
                     OutboxEvent.status == OutboxStatus.DONE, OutboxEvent.processed_at < cutoff
