@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -109,6 +110,11 @@ async def emit_many(session: AsyncSession, events: Sequence[Event]) -> None:
 @dataclass
 class WorkerOptions:
     batch_size: int = 100
+    # SQLite: the worker's transactions hold the one write lock that every answer
+    # waits for, so a round takes as many events as its handlers got through in about
+    # this long in the rounds before (between `min_round` and `batch_size`).
+    write_lock_seconds: float = 0.05
+    min_round: int = 8
     # Renewed every heartbeat while the events are worked on: a dead worker's events
     # wait at most this long (plus a poll) for another worker.
     lease_seconds: float = 6.0
@@ -143,6 +149,9 @@ class OutboxWorker:
         self.clock = clock
         self._wakeup = asyncio.Event()
         db.on_outbox_commit(self.wake)
+        # Seconds the handlers held the write lock per event, smoothed over the rounds.
+        self._held_per_event: float | None = None
+        self._held = 0.0
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -167,7 +176,7 @@ class OutboxWorker:
                     or_(OutboxEvent.locked_until.is_(None), OutboxEvent.locked_until < now),
                 )
                 .order_by(OutboxEvent.due_at, OutboxEvent.id)
-                .limit(self.options.batch_size)
+                .limit(self.round_size())
             )
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
@@ -183,6 +192,23 @@ class OutboxWorker:
                     )
                 )
         return claimed
+
+    def round_size(self) -> int:
+        """How many events the next round claims (see WorkerOptions.write_lock_seconds)."""
+        per_event = self._held_per_event
+        if not self.db.is_sqlite or per_event is None or per_event <= 0:
+            return self.options.batch_size
+        fits = int(self.options.write_lock_seconds / per_event)
+        return max(self.options.min_round, min(self.options.batch_size, fits))
+
+    def _note_round(self, events: int) -> None:
+        held, self._held = self._held, 0.0
+        if events and held > 0:
+            per_event = held / events
+            previous = self._held_per_event
+            self._held_per_event = (
+                per_event if previous is None else 0.5 * previous + 0.5 * per_event
+            )
 
     async def run_once(self) -> int:
         """Handle one batch of due events; returns how many were claimed.
@@ -200,6 +226,7 @@ class OutboxWorker:
             # One writer, which this worker's own transactions hold while they work:
             # a renewal could only wait for them.
             await self._run_claimed(claimed)
+            self._note_round(len(claimed))
             return len(claimed)
         ids = [event_id for event_id, _topic in claimed]
         heartbeat = asyncio.create_task(self._heartbeat(ids))
@@ -282,8 +309,22 @@ class OutboxWorker:
         events = await session.scalars(
             select(OutboxEvent).where(OutboxEvent.id.in_(ids)).order_by(OutboxEvent.id)
         )
+        locked_at = time.monotonic()  # SQLite: the write lock is this transaction's now
+        try:
+            await self._handle_rows(session, events.all(), isolated=isolated, held=held)
+        finally:
+            self._held += time.monotonic() - locked_at
+
+    async def _handle_rows(
+        self,
+        session: AsyncSession,
+        rows: Sequence[OutboxEvent],
+        *,
+        isolated: bool,
+        held: HeldMessages,
+    ) -> None:
         done: list[int] = []
-        pending = [event for event in events.all() if event.status == OutboxStatus.PENDING]
+        pending = [event for event in rows if event.status == OutboxStatus.PENDING]
         if not isolated:
             try:
                 await self._handle_together(session, pending)

@@ -725,3 +725,27 @@ class TestLiveUpdatesAfterCommit:
         assert rows[ids[1]].status == OutboxStatus.PENDING and rows[ids[1]].last_error
         assert {rows[ids[0]].status, rows[ids[2]].status} == {OutboxStatus.DONE}
         await bus.close()
+
+
+class TestRoundSize:
+    async def test_on_sqlite_a_round_holds_the_write_lock_about_the_budget(
+        self, db: Database, clock: Clock
+    ) -> None:
+        """Rounds take as many events as the handlers got through in the budget before
+        (SQLite, where answers wait for the worker's transactions); PostgreSQL's
+        rounds stay whole batches."""
+
+        async def slow(session: AsyncSession, event: Plain, event_id: int) -> None:
+            await asyncio.sleep(0.01)  # inside the transaction: the lock is held
+
+        worker = make_worker(
+            db, clock, {Plain: [slow]}, write_lock_seconds=0.05, min_round=2, batch_size=30
+        )
+        await emit_events(db, Plain, 40)
+        assert await worker.run_once() == 30, "no measure yet: a whole batch"
+        if not db.is_sqlite:
+            assert worker.round_size() == 30
+            return
+        assert 2 <= worker.round_size() <= 5, "about 0.05 s of 0.01 s events"
+        size = worker.round_size()
+        assert await worker.run_once() == size
