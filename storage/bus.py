@@ -27,8 +27,9 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -43,6 +44,7 @@ __all__ = [
     "BusClosedError",
     "BusMessage",
     "EventBus",
+    "HeldMessages",
     "InProcessBus",
     "RedisBus",
     "Subscription",
@@ -252,6 +254,72 @@ class _QueueSubscription:
         return message
 
 
+# --- held until commit -------------------------------------------------------
+
+
+class _Sender(Protocol):
+    async def _send(self, messages: list[tuple[str, str]]) -> None: ...
+
+
+_HELD: ContextVar[HeldMessages | None] = ContextVar("omnihub_bus_held", default=None)
+
+
+class HeldMessages:
+    """Messages published by work in a transaction, sent once the transaction commits.
+
+    While `collecting()` is open in a task, `publish` on any bus of this module only
+    records the message; `release()` then sends them, in order, in one round trip per
+    bus. A transaction therefore never waits for Redis (SQLite's one write lock,
+    PostgreSQL's row locks are not held across network round trips), and work that
+    rolls back (`drop_from`, `clear`) announces nothing.
+    """
+
+    def __init__(self) -> None:
+        self._messages: list[tuple[_Sender, str, str]] = []
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[HeldMessages]:
+        token = _HELD.set(self)
+        try:
+            yield self
+        finally:
+            _HELD.reset(token)
+
+    def mark(self) -> int:
+        """A point to drop back to (`drop_from`) when the work after it rolls back."""
+        return len(self._messages)
+
+    def drop_from(self, mark: int) -> None:
+        del self._messages[mark:]
+
+    def clear(self) -> None:
+        self._messages.clear()
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    async def release(self) -> None:
+        """Send what was held (after the commit); a bus that fails loses its messages,
+        as live updates are lost when Redis is away, and is logged."""
+        messages, self._messages = self._messages, []
+        by_bus: dict[int, tuple[_Sender, list[tuple[str, str]]]] = {}
+        for bus, topic, raw in messages:
+            by_bus.setdefault(id(bus), (bus, []))[1].append((topic, raw))
+        for bus, batch in by_bus.values():
+            try:
+                await bus._send(batch)
+            except (RedisError, OSError, BusClosedError) as exc:
+                logger.warning("%s live update(s) not published: %s", len(batch), exc)
+
+
+def _held(bus: _Sender, topic: str, raw: str) -> bool:
+    held = _HELD.get()
+    if held is None:
+        return False
+    held._messages.append((bus, topic, raw))
+    return True
+
+
 # --- in-process ---------------------------------------------------------------
 
 
@@ -266,13 +334,21 @@ class InProcessBus:
         self._closed = False
 
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
-        """Deliver to every matching subscription without waiting for any of them."""
+        """Deliver to every matching subscription without waiting for any of them (once
+        the transaction commits, inside `HeldMessages.collecting`)."""
         raw = _encode(topic, payload)
         if self._closed:
             raise BusClosedError("the event bus is closed")
+        if not _held(self, topic, raw):
+            await self._send([(topic, raw)])
+
+    async def _send(self, messages: list[tuple[str, str]]) -> None:
+        if self._closed:
+            raise BusClosedError("the event bus is closed")
         for subscription in list(self._subscriptions):
-            if subscription.topics.matches(topic):
-                subscription.feed(topic, raw)
+            for topic, raw in messages:
+                if subscription.topics.matches(topic):
+                    subscription.feed(topic, raw)
 
     def subscribe(self, *topics: str) -> AbstractAsyncContextManager[Subscription]:
         """Subscribe to ``topics`` (``prefix*`` allowed) for the life of the context."""
@@ -344,7 +420,20 @@ class RedisBus:
         raw = _encode(topic, payload)
         if self._closed:
             raise BusClosedError("the event bus is closed")
-        await self._client.publish(topic, raw)
+        if not _held(self, topic, raw):
+            await self._client.publish(topic, raw)
+
+    async def _send(self, messages: list[tuple[str, str]]) -> None:
+        """PUBLISH many messages in one round trip."""
+        if self._closed:
+            raise BusClosedError("the event bus is closed")
+        if len(messages) == 1:
+            await self._client.publish(*messages[0])
+            return
+        pipeline = self._client.pipeline(transaction=False)
+        for topic, raw in messages:
+            pipeline.publish(topic, raw)
+        await pipeline.execute()
 
     async def ping(self) -> None:
         """Raise if Redis does not answer (readiness checks)."""

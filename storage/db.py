@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util.concurrency import await_
 
-from storage.sqlite_inline import inline_creator
+from storage.sqlite_inline import giving_way, inline_creator
 
 OUTBOX_FLAG = "omnihub.outbox_written"
 # The PostgreSQL channel on which a commit that wrote outbox events wakes the workers.
@@ -81,12 +81,14 @@ def json_dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, writer: bool = False) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    # A writer waits for another process's write lock in the event loop, not in SQLite's
+    # busy handler, which would sleep in the loop's thread (storage.sqlite_inline).
+    cursor.execute("PRAGMA busy_timeout=0" if writer else "PRAGMA busy_timeout=30000")
     cursor.close()
 
 
@@ -97,12 +99,12 @@ def _sqlite_engine(url: URL, *, writer: bool, pool_size: int) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=60,
         json_serializer=json_dumps,
-        async_creator=inline_creator(url.database or ":memory:", timeout=30),
+        async_creator=inline_creator(url.database or ":memory:", timeout=30, writer=writer),
     )
 
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, record: Any) -> None:
-        _sqlite_pragmas(dbapi_connection, record)
+        _sqlite_pragmas(dbapi_connection, record, writer=writer)
         # Let SQLAlchemy, not the driver, decide when a transaction begins.
         dbapi_connection.isolation_level = None
 
@@ -186,7 +188,9 @@ class Database:
         self._on_outbox.append(callback)
 
     @asynccontextmanager
-    async def transaction(self, *, redoable: bool = False) -> AsyncIterator[AsyncSession]:
+    async def transaction(
+        self, *, redoable: bool = False, background: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """A session in a write transaction: committed on success, rolled back on error.
 
         `redoable`: the work will be done again if it is lost, because what asked for it
@@ -196,14 +200,19 @@ class Database:
         the last fraction of a second of such transactions, whole, never half of one,
         and never once a later durable commit has followed them. SQLite's WAL mode
         with synchronous=NORMAL already commits this way.
+
+        `background`: work nobody waits for (the outbox worker's). On SQLite it lets the
+        writers of other processes that wait for the write lock (answers) go first.
         """
         maker = self._writer if not redoable or self.is_sqlite else self._redoable_sessions()
-        async with maker() as session, session.begin():
-            yield session
-            if session.info.get(OUTBOX_FLAG) and not self.is_sqlite:
-                # Delivered at commit (never for a rollback) to the workers LISTENing in
-                # other processes: they wake at once instead of at their next poll.
-                await session.execute(_NOTIFY_OUTBOX)
+        polite = giving_way() if background and self.is_sqlite else contextlib.nullcontext()
+        with polite:
+            async with maker() as session, session.begin():
+                yield session
+                if session.info.get(OUTBOX_FLAG) and not self.is_sqlite:
+                    # Delivered at commit (never for a rollback) to the workers LISTENing
+                    # in other processes: they wake at once instead of at their next poll.
+                    await session.execute(_NOTIFY_OUTBOX)
         if session.info.pop(OUTBOX_FLAG, False):
             for callback in self._on_outbox:
                 callback()

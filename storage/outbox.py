@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.bus import HeldMessages
 from storage.db import OUTBOX_FLAG, Database
 from storage.events import CATALOGUE, Event, parse
 from storage.models import OutboxEvent, OutboxStatus
@@ -108,6 +110,11 @@ async def emit_many(session: AsyncSession, events: Sequence[Event]) -> None:
 @dataclass
 class WorkerOptions:
     batch_size: int = 100
+    # SQLite: the worker's transactions hold the one write lock that every answer
+    # waits for, so a round takes as many events as its handlers got through in about
+    # this long in the rounds before (between `min_round` and `batch_size`).
+    write_lock_seconds: float = 0.05
+    min_round: int = 8
     # Renewed every heartbeat while the events are worked on: a dead worker's events
     # wait at most this long (plus a poll) for another worker.
     lease_seconds: float = 6.0
@@ -142,6 +149,9 @@ class OutboxWorker:
         self.clock = clock
         self._wakeup = asyncio.Event()
         db.on_outbox_commit(self.wake)
+        # Seconds the handlers held the write lock per event, smoothed over the rounds.
+        self._held_per_event: float | None = None
+        self._held = 0.0
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -157,7 +167,7 @@ class OutboxWorker:
 
     async def _claim(self) -> list[tuple[int, str]]:
         now = self.clock()
-        async with self.db.transaction() as session:
+        async with self.db.transaction(background=True) as session:
             query = (
                 select(OutboxEvent.id, OutboxEvent.topic)
                 .where(
@@ -166,7 +176,7 @@ class OutboxWorker:
                     or_(OutboxEvent.locked_until.is_(None), OutboxEvent.locked_until < now),
                 )
                 .order_by(OutboxEvent.due_at, OutboxEvent.id)
-                .limit(self.options.batch_size)
+                .limit(self.round_size())
             )
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
@@ -182,6 +192,23 @@ class OutboxWorker:
                     )
                 )
         return claimed
+
+    def round_size(self) -> int:
+        """How many events the next round claims (see WorkerOptions.write_lock_seconds)."""
+        per_event = self._held_per_event
+        if not self.db.is_sqlite or per_event is None or per_event <= 0:
+            return self.options.batch_size
+        fits = int(self.options.write_lock_seconds / per_event)
+        return max(self.options.min_round, min(self.options.batch_size, fits))
+
+    def _note_round(self, events: int) -> None:
+        held, self._held = self._held, 0.0
+        if events and held > 0:
+            per_event = held / events
+            previous = self._held_per_event
+            self._held_per_event = (
+                per_event if previous is None else 0.5 * previous + 0.5 * per_event
+            )
 
     async def run_once(self) -> int:
         """Handle one batch of due events; returns how many were claimed.
@@ -199,6 +226,7 @@ class OutboxWorker:
             # One writer, which this worker's own transactions hold while they work:
             # a renewal could only wait for them.
             await self._run_claimed(claimed)
+            self._note_round(len(claimed))
             return len(claimed)
         ids = [event_id for event_id, _topic in claimed]
         heartbeat = asyncio.create_task(self._heartbeat(ids))
@@ -259,21 +287,44 @@ class OutboxWorker:
         return any(isinstance(h, BatchHandler) for h in self.handlers.get(kind, ()))
 
     async def _run(self, ids: list[int], *, redoable: bool = False) -> None:
+        # Live updates the handlers publish are sent after the commit, together: the
+        # transaction never waits for the bus, and what rolls back announces nothing.
+        held = HeldMessages()
         try:
-            async with self.db.transaction(redoable=redoable) as session:
-                await self._handle_batch(session, ids, isolated=False)
+            with held.collecting():
+                async with self.db.transaction(redoable=redoable, background=True) as session:
+                    await self._handle_batch(session, ids, isolated=False, held=held)
         except Exception:
             # A handler failed, or its writes did when the round flushed or committed
             # (a unique violation): each event's writes then flush in its own savepoint.
-            async with self.db.transaction(redoable=redoable) as session:
-                await self._handle_batch(session, ids, isolated=True)
+            held.clear()
+            with held.collecting():
+                async with self.db.transaction(redoable=redoable, background=True) as session:
+                    await self._handle_batch(session, ids, isolated=True, held=held)
+        await held.release()
 
-    async def _handle_batch(self, session: AsyncSession, ids: list[int], *, isolated: bool) -> None:
+    async def _handle_batch(
+        self, session: AsyncSession, ids: list[int], *, isolated: bool, held: HeldMessages
+    ) -> None:
         events = await session.scalars(
             select(OutboxEvent).where(OutboxEvent.id.in_(ids)).order_by(OutboxEvent.id)
         )
+        locked_at = time.monotonic()  # SQLite: the write lock is this transaction's now
+        try:
+            await self._handle_rows(session, events.all(), isolated=isolated, held=held)
+        finally:
+            self._held += time.monotonic() - locked_at
+
+    async def _handle_rows(
+        self,
+        session: AsyncSession,
+        rows: Sequence[OutboxEvent],
+        *,
+        isolated: bool,
+        held: HeldMessages,
+    ) -> None:
         done: list[int] = []
-        pending = [event for event in events.all() if event.status == OutboxStatus.PENDING]
+        pending = [event for event in rows if event.status == OutboxStatus.PENDING]
         if not isolated:
             try:
                 await self._handle_together(session, pending)
@@ -287,11 +338,13 @@ class OutboxWorker:
                     raise _HandlerFailed from exc
                 done.append(event.id)
                 continue
+            mark = held.mark()
             try:
                 async with session.begin_nested():
                     await self._dispatch(session, event)
                 done.append(event.id)
             except Exception as exc:
+                held.drop_from(mark)  # its live updates rolled back with its writes
                 log.exception("outbox event %s (%s) failed", event.id, event.topic)
                 await session.refresh(event)  # the savepoint's rollback expired it
                 self._record_failure(event, exc)
@@ -359,7 +412,7 @@ class OutboxWorker:
 
     async def purge_done(self) -> int:
         cutoff = self.clock() - timedelta(seconds=self.options.keep_done_seconds)
-        async with self.db.transaction() as session:
+        async with self.db.transaction(background=True) as session:
             result = await session.execute(
                 delete(OutboxEvent).where(
                     OutboxEvent.status == OutboxStatus.DONE, OutboxEvent.processed_at < cutoff

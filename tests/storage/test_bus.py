@@ -14,6 +14,7 @@ from storage.bus import (
     BusClosedError,
     BusMessage,
     EventBus,
+    HeldMessages,
     InProcessBus,
     RedisBus,
     Subscription,
@@ -359,3 +360,46 @@ class TestCreateBus:
         bus = create_bus(redis_url)
         assert isinstance(bus, RedisBus)
         await bus.close()
+
+
+class TestHeldUntilCommit:
+    """What a transaction's work publishes is sent after it, together (HeldMessages)."""
+
+    async def test_held_messages_are_sent_on_release_in_order(
+        self, bus: EventBus, topic: str
+    ) -> None:
+        held = HeldMessages()
+        async with bus.subscribe(topic) as sub:
+            with held.collecting():
+                for n in range(3):
+                    await bus.publish(topic, {"n": n, "слово": "привет"})
+            assert await sub.get(QUIET) is None, "nothing is sent before the release"
+            assert len(held) == 3
+            await held.release()
+            received = [(await receive(sub)).payload for _ in range(3)]
+            assert await sub.get(QUIET) is None
+        assert received == [{"n": n, "слово": "привет"} for n in range(3)]
+        assert len(held) == 0
+
+    async def test_dropped_messages_are_never_sent(self, bus: EventBus, topic: str) -> None:
+        held = HeldMessages()
+        async with bus.subscribe(topic) as sub:
+            with held.collecting():
+                await bus.publish(topic, {"n": 1})
+                mark = held.mark()
+                await bus.publish(topic, {"n": 2})  # work that rolled back
+                held.drop_from(mark)
+                await bus.publish(topic, {"n": 3})
+            await bus.publish(topic, {"n": 4})  # outside: sent at once
+            assert (await receive(sub)).payload == {"n": 4}
+            await held.release()
+            assert [(await receive(sub)).payload["n"] for _ in range(2)] == [1, 3]
+            assert await sub.get(QUIET) is None
+
+    async def test_a_bad_payload_is_refused_at_publish_even_when_held(
+        self, bus: EventBus, topic: str
+    ) -> None:
+        held = HeldMessages()
+        with held.collecting(), pytest.raises(TypeError):
+            await bus.publish(topic, ["not", "an", "object"])  # type: ignore[arg-type]
+        assert len(held) == 0

@@ -13,6 +13,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.bus import BusMessage, InProcessBus
 from storage.db import Database
 from storage.events import ConversationOpened, Event, omitted_when_none
 from storage.models import Channel, OutboxEvent, OutboxStatus
@@ -690,3 +691,61 @@ class TestHeartbeat:
         release.set()
         assert await running == 1
         assert (await outbox(db))[event_id].status == OutboxStatus.DONE
+
+
+class TestLiveUpdatesAfterCommit:
+    """The worker's handlers publish live updates; they are sent once the handling
+    transaction has committed, and never for handling that rolled back."""
+
+    async def test_published_after_the_commit_and_not_for_a_failed_event(
+        self, db: Database, clock: Clock
+    ) -> None:
+        bus = InProcessBus()
+        early: list[BusMessage | None] = []
+        ids = await emit_events(db, Plain, 3)
+        async with bus.subscribe("test.live.*") as sub:
+
+            async def announce(session: AsyncSession, event: Plain, event_id: int) -> None:
+                await bus.publish(f"test.live.{event_id}", {"n": event.n})
+                # The handling transaction is still open: nothing may have arrived.
+                early.append(await sub.get(0.01))
+                if event.n == 1:
+                    raise RuntimeError("this one fails")
+
+            worker = make_worker(db, clock, {Plain: [announce]})
+            assert await worker.run_once() == 3
+            received = []
+            while (message := await sub.get(0.2)) is not None:
+                received.append(message)
+        assert len(early) >= 3 and early == [None] * len(early)
+        assert sorted(m.topic for m in received) == sorted(
+            [f"test.live.{ids[0]}", f"test.live.{ids[2]}"]
+        ), "the failed event's update rolled back with it"
+        rows = await outbox(db)
+        assert rows[ids[1]].status == OutboxStatus.PENDING and rows[ids[1]].last_error
+        assert {rows[ids[0]].status, rows[ids[2]].status} == {OutboxStatus.DONE}
+        await bus.close()
+
+
+class TestRoundSize:
+    async def test_on_sqlite_a_round_holds_the_write_lock_about_the_budget(
+        self, db: Database, clock: Clock
+    ) -> None:
+        """Rounds take as many events as the handlers got through in the budget before
+        (SQLite, where answers wait for the worker's transactions); PostgreSQL's
+        rounds stay whole batches."""
+
+        async def slow(session: AsyncSession, event: Plain, event_id: int) -> None:
+            await asyncio.sleep(0.01)  # inside the transaction: the lock is held
+
+        worker = make_worker(
+            db, clock, {Plain: [slow]}, write_lock_seconds=0.05, min_round=2, batch_size=30
+        )
+        await emit_events(db, Plain, 40)
+        assert await worker.run_once() == 30, "no measure yet: a whole batch"
+        if not db.is_sqlite:
+            assert worker.round_size() == 30
+            return
+        assert 2 <= worker.round_size() <= 5, "about 0.05 s of 0.01 s events"
+        size = worker.round_size()
+        assert await worker.run_once() == size
