@@ -46,3 +46,25 @@ async def set_presence(
     if before != value:
         emit(session, PresenceChanged(manager_id=manager_id, from_=before, to=value.value))
     return manager
+
+
+async def keep_presence(
+    session: AsyncSession,
+    manager_id: int,
+    presence: Presence | str,
+    *,
+    now: datetime,
+    ttl_seconds: int = HEARTBEAT_TTL_SECONDS,
+) -> Manager:
+    """A workspace tab's heartbeat: `set_presence`, but no write while the same state still
+    has more than half its time to run (every open tab beats; the row changes at most once
+    per half-TTL)."""
+    manager = await session.get(Manager, manager_id)
+    if manager is None:
+        raise NotFound(f"no manager {manager_id}")
+    fresh = manager.presence_expires_at is not None and manager.presence_expires_at > now + (
+        timedelta(seconds=ttl_seconds / 2)
+    )
+    if manager.presence == presence and (fresh or presence == Presence.OFFLINE):
+        return manager
+    return await set_presence(session, manager_id, presence, now=now, ttl_seconds=ttl_seconds)

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 # Each module adds its routes to the shared router when imported.
-from . import calls, claims, composer, contacts, leads, leads_csv, pages, states, stream  # noqa: F401
+from . import calls, claims, composer, contacts, leads, leads_csv, pages, presence, states, stream  # noqa: F401
 from .common import STATIC_DIR, SignInRequired, router, sign_in_redirect
 
 

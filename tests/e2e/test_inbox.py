@@ -438,3 +438,36 @@ async def test_search_from_the_header_finds_and_opens_a_conversation(
     await expect(page.locator(".search-error")).to_contain_text("Введите слово")
     await no_overflow(page, 390)
     await page.screenshot(path=hub.artifacts / "search-ru-390.png")
+
+
+async def test_an_open_tab_keeps_the_manager_online_and_away_is_a_choice(
+    hub: Workspace, browser: Any
+) -> None:
+    def presence() -> str:
+        rows = hub.sql("SELECT presence FROM managers WHERE email = ?", MANAGER_EN[0])
+        return str(rows[0][0])
+
+    hub.sql("UPDATE managers SET presence = 'offline', presence_expires_at = NULL")
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="en-GB", is_mobile=True
+    )
+    context.set_default_timeout(15_000)
+    try:
+        page = await context.new_page()
+        await sign_in(page, hub, MANAGER_EN)
+        # The tab's first beat takes the manager online, and the top bar says so.
+        await wait_for(lambda: presence() == "online", 10)
+        picker = page.get_by_label("Your presence")
+        await picker.select_option("away")
+        await wait_for(lambda: presence() == "away", 10)
+        # The choice outlives a reload: the tab keeps beating "away", not "online".
+        await page.reload()
+        await page.wait_for_timeout(1500)
+        assert presence() == "away"
+        assert await picker.input_value() == "away"
+        await page.screenshot(path=hub.artifacts / "presence-away-en-390.png")
+        await no_overflow(page, 390)
+        await picker.select_option("online")
+        await wait_for(lambda: presence() == "online", 10)
+    finally:
+        await context.close()
