@@ -433,6 +433,17 @@ class SlaDue(Decided, topic="sla.due"):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SlaClock(Decided, topic="conversation.sla_clock", bus_only=True):
+    """Timer for the open lists: a response target due at `due_at` comes within the "due
+    soon" window (`at`: soon) or falls due (`at`: due). Only the bus hears it: the live
+    stream sorts the conversation into its views again, so a row moves between "due soon"
+    and "breached" as time passes. A stale or repeated tick only refreshes a list."""
+
+    due_at: str
+    at: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class SlaBreached(Event, topic="sla.breached"):
     conversation_id: int
     kind: str = "first_response"

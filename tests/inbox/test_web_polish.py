@@ -1,19 +1,33 @@
 """Finishing touches of the workspace over HTTP: a conversation's claims linked from its
-header (and back), the top bar's button for the shortcuts, a note's @mentions marked."""
+header (and back), the top bar's button for the shortcuts, a note's @mentions marked, and
+SLA rows that move between "due soon" and "breached" as time passes."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from hub.settings import Settings
+from inbox.web.stream import ConversationStates, changes
+from intake.visibility import Viewer
 from storage.db import Database
-from storage.models import ChannelKind
+from storage.models import ChannelKind, Conversation, OutboxEvent
 from tests.factories import (
     create_channel,
     create_claim,
     create_manager,
+    default_queue,
+    drain,
+    go_online,
     ingest_message,
+    manager_with_headers,
+    post_form,
     set_language,
 )
 from tests.inbox.test_web_pages import HUB, signed_in
@@ -82,3 +96,84 @@ async def test_a_notes_mentions_are_marked_and_markup_stays_text(
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     # The client's own message is never marked, whatever it says.
     assert page.count('<mark class="mention">') == 3
+
+
+async def _sla_ticks(db: Database, conversation_id: int) -> list[tuple[str, datetime]]:
+    async with db.read() as session:
+        rows = await session.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.topic == "conversation.sla_clock")
+            .order_by(OutboxEvent.due_at)
+        )
+        return [
+            (row.payload["at"], row.due_at)
+            for row in rows
+            if row.payload["conversation_id"] == conversation_id
+        ]
+
+
+async def _first_due(db: Database, conversation_id: int) -> datetime:
+    async with db.read() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None and conversation.first_response_due_at is not None
+        return conversation.first_response_due_at
+
+
+async def test_an_sla_target_ticks_an_hour_before_and_when_it_falls_due(
+    app: Any, client: httpx.AsyncClient, hub_db: Database, admin_headers: dict[str, str]
+) -> None:
+    settings = Settings()
+    anna, anna_headers = await manager_with_headers(hub_db, name="Анна")
+    await default_queue(client, admin_headers, [anna.id], sla={"normal": {"first_response": 7200}})
+    await go_online(client, anna_headers)
+    conversation_id = await post_form(client)
+    await drain(app, settings=settings)
+    due = await _first_due(hub_db, conversation_id)
+    assert await _sla_ticks(hub_db, conversation_id) == [
+        ("soon", due - timedelta(hours=1)),
+        ("due", due),
+    ]
+
+    bus = app.state.context.bus
+    async with bus.subscribe("conversation.sla_clock") as ticks:
+        await drain(app, settings=settings)  # not yet: nothing ticks
+        assert await ticks.get(timeout=0.3) is None
+        await drain(app, ahead=timedelta(minutes=61), settings=settings)
+        soon = await ticks.get(timeout=2)
+        assert soon is not None and soon.payload["at"] == "soon"
+        assert soon.payload["conversation_id"] == conversation_id
+        # Done once: draining again (a retry, another worker) ticks nothing more.
+        await drain(app, ahead=timedelta(minutes=61), settings=settings)
+        assert await ticks.get(timeout=0.3) is None
+
+
+async def test_a_row_moves_to_breached_live_when_its_target_falls_due(
+    app: Any, client: httpx.AsyncClient, hub_db: Database, admin_headers: dict[str, str]
+) -> None:
+    settings = Settings()
+    anna, anna_headers = await manager_with_headers(hub_db, name="Анна")
+    await default_queue(client, admin_headers, [anna.id], sla={"normal": {"first_response": 2}})
+    await go_online(client, anna_headers)
+    conversation_id = await post_form(client)
+    await drain(app, settings=settings)
+    due = await _first_due(hub_db, conversation_id)
+    # Already within the "due soon" window when it was set: only the tick at the due time.
+    assert [at for at, _ in await _sla_ticks(hub_db, conversation_id)] == ["due"]
+
+    stream = changes(
+        app.state.context.bus, ConversationStates(hub_db), Viewer(anna.id), frozenset()
+    )
+    await anext(stream)  # hello: subscribed
+    try:
+        await asyncio.sleep(max(0.0, (due - datetime.now(due.tzinfo)).total_seconds()) + 0.2)
+        await drain(app, settings=settings)  # the real clock, no time travel
+        seen: list[dict[str, Any]] = []
+        while not any(change["topic"] == "conversation.sla_clock" for change in seen):
+            chunk = await asyncio.wait_for(anext(stream), 5)
+            if chunk.startswith("id:") and "event: change" in chunk:
+                seen.append(json.loads(chunk.split("data: ", 1)[1]))
+        [tick] = [change for change in seen if change["topic"] == "conversation.sla_clock"]
+        assert tick["conversation_id"] == conversation_id
+        assert "sla-breached" in tick["views"] and "sla-soon" not in tick["views"]
+    finally:
+        await stream.aclose()

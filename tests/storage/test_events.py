@@ -160,6 +160,10 @@ STORED: list[tuple[str, dict[str, Any]]] = [
         {"conversation_id": 11, "kind": "next_response", "due_at": "2026-03-02T10:00:00+00:00"},
     ),
     (
+        "conversation.sla_clock",
+        {"conversation_id": 11, "due_at": "2026-03-02T10:00:00+00:00", "at": "soon"},
+    ),
+    (
         "sla.breached",
         {
             "conversation_id": 11,
