@@ -249,6 +249,13 @@ class ContactMerged(Event, topic="contact.merged", bus_only=True):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ContactChanged(Event, topic="contact.changed", bus_only=True):
+    """A contact's name, company or notes were edited: open contact panels show it again."""
+
+    contact_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class ConversationRefs(Event):
     """The ids ingest writes on its events."""
 

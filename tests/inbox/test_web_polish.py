@@ -177,3 +177,47 @@ async def test_a_row_moves_to_breached_live_when_its_target_falls_due(
         assert "sla-breached" in tick["views"] and "sla-soon" not in tick["views"]
     finally:
         await stream.aclose()
+
+
+async def _next_event(stream: Any, kind: str) -> dict[str, Any]:
+    while True:
+        chunk = await asyncio.wait_for(anext(stream), 5)
+        if f"event: {kind}\n" in chunk:
+            parsed: dict[str, Any] = json.loads(chunk.split("data: ", 1)[1])
+            return parsed
+
+
+async def test_open_contact_panels_hear_an_edit_and_a_merge_made_elsewhere(
+    app: Any, client: httpx.AsyncClient, hub_db: Database
+) -> None:
+    olga = await create_manager(hub_db, email="olga@example.ru")
+    mailbox = await create_channel(hub_db, kind=ChannelKind.EMAIL)
+    form = await create_channel(hub_db)
+    by_mail = await ingest_message(hub_db, mailbox, email="anna@example.ru", name="Анна К.")
+    by_form = await ingest_message(hub_db, form, phone="+79123456789", name="Анна")
+    await ingest_message(hub_db, form, email="anna@example.ru", phone="+79123456789")
+    await signed_in(client, "olga@example.ru")
+    stream = changes(
+        app.state.context.bus, ConversationStates(hub_db), Viewer(olga.id), frozenset()
+    )
+    await anext(stream)  # hello: subscribed
+    try:
+        base = f"/inbox/contacts/{by_mail.contact_id}"
+        saved = await client.post(base, data={"name": "Анна Котова"}, headers={"Origin": HUB})
+        assert saved.status_code in (200, 303), saved.text
+        await drain(app)
+        assert await _next_event(stream, "contact") == {"contact_id": by_mail.contact_id}
+
+        merged = await client.post(
+            f"{base}/merge",
+            data={"other_contact_id": by_form.contact_id, "view": "open"},
+            headers={"Origin": HUB},
+        )
+        assert merged.status_code == 303, merged.text
+        await drain(app)
+        assert await _next_event(stream, "contact") == {
+            "contact_id": by_mail.contact_id,
+            "merged_contact_id": by_form.contact_id,
+        }
+    finally:
+        await stream.aclose()

@@ -81,6 +81,7 @@ STORED: list[tuple[str, dict[str, Any]]] = [
             "token_id": None,
         },
     ),
+    ("contact.changed", {"contact_id": 9}),
     ("lead.created", {**REFS, "lead_id": 12, "source": "webform"}),
     (
         "lead.status_changed",
