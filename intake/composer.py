@@ -23,7 +23,7 @@ from intake.composer_repository import ComposerRepository
 from intake.inbox import visible_conversation
 from intake.visibility import Viewer
 from storage.errors import InvalidInput, NotFound
-from storage.models import Attachment, Channel, ChannelKind
+from storage.models import Attachment, Channel, ChannelKind, Message, MessageDirection
 
 # The kinds of channel the hub can write to a client through.
 WRITABLE = (ChannelKind.EMAIL.value, ChannelKind.TELEGRAM.value)
@@ -126,6 +126,61 @@ async def mentioned_managers(
         picked = [manager_id for manager_id in ids if manager_id in suggested]
         found.update(picked or ids)
     return sorted(found)
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    """A piece of a note's text: plain, or an `@Name` that mentions a manager."""
+
+    text: str
+    mention: bool
+
+
+def mention_parts(text: str, names: Collection[str]) -> list[TextPart]:
+    """`text` cut into plain pieces and the `@Name`s of `names` in it, by the rule of
+    `mentioned_managers` (at each `@` the longest whole name, in any case)."""
+    folded_names = sorted({name.strip() for name in names if name.strip()}, key=len, reverse=True)
+    parts: list[TextPart] = []
+    done = 0
+    for match in _MENTION_START.finditer(text):
+        at = match.end()
+        if at <= done:
+            continue
+        for name in folded_names:
+            end = at + len(name)
+            if text[at:end].casefold() != name.casefold():
+                continue
+            after = text[end : end + 1]
+            if after and (after.isalnum() or after == "_"):
+                continue
+            if match.start() > done:
+                parts.append(TextPart(text[done : match.start()], False))
+            parts.append(TextPart(text[match.start() : end], True))
+            done = end
+            break
+    if done < len(text):
+        parts.append(TextPart(text[done:], False))
+    return parts
+
+
+async def note_mentions(session: AsyncSession, messages: Sequence[Message]) -> dict[int, list[str]]:
+    """The names of the managers each note among `messages` mentions (its `meta.mentions`),
+    by message id, for showing the `@Name`s (mention_parts); one query for all of them."""
+    wanted: dict[int, list[int]] = {}
+    for message in messages:
+        if message.direction != MessageDirection.NOTE or not message.text:
+            continue
+        ids = (message.meta or {}).get("mentions")
+        if isinstance(ids, list):
+            wanted[message.id] = [i for i in ids if isinstance(i, int)]
+    every = {manager_id for ids in wanted.values() for manager_id in ids}
+    if not every:
+        return {}
+    names = dict(await ComposerRepository(session).active_managers(ids=every))
+    found = {
+        message_id: [names[i] for i in ids if i in names] for message_id, ids in wanted.items()
+    }
+    return {message_id: mentioned for message_id, mentioned in found.items() if mentioned}
 
 
 async def mention_suggestions(

@@ -18,7 +18,9 @@ from intake.journal_repository import JournalRepository
 from intake.merge_repository import MergeRepository
 from intake.visibility import Viewer
 from storage.errors import InvalidInput, NotFound
+from storage.events import ContactChanged
 from storage.models import Contact, ContactMerge, Identity, MergeSuggestion
+from storage.outbox import emit
 
 LATEST = 3
 NAME_LIMIT = 200
@@ -147,8 +149,8 @@ def check_changes(changes: ContactChanges) -> ContactChanges:
 async def update_contact(
     session: AsyncSession, contact_id: int, changes: ContactChanges
 ) -> Contact:
-    """Change a contact's name, company and notes; NotFound if there is no such contact.
-    Never commits."""
+    """Change a contact's name, company and notes (`contact.changed` tells open panels);
+    NotFound if there is no such contact. Never commits."""
     checked = check_changes(changes)
     contact = await ContactCardRepository(session).contact_for_update(contact_id)
     if contact is None:
@@ -159,5 +161,6 @@ async def update_contact(
         contact.company = checked.company or None
     if checked.notes is not None:
         contact.notes = checked.notes or None
+    emit(session, ContactChanged(contact_id=contact_id))
     await session.flush()
     return contact

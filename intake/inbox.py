@@ -277,6 +277,9 @@ class ConversationView:
     contact: Contact
     identities: list[tuple[str, str]]
     timeline: list[TimelineItem]
+    # The claims filed from this conversation (their numbers): whoever sees the
+    # conversation sees them (intake.claims.repository.claims_visible_to).
+    claims: list[str]
 
 
 async def visible_conversation(
@@ -312,6 +315,7 @@ async def conversation_view(
         contact,
         await repo.identities(contact_id),
         await repo.timeline(contact_id, before_id=None, limit=TIMELINE_SIZE),
+        await repo.claim_numbers(conversation_id),
     )
 
 

@@ -283,6 +283,13 @@ class InboxRepository:
         ).first()
         return None if row is None else (row[0], bool(row[1]))
 
+    async def claim_numbers(self, conversation_id: int) -> list[str]:
+        """The numbers of the claims filed from this conversation, oldest first."""
+        rows = await self.session.scalars(
+            select(Claim.number).where(Claim.conversation_id == conversation_id).order_by(Claim.id)
+        )
+        return list(rows)
+
     async def identities(self, contact_id: int) -> list[tuple[str, str]]:
         rows = await self.session.execute(
             select(Identity.kind, Identity.value)

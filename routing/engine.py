@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intake.inbox_repository import SLA_SOON
 from routing.batch_repository import PendingConversation, QueueState
 from routing.calendar import WorkingHours, add_working_time, is_working
 from routing.choice import Candidate, choose, eligible_ids
@@ -42,6 +43,7 @@ from storage.events import (
     ConversationWaiting,
     ForwardDue,
     RoutingRetry,
+    SlaClock,
     SlaDue,
 )
 from storage.models import (
@@ -754,7 +756,29 @@ def assignment_timers(
                 due_at=due,
             )
         )
+        timers += sla_clock_timers(conversation.id, due, now)
     return timers
+
+
+def sla_clock_timers(conversation_id: int, due: datetime, now: datetime) -> list[DecisionEvent]:
+    """The open lists' ticks for a response target due at `due`: when it comes within
+    the "due soon" window (if that is still ahead) and when it falls due."""
+    ticks = []
+    soon = due - SLA_SOON
+    if soon > now:
+        ticks.append(
+            DecisionEvent(
+                SlaClock(conversation_id=conversation_id, due_at=due.isoformat(), at="soon"),
+                due_at=soon,
+            )
+        )
+    ticks.append(
+        DecisionEvent(
+            SlaClock(conversation_id=conversation_id, due_at=due.isoformat(), at="due"),
+            due_at=due,
+        )
+    )
+    return ticks
 
 
 def retry_timer(

@@ -1,6 +1,8 @@
 """SLA: first- and next-response targets per queue and priority, counted in working time.
 
-Targets are timers in the outbox (`SlaDue`). When one comes due and the client is
+Targets are timers in the outbox (`SlaDue`), with ticks for the open lists
+(`SlaClock`, an hour before and at the due time) so rows move between "due soon" and
+"breached" as time passes. When one comes due and the client is
 still waiting for an answer, the breach is recorded as `SlaBreached` (which the
 notifications turn into a message to the queue's supervisor) and, for queues that
 say so, the conversation is forwarded to the next member.
@@ -14,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.calendar import add_working_time
-from routing.engine import RoutingEngine, hours_of, sla_target
+from routing.engine import RoutingEngine, hours_of, sla_clock_timers, sla_target
 from routing.repository import RoutingRepository
 from storage.events import SlaBreached, SlaDue
 from storage.models import AssignmentReason, ConversationStatus, Strategy
@@ -59,6 +61,8 @@ class SlaMonitor:
             SlaDue(conversation_id=conversation_id, kind="next_response", due_at=due.isoformat()),
             due_at=due,
         )
+        for tick in sla_clock_timers(conversation_id, due, now):
+            emit(session, tick.event, due_at=tick.due_at)
 
     async def check(self, session: AsyncSession, timer: SlaDue) -> bool:
         """Handle a due target; True if it was breached."""

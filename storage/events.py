@@ -249,6 +249,13 @@ class ContactMerged(Event, topic="contact.merged", bus_only=True):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ContactChanged(Event, topic="contact.changed", bus_only=True):
+    """A contact's name, company or notes were edited: open contact panels show it again."""
+
+    contact_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class ConversationRefs(Event):
     """The ids ingest writes on its events."""
 
@@ -430,6 +437,17 @@ class SlaDue(Decided, topic="sla.due"):
 
     kind: str
     due_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlaClock(Decided, topic="conversation.sla_clock", bus_only=True):
+    """Timer for the open lists: a response target due at `due_at` comes within the "due
+    soon" window (`at`: soon) or falls due (`at`: due). Only the bus hears it: the live
+    stream sorts the conversation into its views again, so a row moves between "due soon"
+    and "breached" as time passes. A stale or repeated tick only refreshes a list."""
+
+    due_at: str
+    at: str
 
 
 @dataclass(frozen=True, kw_only=True)

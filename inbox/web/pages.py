@@ -27,7 +27,7 @@ from inbox.sessions import (
     set_session_cookie,
 )
 from intake.accounts import authenticate_manager, get_manager
-from intake.composer import reply_routes
+from intake.composer import TextPart, mention_parts, note_mentions, reply_routes
 from intake.conversations import close_conversation
 from intake.identities import normalize_email
 from intake.inbox import (
@@ -196,12 +196,18 @@ async def _workspace(
     opened = None
     actions = None
     bodies: dict[int, Any] = {}
+    note_parts: dict[int, list[TextPart]] = {}
     routes = None
     if conversation_id is not None:
         opened = await conversation_view(session, viewer, conversation_id)
         routes = await reply_routes(session, conversation_id)
         actions = await conversation_actions(session, viewer, opened.row.conversation)
         bodies = {item.message.id: split_quote(item.message.text or "") for item in opened.timeline}
+        mentioned = await note_mentions(session, [item.message for item in opened.timeline])
+        note_parts = {
+            message_id: mention_parts(bodies[message_id].text, names)
+            for message_id, names in mentioned.items()
+        }
     cookie = request.cookies.get(SESSION_COOKIE, "")
     return render(
         request,
@@ -220,6 +226,7 @@ async def _workspace(
         actions=actions,
         action_error=_action_error(words, action_error),
         bodies=bodies,
+        note_parts=note_parts,
         routes=routes,
         file_limit=context.intake.reply_file_max_bytes,
         cursor=cursor,

@@ -14,6 +14,8 @@ stream (after a reconnect) starts with a `hello` of its own id, and the tab relo
 
 Calls (`call.*`) come as `call` events without a sequence number, a moment's news like
 presence: a ring for this manager and the call's later events (see `CallNews`).
+A contact edited or merged elsewhere (`contact.changed`, `contact.merged`) comes as a
+`contact` event with only its ids, outside the sequence: a tab showing its panel reloads it.
 A manager's own notifications (routing.notify's BusNotifier on `manager.{id}`: assigned,
 offered, mentioned in a note) come as `notification` events, outside the sequence too.
 
@@ -54,6 +56,7 @@ from storage.types import DbId
 from .common import PagePrincipal, page_principal, router, viewer_of
 
 TOPICS = ("conversation.*", "message.*")
+CONTACT_TOPICS = ("contact.changed", "contact.merged")
 CALL_TOPICS = "call.*"
 RINGING_TOPIC = "call.ringing"
 RUNG_KEPT = 100
@@ -112,7 +115,9 @@ async def changes(
 ) -> AsyncIterator[str]:
     """The stream's text: `hello`, then one `change` per conversation event, keep-alives."""
     own = (f"manager.{viewer.manager_id}",) if viewer.manager_id is not None else ()
-    async with bus.subscribe(*TOPICS, CALL_TOPICS, PRESENCE_TOPIC, *own) as subscription:
+    async with bus.subscribe(
+        *TOPICS, *CONTACT_TOPICS, CALL_TOPICS, PRESENCE_TOPIC, *own
+    ) as subscription:
         stream_id = secrets.token_hex(8)
         calls = CallNews(states, viewer, queue_ids)
         seq = 0
@@ -138,6 +143,11 @@ async def changes(
             if message.topic in own:
                 yield sse("notification", message.payload)
                 continue
+            if message.topic in CONTACT_TOPICS:
+                contact = contact_news(message.payload)
+                if contact is not None:
+                    yield sse("contact", contact)
+                continue
             conversation_id = message.payload.get("conversation_id")
             if not isinstance(conversation_id, int):
                 continue
@@ -158,6 +168,19 @@ async def changes(
                 "views": views,
             }
             yield sse("change", data, seq)
+
+
+def contact_news(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """What a tab hears of a contact edited or merged: only the ids (a tab showing that
+    contact's panel fetches it again, and the panel checks who asks)."""
+    contact_id = payload.get("contact_id")
+    if not isinstance(contact_id, int):
+        return None
+    news: dict[str, Any] = {"contact_id": contact_id}
+    merged = payload.get("merged_contact_id")
+    if isinstance(merged, int):
+        news["merged_contact_id"] = merged
+    return news
 
 
 class CallNews:

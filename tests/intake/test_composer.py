@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from intake.composer import mention_ids, mention_suggestions, mentioned_managers, reply_routes
+from intake.composer import (
+    TextPart,
+    mention_ids,
+    mention_parts,
+    mention_suggestions,
+    mentioned_managers,
+    reply_routes,
+)
 from intake.conversations import add_reply
 from storage.db import Database
 from storage.errors import InvalidInput
@@ -192,3 +199,23 @@ class TestMentions:
 
     def test_the_hidden_field_gives_only_numbers(self) -> None:
         assert mention_ids(["3, 7,x,,-1", "12"]) == [3, 7, 12]
+
+
+class TestMentionParts:
+    def test_the_names_mentioned_stand_out_whole_and_in_any_case(self) -> None:
+        names = ["Ирина", "Ирина Петрова", "Борис"]
+        text = "(@ирина петрова) и @Ирина, а @Ирина Петровна нет; anna@Борис и @Бориска нет"
+        assert mention_parts(text, names) == [
+            TextPart("(", False),
+            TextPart("@ирина петрова", True),
+            TextPart(") и ", False),
+            TextPart("@Ирина", True),
+            TextPart(", а ", False),
+            TextPart("@Ирина", True),
+            TextPart(" Петровна нет; anna@Борис и @Бориска нет", False),
+        ]
+
+    def test_a_text_without_the_names_is_one_plain_part(self) -> None:
+        assert mention_parts("@Олег, проверь", ["Ирина"]) == [TextPart("@Олег, проверь", False)]
+        assert mention_parts("", ["Ирина"]) == []
+        assert mention_parts("@Ирина", []) == [TextPart("@Ирина", False)]

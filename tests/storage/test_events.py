@@ -81,6 +81,7 @@ STORED: list[tuple[str, dict[str, Any]]] = [
             "token_id": None,
         },
     ),
+    ("contact.changed", {"contact_id": 9}),
     ("lead.created", {**REFS, "lead_id": 12, "source": "webform"}),
     (
         "lead.status_changed",
@@ -158,6 +159,10 @@ STORED: list[tuple[str, dict[str, Any]]] = [
     (
         "sla.due",
         {"conversation_id": 11, "kind": "next_response", "due_at": "2026-03-02T10:00:00+00:00"},
+    ),
+    (
+        "conversation.sla_clock",
+        {"conversation_id": 11, "due_at": "2026-03-02T10:00:00+00:00", "at": "soon"},
     ),
     (
         "sla.breached",

@@ -66,6 +66,8 @@
     if (event.target === dialog() && opener && document.contains(opener)) { opener.focus(); }
   }, true);
   document.addEventListener("click", function (event) {
+    // The top bar's "?" button opens the same dialog as the key does.
+    if (event.target.closest && event.target.closest("[data-keys-open]")) { showHelp(); return; }
     var box = dialog();
     if (!box || !box.open) { return; }
     // The close button, or a click on the backdrop (outside the dialog's box).
