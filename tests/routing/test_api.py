@@ -500,7 +500,8 @@ async def test_manual_assign_and_transfer_are_audited(
         ("waiting", "strategy", None, None),
         ("assigned", "manual", anna.id, chief.id),
         ("assigned", "transfer", boris.id, anna.id),
-        ("assigned", "transfer", vera.id, None),
+        # A transfer to a queue: routing chose Vera, Anna is recorded as who transferred.
+        ("assigned", "transfer", vera.id, anna.id),
         ("assigned", "manual", anna.id, None),
     ]
     assert rows[1]["actor_name"] == "Шеф" and rows[1]["manager_name"] == "Анна"
