@@ -23,16 +23,19 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from routing.batch_repository import PendingConversation, QueueState
+from routing.batch_repository import PendingConversation
 from routing.calendar import WorkingHours, add_working_time, is_working
 from routing.choice import Candidate, choose, eligible_ids
 from routing.repository import (
+    ContactRow,
+    ConversationRow,
     DecisionEvent,
-    Loaded,
     ManagerState,
+    QueueState,
     RoutingRepository,
     RowChanged,
     RowRef,
+    Target,
 )
 from routing.rules import ActiveRule, RoutingFacts, RuleBook, matches
 from storage.errors import Conflict, InvalidInput, NotFound
@@ -46,6 +49,7 @@ from storage.events import (
 )
 from storage.models import (
     AssignmentReason,
+    Contact,
     Conversation,
     ConversationStatus,
     Manager,
@@ -132,7 +136,11 @@ class RoutingEngine:
         return await self._route(repo, conversation, now, rearm)
 
     async def _route(
-        self, repo: RoutingRepository, conversation: Loaded | None, now: datetime, rearm: bool
+        self,
+        repo: RoutingRepository,
+        conversation: ConversationRow | None,
+        now: datetime,
+        rearm: bool,
     ) -> Decision | None:
         """`route()` on the conversation as `lock_for_decision` read it."""
         if (
@@ -147,7 +155,7 @@ class RoutingEngine:
         return decision
 
     async def _decide(
-        self, repo: RoutingRepository, conversation: Loaded, now: datetime, rearm: bool
+        self, repo: RoutingRepository, conversation: ConversationRow, now: datetime, rearm: bool
     ) -> Decision:
         contact = await repo.contact(conversation.contact_id)
 
@@ -214,8 +222,8 @@ class RoutingEngine:
     async def _by_strategy(
         self,
         repo: RoutingRepository,
-        conversation: Conversation | Loaded,
-        queue: Queue | Loaded,
+        conversation: Conversation | ConversationRow,
+        queue: Queue | QueueState,
         now: datetime,
         *,
         note: str,
@@ -283,7 +291,7 @@ class RoutingEngine:
         raise AssertionError("unreachable")
 
     async def _candidates(
-        self, repo: RoutingRepository, queue: Queue | Loaded, now: datetime
+        self, repo: RoutingRepository, queue: Queue | QueueState, now: datetime
     ) -> tuple[list[Candidate], dict[int, ManagerState]]:
         members = await repo.members(queue.id, now)
         managers, counts, absent = members.managers, members.load, members.absent
@@ -321,10 +329,10 @@ class RoutingEngine:
     async def _facts(
         self,
         repo: RoutingRepository,
-        conversation: Conversation | Loaded,
+        conversation: Conversation | ConversationRow,
         kind: str,
         key: str,
-        contact: Any,
+        contact: Contact | ContactRow,
         now: datetime,
     ) -> RoutingFacts:
         lead = await repo.lead_of(conversation.id)
@@ -347,7 +355,7 @@ class RoutingEngine:
         )
 
     async def _language(
-        self, repo: RoutingRepository, conversation: Conversation | Loaded
+        self, repo: RoutingRepository, conversation: Conversation | ConversationRow
     ) -> str | None:
         contact = await repo.contact(conversation.contact_id)
         return contact.language
@@ -357,7 +365,7 @@ class RoutingEngine:
     async def _assign(
         self,
         repo: RoutingRepository,
-        conversation: Conversation | Loaded,
+        conversation: Conversation | ConversationRow,
         manager: ManagerState,
         queue_id: int | None,
         reason: AssignmentReason,
@@ -368,14 +376,14 @@ class RoutingEngine:
         actor_manager_id: int | None = None,
     ) -> Decision:
         first_decision = conversation.routing_state == RoutingState.NEW
-        decided = {
+        decided: dict[str, object] = {
             "assignee_id": manager.id,
             "queue_id": queue_id,
             "routing_state": RoutingState.ASSIGNED,
             "waiting_reason": None,
             "assigned_at": now,
         }
-        changes: list[tuple[Any, dict[str, Any]]] = [
+        changes: list[tuple[Target, dict[str, object]]] = [
             (conversation, decided),
             (RowRef(Manager, manager.id, manager.version), {"last_assigned_at": now}),
         ]
@@ -429,8 +437,8 @@ class RoutingEngine:
     async def _offer(
         self,
         repo: RoutingRepository,
-        conversation: Conversation | Loaded,
-        queue: Queue | Loaded,
+        conversation: Conversation | ConversationRow,
+        queue: Queue | QueueState,
         takers: list[int],
         note: str,
         now: datetime,
@@ -475,8 +483,8 @@ class RoutingEngine:
     async def _wait(
         self,
         repo: RoutingRepository,
-        conversation: Conversation | Loaded,
-        queue: Queue | Loaded | None,
+        conversation: Conversation | ConversationRow,
+        queue: Queue | QueueState | None,
         why: str,
         now: datetime,
         *,
@@ -719,7 +727,7 @@ class RoutingEngine:
         )
 
 
-def sla_target(queue: Queue | Loaded | QueueState, priority: str, kind: str) -> float | None:
+def sla_target(queue: Queue | QueueState, priority: str, kind: str) -> float | None:
     """Seconds of working time for a first or next response at this priority, if set."""
     table = queue.sla or {}
     entry = table.get(priority) or table.get(Priority.NORMAL.value) or {}
@@ -728,8 +736,8 @@ def sla_target(queue: Queue | Loaded | QueueState, priority: str, kind: str) -> 
 
 
 def assignment_timers(
-    conversation: Conversation | Loaded | PendingConversation,
-    queue: Queue | Loaded | QueueState,
+    conversation: Conversation | ConversationRow | PendingConversation,
+    queue: Queue | QueueState,
     due: datetime | None,
     now: datetime,
 ) -> list[DecisionEvent]:
@@ -758,8 +766,8 @@ def assignment_timers(
 
 
 def retry_timer(
-    conversation: Conversation | Loaded | PendingConversation,
-    queue: Queue | Loaded | QueueState,
+    conversation: Conversation | ConversationRow | PendingConversation,
+    queue: Queue | QueueState,
     now: datetime,
 ) -> DecisionEvent:
     """The timer that routes a waiting conversation again."""
