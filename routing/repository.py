@@ -18,7 +18,7 @@ gets more than capacity, whatever the number of workers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from copy import copy
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -26,9 +26,17 @@ from itertools import islice
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
+    BindParameter,
     Column,
+    ColumnElement,
+    Executable,
+    Exists,
+    FromClause,
+    Row,
     Select,
+    String,
     Table,
     Update,
     any_,
@@ -74,13 +82,16 @@ from storage.outbox import event_row
 from storage.types import UTCDateTime, utcnow
 
 # A manager row's version: its xmin changes with every write of the row.
-_VERSION: Any = literal_column("managers.xmin::text")
+_VERSION: ColumnElement[str] = literal_column("managers.xmin::text", String())
 
 
 _AT = bindparam("at", type_=UTCDateTime())
 
 
-def _absent_at(at: Any, manager_id: Any = Manager.id) -> Any:
+def _absent_at(
+    at: BindParameter[datetime],
+    manager_id: ColumnElement[int] | InstrumentedAttribute[int] = Manager.id,
+) -> Exists:
     return (
         select(ManagerAbsence.id)
         .where(
@@ -134,8 +145,13 @@ class ManagerState:
     version: str | None = None
 
 
+# A column to select.
+Selected = ColumnElement[Any] | InstrumentedAttribute[Any]
+
 # The columns ManagerState is read from, in its fields' order (the version apart).
-_MANAGER_STATE = tuple(getattr(Manager, f.name) for f in fields(ManagerState)[:-1])
+_MANAGER_STATE: tuple[InstrumentedAttribute[Any], ...] = tuple(
+    getattr(Manager, f.name) for f in fields(ManagerState)[:-1]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,8 +374,8 @@ class RoutingRepository:
         return conversation
 
     async def _rows(
-        self, statement: Any, parameters: dict[str, Any], *, autoflush: bool = True
-    ) -> Sequence[Any]:
+        self, statement: Executable, parameters: Mapping[str, object], *, autoflush: bool = True
+    ) -> Sequence[Row[Any]]:
         """The rows of a statement of plain columns, on the session's connection (no ORM
         objects). Pending changes are flushed first, as the session would."""
         if autoflush and (self.session.new or self.session.dirty):
@@ -428,7 +444,7 @@ class RoutingRepository:
         absent = {row[0] for row in rows if row[away]}
         return Members(order, managers, load, absent)
 
-    def _managers_query(self) -> Any:
+    def _managers_query(self) -> Select[Any]:
         if self.locking:  # an array parameter: one statement whatever the number of ids
             ids = Manager.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
         else:
@@ -436,7 +452,7 @@ class RoutingRepository:
         query = select(*self._state_columns(), _absent_at(_AT)).where(ids).order_by(Manager.id)
         return query.with_for_update(of=Manager) if self.locking else query
 
-    def _state_columns(self) -> list[Any]:
+    def _state_columns(self) -> list[Selected]:
         """The columns of ManagerState. On PostgreSQL an empty language list comes as
         NULL: one JSON value less to decode per manager."""
         if not self.locking:
@@ -448,7 +464,7 @@ class RoutingRepository:
             for column in _MANAGER_STATE
         ]
 
-    def _members_query(self) -> Any:
+    def _members_query(self) -> Select[Any]:
         member, join, columns = self._member_source()
         return (
             select(*columns)
@@ -458,7 +474,7 @@ class RoutingRepository:
             .order_by(member.c.id)
         )
 
-    def _member_source(self) -> tuple[Any, Any, list[Any]]:
+    def _member_source(self) -> tuple[FromClause, ColumnElement[bool], list[Selected]]:
         """How a queue member's manager row is joined to its `QueueMember` row, and the
         member's columns: its ManagerState columns and version, its position in the
         queue, its open conversations and whether it is absent at `at`.
@@ -468,13 +484,13 @@ class RoutingRepository:
         would rather scan them all.
         """
         if self.locking:
-            member: Any = (
+            member: FromClause = (
                 select(*self._state_columns(), _VERSION.label("version"))
                 .where(Manager.id == QueueMember.manager_id)
                 .offset(literal_column("0"))
                 .lateral("member")
             )
-            join: Any = true()
+            join: ColumnElement[bool] = true()
         else:
             member = select(*_MANAGER_STATE, null().label("version")).subquery("member")
             join = member.c.id == QueueMember.manager_id
@@ -659,7 +675,7 @@ class RoutingRepository:
 
     async def _record_in_order(
         self,
-        row: dict[str, Any],
+        row: dict[str, object],
         updates: list[_Change],
         rows: list[dict[str, Any]],
         end_open_of: int | None,
@@ -684,7 +700,7 @@ class RoutingRepository:
 
     async def _record_in_one(
         self,
-        row: dict[str, Any],
+        row: dict[str, object],
         updates: list[_Change],
         events: list[dict[str, Any]],
         end_open_of: int | None,
@@ -707,11 +723,11 @@ class RoutingRepository:
 
 
 def _record_statement(
-    row: dict[str, Any],
+    row: dict[str, object],
     updates: list[_Change],
     events: list[dict[str, Any]],
     end_open_of: int | None,
-) -> Any:
+) -> Select[tuple[int]]:
     """A decision's writes as one PostgreSQL statement of data-modifying CTEs, with bound
     parameters named a_* (the assignment), u<n>_* (updated rows), e<n>_* (events).
 
@@ -721,8 +737,8 @@ def _record_statement(
     """
     assignments = table_of(Assignment)
     outbox = table_of(OutboxEvent)
-    changed: list[Any] = [None] * len(updates)
-    guards: list[Any] = []
+    changed: list[CTE | None] = [None] * len(updates)
+    guards: list[Exists] = []
     for n, change in sorted(enumerate(updates), key=lambda c: c[1].version is None):
         table = change.table
         columns = {}
@@ -736,10 +752,10 @@ def _record_statement(
             update_row = update_row.where(
                 literal_column(f"{table.name}.xmin::text") == bindparam(f"u{n}_version")
             )
-        changed[n] = update_row.returning(literal(1)).cte(f"changed_{n}")
+        written = changed[n] = update_row.returning(literal(1)).cte(f"changed_{n}")
         if change.version is not None:
             # The versioned ones come first: the writes after them depend on them.
-            guards.append(select(literal(1)).select_from(changed[n]).exists())
+            guards.append(select(literal(1)).select_from(written).exists())
     values = select(*(bindparam(f"a_{key}", type_=assignments.c[key].type) for key in row)).where(
         *guards
     )
@@ -749,7 +765,7 @@ def _record_statement(
         .returning(assignments.c.id)
         .cte("new_assignment")
     )
-    ctes = list(changed)
+    ctes = [cte for cte in changed if cte is not None]
     if end_open_of is not None:
         # The same snapshot: the row inserted above is not among those it ends.
         ended = (
