@@ -27,7 +27,6 @@ from routing.batch_repository import (
     BatchRepository,
     BatchWrites,
     PendingConversation,
-    QueueState,
 )
 from routing.calendar import add_working_time, is_working
 from routing.choice import Candidate, Choice, choose
@@ -40,7 +39,7 @@ from routing.engine import (
     retry_timer,
     sla_target,
 )
-from routing.repository import DecisionEvent, ManagerState
+from routing.repository import DecisionEvent, ManagerState, QueueState
 from storage.events import ConversationAssigned, ConversationWaiting
 from storage.models import AssignmentReason, ConversationStatus, RoutingState, Strategy
 from storage.outbox import event_row

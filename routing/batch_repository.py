@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, any_, bindparam, func, insert, literal, selec
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from routing.repository import ManagerState
+from routing.repository import QUEUE_STATE, ManagerState, QueueState
 from storage.db import OUTBOX_FLAG
 from storage.models import (
     Assignment,
@@ -56,19 +56,6 @@ class PendingConversation:
     has_lead: bool
 
 
-@dataclass(frozen=True, slots=True)
-class QueueState:
-    id: int
-    name: str
-    strategy: str
-    is_active: bool
-    respect_member_hours: bool
-    forward_after_seconds: int | None
-    retry_seconds: int
-    sla: dict[str, Any]
-    working_hours: dict[str, Any] | None
-
-
 @dataclass
 class BatchWrites:
     """Everything a batch decided, as rows for set-at-a-time statements."""
@@ -98,17 +85,6 @@ _CONVERSATION_COLUMNS = (
     Contact.language,
     Channel.default_queue_id,
     Lead.id.is_not(None),
-)
-_QUEUE_COLUMNS = (
-    Queue.id,
-    Queue.name,
-    Queue.strategy,
-    Queue.is_active,
-    Queue.respect_member_hours,
-    Queue.forward_after_seconds,
-    Queue.retry_seconds,
-    Queue.sla,
-    Queue.working_hours,
 )
 _MEMBER_COLUMNS = (
     Manager.id,
@@ -169,7 +145,7 @@ class BatchRepository:
         return [PendingConversation(*tuple(row)) for row in rows]
 
     async def queues(self, ids: Sequence[int]) -> dict[int, QueueState]:
-        rows = await self._execute(select(*_QUEUE_COLUMNS).where(self._among(Queue.id, ids)))
+        rows = await self._execute(select(*QUEUE_STATE).where(self._among(Queue.id, ids)))
         return {row[0]: QueueState(*row) for row in rows}
 
     async def lock_members(

@@ -24,16 +24,19 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.inbox_repository import SLA_SOON
-from routing.batch_repository import PendingConversation, QueueState
+from routing.batch_repository import PendingConversation
 from routing.calendar import WorkingHours, add_working_time, is_working
 from routing.choice import Candidate, choose, eligible_ids
 from routing.repository import (
+    ContactRow,
+    ConversationRow,
     DecisionEvent,
-    Loaded,
     ManagerState,
+    QueueState,
     RoutingRepository,
     RowChanged,
     RowRef,
+    Target,
 )
 from routing.rules import ActiveRule, RoutingFacts, RuleBook, matches
 from storage.errors import Conflict, InvalidInput, NotFound
@@ -48,6 +51,7 @@ from storage.events import (
 )
 from storage.models import (
     AssignmentReason,
+    Contact,
     Conversation,
     ConversationStatus,
     Manager,
@@ -134,7 +138,11 @@ class RoutingEngine:
         return await self._route(repo, conversation, now, rearm)
 
     async def _route(
-        self, repo: RoutingRepository, conversation: Loaded | None, now: datetime, rearm: bool
+        self,
+        repo: RoutingRepository,
+        conversation: ConversationRow | None,
+        now: datetime,
+        rearm: bool,
     ) -> Decision | None:
         """`route()` on the conversation as `lock_for_decision` read it."""
         if (
@@ -149,7 +157,7 @@ class RoutingEngine:
         return decision
 
     async def _decide(
-        self, repo: RoutingRepository, conversation: Loaded, now: datetime, rearm: bool
+        self, repo: RoutingRepository, conversation: ConversationRow, now: datetime, rearm: bool
     ) -> Decision:
         contact = await repo.contact(conversation.contact_id)
 
@@ -216,8 +224,8 @@ class RoutingEngine:
     async def _by_strategy(
         self,
         repo: RoutingRepository,
-        conversation: Conversation | Loaded,
-        queue: Queue | Loaded,
+        conversation: Conversation | ConversationRow,
+        queue: Queue | QueueState,
         now: datetime,
         *,
         note: str,
@@ -285,7 +293,7 @@ class RoutingEngine:
         raise AssertionError("unreachable")
 
     async def _candidates(
-        self, repo: RoutingRepository, queue: Queue | Loaded, now: datetime
+        self, repo: RoutingRepository, queue: Queue | QueueState, now: datetime
     ) -> tuple[list[Candidate], dict[int, ManagerState]]:
         members = await repo.members(queue.id, now)
         managers, counts, absent = members.managers, members.load, members.absent
@@ -323,10 +331,10 @@ class RoutingEngine:
     async def _facts(
         self,
         repo: RoutingRepository,
-        conversation: Conversation | Loaded,
+        conversation: Conversation | ConversationRow,
         kind: str,
         key: str,
-        contact: Any,
+        contact: Contact | ContactRow,
         now: datetime,
     ) -> RoutingFacts:
         lead = await repo.lead_of(conversation.id)
@@ -349,7 +357,7 @@ class RoutingEngine:
         )
 
     async def _language(
-        self, repo: RoutingRepository, conversation: Conversation | Loaded
+        self, repo: RoutingRepository, conversation: Conversation | ConversationRow
     ) -> str | None:
         contact = await repo.contact(conversation.contact_id)
         return contact.language
@@ -359,7 +367,7 @@ class RoutingEngine:
     async def _assign(
         self,
         repo: RoutingRepository,
-        conversation: Conversation | Loaded,
+        conversation: Conversation | ConversationRow,
         manager: ManagerState,
         queue_id: int | None,
         reason: AssignmentReason,
@@ -370,14 +378,14 @@ class RoutingEngine:
         actor_manager_id: int | None = None,
     ) -> Decision:
         first_decision = conversation.routing_state == RoutingState.NEW
-        decided = {
+        decided: dict[str, object] = {
             "assignee_id": manager.id,
             "queue_id": queue_id,
             "routing_state": RoutingState.ASSIGNED,
             "waiting_reason": None,
             "assigned_at": now,
         }
-        changes: list[tuple[Any, dict[str, Any]]] = [
+        changes: list[tuple[Target, dict[str, object]]] = [
             (conversation, decided),
             (RowRef(Manager, manager.id, manager.version), {"last_assigned_at": now}),
         ]
@@ -431,8 +439,8 @@ class RoutingEngine:
     async def _offer(
         self,
         repo: RoutingRepository,
-        conversation: Conversation | Loaded,
-        queue: Queue | Loaded,
+        conversation: Conversation | ConversationRow,
+        queue: Queue | QueueState,
         takers: list[int],
         note: str,
         now: datetime,
@@ -477,8 +485,8 @@ class RoutingEngine:
     async def _wait(
         self,
         repo: RoutingRepository,
-        conversation: Conversation | Loaded,
-        queue: Queue | Loaded | None,
+        conversation: Conversation | ConversationRow,
+        queue: Queue | QueueState | None,
         why: str,
         now: datetime,
         *,
@@ -721,7 +729,7 @@ class RoutingEngine:
         )
 
 
-def sla_target(queue: Queue | Loaded | QueueState, priority: str, kind: str) -> float | None:
+def sla_target(queue: Queue | QueueState, priority: str, kind: str) -> float | None:
     """Seconds of working time for a first or next response at this priority, if set."""
     table = queue.sla or {}
     entry = table.get(priority) or table.get(Priority.NORMAL.value) or {}
@@ -730,8 +738,8 @@ def sla_target(queue: Queue | Loaded | QueueState, priority: str, kind: str) -> 
 
 
 def assignment_timers(
-    conversation: Conversation | Loaded | PendingConversation,
-    queue: Queue | Loaded | QueueState,
+    conversation: Conversation | ConversationRow | PendingConversation,
+    queue: Queue | QueueState,
     due: datetime | None,
     now: datetime,
 ) -> list[DecisionEvent]:
@@ -782,8 +790,8 @@ def sla_clock_timers(conversation_id: int, due: datetime, now: datetime) -> list
 
 
 def retry_timer(
-    conversation: Conversation | Loaded | PendingConversation,
-    queue: Queue | Loaded | QueueState,
+    conversation: Conversation | ConversationRow | PendingConversation,
+    queue: Queue | QueueState,
     now: datetime,
 ) -> DecisionEvent:
     """The timer that routes a waiting conversation again."""

@@ -18,13 +18,27 @@ gets more than capacity, whatever the number of workers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from itertools import islice
+from typing import Any, ClassVar
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
+    BindParameter,
+    Column,
+    ColumnElement,
+    Executable,
+    Exists,
+    FromClause,
+    Row,
+    Select,
+    String,
+    Table,
+    Update,
     any_,
     bindparam,
     cast,
@@ -41,7 +55,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, class_mapper
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.db import OUTBOX_FLAG
@@ -63,18 +77,21 @@ from storage.models import (
     RoutingRule,
     RoutingState,
 )
-from storage.models.base import table_of
+from storage.models.base import Base, table_of
 from storage.outbox import event_row
 from storage.types import UTCDateTime, utcnow
 
 # A manager row's version: its xmin changes with every write of the row.
-_VERSION: Any = literal_column("managers.xmin::text")
+_VERSION: ColumnElement[str] = literal_column("managers.xmin::text", String())
 
 
 _AT = bindparam("at", type_=UTCDateTime())
 
 
-def _absent_at(at: Any, manager_id: Any = Manager.id) -> Any:
+def _absent_at(
+    at: BindParameter[datetime],
+    manager_id: ColumnElement[int] | InstrumentedAttribute[int] = Manager.id,
+) -> Exists:
     return (
         select(ManagerAbsence.id)
         .where(
@@ -128,66 +145,153 @@ class ManagerState:
     version: str | None = None
 
 
+# A column to select.
+Selected = ColumnElement[Any] | InstrumentedAttribute[Any]
+
 # The columns ManagerState is read from, in its fields' order (the version apart).
-_MANAGER_STATE = tuple(getattr(Manager, f.name) for f in fields(ManagerState)[:-1])
+_MANAGER_STATE: tuple[InstrumentedAttribute[Any], ...] = tuple(
+    getattr(Manager, f.name) for f in fields(ManagerState)[:-1]
+)
 
 
 @dataclass(frozen=True, slots=True)
 class RowRef:
-    """A row to change by its id where no ORM object of it is loaded; with `version`,
-    only if it is still that version (see `ManagerState.version`)."""
+    """A row to change by its id where nothing of it was read; with `version`, only if it
+    is still that version (see `ManagerState.version`)."""
 
-    entity: type
+    entity: type[Base]
     id: int
     version: str | None = None
+
+
+@dataclass(eq=False)
+class DecisionRow:
+    """A row a decision reads, as plain values (the ORM costs more than the reading): its
+    fields are columns of `entity`, of the same names. Values set on it after it was read
+    are its pending changes, which `record` writes with the decision (`save_pending`
+    where no decision is written)."""
+
+    entity: ClassVar[type[Base]]
+
+    id: int
+
+    def __post_init__(self) -> None:
+        self._as_read = self._values()
+
+    def _values(self) -> dict[str, object]:
+        return {f.name: copy(getattr(self, f.name)) for f in fields(self)}
+
+    def pending(self) -> dict[str, object]:
+        """The values set since it was read or written."""
+        return {
+            name: getattr(self, name)
+            for name, value in self._as_read.items()
+            if getattr(self, name) != value
+        }
+
+    def written(self, values: dict[str, object]) -> None:
+        """`values` were written to its row: they are now what it holds as read (those of
+        its fields)."""
+        for name, value in values.items():
+            if name in self._as_read:
+                setattr(self, name, value)
+        self._as_read = self._values()
+
+    @classmethod
+    def columns(cls) -> list[InstrumentedAttribute[Any]]:
+        """The columns it is read from, in its fields' order."""
+        return [getattr(cls.entity, f.name) for f in fields(cls)]
+
+
+@dataclass(eq=False)
+class ConversationRow(DecisionRow):
+    entity = Conversation
+
+    contact_id: int
+    channel_id: int
+    status: str
+    routing_state: str
+    assignee_id: int | None
+    queue_id: int | None
+    priority: str
+    tags: list[str]
+    waiting_reason: str | None
+    first_response_at: datetime | None
+    assigned_at: datetime | None
+    last_outbound_at: datetime | None
+
+
+@dataclass(eq=False)
+class ContactRow(DecisionRow):
+    entity = Contact
+
+    name: str | None
+    company: str | None
+    language: str | None
+    owner_id: int | None
+    attributes: dict[str, Any]
+
+
+@dataclass(eq=False)
+class ChannelRow(DecisionRow):
+    entity = Channel
+
+    kind: str
+    key: str
+    default_queue_id: int | None
+
+
+@dataclass(eq=False)
+class LeadRow(DecisionRow):
+    entity = Lead
+
+    assignee_id: int | None
+    form_fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """What routing reads of a queue."""
+
+    id: int
+    name: str
+    strategy: str
+    is_active: bool
+    respect_member_hours: bool
+    forward_after_seconds: int | None
+    retry_seconds: int
+    sla: dict[str, Any]
+    working_hours: dict[str, Any] | None
+    supervisor_id: int | None
+    sla_breach_action: str
+
+
+# The columns QueueState is read from, in its fields' order.
+QUEUE_STATE = tuple(getattr(Queue, f.name) for f in fields(QueueState))
+
+# Where a change is made: a row read for the decision, a loaded ORM object, or a row
+# known by its id only.
+Target = DecisionRow | RowRef | Conversation | Contact | Lead
 
 
 @dataclass(frozen=True, slots=True)
 class _Change:
-    mapper: Any
+    entity: type[Base]
     id: int
-    values: dict[str, Any]
-    obj: Any  # the loaded ORM object, if any: it gets the values as committed state
+    values: dict[str, object]
+    obj: DecisionRow | Base | None  # what was read of the row: it gets the values written
     version: str | None = None
 
+    @property
+    def table(self) -> Table:
+        return table_of(self.entity)
 
-class Loaded:
-    """A row read for a decision without the ORM (which costs more than the reading):
-    its columns are attributes. What is set on it is kept as its pending changes,
-    which `record` writes with the decision, and `save_pending` otherwise."""
-
-    __slots__ = ("changes", "entity", "values")
-
-    def __init__(self, entity: type, values: dict[str, Any]) -> None:
-        object.__setattr__(self, "entity", entity)
-        object.__setattr__(self, "values", values)
-        object.__setattr__(self, "changes", {})
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name not in self.values:
-            raise AttributeError(f"{self.entity.__name__} has no column {name}")
-        self.values[name] = value
-        self.changes[name] = value
-
-    def __repr__(self) -> str:
-        return f"Loaded({self.entity.__name__}, id={self.values.get('id')})"
+    def column(self, key: str) -> Column[Any]:
+        """The table's column of the attribute `key`."""
+        return self.table.c[inspect(self.entity).column_attrs[key].columns[0].name]
 
 
-# Attribute keys and columns of each entity a decision reads as `Loaded` rows.
-_DECISION_ENTITIES = (Conversation, Contact, Channel, Lead, Queue)
-_KEYS = {
-    entity: tuple(attr.key for attr in class_mapper(entity).column_attrs)
-    for entity in _DECISION_ENTITIES
-}
-
-
-def pending_changes(obj: Any) -> dict[str, Any]:
+def pending_changes(obj: Base) -> dict[str, object]:
     """The column attributes set on a loaded ORM object since it was loaded or written."""
     state = inspect(obj)
     if not state.modified:
@@ -203,48 +307,47 @@ class RoutingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.locking = session.get_bind().dialect.name != "sqlite"
-        self._leads: dict[int, Lead | Loaded | None] = {}
-        self._contacts: dict[int, Contact | Loaded] = {}
-        self._channels: dict[int, Channel | Loaded] = {}
-        self._queues: dict[int, Queue | Loaded] = {}
-        self._loaded: list[Loaded] = []
-        self.rules_version: tuple[Any, ...] = ()
+        self._leads: dict[int, Lead | LeadRow | None] = {}
+        self._contacts: dict[int, Contact | ContactRow] = {}
+        self._channels: dict[int, Channel | ChannelRow] = {}
+        self._queues: dict[int, Queue | QueueState] = {}
+        self._read: list[DecisionRow] = []
+        self.rules_version: tuple[object, ...] = ()
 
-    async def lock_for_decision(self, conversation_id: int, at: datetime) -> Loaded | None:
-        """The conversation row-locked, as `lock_conversation` gives it, but as `Loaded`
-        rows (its contact, channel, lead and default queue too) read without the ORM.
+    async def lock_for_decision(self, conversation_id: int, at: datetime) -> ConversationRow | None:
+        """The conversation row-locked, as `lock_conversation` gives it, but as plain rows
+        (its contact, channel, lead and default queue too) read without the ORM.
 
         What is set on these rows is written by `record`, or by `save_pending`.
         """
-        query = self._decision_query()
-        rows = await self._rows(query, {"conversation_id": conversation_id, "at": at})
+        rows = await self._rows(
+            self._decision_query(), {"conversation_id": conversation_id, "at": at}
+        )
         if not rows:
             return None
-        row = rows[0]
-        start = 0
-        loaded: list[Loaded | None] = []
-        for entity in _DECISION_ENTITIES:
-            keys = _KEYS[entity]
-            values = dict(zip(keys, row[start : start + len(keys)], strict=True))
-            loaded.append(Loaded(entity, values) if values["id"] is not None else None)
-            start += len(keys)
-        conversation, contact, channel, lead, queue = loaded
-        assert conversation is not None and contact is not None and channel is not None
-        self.rules_version = tuple(row[start : start + 3])
+        values = iter(rows[0])
+        conversation = ConversationRow(*islice(values, len(fields(ConversationRow))))
+        contact = ContactRow(*islice(values, len(fields(ContactRow))))
+        channel = ChannelRow(*islice(values, len(fields(ChannelRow))))
+        lead_values = tuple(islice(values, len(fields(LeadRow))))
+        queue_values = tuple(islice(values, len(QUEUE_STATE)))
+        self.rules_version = tuple(values)
+        # The lead and the default queue are outer joins: all NULL when there is none.
+        lead = LeadRow(*lead_values) if lead_values[0] is not None else None
         self._leads[conversation_id] = lead
         self._contacts[contact.id] = contact
         self._channels[channel.id] = channel
-        if queue is not None:
-            self._queues[queue.id] = queue
-        self._loaded += [r for r in (conversation, contact, lead) if r is not None]
+        if queue_values[0] is not None:
+            self._queues[queue_values[0]] = QueueState(*queue_values)
+        self._read += [conversation, contact, *([lead] if lead is not None else [])]
         return conversation
 
     async def save_pending(self) -> None:
-        """Write what was set on this repository's `Loaded` rows and not yet written."""
-        for row in self._loaded:
-            if row.changes:
-                mapper = inspect(row.entity)
-                change = _Change(mapper, row.id, dict(row.changes), row)
+        """Write what was set on the rows read for the decision and not yet written."""
+        for row in self._read:
+            values = row.pending()
+            if values:
+                change = _Change(row.entity, row.id, values, row)
                 await self.session.execute(_update_of(change))
                 self._committed(change)
 
@@ -271,8 +374,8 @@ class RoutingRepository:
         return conversation
 
     async def _rows(
-        self, statement: Any, parameters: dict[str, Any], *, autoflush: bool = True
-    ) -> Sequence[Any]:
+        self, statement: Executable, parameters: Mapping[str, object], *, autoflush: bool = True
+    ) -> Sequence[Row[Any]]:
         """The rows of a statement of plain columns, on the session's connection (no ORM
         objects). Pending changes are flushed first, as the session would."""
         if autoflush and (self.session.new or self.session.dirty):
@@ -280,23 +383,31 @@ class RoutingRepository:
         connection = await self.session.connection()
         return (await connection.execute(statement, parameters)).all()
 
-    def _conversation_query(self) -> Any:
-        return self._conversation_select(list(_DECISION_ENTITIES))
+    def _conversation_query(self) -> Select[Any]:
+        return self._conversation_select([Conversation, Contact, Channel, Lead, Queue])
 
-    def _decision_query(self) -> Any:
-        columns = [getattr(entity, key) for entity in _DECISION_ENTITIES for key in _KEYS[entity]]
-        return self._conversation_select(columns)
+    def _decision_query(self) -> Select[Any]:
+        return self._conversation_select(
+            [
+                *ConversationRow.columns(),
+                *ContactRow.columns(),
+                *ChannelRow.columns(),
+                *LeadRow.columns(),
+                *QUEUE_STATE,
+            ]
+        )
 
-    def _conversation_select(self, columns: list[Any], *extra: Any) -> Any:
+    def _conversation_select(
+        self, columns: Sequence[type[Base] | InstrumentedAttribute[Any]]
+    ) -> Select[Any]:
         """The conversation (locked) with its contact, channel, lead and default queue
-        (`columns` of them), then the rules' version (three columns), then `extra`."""
+        (`columns` of them), then the rules' version (three columns)."""
         query = (
             select(
                 *columns,
                 select(func.count(RoutingRule.id)).scalar_subquery(),
                 select(func.max(RoutingRule.updated_at)).scalar_subquery(),
                 select(func.sum(RoutingRule.id)).scalar_subquery(),
-                *extra,
             )
             .select_from(Conversation)
             .join(Contact, Contact.id == Conversation.contact_id)
@@ -333,7 +444,7 @@ class RoutingRepository:
         absent = {row[0] for row in rows if row[away]}
         return Members(order, managers, load, absent)
 
-    def _managers_query(self) -> Any:
+    def _managers_query(self) -> Select[Any]:
         if self.locking:  # an array parameter: one statement whatever the number of ids
             ids = Manager.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
         else:
@@ -341,7 +452,7 @@ class RoutingRepository:
         query = select(*self._state_columns(), _absent_at(_AT)).where(ids).order_by(Manager.id)
         return query.with_for_update(of=Manager) if self.locking else query
 
-    def _state_columns(self) -> list[Any]:
+    def _state_columns(self) -> list[Selected]:
         """The columns of ManagerState. On PostgreSQL an empty language list comes as
         NULL: one JSON value less to decode per manager."""
         if not self.locking:
@@ -353,7 +464,7 @@ class RoutingRepository:
             for column in _MANAGER_STATE
         ]
 
-    def _members_query(self) -> Any:
+    def _members_query(self) -> Select[Any]:
         member, join, columns = self._member_source()
         return (
             select(*columns)
@@ -363,7 +474,7 @@ class RoutingRepository:
             .order_by(member.c.id)
         )
 
-    def _member_source(self) -> tuple[Any, Any, list[Any]]:
+    def _member_source(self) -> tuple[FromClause, ColumnElement[bool], list[Selected]]:
         """How a queue member's manager row is joined to its `QueueMember` row, and the
         member's columns: its ManagerState columns and version, its position in the
         queue, its open conversations and whether it is absent at `at`.
@@ -373,13 +484,13 @@ class RoutingRepository:
         would rather scan them all.
         """
         if self.locking:
-            member: Any = (
+            member: FromClause = (
                 select(*self._state_columns(), _VERSION.label("version"))
                 .where(Manager.id == QueueMember.manager_id)
                 .offset(literal_column("0"))
                 .lateral("member")
             )
-            join: Any = true()
+            join: ColumnElement[bool] = true()
         else:
             member = select(*_MANAGER_STATE, null().label("version")).subquery("member")
             join = member.c.id == QueueMember.manager_id
@@ -404,17 +515,17 @@ class RoutingRepository:
             ],
         )
 
-    async def channel(self, channel_id: int) -> Channel | Loaded:
+    async def channel(self, channel_id: int) -> Channel | ChannelRow:
         channel = self._channels.get(channel_id) or await self.session.get(Channel, channel_id)
         assert channel is not None
         return channel
 
-    async def contact(self, contact_id: int) -> Contact | Loaded:
+    async def contact(self, contact_id: int) -> Contact | ContactRow:
         contact = self._contacts.get(contact_id) or await self.session.get(Contact, contact_id)
         assert contact is not None
         return contact
 
-    async def queue(self, queue_id: int) -> Queue | Loaded | None:
+    async def queue(self, queue_id: int) -> Queue | QueueState | None:
         return self._queues.get(queue_id) or await self.session.get(Queue, queue_id)
 
     async def queues_of(self, manager_id: int) -> list[int]:
@@ -443,7 +554,7 @@ class RoutingRepository:
         )
         return text or ""
 
-    async def lead_of(self, conversation_id: int) -> Lead | Loaded | None:
+    async def lead_of(self, conversation_id: int) -> Lead | LeadRow | None:
         if conversation_id not in self._leads:
             self._leads[conversation_id] = (
                 await self.session.scalars(
@@ -498,8 +609,8 @@ class RoutingRepository:
 
     async def record(
         self,
-        assignment: dict[str, Any],
-        changes: Sequence[tuple[Any, dict[str, Any]]],
+        assignment: dict[str, object],
+        changes: Sequence[tuple[Target, dict[str, object]]],
         events: Sequence[DecisionEvent],
         *,
         end_open_of: int | None,
@@ -519,24 +630,21 @@ class RoutingRepository:
         now = utcnow()
         row = {"created_at": now, "detail": {}, "explanation": "", **assignment}
         updates = []
-        mapper: Any
+        entity: type[Base]
+        obj: DecisionRow | Base | None
         for target, decided in changes:
             version = None
             if isinstance(target, RowRef):
-                mapper, values, obj = inspect(target.entity), dict(decided), None
+                entity, values, obj = target.entity, dict(decided), None
                 version = target.version if self.locking else None  # SQLite: one writer
-            elif isinstance(target, Loaded):
-                mapper, values, obj = inspect(target.entity), {**target.changes, **decided}, target
+            elif isinstance(target, DecisionRow):
+                entity, values, obj = target.entity, {**target.pending(), **decided}, target
             else:
-                mapper, values, obj = (
-                    inspect(target).mapper,
-                    {**pending_changes(target), **decided},
-                    target,
-                )
+                entity, values, obj = type(target), {**pending_changes(target), **decided}, target
             if values:
-                if "updated_at" in mapper.column_attrs:
+                if "updated_at" in inspect(entity).column_attrs:
                     values["updated_at"] = now
-                updates.append(_Change(mapper, target.id, values, obj, version))
+                updates.append(_Change(entity, target.id, values, obj, version))
         rows = [event_row(e.event, due_at=e.due_at, now=now) for e in events]
         write = self._record_in_one if self.locking else self._record_in_order
         with self.session.no_autoflush:  # the pending changes go in these statements
@@ -553,12 +661,11 @@ class RoutingRepository:
         """The values of a written change become the committed state of the object it was
         made on, and of the session's own object of that row if it has one."""
         targets = []
-        if isinstance(change.obj, Loaded):
-            change.obj.values.update(change.values)
-            change.obj.changes.clear()
+        if isinstance(change.obj, DecisionRow):
+            change.obj.written(change.values)
         elif change.obj is not None:
             targets.append(change.obj)
-        key = change.mapper.identity_key_from_primary_key((change.id,))
+        key = inspect(change.entity).identity_key_from_primary_key((change.id,))
         mapped = self.session.identity_map.get(key)
         if mapped is not None and mapped is not change.obj:
             targets.append(mapped)
@@ -568,7 +675,7 @@ class RoutingRepository:
 
     async def _record_in_order(
         self,
-        row: dict[str, Any],
+        row: dict[str, object],
         updates: list[_Change],
         rows: list[dict[str, Any]],
         end_open_of: int | None,
@@ -593,7 +700,7 @@ class RoutingRepository:
 
     async def _record_in_one(
         self,
-        row: dict[str, Any],
+        row: dict[str, object],
         updates: list[_Change],
         events: list[dict[str, Any]],
         end_open_of: int | None,
@@ -616,11 +723,11 @@ class RoutingRepository:
 
 
 def _record_statement(
-    row: dict[str, Any],
+    row: dict[str, object],
     updates: list[_Change],
     events: list[dict[str, Any]],
     end_open_of: int | None,
-) -> Any:
+) -> Select[tuple[int]]:
     """A decision's writes as one PostgreSQL statement of data-modifying CTEs, with bound
     parameters named a_* (the assignment), u<n>_* (updated rows), e<n>_* (events).
 
@@ -630,14 +737,13 @@ def _record_statement(
     """
     assignments = table_of(Assignment)
     outbox = table_of(OutboxEvent)
-    changed: list[Any] = [None] * len(updates)
-    guards: list[Any] = []
+    changed: list[CTE | None] = [None] * len(updates)
+    guards: list[Exists] = []
     for n, change in sorted(enumerate(updates), key=lambda c: c[1].version is None):
-        mapper = change.mapper
-        table = mapper.local_table
+        table = change.table
         columns = {}
         for key in change.values:
-            column = mapper.column_attrs[key].columns[0]
+            column = change.column(key)
             columns[column.name] = bindparam(f"u{n}_{key}", type_=column.type)
         update_row = update(table).where(table.c.id == bindparam(f"u{n}_id")).values(columns)
         if change.version is None:
@@ -646,10 +752,10 @@ def _record_statement(
             update_row = update_row.where(
                 literal_column(f"{table.name}.xmin::text") == bindparam(f"u{n}_version")
             )
-        changed[n] = update_row.returning(literal(1)).cte(f"changed_{n}")
+        written = changed[n] = update_row.returning(literal(1)).cte(f"changed_{n}")
         if change.version is not None:
             # The versioned ones come first: the writes after them depend on them.
-            guards.append(select(literal(1)).select_from(changed[n]).exists())
+            guards.append(select(literal(1)).select_from(written).exists())
     values = select(*(bindparam(f"a_{key}", type_=assignments.c[key].type) for key in row)).where(
         *guards
     )
@@ -659,7 +765,7 @@ def _record_statement(
         .returning(assignments.c.id)
         .cte("new_assignment")
     )
-    ctes = list(changed)
+    ctes = [cte for cte in changed if cte is not None]
     if end_open_of is not None:
         # The same snapshot: the row inserted above is not among those it ends.
         ended = (
@@ -696,10 +802,7 @@ def _record_statement(
     return select(new.c.id).add_cte(*ctes)
 
 
-def _update_of(change: _Change) -> Any:
-    table = change.mapper.local_table
-    columns = {
-        change.mapper.column_attrs[key].columns[0].name: value
-        for key, value in change.values.items()
-    }
+def _update_of(change: _Change) -> Update:
+    table = change.table
+    columns = {change.column(key).name: value for key, value in change.values.items()}
     return update(table).where(table.c.id == change.id).values(columns)

@@ -5,14 +5,21 @@ else nothing is written and the decision is taken again on what is there now."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 from sqlalchemy import select
 
 from routing.engine import RoutingEngine
 from routing.presence import set_presence
-from routing.repository import DecisionEvent, Loaded, RoutingRepository, RowChanged, RowRef
+from routing.repository import (
+    DecisionEvent,
+    DecisionRow,
+    QueueState,
+    RoutingRepository,
+    RowChanged,
+    RowRef,
+)
 from storage.db import Database
 from storage.events import ConversationAssigned
 from storage.models import (
@@ -208,10 +215,11 @@ async def test_rows_read_on_the_driver_match_the_sessions_reading(db: Database) 
             ),
         ]
         for row, obj in pairs:
-            assert isinstance(row, Loaded) and obj is not None
-            for key, value in row.values.items():
-                seen = getattr(obj, key)
-                assert (key, value, type(value)) == (key, seen, type(seen))
+            assert isinstance(row, DecisionRow | QueueState) and obj is not None
+            assert not isinstance(row, DecisionRow) or row.pending() == {}
+            for field in fields(row):
+                value, seen = getattr(row, field.name), getattr(obj, field.name)
+                assert (field.name, value, type(value)) == (field.name, seen, type(seen))
     assert ahead == on_driver
     assert on_driver.load == {manager_id: 1}
     assert on_driver.managers[manager_id].last_assigned_at is not None
