@@ -217,6 +217,7 @@ async def post_forms(
                         "name": f"Клиент {n}",
                         "email": f"fanout{n}@example.ru",
                         "message": f"Здравствуйте, хочу оформить заказ №{n}",
+                        "consent": True,
                     },
                 )
             except httpx.HTTPError:

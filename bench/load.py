@@ -128,6 +128,7 @@ def submission(i: int) -> dict[str, Any]:
         "email": f"user{i}@example.ru",
         "phone": f"+7 912 {i // 10000 % 1000:03d}-{i // 100 % 100:02d}-{i % 100:02d}",
         "message": _message(i),
+        "consent": True,  # the built-in form asks for it (152-FZ)
     }
 
 

@@ -63,6 +63,20 @@ class Settings(BaseSettings):
     )
     worker_poll_seconds: float = 1.0
     outbox_max_attempts: int = 8
+    prune_interval_seconds: float = Field(
+        default=3600.0, ge=0, description="How often workers delete rows past retention; 0: never"
+    )
+    retention_telegram_updates_days: float = Field(
+        default=7.0,
+        ge=1.0,
+        description="Handled Telegram update ids kept for redelivery checks (Telegram: 24 h)",
+    )
+    retention_sessions_days: float = Field(
+        default=30.0, ge=0, description="Ended (signed-out, expired) browser sessions kept"
+    )
+    retention_outbox_days: float = Field(
+        default=14.0, ge=0, description="Handled (done) outbox events kept; parked ones stay"
+    )
     first_assignee_becomes_owner: bool = Field(
         default=True, description="The first manager assigned becomes the contact's owner"
     )

@@ -20,6 +20,7 @@ from channels.telegram.notifier import TelegramNotifier
 from channels.telegram.outbound import TelegramSender
 from channels.telegram.polling import TelegramPollers
 from channels.telephony.handlers import telephony_handlers
+from hub.maintenance import Maintenance
 from hub.settings import Settings
 from intake.claims.service import claim_handlers
 from intake.states import state_handlers
@@ -124,11 +125,13 @@ Service = Callable[[asyncio.Event], Awaitable[None]]
 
 
 def background_services(context: HubContext, settings: Settings) -> dict[str, Service]:
-    """What a worker process runs until stopped: the outbox, delivery and mailbox pollers."""
+    """What a worker process runs until stopped: the outbox, delivery, maintenance (pruning
+    rows past retention) and the mailbox and bot pollers."""
     delivery = build_delivery(context)
     services: dict[str, Service] = {
         "outbox-worker": build_worker(context, settings, delivery).run,
         "delivery": delivery.run,
+        "maintenance": Maintenance(context.db, settings).run,
     }
     if settings.poll_mailboxes:
         services["imap-pollers"] = EmailPollers(context, EmailIntake(context)).run

@@ -78,6 +78,11 @@ async def ensure_default_form(db: Database) -> None:
         if await ChannelRepository(session).get_by_key("default") is not None:
             return
 
+    # It collects names, addresses and phones: Russian law (152-FZ) wants the person's
+    # consent first, so the built-in form asks for it (the policy link is the owner's to add).
+    config = default_form_config()
+    config.consent.required = True
+
     async def create(session: AsyncSession) -> None:
         repo = ChannelRepository(session)
         if await repo.get_by_key("default") is None:  # another process may have made it
@@ -85,7 +90,7 @@ async def ensure_default_form(db: Database) -> None:
                 key="default",
                 kind=ChannelKind.WEBFORM,
                 title="Default web form",
-                config=default_form_config().model_dump(mode="json"),
+                config=config.model_dump(mode="json"),
             )
 
     await in_transaction(db, create)

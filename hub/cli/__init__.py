@@ -1,4 +1,4 @@
-"""The `omnihub` command: serve, worker, db, managers, tokens, channels.
+"""The `omnihub` command: serve, worker, db, managers, tokens, channels, maintenance.
 
 One module per command group; this one holds the top-level group and hangs the
 groups on it. What every command shares (settings, running a coroutine, one
@@ -11,6 +11,7 @@ import click
 
 from hub.cli.channels import channels
 from hub.cli.db import db
+from hub.cli.maintenance import maintenance
 from hub.cli.managers import managers
 from hub.cli.serve import serve, worker
 from hub.cli.tokens import tokens
@@ -21,5 +22,5 @@ def main() -> None:
     """omnihub: every client request from email, Telegram, web forms and calls in one place."""
 
 
-for command in (serve, worker, db, managers, tokens, channels):
+for command in (serve, worker, db, managers, tokens, channels, maintenance):
     main.add_command(command)

@@ -39,6 +39,17 @@ def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 async def in_transaction(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     """`work(session)` in one transaction; the embedded database is migrated first, any
     other must already be at the head revision."""
+
+    async def one(database: Any) -> T:
+        async with database.transaction() as session:
+            return await work(session)
+
+    return await with_database(settings, one)
+
+
+async def with_database(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """`work(database)` for commands with transactions of their own; the embedded database
+    is migrated first, any other must already be at the head revision."""
     from storage.db import Database
 
     database = Database(settings.resolved_database_url, pool_size=1)
@@ -54,7 +65,6 @@ async def in_transaction(settings: Settings, work: Callable[[Any], Awaitable[T]]
                 await check_current(settings.resolved_database_url)
             except SchemaOutOfDate as exc:
                 raise click.ClickException(str(exc)) from exc
-        async with database.transaction() as session:
-            return await work(session)
+        return await work(database)
     finally:
         await database.dispose()

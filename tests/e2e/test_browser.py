@@ -112,6 +112,8 @@ async def test_a_visitor_fills_the_default_form_and_the_lead_is_in_the_api(hub: 
     await page.get_by_label("Электронная почта").fill("Svetlana.Ivanova@Example.RU")
     await page.get_by_label("Телефон").fill("8 (912) 345-67-89")
     await page.get_by_label("Сообщение").fill("Здравствуйте! Хочу заказать 20 коробок к пятнице.")
+    # The built-in form asks for the consent to process personal data (152-FZ).
+    await page.get_by_label("Я даю согласие на обработку моих персональных данных").check()
     await page.wait_for_timeout(MIN_FILL_WAIT_MS)
     async with page.expect_navigation(url=f"{hub.url}/forms/default/thanks**"):
         await page.get_by_role("button", name="Отправить").click()
@@ -185,6 +187,7 @@ async def test_the_form_embedded_on_another_site(hub: Hub, page: Any, other_site
     await frame.get_by_label("Name").fill("John Smith")
     await frame.get_by_label("Email").fill("john.smith@example.com")
     await frame.get_by_label("Message").fill("Do you ship to Kazakhstan?")
+    await frame.get_by_label("I consent to the processing of my personal data").check()
     await page.wait_for_timeout(MIN_FILL_WAIT_MS)
     await frame.get_by_role("button", name="Send").click()
 
@@ -222,9 +225,13 @@ async def test_the_form_works_without_javascript(hub: Hub, browser: Any, tmp_pat
         await expect(page.get_by_label("Email")).to_have_attribute("aria-invalid", "true")
         await expect(page.get_by_label("Message")).to_have_attribute("aria-invalid", "true")
         await expect(page.get_by_label("Email")).to_have_value("olga@")
+        await expect(page.get_by_role("alert")).to_contain_text(
+            "Please confirm your consent to the processing of personal data"
+        )
 
         await page.get_by_label("Email").fill("olga@example.ru")
         await page.get_by_label("Message").fill("Без JavaScript тоже работает")
+        await page.get_by_label("I consent to the processing of my personal data").check()
         await page.wait_for_timeout(MIN_FILL_WAIT_MS)
         await page.get_by_role("button", name="Send").click()
         await expect(page.get_by_role("heading", level=1)).to_have_text("Request received")

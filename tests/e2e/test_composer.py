@@ -241,7 +241,12 @@ async def test_a_client_without_email_or_telegram_is_told_plainly(
     response = await asyncio.to_thread(
         httpx.post,
         f"{hub.url}/forms/default",
-        json={"name": "Глеб <i>Звонков</i>", "phone": "+7 916 555-12-34", "message": "Перезвоните"},
+        json={
+            "name": "Глеб <i>Звонков</i>",
+            "phone": "+7 916 555-12-34",
+            "message": "Перезвоните",
+            "consent": True,
+        },
         timeout=30,
     )
     assert response.status_code == 201, response.text

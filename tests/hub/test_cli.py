@@ -80,6 +80,8 @@ EVERY_COMMAND = [
     ("channels", "quarantine"),
     ("channels", "quarantine", "list"),
     ("channels", "quarantine", "retry"),
+    ("maintenance",),
+    ("maintenance", "prune"),
 ]
 
 

@@ -74,3 +74,53 @@ async def test_add_a_managers_bot(cli: Cli, data_dir: Path) -> None:
         env=env,
     )  # fmt: skip
     assert bad.returncode != 0 and "audience" in bad.stderr
+
+
+async def test_the_greeting_is_off_unless_asked_for_and_can_carry_own_texts(
+    cli: Cli, data_dir: Path
+) -> None:
+    env: dict[str, str | None] = {"OMNIHUB_SECRET_KEY": SECRET}
+
+    def greeting_of(key: str) -> dict[str, object]:
+        ((config,),) = query(data_dir, f"SELECT config FROM channels WHERE key = '{key}'")
+        greeting: dict[str, object] = json.loads(str(config))["greeting"]
+        return greeting
+
+    plain = await asyncio.to_thread(
+        cli, "channels", "add", "telegram", "--key", "quiet", "--token", new_token(), env=env
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert greeting_of("quiet")["enabled"] is False
+
+    greeted = await asyncio.to_thread(
+        cli,
+        "channels", "add", "telegram", "--key", "hello", "--token", new_token(),
+        "--greeting", "--greeting-ru", "Заявка {number} принята", "--greeting-en", "Got it",
+        env=env,
+    )  # fmt: skip
+    assert greeted.returncode == 0, greeted.stderr
+    greeting = greeting_of("hello")
+    assert greeting["enabled"] is True
+    assert greeting["ru"] == {"in_hours": "Заявка {number} принята", "out_of_hours": None}
+    assert greeting["en"] == {"in_hours": "Got it", "out_of_hours": None}
+
+    default_text = await asyncio.to_thread(
+        cli, "channels", "add", "telegram", "--key", "std", "--token", new_token(),
+        "--greeting", env=env,
+    )  # fmt: skip
+    assert default_text.returncode == 0, default_text.stderr
+    assert greeting_of("std")["enabled"] is True
+    assert greeting_of("std")["ru"] == {"in_hours": None, "out_of_hours": None}
+
+    # A text without --greeting would be stored but never sent: refused, nothing added.
+    text_only = await asyncio.to_thread(
+        cli, "channels", "add", "telegram", "--key", "half", "--token", new_token(),
+        "--greeting-ru", "Здравствуйте", env=env,
+    )  # fmt: skip
+    assert text_only.returncode != 0 and "--greeting" in text_only.stderr
+    unknown = await asyncio.to_thread(
+        cli, "channels", "add", "telegram", "--key", "odd", "--token", new_token(),
+        "--greeting", "--greeting-en", "Hi {name}", env=env,
+    )  # fmt: skip
+    assert unknown.returncode != 0 and "placeholder" in unknown.stderr
+    assert query(data_dir, "SELECT key FROM channels WHERE key IN ('half', 'odd')") == []

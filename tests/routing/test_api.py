@@ -910,7 +910,12 @@ async def test_an_absent_owner_is_skipped(
         headers=admin_headers,
     )
     await go_online(client, boris_headers)
-    submission = {"name": "Иван", "email": "ivan.owner@example.ru", "message": "Первый заказ"}
+    submission = {
+        "name": "Иван",
+        "email": "ivan.owner@example.ru",
+        "message": "Первый заказ",
+        "consent": True,
+    }
     first = (await client.post("/forms/default", json=submission)).json()["conversation_id"]
     await drain(app)
     assert (await routing_of(client, admin_headers, first))["assignee_id"] == boris.id

@@ -66,7 +66,8 @@ class Hub:
 
     async def submit(self, email: str, message: str) -> int:
         response = await self.client.post(
-            "/forms/default", json={"name": "Иван Петров", "email": email, "message": message}
+            "/forms/default",
+            json={"name": "Иван Петров", "email": email, "message": message, "consent": True},
         )
         assert response.status_code == 201, response.text
         return int(response.json()["conversation_id"])

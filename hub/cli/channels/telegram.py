@@ -41,6 +41,18 @@ from hub.cli.base import in_transaction, load_settings, run
     show_default=True,
     help="clients: the client bot; managers: the managers' bot for notifications",
 )
+@click.option(
+    "--greeting/--no-greeting",
+    default=False,
+    show_default=True,
+    help="Answer a new chat at once (the hub's text, or --greeting-ru/--greeting-en)",
+)
+@click.option(
+    "--greeting-ru",
+    default=None,
+    help="Own greeting in Russian; placeholders {number}, {subject}, {opens}",
+)
+@click.option("--greeting-en", default=None, help="Own greeting in English; the same placeholders")
 def add_telegram(
     key: str,
     token: str,
@@ -49,6 +61,9 @@ def add_telegram(
     mode: str,
     language: str,
     audience: str,
+    greeting: bool,
+    greeting_ru: str | None,
+    greeting_en: str | None,
 ) -> None:
     """Add a Telegram bot; its token is stored encrypted."""
     from pydantic import ValidationError
@@ -58,9 +73,23 @@ def add_telegram(
     from storage.crypto import SecretBox
     from storage.errors import HubError
 
+    if (greeting_ru or greeting_en) and not greeting:
+        raise click.UsageError("--greeting-ru/--greeting-en need --greeting")
+    # Without working hours (the CLI sets none) the in-hours text is the one always sent.
+    said = {
+        lang: {"in_hours": text}
+        for lang, text in (("ru", greeting_ru), ("en", greeting_en))
+        if text
+    }
     try:
         config = TelegramChannelConfig.model_validate(
-            {"mode": mode, "api_url": api_url, "language": language, "audience": audience}
+            {
+                "mode": mode,
+                "api_url": api_url,
+                "language": language,
+                "audience": audience,
+                "greeting": {"enabled": greeting, **said},
+            }
         )
     except ValidationError as exc:
         raise click.ClickException(f"invalid bot settings: {exc}") from exc

@@ -46,7 +46,12 @@ class TestAcceptance:
         await pbx.drain()  # routing assigns the conversation; anna becomes the owner
         form = await pbx.client.post(
             "/forms/default",
-            json={"name": "Иван Петров", "phone": "89123456789", "message": "Перезвоните мне"},
+            json={
+                "name": "Иван Петров",
+                "phone": "89123456789",
+                "message": "Перезвоните мне",
+                "consent": True,
+            },
         )
         assert form.status_code == 201, form.text
 
@@ -62,7 +67,8 @@ class TestAcceptance:
     ) -> None:
         olga = await pbx.manager("olga")
         form = await pbx.client.post(
-            "/forms/default", json={"phone": "89123456789", "message": "Нужен счёт"}
+            "/forms/default",
+            json={"phone": "89123456789", "message": "Нужен счёт", "consent": True},
         )
         assert form.status_code == 201
         await pbx.set_owner(CLIENT, olga)
@@ -80,7 +86,8 @@ class TestDueTime:
     async def test_counted_in_the_owners_working_hours(self, pbx: PhoneHub) -> None:
         olga = await pbx.manager("olga", working_hours=NINE_TO_SIX)
         form = await pbx.client.post(
-            "/forms/default", json={"phone": "+7 912 000-00-01", "message": "Жду звонка"}
+            "/forms/default",
+            json={"phone": "+7 912 000-00-01", "message": "Жду звонка", "consent": True},
         )
         assert form.status_code == 201
         await pbx.set_owner("+79120000001", olga)

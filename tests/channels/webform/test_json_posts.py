@@ -28,6 +28,7 @@ SUBMISSION = {
     "email": "Ivan.Petrov@Example.RU",
     "phone": "+7 912 345-67-89",
     "message": "Хочу заказать доставку на пятницу",
+    "consent": True,  # the built-in form asks for it (152-FZ)
 }
 
 
@@ -85,7 +86,8 @@ async def test_json_post_needs_no_token_and_only_a_phone(
     client: httpx.AsyncClient, hub_db: Database
 ):
     response = await client.post(
-        "/forms/default", json={"phone": "8 912 345 67 89", "message": "Перезвоните"}
+        "/forms/default",
+        json={"phone": "8 912 345 67 89", "message": "Перезвоните", "consent": True},
     )
     assert response.status_code == 201, response.text
     assert (await only_lead(hub_db)).form_fields == {"phone": "+79123456789"}
@@ -231,11 +233,17 @@ async def test_two_spellings_of_one_phone_land_on_one_contact(
     client: httpx.AsyncClient, hub_db: Database
 ):
     first = await client.post(
-        "/forms/default", json={"phone": "8 (912) 345-67-89", "message": "Первая заявка"}
+        "/forms/default",
+        json={"phone": "8 (912) 345-67-89", "message": "Первая заявка", "consent": True},
     )
     second = await client.post(
         "/forms/default",
-        json={"name": "Мария", "phone": "+7 912 345 6789", "message": "Вторая заявка"},
+        json={
+            "name": "Мария",
+            "phone": "+7 912 345 6789",
+            "message": "Вторая заявка",
+            "consent": True,
+        },
     )
 
     assert first.status_code == second.status_code == 201, (first.text, second.text)
@@ -595,6 +603,7 @@ async def test_nul_characters_are_dropped_not_a_5xx(client: httpx.AsyncClient, h
             "name": "Иван\u0000",
             "email": "ivan@example.ru",
             "message": "Привет\u0000, мир",
+            "consent": True,
         },
     )
     assert response.status_code == 201, response.text
@@ -615,7 +624,11 @@ async def test_concurrent_first_posts_from_one_phone_land_on_one_contact(
         *(
             client.post(
                 "/forms/default",
-                json={"phone": spellings[i % len(spellings)], "message": f"Заявка {i}"},
+                json={
+                    "phone": spellings[i % len(spellings)],
+                    "message": f"Заявка {i}",
+                    "consent": True,
+                },
             )
             for i in range(12)
         )

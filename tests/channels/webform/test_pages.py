@@ -302,7 +302,7 @@ async def test_a_public_url_is_the_embed_scripts_origin(
             script = (await http.get("/forms/default/embed.js")).text
             allowed = await http.post(
                 "/forms/default",
-                json={"email": "a@example.ru", "message": "hi"},
+                json={"email": "a@example.ru", "message": "hi", "consent": True},
                 headers={"Origin": "https://hub.example.ru"},
             )
     assert 'origin = "https://hub.example.ru"' in script
