@@ -13,13 +13,14 @@ A web form has no sender: its thanks page shows the same text (`greeting_text`).
 from __future__ import annotations
 
 import string
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.conversations import add_system_message
@@ -28,7 +29,7 @@ from intake.ingest_repository import IntakeRepository
 from routing.calendar import WorkingHours, is_working, next_working_moment
 from storage.events import ConversationOpened
 from storage.models import Channel, ChannelKind, Contact, Conversation, Lead
-from storage.outbox import Handlers
+from storage.outbox import BatchHandler, Handlers
 from storage.types import utcnow
 
 Variant = Literal["in_hours", "out_of_hours"]
@@ -201,4 +202,26 @@ def greeting_handlers(deliverable: Collection[str]) -> Handlers:
     async def opened(session: AsyncSession, event: ConversationOpened, _event_id: int) -> None:
         await greet(session, event.conversation_id, deliverable, utcnow())
 
-    return {ConversationOpened: [opened]}
+    async def opened_together(
+        session: AsyncSession, events: Sequence[tuple[ConversationOpened, int]]
+    ) -> None:
+        # Most conversations come by channels that cannot send (forms, calls): one
+        # statement finds those that might be greeted, and only they are looked at.
+        ids = sorted({event.conversation_id for event, _id in events})
+        candidates = set(
+            await session.scalars(
+                select(Conversation.id)
+                .join(Channel, Channel.id == Conversation.channel_id)
+                .where(
+                    Conversation.id.in_(ids),
+                    Conversation.last_outbound_at.is_(None),
+                    Channel.kind.in_(sorted(deliverable)),
+                )
+            )
+        )
+        now = utcnow()
+        for event, _id in events:
+            if event.conversation_id in candidates:
+                await greet(session, event.conversation_id, deliverable, now)
+
+    return {ConversationOpened: [BatchHandler(opened, opened_together)]}

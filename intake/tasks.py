@@ -9,6 +9,7 @@ flush, never commit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -164,13 +165,29 @@ async def assign_waiting_tasks(
     session: AsyncSession, conversation_id: int, manager_id: int
 ) -> list[Task]:
     """Routing gave the conversation a manager: its open tasks nobody has go to them."""
-    tasks = await TaskRepository(session).open_unassigned_of_conversation(conversation_id)
-    for task in tasks:
-        task.assignee_id = manager_id
+    return await assign_waiting_tasks_of(session, [(conversation_id, manager_id)])
+
+
+async def assign_waiting_tasks_of(
+    session: AsyncSession, assigned: Sequence[tuple[int, int]]
+) -> list[Task]:
+    """`assign_waiting_tasks` for each (conversation, manager) in order, the tasks read in
+    one statement: a conversation's waiting tasks go to the first manager it names."""
+    if not assigned:
+        return []
+    conversation_ids = sorted({conversation_id for conversation_id, _manager in assigned})
+    waiting = await TaskRepository(session).open_unassigned_of_conversations(conversation_ids)
+    if not waiting:
+        return []
+    first: dict[int, int] = {}
+    for conversation_id, manager_id in assigned:
+        first.setdefault(conversation_id, manager_id)
+    for task in waiting:
+        assert task.conversation_id is not None
+        task.assignee_id = first[task.conversation_id]
         emit(session, TaskAssigned(**task_fields(task)))
-    if tasks:
-        await session.flush()
-    return tasks
+    await session.flush()
+    return waiting
 
 
 async def check_due(

@@ -20,12 +20,13 @@ with backoff (and parks when it keeps failing).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.i18n import Catalogue, Lang, lang_of
@@ -38,7 +39,7 @@ from storage.events import (
     SlaBreached,
 )
 from storage.models import Assignment, Contact, Conversation, Manager, Message, Queue
-from storage.outbox import Handlers, emit
+from storage.outbox import BatchHandler, Handlers, emit
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -163,27 +164,71 @@ async def _about(
     session: AsyncSession, conversation_id: int, queue_id: int | None
 ) -> dict[str, Any]:
     """What the texts say of the conversation: contact, subject, queue."""
-    data: dict[str, Any] = {}
-    conversation = await session.get(Conversation, conversation_id)
-    if conversation is not None:
-        data["subject"] = conversation.subject
-        contact = await session.get(Contact, conversation.contact_id)
-        if contact is not None:
-            data["contact"] = contact.name or contact.company
-        queue_id = queue_id if queue_id is not None else conversation.queue_id
-    if queue_id is not None:
-        queue = await session.get(Queue, queue_id)
-        if queue is not None:
-            data["queue"] = queue.name
-            data["queue_id"] = queue.id
-    return {key: value for key, value in data.items() if value is not None}
+    return (await _about_many(session, [(conversation_id, queue_id)]))[0]
+
+
+async def _about_many(
+    session: AsyncSession, wanted: Sequence[tuple[int, int | None]]
+) -> list[dict[str, Any]]:
+    """`_about` of each (conversation, queue or None for the conversation's own) in a
+    query for the conversations and their contacts and one for the queues."""
+    ids = sorted({conversation_id for conversation_id, _queue in wanted})
+    rows = await session.execute(
+        select(
+            Conversation.id,
+            Conversation.subject,
+            Conversation.queue_id,
+            Contact.id.is_not(None),
+            Contact.name,
+            Contact.company,
+        )
+        .outerjoin(Contact, Contact.id == Conversation.contact_id)
+        .where(Conversation.id.in_(ids))
+    )
+    found = {row[0]: row for row in rows}
+    abouts: list[dict[str, Any]] = []
+    queue_of: list[int | None] = []
+    for conversation_id, queue_id in wanted:
+        data: dict[str, Any] = {}
+        row = found.get(conversation_id)
+        if row is not None:
+            data["subject"] = row.subject
+            if row[3]:
+                data["contact"] = row.name or row.company
+            queue_id = queue_id if queue_id is not None else row.queue_id
+        abouts.append(data)
+        queue_of.append(queue_id)
+    queue_ids = sorted({q for q in queue_of if q is not None})
+    names: dict[int, str] = {}
+    if queue_ids:
+        names = {
+            int(q): str(name)
+            for q, name in await session.execute(
+                select(Queue.id, Queue.name).where(Queue.id.in_(queue_ids))
+            )
+        }
+    for data, queue_id in zip(abouts, queue_of, strict=True):
+        if queue_id is not None and queue_id in names:
+            data["queue"] = names[queue_id]
+            data["queue_id"] = queue_id
+    return [{key: value for key, value in data.items() if value is not None} for data in abouts]
 
 
 async def deliver(
-    session: AsyncSession, notifiers: Sequence[Notifier], notification: Notification
+    session: AsyncSession,
+    notifiers: Sequence[Notifier],
+    notification: Notification,
+    *,
+    managers: Mapping[int, Manager] | None = None,
 ) -> None:
-    """Hand the notification to every notifier; a failure is retried for that one alone."""
-    manager = await session.get(Manager, notification.manager_id)
+    """Hand the notification to every notifier; a failure is retried for that one alone.
+
+    `managers`: the managers already read (by id), where the caller has many to notify.
+    """
+    if managers is not None:
+        manager = managers.get(notification.manager_id)
+    else:
+        manager = await session.get(Manager, notification.manager_id)
     if manager is None or not manager.is_active:
         return
     for notifier in notifiers:
@@ -210,20 +255,50 @@ def notification_handlers(notifiers: Sequence[Notifier]) -> Handlers:
     by_name = {notifier_name(n): n for n in notifiers}
 
     async def on_assigned(
-        session: AsyncSession, event: ConversationAssigned, _event_id: int
+        session: AsyncSession, event: ConversationAssigned, event_id: int
     ) -> None:
-        manager_id = event.manager_id
-        conversation_id = event.conversation_id
-        reason = event.reason
-        if reason == "take":
-            return  # they took it themselves
-        if event.assignment_id is not None:
-            assignment = await session.get(Assignment, event.assignment_id)
-            if assignment is not None and assignment.actor_manager_id == manager_id:
-                return  # assigned to themselves
-        data = await _about(session, conversation_id, event.queue_id)
-        data.update(reason=reason, explanation=event.explanation)
-        await deliver(session, notifiers, assigned(manager_id, conversation_id, reason, data))
+        await on_assigned_together(session, [(event, event_id)])
+
+    async def on_assigned_together(
+        session: AsyncSession, events: Sequence[tuple[ConversationAssigned, int]]
+    ) -> None:
+        """Each assignment's manager notified, in event order; what the texts say of the
+        conversations, the assignments and the managers read once for all of them."""
+        wanted = [event for event, _id in events if event.reason != "take"]  # took it themselves
+        if not wanted:
+            return
+        assignment_ids = sorted({e.assignment_id for e in wanted if e.assignment_id is not None})
+        actors: dict[int, int | None] = {}
+        if assignment_ids:
+            actors = {
+                int(a): actor
+                for a, actor in await session.execute(
+                    select(Assignment.id, Assignment.actor_manager_id).where(
+                        Assignment.id.in_(assignment_ids)
+                    )
+                )
+            }
+        # Not those assigned to themselves.
+        wanted = [
+            e
+            for e in wanted
+            if e.assignment_id is None
+            or e.assignment_id not in actors
+            or actors[e.assignment_id] != e.manager_id
+        ]
+        if not wanted:
+            return
+        abouts = await _about_many(session, [(e.conversation_id, e.queue_id) for e in wanted])
+        managers = {
+            m.id: m
+            for m in await session.scalars(
+                select(Manager).where(Manager.id.in_(sorted({e.manager_id for e in wanted})))
+            )
+        }
+        for event, data in zip(wanted, abouts, strict=True):
+            data.update(reason=event.reason, explanation=event.explanation)
+            notification = assigned(event.manager_id, event.conversation_id, event.reason, data)
+            await deliver(session, notifiers, notification, managers=managers)
 
     async def on_offered(session: AsyncSession, event: ConversationOffered, _event_id: int) -> None:
         conversation_id = event.conversation_id
@@ -266,7 +341,7 @@ def notification_handlers(notifiers: Sequence[Notifier]) -> Handlers:
         await notifier.send(manager, notification)  # raising: the outbox retries it
 
     return {
-        ConversationAssigned: [on_assigned],
+        ConversationAssigned: [BatchHandler(on_assigned, on_assigned_together)],
         ConversationOffered: [on_offered],
         SlaBreached: [on_breached],
         NoteMentioned: [on_mentioned],

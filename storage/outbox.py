@@ -263,15 +263,17 @@ class OutboxWorker:
                 log.warning("outbox lease renewal failed", exc_info=True)
 
     async def _run_claimed(self, claimed: list[tuple[int, str]]) -> None:
-        # An event type with a batch handler: all its events in one transaction, the
-        # handler taking them together (and locking in its own order). Other row-locking
-        # handlers (routing) each get their own transaction where several workers write
-        # at once: locks held across a batch would deadlock workers.
+        # Row-locking handlers (routing's, the `solo` events) get transactions of their own
+        # where several workers write at once: locks held across a batch would deadlock
+        # workers. Such a type with a batch handler has all its events in one transaction,
+        # the handler taking them together (and locking in its own order); the others one
+        # transaction each. Every other event goes in one shared transaction, where the
+        # batch handlers also take all the events of their type together.
         solo = self.options.solo_events if not self.db.is_sqlite else frozenset()
         kinds = [(event_id, CATALOGUE.get(topic)) for event_id, topic in claimed]
         batched: dict[type[Event], list[int]] = {}
         for event_id, kind in kinds:
-            if kind is not None and self._batches(kind):
+            if kind is not None and kind in solo and self._batches(kind):
                 batched.setdefault(kind, []).append(event_id)
         for kind, ids in batched.items():
             await self._run(ids, redoable=kind in self.options.redoable_events)

@@ -3,15 +3,15 @@ conversation's manager, and the screen pop on each concerned manager's own topic
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from intake.tasks import assign_waiting_tasks, check_due
+from intake.tasks import assign_waiting_tasks, assign_waiting_tasks_of, check_due
 from storage.bus import EventBus
 from storage.events import CallAnswered, CallRinging, ConversationAssigned, TaskDue
-from storage.outbox import Handlers
+from storage.outbox import BatchHandler, Handlers
 from storage.types import utcnow
 
 
@@ -21,6 +21,13 @@ def telephony_handlers(bus: EventBus, *, clock: Callable[[], datetime] = utcnow)
 
     async def assigned(session: AsyncSession, event: ConversationAssigned, _event_id: int) -> None:
         await assign_waiting_tasks(session, event.conversation_id, event.manager_id)
+
+    async def assigned_together(
+        session: AsyncSession, events: Sequence[tuple[ConversationAssigned, int]]
+    ) -> None:
+        await assign_waiting_tasks_of(
+            session, [(event.conversation_id, event.manager_id) for event, _id in events]
+        )
 
     async def screen_pop(
         _session: AsyncSession, event: CallRinging | CallAnswered, event_id: int
@@ -33,7 +40,7 @@ def telephony_handlers(bus: EventBus, *, clock: Callable[[], datetime] = utcnow)
 
     return {
         TaskDue: [due],
-        ConversationAssigned: [assigned],
+        ConversationAssigned: [BatchHandler(assigned, assigned_together)],
         CallRinging: [screen_pop],
         CallAnswered: [screen_pop],
     }

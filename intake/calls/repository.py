@@ -281,11 +281,16 @@ class TaskRepository:
             query = query.with_for_update()
         return list((await self.session.scalars(query)).all())
 
-    async def open_unassigned_of_conversation(self, conversation_id: int) -> list[Task]:
-        query = select(Task).where(
-            Task.conversation_id == conversation_id,
-            Task.status == TaskStatus.OPEN,
-            Task.assignee_id.is_(None),
+    async def open_unassigned_of_conversations(self, conversation_ids: Sequence[int]) -> list[Task]:
+        """The open tasks nobody has of these conversations, locked, in id order."""
+        query = (
+            select(Task)
+            .where(
+                Task.conversation_id.in_(list(conversation_ids)),
+                Task.status == TaskStatus.OPEN,
+                Task.assignee_id.is_(None),
+            )
+            .order_by(Task.id)
         )
         if self.locking:
             query = query.with_for_update()

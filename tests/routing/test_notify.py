@@ -32,7 +32,7 @@ from routing.sla import SlaMonitor
 from storage.bus import Subscription
 from storage.db import Database
 from storage.events import ConversationAssigned, Event, NotificationRetry
-from storage.models import Manager, OutboxEvent
+from storage.models import Contact, Conversation, Manager, OutboxEvent
 from storage.outbox import OutboxWorker, emit
 from storage.types import utcnow
 from tests.factories import (
@@ -160,6 +160,54 @@ async def test_assignment_is_published_to_the_manager(
         )
         await drain(app)
         assert await received(for_boris) == []
+
+
+async def test_assignments_handled_in_one_round_each_tell_their_own_conversation(
+    app: Any, client: httpx.AsyncClient, hub_db: Database, admin_headers: dict[str, str]
+):
+    # The worker hands a round's assignments to the notifier together: each manager
+    # still hears of each of their conversations, with that conversation's contact.
+    anna, anna_headers = await manager_with_headers(hub_db, name="Анна")
+    boris, boris_headers = await manager_with_headers(hub_db, name="Борис")
+    await set_language(hub_db, boris.id, "en")
+    await default_queue(client, admin_headers, [anna.id, boris.id], name="Продажи")
+    await go_online(client, anna_headers)
+    await go_online(client, boris_headers)
+    bus = app.state.context.bus
+    async with (
+        bus.subscribe(f"manager.{anna.id}") as for_anna,
+        bus.subscribe(f"manager.{boris.id}") as for_boris,
+    ):
+        conversations = [await post_form(client, f"Вопрос {n}") for n in range(6)]
+        await drain(app)
+        heard = {anna.id: await received(for_anna), boris.id: await received(for_boris)}
+    routed = {c: await routing_of(client, admin_headers, c) for c in conversations}
+    async with hub_db.read() as session:
+        contacts = {
+            c.id: c.contact_id
+            for c in await session.scalars(
+                select(Conversation).where(Conversation.id.in_(conversations))
+            )
+        }
+        names = {
+            c.id: c.name
+            for c in await session.scalars(select(Contact).where(Contact.id.in_(contacts.values())))
+        }
+    assert sorted(n["conversation_id"] for notes in heard.values() for n in notes) == conversations
+    assert heard[anna.id] and heard[boris.id]
+    for manager_id, notes in heard.items():
+        for note in notes:
+            conversation = note["conversation_id"]
+            assert routed[conversation]["assignee_id"] == manager_id
+            assert note["kind"] == "assigned"
+            assert note["data"]["contact"] == names[contacts[conversation]]
+            assert note["data"]["queue"] == "Продажи"
+            expected = (
+                "Conversation #{} is assigned to you"
+                if manager_id == boris.id
+                else ("Вам назначен разговор #{}")
+            )
+            assert note["title"] == expected.format(conversation)
 
 
 async def test_an_offer_reaches_every_member(

@@ -639,6 +639,44 @@ class TestBatchHandlers:
         assert sorted(star) == sorted(ids + others)
         assert {e.status for e in (await outbox(db)).values()} == {OutboxStatus.DONE}
 
+    async def test_a_batch_handler_of_a_shared_type_takes_its_events_in_the_shared_round(
+        self, db: Database, clock: Clock
+    ) -> None:
+        # A type whose handlers lock nothing (not solo) is handled together in the round's
+        # one shared transaction, beside the plain events: no transaction of its own.
+        calls: list[list[int]] = []
+        plain: list[int] = []
+
+        async def one(_session: AsyncSession, event: Numbered, _event_id: int) -> None:
+            plain.append(event.n)
+
+        async def many(_session: AsyncSession, events: Sequence[tuple[Numbered, int]]) -> None:
+            calls.append([event.n for event, _id in events])
+
+        await emit_events(db, Received, 4)
+        await emit_events(db, Plain, 2)
+        worker = OutboxWorker(
+            db,
+            {Received: [BatchHandler(one, many)], Plain: [one]},
+            WorkerOptions(solo_events=frozenset({Opened})),
+            clock=clock,
+        )
+        commits = 0
+
+        def count(_conn: object) -> None:
+            nonlocal commits
+            commits += 1
+
+        sa_event.listen(db.engine.sync_engine, "commit", count)
+        try:
+            assert await worker.run_once() == 6
+        finally:
+            sa_event.remove(db.engine.sync_engine, "commit", count)
+        assert calls == [[0, 1, 2, 3]]
+        assert plain == [0, 1]
+        assert commits == 2  # the claim and the shared round
+        assert {e.status for e in (await outbox(db)).values()} == {OutboxStatus.DONE}
+
     async def test_a_failing_batch_is_handled_again_event_by_event(
         self, db: Database, clock: Clock
     ) -> None:

@@ -81,6 +81,29 @@ class TestAcceptance:
         created = (await pbx.events("task.created"))[0]
         assert (created["assignee_id"], created["phone"]) == (olga, CLIENT)
 
+    async def test_callbacks_of_conversations_routed_in_one_round_follow_each_ones_manager(
+        self, pbx: PhoneHub
+    ) -> None:
+        anna = await pbx.manager("anna")
+        boris = await pbx.manager("boris")
+        await pbx.queue("sales", [anna, boris], lines=("pbx",))
+        for n in range(1, 5):
+            await missed(pbx, f"c-{n}", f"+7 912 000-00-0{n}")
+
+        await pbx.drain()  # the assignments' events are handled together
+
+        tasks = await pbx.tasks()
+        assignees = {c.id: c.assignee_id for c in await pbx.conversations()}
+        assert len(tasks) == 4
+        assert {t.assignee_id for t in tasks} == {anna, boris}  # evenly: both got some
+        for task in tasks:
+            assert task.conversation_id is not None
+            assert task.assignee_id == assignees[task.conversation_id]
+        announced = await pbx.events("task.assigned")
+        assert sorted((e["task_id"], e["assignee_id"]) for e in announced) == sorted(
+            (t.id, t.assignee_id) for t in tasks
+        )
+
 
 class TestDueTime:
     async def test_counted_in_the_owners_working_hours(self, pbx: PhoneHub) -> None:
