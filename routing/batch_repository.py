@@ -15,7 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, any_, bindparam, func, insert, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    any_,
+    bindparam,
+    cast,
+    column,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -213,31 +225,27 @@ class BatchRepository:
         )
         assignment_ids = [int(row[0]) for row in inserted]
 
-        await self._update_by_id(Conversation, writes.conversations, now)
-        await self._update_by_id(
+        await self._update_rows(Conversation, "id", writes.conversations, now)
+        await self._update_rows(
             Manager,
+            "id",
             [{"id": m, "last_assigned_at": at} for m, at in sorted(writes.managers.items())],
             now,
         )
-        if writes.leads:
-            leads = table_of(Lead)
-            await self._execute(
-                update(leads)
-                .where(leads.c.conversation_id == bindparam("b_conversation_id"))
-                .values(assignee_id=bindparam("b_assignee_id"), updated_at=now),
-                [
-                    {"b_conversation_id": c, "b_assignee_id": m}
-                    for c, m in sorted(writes.leads.items())
-                ],
-            )
-        if writes.owners:
-            contacts = table_of(Contact)
-            await self._execute(
-                update(contacts)
-                .where(contacts.c.id == bindparam("b_id"), contacts.c.owner_id.is_(None))
-                .values(owner_id=bindparam("b_owner_id"), updated_at=now),
-                [{"b_id": c, "b_owner_id": m} for c, m in sorted(writes.owners.items())],
-            )
+        await self._update_rows(
+            Lead,
+            "conversation_id",
+            [{"conversation_id": c, "assignee_id": m} for c, m in sorted(writes.leads.items())],
+            now,
+        )
+        contacts = table_of(Contact)
+        await self._update_rows(
+            Contact,
+            "id",
+            [{"id": c, "owner_id": m} for c, m in sorted(writes.owners.items())],
+            now,
+            contacts.c.owner_id.is_(None),  # an owner set meanwhile stays
+        )
         events = [
             {**event, "payload": {**event["payload"], "assignment_id": assignment_id}}
             for assignment_id, group in zip(assignment_ids, writes.events, strict=True)
@@ -247,17 +255,52 @@ class BatchRepository:
             await self._execute(insert(table_of(OutboxEvent)), events)
             self.session.info[OUTBOX_FLAG] = True
 
-    async def _update_by_id(self, entity: type, rows: list[dict[str, Any]], now: datetime) -> None:
-        """Rows of the same columns (an `id` and the new values), grouped by their columns."""
+    async def _update_rows(
+        self,
+        entity: type,
+        key: str,
+        rows: list[dict[str, Any]],
+        now: datetime,
+        *conditions: ColumnElement[bool],
+    ) -> None:
+        """Update the rows found by their `key` column to the values beside it, stamping
+        `updated_at`; rows setting the same columns go in one statement.
+
+        PostgreSQL: `UPDATE … FROM unnest(<one array per column>)`, a statement of as
+        many parameters whatever the number of rows; SQLite: one statement executed for
+        each row (executemany, in process).
+        """
+        if not rows:
+            return
         table = table_of(entity)
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:
             shapes.setdefault(tuple(sorted(row)), []).append(row)
         for shape, group in shapes.items():
-            columns = [name for name in shape if name != "id"]
+            columns = [name for name in shape if name != key]
+            if self.locking:
+                source = (
+                    func.unnest(
+                        *(
+                            cast(
+                                literal([row[name] for row in group], ARRAY(table.c[name].type)),
+                                ARRAY(table.c[name].type),
+                            )
+                            for name in shape
+                        )
+                    )
+                    .table_valued(*(column(name, table.c[name].type) for name in shape))
+                    .render_derived(name="given")
+                )
+                await self._execute(
+                    update(table)
+                    .where(table.c[key] == source.c[key], *conditions)
+                    .values({**{name: source.c[name] for name in columns}, "updated_at": now})
+                )
+                continue
             await self._execute(
                 update(table)
-                .where(table.c.id == bindparam("b_id"))
+                .where(table.c[key] == bindparam(f"b_{key}"), *conditions)
                 .values({**{name: bindparam(f"b_{name}") for name in columns}, "updated_at": now}),
                 [{f"b_{name}": row[name] for name in shape} for row in group],
             )
