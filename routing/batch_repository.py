@@ -16,9 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
-    any_,
     bindparam,
     cast,
     column,
@@ -48,6 +46,7 @@ from storage.models import (
     RoutingRule,
 )
 from storage.models.base import table_of
+from storage.sql import among
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +109,6 @@ _MEMBER_COLUMNS = (
 )
 
 
-def cast_array(ids: list[int]) -> Any:
-    return literal(ids, type_=ARRAY(BigInteger))
-
-
 class BatchRepository:
     """Plain Core statements on the session's connection (no ORM objects: a batch reads
     and writes thousands of rows)."""
@@ -125,9 +120,7 @@ class BatchRepository:
     def _among(self, column: Any, ids: Sequence[int]) -> Any:
         """`column IN ids`; on PostgreSQL as one array parameter, whatever the number of ids
         (an IN list renders a parameter per id)."""
-        if self.locking:
-            return column == any_(cast_array(sorted(set(ids))))
-        return column.in_(sorted(set(ids)))
+        return among(column, ids, postgresql=self.locking)
 
     async def _execute(self, statement: Any, parameters: Any = None) -> Any:
         connection = await self.session.connection()

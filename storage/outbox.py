@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.bus import HeldMessages
@@ -36,6 +36,7 @@ from storage.db import OUTBOX_FLAG, Database
 from storage.events import CATALOGUE, Event, parse
 from storage.models import OutboxEvent, OutboxStatus
 from storage.models.base import table_of
+from storage.sql import among
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -166,32 +167,34 @@ class OutboxWorker:
         return [event_id for event_id, _topic in await self._claim()]
 
     async def _claim(self) -> list[tuple[int, str]]:
+        """One statement: the due events chosen (skipping those another worker is claiming
+        on PostgreSQL), leased and returned, in the order they are due."""
         now = self.clock()
-        async with self.db.transaction(background=True) as session:
-            query = (
-                select(OutboxEvent.id, OutboxEvent.topic)
-                .where(
-                    OutboxEvent.status == OutboxStatus.PENDING,
-                    OutboxEvent.due_at <= now,
-                    or_(OutboxEvent.locked_until.is_(None), OutboxEvent.locked_until < now),
-                )
-                .order_by(OutboxEvent.due_at, OutboxEvent.id)
-                .limit(self.round_size())
+        due = (
+            select(OutboxEvent.id)
+            .where(
+                OutboxEvent.status == OutboxStatus.PENDING,
+                OutboxEvent.due_at <= now,
+                or_(OutboxEvent.locked_until.is_(None), OutboxEvent.locked_until < now),
             )
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            claimed = [(int(row[0]), str(row[1])) for row in await session.execute(query)]
-            ids = [event_id for event_id, _topic in claimed]
-            if ids:
-                await session.execute(
-                    update(OutboxEvent)
-                    .where(OutboxEvent.id.in_(ids))
-                    .values(
-                        locked_until=now + timedelta(seconds=self.options.lease_seconds),
-                        attempts=OutboxEvent.attempts + 1,
-                    )
+            .order_by(OutboxEvent.due_at, OutboxEvent.id)
+            .limit(self.round_size())
+        )
+        if not self.db.is_sqlite:
+            due = due.with_for_update(skip_locked=True)
+        async with self.db.transaction(background=True) as session:
+            rows = await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id.in_(due.scalar_subquery()))
+                .values(
+                    locked_until=now + timedelta(seconds=self.options.lease_seconds),
+                    attempts=OutboxEvent.attempts + 1,
                 )
-        return claimed
+                .returning(OutboxEvent.due_at, OutboxEvent.id, OutboxEvent.topic)
+                .execution_options(synchronize_session=False)
+            )
+            claimed = sorted((row.due_at, row.id, row.topic) for row in rows)
+        return [(event_id, topic) for _due_at, event_id, topic in claimed]
 
     def round_size(self) -> int:
         """How many events the next round claims (see WorkerOptions.write_lock_seconds)."""
@@ -245,7 +248,7 @@ class OutboxWorker:
             await session.execute(
                 update(OutboxEvent)
                 .where(
-                    OutboxEvent.id.in_(list(ids)),
+                    self._among(ids),
                     OutboxEvent.status == OutboxStatus.PENDING,
                     OutboxEvent.locked_until.is_not(None),
                 )
@@ -285,6 +288,9 @@ class OutboxWorker:
             if kind is not None and kind in solo:
                 await self._run([event_id], redoable=kind in self.options.redoable_events)
 
+    def _among(self, ids: Sequence[int]) -> ColumnElement[bool]:
+        return among(OutboxEvent.id, ids, postgresql=not self.db.is_sqlite)
+
     def _batches(self, kind: type[Event]) -> bool:
         return any(isinstance(h, BatchHandler) for h in self.handlers.get(kind, ()))
 
@@ -309,7 +315,7 @@ class OutboxWorker:
         self, session: AsyncSession, ids: list[int], *, isolated: bool, held: HeldMessages
     ) -> None:
         events = await session.scalars(
-            select(OutboxEvent).where(OutboxEvent.id.in_(ids)).order_by(OutboxEvent.id)
+            select(OutboxEvent).where(self._among(ids)).order_by(OutboxEvent.id)
         )
         locked_at = time.monotonic()  # SQLite: the write lock is this transaction's now
         try:
@@ -353,7 +359,7 @@ class OutboxWorker:
         if done:
             await session.execute(
                 update(OutboxEvent)
-                .where(OutboxEvent.id.in_(done))
+                .where(self._among(done))
                 .values(
                     status=OutboxStatus.DONE,
                     processed_at=self.clock(),
