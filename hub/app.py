@@ -21,7 +21,7 @@ from hub.headers import SECURITY_HEADERS, SecurityHeadersMiddleware
 from hub.limits import install_limits
 from hub.logs import AccessLog
 from hub.settings import Settings
-from hub.worker import background_services, run_services
+from hub.worker import announce_commits, background_services, run_services
 from storage.errors import HubError
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = await build_context(settings)
         app.state.context = context
+        announce_commits(context, settings)
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         if settings.run_worker:

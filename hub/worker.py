@@ -27,7 +27,7 @@ from intake.states import state_handlers
 from routing.handlers import ROUTING_EVENTS, routing_handlers
 from routing.notify import BusNotifier, Notifier, notification_handlers
 from routing.sla import SlaMonitor
-from storage.bus import publish_event
+from storage.bus import EventBus, publish_event
 from storage.events import Event, MessageOutbound
 from storage.models import ChannelKind
 from storage.outbox import Handler, Handlers, OutboxWorker, WorkerOptions
@@ -124,15 +124,71 @@ def build_worker(
 Service = Callable[[asyncio.Event], Awaitable[None]]
 
 
+# SQLite's processes share no NOTIFY: a commit that wrote outbox events in an answering
+# process is announced on the bus (Redis), and the worker process wakes to it.
+OUTBOX_COMMITTED = "outbox.committed"
+
+
+class CommitAnnouncer:
+    """`Database.on_outbox_commit`'s callback in an answering process on SQLite: announces
+    the commit on the bus. Commits that come while an announcement is on its way make one
+    more, not one each: the worker takes everything due when it wakes."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+        self._sending: asyncio.Task[None] | None = None
+        self._again = False
+
+    def __call__(self) -> None:
+        if self._sending is not None and not self._sending.done():
+            self._again = True
+            return
+        self._sending = asyncio.get_running_loop().create_task(self._announce())
+
+    async def _announce(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self.bus.publish(OUTBOX_COMMITTED, {})
+            except Exception:
+                log.warning("outbox commit not announced; the worker polls", exc_info=True)
+                return
+            if not self._again:
+                return
+
+
+def announce_commits(context: HubContext, settings: Settings) -> None:
+    """In an answering process without the worker, on SQLite with a shared bus: every
+    commit of outbox events wakes the worker process (PostgreSQL's NOTIFY does it there)."""
+    if not settings.run_worker and context.db.is_sqlite and settings.redis_url:
+        context.db.on_outbox_commit(CommitAnnouncer(context.bus))
+
+
+def wakeups(bus: EventBus, worker: OutboxWorker) -> Service:
+    """The worker process's side of `announce_commits`: wake the outbox worker whenever an
+    answering process announces a commit."""
+
+    async def listen(stop: asyncio.Event) -> None:
+        async with bus.subscribe(OUTBOX_COMMITTED) as subscription:
+            while not stop.is_set():
+                if await subscription.get(timeout=0.5) is not None:
+                    worker.wake()
+
+    return listen
+
+
 def background_services(context: HubContext, settings: Settings) -> dict[str, Service]:
     """What a worker process runs until stopped: the outbox, delivery, maintenance (pruning
     rows past retention) and the mailbox and bot pollers."""
     delivery = build_delivery(context)
+    worker = build_worker(context, settings, delivery)
     services: dict[str, Service] = {
-        "outbox-worker": build_worker(context, settings, delivery).run,
+        "outbox-worker": worker.run,
         "delivery": delivery.run,
         "maintenance": Maintenance(context.db, settings).run,
     }
+    if context.db.is_sqlite and settings.redis_url:
+        services["outbox-wakeups"] = wakeups(context.bus, worker)
     if settings.poll_mailboxes:
         services["imap-pollers"] = EmailPollers(context, EmailIntake(context)).run
     if settings.poll_telegram:

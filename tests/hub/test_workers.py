@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -71,6 +72,42 @@ class TestServeWorkers:
         assert "outbox worker stopped" in text, text
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+    def test_on_sqlite_a_request_wakes_the_worker_process_through_the_bus(
+        self, tmp_path: Path, redis_url: str
+    ) -> None:
+        # The worker would poll only every 30 s: the answering process announces its
+        # commit on the bus and the worker routes the request at once.
+        port = free_port()
+        data_dir = tmp_path / "var"
+        env = hub_environment(
+            port, redis_url=redis_url, data_dir=str(data_dir), worker_poll_seconds="30"
+        )
+        with serve_process(tmp_path, env, "--workers", "1", ready_within=180) as (_serve, log):
+            time.sleep(2.0)  # the worker's first look is over: it sleeps until woken
+            response = httpx.post(
+                f"http://127.0.0.1:{port}/forms/default",
+                json={
+                    "name": "Анна",
+                    "email": "anna@example.ru",
+                    "message": "Привет",
+                    "consent": True,
+                },
+                timeout=10,
+            )
+            assert response.status_code == 201, response.text
+            conversation_id = response.json()["conversation_id"]
+            posted = time.monotonic()
+            state = "new"
+            while time.monotonic() - posted < 5.0:
+                with contextlib.closing(sqlite3.connect(data_dir / "omnihub.db")) as db:
+                    (state,) = db.execute(
+                        "SELECT routing_state FROM conversations WHERE id = ?", (conversation_id,)
+                    ).fetchone()
+                if state != "new":
+                    break
+                time.sleep(0.1)
+            assert state != "new", tail(log)
 
     def test_several_processes_need_redis(self, cli: Cli) -> None:
         result = cli("serve", "--workers", "2", "--port", str(free_port()))
