@@ -390,10 +390,12 @@ def reader_process(conn: Connection, url: str, cookies: list[str], managers: lis
         conn.close()
 
 
-def _group_cpu(pgid: int) -> float:
-    """CPU seconds (user + system) of every live process in the hub's process group."""
+def _tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) of the hub's live processes: `root` and its descendants
+    (`serve --workers` starts its processes in groups of their own)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    parents: dict[int, int] = {}
+    used: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -401,10 +403,17 @@ def _group_cpu(pgid: int) -> float:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
+        # after the name: state ppid pgrp session ... utime (12th) stime (13th)
         fields = stat.rsplit(")", 1)[1].split()
-        # after the name: state ppid pgrp session ... utime(12) stime(13)
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = int(fields[11]) + int(fields[12])
+    total = 0
+    for pid, spent in used.items():
+        ancestor = pid
+        while ancestor > 1 and ancestor != root:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == root:
+            total += spent
     return total / ticks
 
 
@@ -414,7 +423,7 @@ async def drive(
     database_url: str,
     redis_url: str,
     args: argparse.Namespace,
-    hub_pgid: int,
+    hub_pid: int,
 ) -> Run:
     async with httpx.AsyncClient(timeout=30, follow_redirects=False) as client:
         cookies = [
@@ -445,7 +454,7 @@ async def drive(
         post_ms: list[float] = []
         for _, conn in readers:
             conn.send("go")
-        hub_cpu = _group_cpu(hub_pgid)
+        hub_cpu = _tree_cpu(hub_pid)
         own_cpu = time.process_time()
         began = time.perf_counter()
         failed = await post_forms(url, args.rate, args.duration, answered, post_ms)
@@ -461,7 +470,7 @@ async def drive(
             heard += streams
             reader_cpu.append(spent)
         wall = time.perf_counter() - began
-        hub_cpu = _group_cpu(hub_pgid) - hub_cpu
+        hub_cpu = _tree_cpu(hub_pid) - hub_cpu
         own_cpu = time.process_time() - own_cpu
         stop_baseline.set()
         await sampler
@@ -526,7 +535,7 @@ def measure(backend: str, args: argparse.Namespace, workdir: Path) -> Run:
         hub.start(args.startup_timeout)
         stack.callback(hub.stop)
         url = database_url or sqlite_url(data_dir)
-        assert hub.proc is not None  # started in its own session: its group is its pid
+        assert hub.proc is not None
         return asyncio.run(drive(setup, hub.url, url, redis_url, args, hub.proc.pid))
 
 

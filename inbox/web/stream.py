@@ -32,13 +32,14 @@ import asyncio
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import Form, Request, Response
 
 from inbox.deps import ContextDep, ReadSessionDep
 from intake.accounts import get_manager
+from intake.calls.desk import ringing_for
 from intake.inbox import (
     ConversationState,
     Viewer,
@@ -154,8 +155,15 @@ class InboxFeed:
         return topic.startswith(_WANTED) or topic in CONTACT_TOPICS or topic == PRESENCE_TOPIC
 
     def hello(self, tab: Tab) -> str:
-        tab.extra = CallNews(tab.viewer)
-        return sse("hello", {"stream": secrets.token_hex(8), "seq": tab.seq})
+        """The hello, then the cards of the calls ringing for this viewer right now (as the
+        stream's endpoint found them: `CallNews.rung`)."""
+        if not isinstance(tab.extra, CallNews):
+            tab.extra = CallNews(tab.viewer)
+        ringing = [
+            sse("call", {"call_id": call_id, "state": "ringing", "topic": RINGING_TOPIC})
+            for call_id in tab.extra.rung
+        ]
+        return "".join([sse("hello", {"stream": secrets.token_hex(8), "seq": tab.seq}), *ringing])
 
     async def deliver(self, message: BusMessage) -> None:
         topic, payload = message.topic, message.payload
@@ -246,9 +254,11 @@ class CallNews:
     rang in and those who may see it (the card goes, the calls page follows). Only the
     call's id and state travel: the tab fetches the card, which checks who asks."""
 
-    def __init__(self, viewer: Viewer) -> None:
+    def __init__(self, viewer: Viewer, ringing: Iterable[int] = ()) -> None:
         self.viewer = viewer
         self.rung: OrderedDict[int, None] = OrderedDict()  # calls that rang in this tab
+        for call_id in ringing:  # those ringing when the tab opened
+            self.rang(call_id)
 
     def hears(
         self, topic: str, call_id: int, payload: dict[str, Any], sees: Callable[[], bool]
@@ -301,5 +311,8 @@ async def stream(request: Request, context: ContextDep) -> LiveResponse:
         principal = await page_principal(request, context, session)
         viewer = viewer_of(principal)
         queue_ids = await viewer_queues(session, viewer)
+        ringing = await ringing_for(session, viewer)
     dispatcher = dispatcher_of(request, context)
-    return LiveResponse(dispatcher, dispatcher.tab(FEED, viewer, queue_ids))
+    tab = dispatcher.tab(FEED, viewer, queue_ids)
+    tab.extra = CallNews(viewer, ringing)
+    return LiveResponse(dispatcher, tab)

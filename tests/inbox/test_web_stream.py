@@ -5,6 +5,7 @@ stream as served: its headers, and a tab whose client leaves is forgotten."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import deque
 from collections.abc import AsyncIterator
@@ -167,13 +168,9 @@ async def test_tabs_of_the_same_viewer_share_one_frame_body(db: Database) -> Non
         await dispatcher.close()
 
 
-async def test_the_served_stream_and_a_closed_tab_unregisters(
-    app: Any, client: httpx.AsyncClient, hub_db: Database
-) -> None:
-    await create_manager(hub_db, email="olga@example.ru")
-    await signed_in(client, "olga@example.ru")
-    cookie = client.cookies.get(SESSION_COOKIE)
-    assert cookie
+@contextlib.asynccontextmanager
+async def served(app: Any) -> AsyncIterator[int]:
+    """The app (its lifespan already running) served by uvicorn on a free port."""
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
     )
@@ -183,34 +180,48 @@ async def test_the_served_stream_and_a_closed_tab_unregisters(
             if server.started:
                 break
             await asyncio.sleep(0.05)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        tabs = []
-        for _ in range(2):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(
-                f"GET /inbox/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                f"Cookie: {SESSION_COOKIE}={cookie}\r\n\r\n".encode()
-            )
-            head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).lower()
-            assert head.startswith(b"http/1.1 200")
-            assert b"content-type: text/event-stream" in head
-            assert b"cache-control: no-store" in head and b"x-accel-buffering: no" in head
-            assert b"event: hello" in await asyncio.wait_for(reader.readuntil(b"\n\n"), 10)
-            tabs.append(writer)
-        dispatcher: Dispatcher = app.state.live_dispatcher
-        assert dispatcher.tabs == 2
-        tabs[0].close()
-        for _ in range(100):
-            if dispatcher.tabs == 1:
-                break
-            await asyncio.sleep(0.05)
-        assert dispatcher.tabs == 1
-        tabs[1].close()
-        for _ in range(100):
-            if dispatcher.tabs == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert dispatcher.tabs == 0
+        assert server.started
+        yield int(server.servers[0].sockets[0].getsockname()[1])
     finally:
         server.should_exit = True
         await serving
+
+
+async def open_stream(
+    port: int, client: httpx.AsyncClient, path: str = "/inbox/stream"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """A tab's stream over a socket, as the signed-in `client`; its head checked, its first
+    frames (up to the hello's end and what came with it) returned."""
+    cookie = client.cookies.get(SESSION_COOKIE)
+    assert cookie
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Cookie: {SESSION_COOKIE}={cookie}\r\n\r\n".encode()
+    )
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).lower()
+    assert head.startswith(b"http/1.1 200")
+    assert b"content-type: text/event-stream" in head
+    assert b"cache-control: no-store" in head and b"x-accel-buffering: no" in head
+    size = int((await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)).strip(), 16)
+    first = await asyncio.wait_for(reader.readexactly(size + 2), 10)
+    assert first.startswith(b"retry: 2000\n") and b"event: hello" in first
+    return reader, writer, first[:-2]
+
+
+async def test_the_served_stream_and_a_closed_tab_unregisters(
+    app: Any, client: httpx.AsyncClient, hub_db: Database
+) -> None:
+    await create_manager(hub_db, email="olga@example.ru")
+    await signed_in(client, "olga@example.ru")
+    async with served(app) as port:
+        tabs = [(await open_stream(port, client))[1] for _ in range(2)]
+        dispatcher: Dispatcher = app.state.live_dispatcher
+        assert dispatcher.tabs == 2
+        for left, writer in enumerate(tabs, start=1):
+            writer.close()
+            for _ in range(100):
+                if dispatcher.tabs == 2 - left:
+                    break
+                await asyncio.sleep(0.05)
+            assert dispatcher.tabs == 2 - left
