@@ -549,6 +549,15 @@ def report(run: Run) -> bool:
                 from_commit.append((arrived - run.committed[conversation_id]) * 1000)
             if conversation_id in run.answered:
                 from_answer.append((arrived - run.answered[conversation_id]) * 1000)
+    # Per post: when its first stream heard it (what came before the fan-out: the worker's
+    # pickup, the bus) and how long after that its last stream did (the fan-out itself).
+    first_ms: list[float] = []
+    spread_ms: list[float] = []
+    for conversation_id, created in run.committed.items():
+        heard = [s.arrivals[conversation_id] for s in run.streams if conversation_id in s.arrivals]
+        if heard:
+            first_ms.append((min(heard) - created) * 1000)
+            spread_ms.append((max(heard) - min(heard)) * 1000)
     received = len(from_answer)
     skipped = sum(stream.skipped for stream in run.streams)
     errors = [stream.error for stream in run.streams if stream.error]
@@ -562,6 +571,8 @@ def report(run: Run) -> bool:
         ("post answered (201)", run.post_ms),
         ("event at stream, from created_at", from_commit),
         ("event at stream, from the 201 answer", from_answer),
+        ("per post: first stream, from created_at", first_ms),
+        ("per post: last stream after the first", spread_ms),
     ]
     for name, values in rows:
         print(
