@@ -103,6 +103,8 @@ class Run:
     post_ms: list[float]
     failed_posts: int
     cpu: Cpu
+    # conversation id -> when its `message.received` was on the Redis bus (PostgreSQL only)
+    bus_at: dict[int, float]
 
 
 @dataclass
@@ -243,6 +245,25 @@ async def sign_in(client: httpx.AsyncClient, url: str, email: str) -> str:
     if response.status_code != 303 or not token:
         raise HarnessError(f"sign-in of {email} answered {response.status_code}")
     return token
+
+
+async def on_the_bus(redis_url: str, stop: asyncio.Event, seen: dict[int, float]) -> None:
+    """When each conversation's `message.received` is published on the hub's Redis bus
+    (the hub on PostgreSQL uses this Redis): what comes before the fan-out."""
+    client = aioredis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(TOPIC)
+        while not stop.is_set():
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+            if message is not None:
+                now = time.time()
+                conversation_id = json.loads(message["data"]).get("conversation_id")
+                if isinstance(conversation_id, int):
+                    seen.setdefault(conversation_id, now)
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
 
 
 async def baseline(redis_url: str, stop: asyncio.Event, samples: list[float]) -> None:
@@ -424,6 +445,7 @@ async def drive(
     redis_url: str,
     args: argparse.Namespace,
     hub_pid: int,
+    watch_bus: bool,
 ) -> Run:
     async with httpx.AsyncClient(timeout=30, follow_redirects=False) as client:
         cookies = [
@@ -450,6 +472,11 @@ async def drive(
         samples: list[float] = []
         stop_baseline = asyncio.Event()
         sampler = asyncio.ensure_future(baseline(redis_url, stop_baseline, samples))
+        bus_at: dict[int, float] = {}
+        watcher = None
+        if watch_bus:
+            watcher = asyncio.ensure_future(on_the_bus(redis_url, stop_baseline, bus_at))
+            await asyncio.sleep(0.5)  # subscribed before the first post
         answered: dict[int, float] = {}
         post_ms: list[float] = []
         for _, conn in readers:
@@ -474,6 +501,8 @@ async def drive(
         own_cpu = time.process_time() - own_cpu
         stop_baseline.set()
         await sampler
+        if watcher is not None:
+            await watcher
     finally:
         for reader, conn in readers:
             conn.close()
@@ -492,7 +521,7 @@ async def drive(
     ]
     committed = await committed_at(database_url, list(answered))
     cpu = Cpu(wall, hub_cpu, reader_cpu, own_cpu)
-    return Run(setup, streams_heard, answered, committed, samples, post_ms, failed, cpu)
+    return Run(setup, streams_heard, answered, committed, samples, post_ms, failed, cpu, bus_at)
 
 
 def add_managers(env: dict[str, str], log: Path, managers: int) -> None:
@@ -536,7 +565,9 @@ def measure(backend: str, args: argparse.Namespace, workdir: Path) -> Run:
         stack.callback(hub.stop)
         url = database_url or sqlite_url(data_dir)
         assert hub.proc is not None
-        return asyncio.run(drive(setup, hub.url, url, redis_url, args, hub.proc.pid))
+        return asyncio.run(
+            drive(setup, hub.url, url, redis_url, args, hub.proc.pid, backend == "postgresql")
+        )
 
 
 def report(run: Run) -> bool:
@@ -553,11 +584,18 @@ def report(run: Run) -> bool:
     # pickup, the bus) and how long after that its last stream did (the fan-out itself).
     first_ms: list[float] = []
     spread_ms: list[float] = []
+    bus_ms: list[float] = []
+    bus_to_first_ms: list[float] = []
     for conversation_id, created in run.committed.items():
         heard = [s.arrivals[conversation_id] for s in run.streams if conversation_id in s.arrivals]
         if heard:
             first_ms.append((min(heard) - created) * 1000)
             spread_ms.append((max(heard) - min(heard)) * 1000)
+        published = run.bus_at.get(conversation_id)
+        if published is not None:
+            bus_ms.append((published - created) * 1000)
+            if heard:
+                bus_to_first_ms.append((min(heard) - published) * 1000)
     received = len(from_answer)
     skipped = sum(stream.skipped for stream in run.streams)
     errors = [stream.error for stream in run.streams if stream.error]
@@ -574,6 +612,11 @@ def report(run: Run) -> bool:
         ("per post: first stream, from created_at", first_ms),
         ("per post: last stream after the first", spread_ms),
     ]
+    if bus_ms:
+        rows += [
+            ("per post: on the bus, from created_at", bus_ms),
+            ("per post: first stream, from the bus", bus_to_first_ms),
+        ]
     for name, values in rows:
         print(
             f"  {name:42s} {_percentile(values, 0.5):8.1f} {_percentile(values, 0.99):8.1f} "

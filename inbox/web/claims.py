@@ -164,6 +164,9 @@ class ClaimsFeed:
     def hello(self, tab: Tab) -> str:
         return sse("hello", {"seq": tab.seq})
 
+    def prefetch(self, message: BusMessage) -> None:
+        """Nothing to start early: a claim event asks a question per viewer."""
+
     async def deliver(self, message: BusMessage) -> None:
         claim_id = message.payload.get("claim_id")
         if not isinstance(claim_id, int):

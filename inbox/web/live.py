@@ -46,6 +46,8 @@ MAX_PENDING: Final = DEFAULT_MAX_QUEUE
 IDLE_SECONDS: Final = 60.0
 """How long a dispatcher without tabs keeps its bus subscription before it stops."""
 KEEPALIVE_FRAME: Final = ": keep-alive\n\n"
+BATCH: Final = 100
+"""Bus messages taken at once when they queue up (their reads run together)."""
 
 
 def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
@@ -176,6 +178,11 @@ class Feed(Protocol):
 
     def hello(self, tab: Tab) -> str:
         """The first frame of a new stream (after `retry:`)."""
+        ...
+
+    def prefetch(self, message: BusMessage) -> None:
+        """Start reading what `deliver` will need for `message` (it is delivered soon after,
+        in order)."""
         ...
 
     async def deliver(self, message: BusMessage) -> None:
@@ -318,12 +325,12 @@ class Dispatcher:
                         tab.skip(dropped - dropped_seen)
                 dropped_seen = dropped
             if message is not None:
-                for owner in feeds:
-                    if owner.tabs and owner.wants(message.topic):
-                        try:
-                            await owner.deliver(message)
-                        except Exception:
-                            logger.exception("live %s: %s not passed on", owner.name, message.topic)
+                # What else has come meanwhile: its reads start together, not one by one
+                # (a slow database must not queue the events behind each other).
+                batch = [message]
+                while len(batch) < BATCH and (more := await subscription.get(0)) is not None:
+                    batch.append(more)
+                await self._deliver(batch)
             if now - last_tick >= tick:
                 last_tick = now
                 for owner in feeds:
@@ -331,6 +338,22 @@ class Dispatcher:
                         if not tab.pending and now - tab.last_write >= KEEPALIVE_SECONDS:
                             tab.push(KEEPALIVE_FRAME)
                             tab.last_write = now
+
+    async def _deliver(self, batch: list[BusMessage]) -> None:
+        """Each message to the feeds that want it, in order, their reads begun first."""
+        wanted = [
+            (each, [f for f in self.feeds.values() if f.tabs and f.wants(each.topic)])
+            for each in batch
+        ]
+        for each, owners in wanted:
+            for owner in owners:
+                owner.prefetch(each)
+        for each, owners in wanted:
+            for owner in owners:
+                try:
+                    await owner.deliver(each)
+                except Exception:
+                    logger.exception("live %s: %s not passed on", owner.name, each.topic)
 
 
 def dispatcher_of(request: Request, context: HubContext) -> Dispatcher:

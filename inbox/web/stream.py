@@ -102,9 +102,10 @@ class ConversationStates:
         async with self.db.read() as session:
             return await conversation_state(session, conversation_id)
 
-    async def get(self, event_id: object, conversation_id: int) -> ConversationState | None:
-        if event_id is None:  # not an outbox event: nothing to share it by
-            return await self._read(conversation_id)
+    def start(
+        self, event_id: object, conversation_id: int
+    ) -> asyncio.Task[ConversationState | None]:
+        """The read for this event, begun now unless it already was."""
         key = (event_id, conversation_id)
         task = self._reads.get(key)
         if task is None:
@@ -112,7 +113,12 @@ class ConversationStates:
             self._reads[key] = task
             while len(self._reads) > STATE_CACHE:
                 self._reads.popitem(last=False)
-        return await asyncio.shield(task)
+        return task
+
+    async def get(self, event_id: object, conversation_id: int) -> ConversationState | None:
+        if event_id is None:  # not an outbox event: nothing to share it by
+            return await self._read(conversation_id)
+        return await asyncio.shield(self.start(event_id, conversation_id))
 
 
 class _Views:
@@ -153,6 +159,18 @@ class InboxFeed:
 
     def wants(self, topic: str) -> bool:
         return topic.startswith(_WANTED) or topic in CONTACT_TOPICS or topic == PRESENCE_TOPIC
+
+    def prefetch(self, message: BusMessage) -> None:
+        conversation_id = message.payload.get("conversation_id")
+        event_id = message.payload.get("event_id")
+        topic = message.topic
+        if (
+            isinstance(conversation_id, int)
+            and event_id is not None
+            and topic != PRESENCE_TOPIC
+            and not topic.startswith("manager.")
+        ):
+            self.states.start(event_id, conversation_id)
 
     def hello(self, tab: Tab) -> str:
         """The hello, then the cards of the calls ringing for this viewer right now (as the
