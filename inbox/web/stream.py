@@ -86,6 +86,7 @@ PRESENCE_TOPIC = "presence.conversation"
 PRESENCE_SECONDS = 15
 PRESENCE_STATES = ("viewing", "typing")
 STATE_CACHE = 256
+READS_AT_ONCE = 3
 _WANTED = ("conversation.", "message.", "call.", "manager.")
 
 
@@ -94,12 +95,15 @@ class ConversationStates:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Reads begun together (a backlog of events) share a few connections, leaving the
+        # rest of the pool to the pages.
+        self._connections = asyncio.Semaphore(READS_AT_ONCE)
         self._reads: OrderedDict[tuple[object, int], asyncio.Task[ConversationState | None]] = (
             OrderedDict()
         )
 
     async def _read(self, conversation_id: int) -> ConversationState | None:
-        async with self.db.read() as session:
+        async with self._connections, self.db.read() as session:
             return await conversation_state(session, conversation_id)
 
     def start(
