@@ -17,7 +17,7 @@ import uvicorn
 from sqlalchemy import update
 
 from inbox.sessions import SESSION_COOKIE
-from inbox.web.live import Dispatcher, Tab
+from inbox.web.live import Dispatcher, DispatcherClosedError, Tab
 from intake.inbox import Viewer
 from storage.bus import EventBus, InProcessBus, RedisBus
 from storage.db import Database
@@ -145,6 +145,33 @@ async def test_the_stream_ends_when_the_bus_closes_after_what_it_holds(db: Datab
     assert data(await stream.next())["seq"] == 1
     assert await asyncio.wait_for(stream.tab.take(), timeout=5) is None
     assert dispatcher.closed
+
+
+async def test_a_dispatcher_without_tabs_stops_and_a_new_one_takes_over(db: Database) -> None:
+    bus = InProcessBus()
+    try:
+        dispatcher = Dispatcher(bus, db, idle_seconds=0.1)
+        first = await opened(dispatcher, "claims", Viewer(None, True))
+        dispatcher.unregister(first.tab)
+        second = await opened(dispatcher, "inbox", Viewer(None, True))  # within the idle time: kept
+        await asyncio.sleep(0.3)
+        assert not dispatcher.closed and dispatcher.tabs == 1
+        dispatcher.unregister(second.tab)
+        for _ in range(50):
+            if dispatcher.closed:
+                break
+            await asyncio.sleep(0.02)
+        assert dispatcher.closed
+        with pytest.raises(DispatcherClosedError):
+            await dispatcher.register(dispatcher.tab("inbox", Viewer(None, True)))
+        again = Dispatcher(bus, db)
+        stream = await opened(again, "inbox", Viewer(None, True))
+        await bus.publish("message.received", {"event_id": 1, "conversation_id": 0})
+        assert "event: hello" in await stream.next()
+        assert data(await stream.next())["views"] == []
+        await again.close()
+    finally:
+        await bus.close()
 
 
 async def test_tabs_of_the_same_viewer_share_one_frame_body(db: Database) -> None:
