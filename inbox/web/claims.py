@@ -14,14 +14,13 @@ it), numbered like the inbox's stream so a tab that missed one knows it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from inbox.deps import ContextDep, ReadSessionDep
 from intake.claims.board import (
@@ -40,7 +39,7 @@ from intake.claims.service import (
 )
 from intake.claims.texts import DEFAULT_REASONS, status_label
 from intake.visibility import Viewer
-from storage.bus import EventBus
+from storage.bus import BusMessage
 from storage.db import Database
 from storage.errors import HubError, InvalidInput
 from storage.types import DbId
@@ -56,7 +55,7 @@ from .common import (
     router,
     viewer_of,
 )
-from .stream import KEEPALIVE_SECONDS, RETRY_MS, sse
+from .live import LiveResponse, Tab, dispatcher_of, feed, sse, tail_of
 
 add_section("claims", "/claims", "section.claims")
 
@@ -143,54 +142,63 @@ async def board_page(
 # Live
 
 
-async def claim_changes(bus: EventBus, db: Database, viewer: Viewer) -> AsyncIterator[str]:
-    """The stream's text: `hello`, then one `change` per claim event the viewer may see
-    (`seq`, the claim's number, who made the change), keep-alives."""
-    async with bus.subscribe("claim.*") as subscription:
-        seq = 0
-        dropped_seen = 0
-        yield f"retry: {RETRY_MS}\n" + sse("hello", {"seq": seq})
-        while True:
-            started = time.monotonic()
-            message = await subscription.get(KEEPALIVE_SECONDS)
-            if message is None:
-                if time.monotonic() - started < KEEPALIVE_SECONDS / 2:
-                    return  # the bus closed: the hub is stopping
-                yield ": keep-alive\n\n"
-                continue
-            dropped = int(getattr(subscription, "dropped", 0))
-            if dropped > dropped_seen:
-                seq += dropped - dropped_seen
-                dropped_seen = dropped
-            claim_id = message.payload.get("claim_id")
-            if not isinstance(claim_id, int):
-                continue
-            if not viewer.is_admin:
-                async with db.read() as session:
-                    if not await sees_claim(session, viewer, claim_id):
-                        continue
-            seq += 1
-            by = message.payload.get("manager_id", message.payload.get("by"))
-            data = {
-                "seq": seq,
+CLAIMS_FEED = "claims"
+
+
+@feed(CLAIMS_FEED)
+class ClaimsFeed:
+    """The claims pages' stream: `hello`, then one `change` per claim event the viewer may
+    see (`seq`, the claim's number, who made the change), keep-alives. Whether a claim is
+    in sight is asked once per event and manager, however many of their tabs are open."""
+
+    name: str = CLAIMS_FEED
+    topics: tuple[str, ...] = ("claim.*",)
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.tabs: set[Tab] = set()
+
+    def wants(self, topic: str) -> bool:
+        return topic.startswith("claim.")
+
+    def hello(self, tab: Tab) -> str:
+        return sse("hello", {"seq": tab.seq})
+
+    def prefetch(self, message: BusMessage) -> None:
+        """Nothing to start early: a claim event asks a question per viewer."""
+
+    async def deliver(self, message: BusMessage) -> None:
+        claim_id = message.payload.get("claim_id")
+        if not isinstance(claim_id, int):
+            return
+        by = message.payload.get("manager_id", message.payload.get("by"))
+        tail = tail_of(
+            {
                 "topic": message.topic,
                 "number": message.payload.get("number"),
                 "by": by if isinstance(by, int) else None,
             }
-            yield sse("change", data, seq)
+        )
+        tabs = list(self.tabs)
+        sees: dict[Viewer, bool] = {tab.viewer: True for tab in tabs if tab.viewer.is_admin}
+        asked = [viewer for viewer in {tab.viewer for tab in tabs} if viewer not in sees]
+        if asked:
+            async with self.db.read() as session:
+                for viewer in asked:
+                    sees[viewer] = await sees_claim(session, viewer, claim_id)
+        for tab in tabs:
+            if sees[tab.viewer]:
+                tab.numbered("change", tail)
 
 
 @router.get("/claims/stream")
-async def claims_stream(request: Request, context: ContextDep) -> StreamingResponse:
+async def claims_stream(request: Request, context: ContextDep) -> LiveResponse:
     """The claims pages' live stream (text/event-stream)."""
     # Its own short read session: a request-scoped one would stay open with the stream.
     async with context.db.read() as session:
         viewer = viewer_of(await page_principal(request, context, session))
-    return StreamingResponse(
-        claim_changes(context.bus, context.db, viewer),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    dispatcher = dispatcher_of(request, context)
+    return LiveResponse(dispatcher, dispatcher.tab(CLAIMS_FEED, viewer))
 
 
 async def _claim_page(

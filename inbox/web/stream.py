@@ -1,9 +1,10 @@
 """The workspace's live stream: one Server-Sent Events stream per tab, fed by the event bus.
 
 The outbox worker publishes every committed event on the bus (in-process when embedded,
-Redis pub/sub across processes). For each event about a conversation the stream reads the
-conversation as it is now (once per event and process, however many tabs listen), decides
-which of this manager's views it now belongs to, and sends
+Redis pub/sub across processes). One dispatcher per process hears the bus for every open tab
+(see live.py). For each event about a conversation it reads the conversation as it is now
+(once per event and process, however many tabs listen), decides which views it now belongs
+to for each kind of viewer (once per kind, shared by their tabs), and each tab is sent
 `{"seq", "conversation_id", "topic", "views"}`: a tab showing one of those views, or
 showing the conversation in its list or opened, refreshes what it shows. A conversation
 the manager may not see is sent with no views (a row that leaves their sight disappears).
@@ -28,19 +29,17 @@ tables.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import Form, Request, Response
-from fastapi.responses import StreamingResponse
 
-from channels.base import HubContext
 from inbox.deps import ContextDep, ReadSessionDep
 from intake.accounts import get_manager
+from intake.calls.desk import ringing_for
 from intake.inbox import (
     ConversationState,
     Viewer,
@@ -49,23 +48,46 @@ from intake.inbox import (
     views_of,
     visible_conversation,
 )
-from storage.bus import EventBus
+from storage.bus import BusMessage
 from storage.db import Database
-from storage.types import DbId
+from storage.types import DbId, utcnow
 
 from .common import PagePrincipal, page_principal, router, viewer_of
+from .live import (
+    KEEPALIVE_SECONDS,
+    RETRY_MS,
+    LiveResponse,
+    Tab,
+    ViewerKey,
+    dispatcher_of,
+    feed,
+    sse,
+    tail_of,
+)
 
+__all__ = [
+    "KEEPALIVE_SECONDS",
+    "RETRY_MS",
+    "CallNews",
+    "ConversationStates",
+    "InboxFeed",
+    "contact_news",
+    "sse",
+]
+
+FEED = "inbox"
 TOPICS = ("conversation.*", "message.*")
 CONTACT_TOPICS = ("contact.changed", "contact.merged")
 CALL_TOPICS = "call.*"
 RINGING_TOPIC = "call.ringing"
+MANAGER_TOPICS = "manager.*"
 RUNG_KEPT = 100
 PRESENCE_TOPIC = "presence.conversation"
 PRESENCE_SECONDS = 15
 PRESENCE_STATES = ("viewing", "typing")
-KEEPALIVE_SECONDS = 15.0
-RETRY_MS = 2000
 STATE_CACHE = 256
+READS_AT_ONCE = 3
+_WANTED = ("conversation.", "message.", "call.", "manager.")
 
 
 class ConversationStates:
@@ -73,17 +95,21 @@ class ConversationStates:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Reads begun together (a backlog of events) share a few connections, leaving the
+        # rest of the pool to the pages.
+        self._connections = asyncio.Semaphore(READS_AT_ONCE)
         self._reads: OrderedDict[tuple[object, int], asyncio.Task[ConversationState | None]] = (
             OrderedDict()
         )
 
     async def _read(self, conversation_id: int) -> ConversationState | None:
-        async with self.db.read() as session:
+        async with self._connections, self.db.read() as session:
             return await conversation_state(session, conversation_id)
 
-    async def get(self, event_id: object, conversation_id: int) -> ConversationState | None:
-        if event_id is None:  # not an outbox event: nothing to share it by
-            return await self._read(conversation_id)
+    def start(
+        self, event_id: object, conversation_id: int
+    ) -> asyncio.Task[ConversationState | None]:
+        """The read for this event, begun now unless it already was."""
         key = (event_id, conversation_id)
         task = self._reads.get(key)
         if task is None:
@@ -91,83 +117,143 @@ class ConversationStates:
             self._reads[key] = task
             while len(self._reads) > STATE_CACHE:
                 self._reads.popitem(last=False)
-        return await asyncio.shield(task)
+        return task
+
+    async def get(self, event_id: object, conversation_id: int) -> ConversationState | None:
+        if event_id is None:  # not an outbox event: nothing to share it by
+            return await self._read(conversation_id)
+        return await asyncio.shield(self.start(event_id, conversation_id))
 
 
-def states_of(request: Request, context: HubContext) -> ConversationStates:
-    states: ConversationStates | None = getattr(request.app.state, "inbox_states", None)
-    if states is None or states.db is not context.db:
-        states = ConversationStates(context.db)
-        request.app.state.inbox_states = states
-    return states
+class _Views:
+    """A conversation's views per kind of viewer, decided once per message."""
+
+    __slots__ = ("_known", "now", "state")
+
+    def __init__(self, state: ConversationState | None) -> None:
+        self.state = state
+        self.now = utcnow()
+        self._known: dict[ViewerKey, list[str]] = {}
+
+    def of(self, tab: Tab) -> list[str]:
+        views = self._known.get(tab.key)
+        if views is None:
+            state = self.state
+            views = [] if state is None else views_of(state, tab.viewer, tab.queue_ids, self.now)
+            self._known[tab.key] = views
+        return views
 
 
-def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+@feed(FEED)
+class InboxFeed:
+    """The inbox's stream: changes with views, calls, contacts, notifications, presence."""
+
+    name: str = FEED
+    topics: tuple[str, ...] = (
+        *TOPICS,
+        *CONTACT_TOPICS,
+        CALL_TOPICS,
+        PRESENCE_TOPIC,
+        MANAGER_TOPICS,
+    )
+
+    def __init__(self, db: Database) -> None:
+        self.states = ConversationStates(db)
+        self.tabs: set[Tab] = set()
+
+    def wants(self, topic: str) -> bool:
+        return topic.startswith(_WANTED) or topic in CONTACT_TOPICS or topic == PRESENCE_TOPIC
+
+    def prefetch(self, message: BusMessage) -> None:
+        conversation_id = message.payload.get("conversation_id")
+        event_id = message.payload.get("event_id")
+        topic = message.topic
+        if (
+            isinstance(conversation_id, int)
+            and event_id is not None
+            and topic != PRESENCE_TOPIC
+            and not topic.startswith("manager.")
+        ):
+            self.states.start(event_id, conversation_id)
+
+    def hello(self, tab: Tab) -> str:
+        """The hello, then the cards of the calls ringing for this viewer right now (as the
+        stream's endpoint found them: `CallNews.rung`)."""
+        if not isinstance(tab.extra, CallNews):
+            tab.extra = CallNews(tab.viewer)
+        ringing = [
+            sse("call", {"call_id": call_id, "state": "ringing", "topic": RINGING_TOPIC})
+            for call_id in tab.extra.rung
+        ]
+        return "".join([sse("hello", {"stream": secrets.token_hex(8), "seq": tab.seq}), *ringing])
+
+    async def deliver(self, message: BusMessage) -> None:
+        topic, payload = message.topic, message.payload
+        if topic.startswith("manager."):
+            manager = topic.removeprefix("manager.")
+            if manager.isdigit():
+                self._notify(int(manager), payload)
+            return
+        if topic in CONTACT_TOPICS:
+            contact = contact_news(payload)
+            if contact is not None:
+                frame = sse("contact", contact)
+                for tab in self.tabs:
+                    tab.push(frame)
+            return
+        if topic.startswith("call."):
+            await self._call(topic, payload)
+            return
+        conversation_id = payload.get("conversation_id")
+        if not isinstance(conversation_id, int):
+            return
+        if topic == PRESENCE_TOPIC:
+            # Presence is a moment's news: no sequence number, nothing to catch up on.
+            key = ("presence", int(time.monotonic() // 5))
+            views = _Views(await self.states.get(key, conversation_id))
+            frame = sse("presence", payload)
+            for tab in self.tabs:
+                if views.of(tab):
+                    tab.push(frame)
+            return
+        views = _Views(await self.states.get(payload.get("event_id"), conversation_id))
+        tails: dict[ViewerKey, str] = {}
+        for tab in list(self.tabs):
+            tail = tails.get(tab.key)
+            if tail is None:
+                tail = tails[tab.key] = tail_of(
+                    {"conversation_id": conversation_id, "topic": topic, "views": views.of(tab)}
+                )
+            tab.numbered("change", tail)
+
+    def _notify(self, manager_id: int, payload: dict[str, Any]) -> None:
+        frame = None
+        for tab in self.tabs:
+            if tab.viewer.manager_id == manager_id:
+                frame = frame or sse("notification", payload)
+                tab.push(frame)
+
+    async def _call(self, topic: str, payload: dict[str, Any]) -> None:
+        call_id = payload.get("call_id")
+        if not isinstance(call_id, int):
+            return
+        conversation_id = payload.get("conversation_id")
+        views: _Views | None = None
+        if isinstance(conversation_id, int):
+            views = _Views(await self.states.get(payload.get("event_id"), conversation_id))
+        frame = sse("call", {"call_id": call_id, "state": payload.get("state"), "topic": topic})
+        for tab in self.tabs:
+            calls: CallNews = tab.extra
+            if calls.hears(topic, call_id, payload, _sees(views, tab)):
+                tab.push(frame)
 
 
-async def changes(
-    bus: EventBus,
-    states: ConversationStates,
-    viewer: Viewer,
-    queue_ids: frozenset[int],
-) -> AsyncIterator[str]:
-    """The stream's text: `hello`, then one `change` per conversation event, keep-alives."""
-    own = (f"manager.{viewer.manager_id}",) if viewer.manager_id is not None else ()
-    async with bus.subscribe(
-        *TOPICS, *CONTACT_TOPICS, CALL_TOPICS, PRESENCE_TOPIC, *own
-    ) as subscription:
-        stream_id = secrets.token_hex(8)
-        calls = CallNews(states, viewer, queue_ids)
-        seq = 0
-        dropped_seen = 0
-        yield f"retry: {RETRY_MS}\n" + sse("hello", {"stream": stream_id, "seq": seq})
-        while True:
-            started = time.monotonic()
-            message = await subscription.get(KEEPALIVE_SECONDS)
-            if message is None:
-                if time.monotonic() - started < KEEPALIVE_SECONDS / 2:
-                    return  # the bus closed: the hub is stopping
-                yield ": keep-alive\n\n"
-                continue
-            dropped = int(getattr(subscription, "dropped", 0))
-            if dropped > dropped_seen:
-                seq += dropped - dropped_seen
-                dropped_seen = dropped
-            if message.topic.startswith("call."):
-                call = await calls.of(message.topic, message.payload)
-                if call is not None:
-                    yield sse("call", call)
-                continue
-            if message.topic in own:
-                yield sse("notification", message.payload)
-                continue
-            if message.topic in CONTACT_TOPICS:
-                contact = contact_news(message.payload)
-                if contact is not None:
-                    yield sse("contact", contact)
-                continue
-            conversation_id = message.payload.get("conversation_id")
-            if not isinstance(conversation_id, int):
-                continue
-            if message.topic == PRESENCE_TOPIC:
-                # Presence is a moment's news: no sequence number, nothing to catch up on.
-                key = ("presence", int(time.monotonic() // 5))
-                state = await states.get(key, conversation_id)
-                if state is not None and views_of(state, viewer, queue_ids):
-                    yield sse("presence", message.payload)
-                continue
-            state = await states.get(message.payload.get("event_id"), conversation_id)
-            views = views_of(state, viewer, queue_ids) if state is not None else []
-            seq += 1
-            data = {
-                "seq": seq,
-                "conversation_id": conversation_id,
-                "topic": message.topic,
-                "views": views,
-            }
-            yield sse("change", data, seq)
+def _sees(views: _Views | None, tab: Tab) -> Callable[[], bool]:
+    """Whether the tab's viewer may see the call's conversation (any view of it); an
+    administrator, a call without one."""
+    if views is None:
+        return lambda: tab.viewer.is_admin
+    return lambda: bool(views.of(tab))
 
 
 def contact_news(payload: dict[str, Any]) -> dict[str, Any] | None:
@@ -190,38 +276,27 @@ class CallNews:
     rang in and those who may see it (the card goes, the calls page follows). Only the
     call's id and state travel: the tab fetches the card, which checks who asks."""
 
-    def __init__(
-        self, states: ConversationStates, viewer: Viewer, queue_ids: frozenset[int]
-    ) -> None:
-        self.states = states
+    def __init__(self, viewer: Viewer, ringing: Iterable[int] = ()) -> None:
         self.viewer = viewer
-        self.queue_ids = queue_ids
         self.rung: OrderedDict[int, None] = OrderedDict()  # calls that rang in this tab
+        for call_id in ringing:  # those ringing when the tab opened
+            self.rang(call_id)
 
-    async def of(self, topic: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-        call_id = payload.get("call_id")
-        if not isinstance(call_id, int):
-            return None
-        news = {"call_id": call_id, "state": payload.get("state"), "topic": topic}
+    def hears(
+        self, topic: str, call_id: int, payload: dict[str, Any], sees: Callable[[], bool]
+    ) -> bool:
         if topic == RINGING_TOPIC:
             offered = payload.get("manager_ids") or []
-            heard = self.viewer.manager_id in offered if offered else await self._sees(payload)
+            heard = self.viewer.manager_id in offered if offered else sees()
             if heard:
-                self.rung[call_id] = None
-                while len(self.rung) > RUNG_KEPT:
-                    self.rung.popitem(last=False)
-            return news if heard else None
-        if call_id in self.rung or await self._sees(payload):
-            return news
-        return None
+                self.rang(call_id)
+            return heard
+        return call_id in self.rung or sees()
 
-    async def _sees(self, payload: dict[str, Any]) -> bool:
-        conversation_id = payload.get("conversation_id")
-        if not isinstance(conversation_id, int):
-            return self.viewer.is_admin
-        state = await self.states.get(payload.get("event_id"), conversation_id)
-        # Any view of the conversation means the viewer may see it.
-        return state is not None and bool(views_of(state, self.viewer, self.queue_ids))
+    def rang(self, call_id: int) -> None:
+        self.rung[call_id] = None
+        while len(self.rung) > RUNG_KEPT:
+            self.rung.popitem(last=False)
 
 
 @router.post("/inbox/c/{conversation_id}/presence", status_code=204)
@@ -251,15 +326,15 @@ async def presence(
 
 
 @router.get("/inbox/stream")
-async def stream(request: Request, context: ContextDep) -> StreamingResponse:
+async def stream(request: Request, context: ContextDep) -> LiveResponse:
     """The tab's live stream (text/event-stream)."""
     # Its own short read session: a request-scoped one would stay open with the stream.
     async with context.db.read() as session:
         principal = await page_principal(request, context, session)
         viewer = viewer_of(principal)
         queue_ids = await viewer_queues(session, viewer)
-    return StreamingResponse(
-        changes(context.bus, states_of(request, context), viewer, queue_ids),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+        ringing = await ringing_for(session, viewer)
+    dispatcher = dispatcher_of(request, context)
+    tab = dispatcher.tab(FEED, viewer, queue_ids)
+    tab.extra = CallNews(viewer, ringing)
+    return LiveResponse(dispatcher, tab)

@@ -7,21 +7,26 @@ as the API does it. Services flush, never commit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import phonenumbers
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake import tasks
 from intake.calls.desk_repository import DeskRepository
+from intake.calls.repository import CallRepository
 from intake.journal import Page, decode_cursor, page_of
 from intake.visibility import Viewer
 from storage.errors import NotFound
 from storage.models import Call, CallState, Contact, Conversation, Task
+from storage.types import utcnow
 
 CURSOR_KIND = "desk-call"
 MAX_CALLBACKS = 200
 CARD_CONVERSATIONS = 5
+RINGING_FRESH = timedelta(minutes=2)
+"""A call still marked ringing that began longer ago is taken for one whose end was lost."""
+MAX_RINGING = 20
 
 
 def shown_number(number: str | None) -> str:
@@ -142,6 +147,46 @@ async def complete_callback(
     return await tasks.complete_task(
         session, task_id, manager_id=viewer.manager_id, now=now, note=note
     )
+
+
+async def ringing_for(
+    session: AsyncSession, viewer: Viewer, *, now: datetime | None = None
+) -> list[int]:
+    """The ids of the calls ringing now (begun within `RINGING_FRESH`) whose ring `viewer`
+    heard, oldest first: by the live stream's rule (inbox.web.stream's CallNews), a ring
+    offered to managers (the caller's owner, the conversation's assignee, the call's
+    manager, those whose phone it rang, by `details["rang"]`) is theirs, one offered to
+    nobody belongs to whoever may see its conversation (administrators, without one). A
+    tab that opens while the phone rings shows the card too."""
+    now = now or utcnow()
+    repo = DeskRepository(session)
+    calls = await repo.ringing(now - RINGING_FRESH, MAX_RINGING)
+    if not calls:
+        return []
+    contacts = await repo.contacts({c.contact_id for c in calls if c.contact_id is not None})
+    conversations = {c.conversation_id for c in calls if c.conversation_id is not None}
+    assignees = await repo.assignees(conversations)
+    visible = await repo.visible_among(viewer, conversations)
+    rang = {str(e) for c in calls for e in (c.details or {}).get("rang", [])}
+    at = await CallRepository(session).managers_by_extension(sorted(rang))
+    heard = []
+    for call in calls:
+        contact = contacts.get(call.contact_id) if call.contact_id is not None else None
+        offered = {
+            contact.owner_id if contact is not None else None,
+            assignees.get(call.conversation_id) if call.conversation_id is not None else None,
+            call.manager_id,
+            *(at.get(str(e)) for e in (call.details or {}).get("rang", [])),
+        } - {None}
+        if offered:
+            seen = viewer.manager_id in offered
+        elif call.conversation_id is not None:
+            seen = call.conversation_id in visible
+        else:
+            seen = viewer.is_admin
+        if seen:
+            heard.append(call.id)
+    return heard
 
 
 @dataclass(frozen=True, slots=True)

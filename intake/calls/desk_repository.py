@@ -16,7 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from intake.inbox_repository import OPEN_STATUSES
 from intake.visibility import Viewer, visible_to
-from storage.models import Call, Contact, Conversation, Message, Task, TaskStatus
+from storage.models import Call, CallState, Contact, Conversation, Message, Task, TaskStatus
 
 
 def _conversation_seen(
@@ -99,6 +99,25 @@ class DeskRepository:
             return {}
         rows = await self.session.scalars(select(Call).where(Call.id.in_(list(ids))))
         return {call.id: call for call in rows}
+
+    async def ringing(self, since: datetime, limit: int) -> list[Call]:
+        """The calls still ringing that began at `since` or later, the oldest first."""
+        query = (
+            select(Call)
+            .where(Call.state == CallState.RINGING, Call.started_at >= since)
+            .order_by(Call.id)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(query)).all())
+
+    async def assignees(self, ids: Collection[int]) -> dict[int, int | None]:
+        """conversation id -> its assignee."""
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(Conversation.id, Conversation.assignee_id).where(Conversation.id.in_(list(ids)))
+        )
+        return {conversation_id: assignee for conversation_id, assignee in rows}
 
     async def contacts(self, ids: Collection[int]) -> dict[int, Contact]:
         if not ids:

@@ -16,6 +16,7 @@ from storage.models import Call, Contact, Conversation, Manager, ManagerRole, Ta
 from storage.types import utcnow
 from tests.channels.telephony.conftest import PhoneHub
 from tests.factories import create_manager, create_token, make_queue
+from tests.inbox.test_web_stream import data, open_stream, served
 
 PASSWORD = "correct horse battery staple"
 HUB = "http://hub.test"
@@ -299,3 +300,35 @@ async def call_of(hub: PhoneHub, provider_call_id: str) -> Call:
     async with hub.db.read() as session:
         query = select(Call).where(Call.provider_call_id == provider_call_id)
         return (await session.scalars(query)).one()
+
+
+async def test_a_tab_opened_while_the_phone_rings_shows_the_card(
+    app: Any, hub: PhoneHub, client: httpx.AsyncClient
+) -> None:
+    await create_manager(hub.db, email="olga@example.ru")
+    ivan = await create_manager(hub.db, email="ivan@example.ru")
+    for provider_id, number in (("r-1", "+79123456711"), ("r-2", "+79123456712")):
+        fields: dict[str, Any] = {"event": "newCall", "callId": provider_id, "direction": "in"}
+        response = await hub.generic("pbx", **{**fields, "from": number})
+        assert response.status_code == 200, response.text
+    first, second = await call_of(hub, "r-1"), await call_of(hub, "r-2")
+    async with hub.db.transaction() as session:  # the second caller is Ivan's: so is its ring
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == second.conversation_id)
+            .values(assignee_id=ivan.id)
+        )
+    await signed_in(client, "olga@example.ru")
+
+    async def cards() -> list[dict[str, Any]]:
+        async with served(app) as port:
+            _reader, writer, frames = await open_stream(port, client)
+            writer.close()
+        return [data(f) for f in frames.decode().split("\n\n") if "event: call\n" in f]
+
+    assert await cards() == [{"call_id": first.id, "state": "ringing", "topic": "call.ringing"}]
+    response = await hub.generic(
+        "pbx", event="hangup", callId="r-1", direction="in", cause="cancel"
+    )
+    assert response.status_code == 200, response.text
+    assert await cards() == []

@@ -5,19 +5,19 @@ on Redis."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlalchemy import update
 
-from inbox.web.stream import ConversationStates, changes
+from inbox.web.live import Dispatcher
 from intake.inbox import Viewer
 from storage.bus import EventBus, InProcessBus, RedisBus
 from storage.db import Database
 from storage.models import Conversation
 from tests.factories import create_channel, create_manager, ingest_message
+from tests.inbox.test_web_stream import opened
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -30,15 +30,6 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
         yield made
     finally:
         await made.close()
-
-
-def told(chunk: str) -> tuple[str, dict[str, Any]]:
-    lines = chunk.splitlines()
-    event = next(line for line in lines if line.startswith("event: ")).removeprefix("event: ")
-    data: dict[str, Any] = json.loads(
-        next(line for line in lines if line.startswith("data: ")).removeprefix("data: ")
-    )
-    return event, data
 
 
 def ring(event_id: int, call_id: int, conversation_id: int | None, *offered: int) -> dict[str, Any]:
@@ -66,12 +57,12 @@ async def test_a_ring_reaches_the_managers_concerned_and_its_end_the_same_tabs(
             .where(Conversation.id == theirs.conversation_id)
             .values(assignee_id=other.id)
         )
-    states = ConversationStates(db)
-    stream = changes(bus, states, Viewer(me.id, False), frozenset())
-    boss = changes(bus, states, Viewer(None, True), frozenset())
+    dispatcher = Dispatcher(bus, db)
     try:
-        assert told(await anext(stream))[0] == "hello"
-        assert told(await anext(boss))[0] == "hello"
+        stream = await opened(dispatcher, "inbox", Viewer(me.id, False))
+        boss = await opened(dispatcher, "inbox", Viewer(None, True))
+        assert (await stream.told())[0] == "hello"
+        assert (await boss.told())[0] == "hello"
 
         await bus.publish("call.ringing", ring(1, 11, mine.conversation_id, other.id))
         await bus.publish("call.ringing", ring(2, 12, theirs.conversation_id))
@@ -92,7 +83,7 @@ async def test_a_ring_reaches_the_managers_concerned_and_its_end_the_same_tabs(
         # Offered to another manager (11), another's conversation (12), no conversation
         # (13): not this tab's; offered to me (14) and an unassigned caller (15) are. The
         # end of a call that rang here comes too, even in a conversation out of sight.
-        heard = [told(await anext(stream)) for _ in range(4)]
+        heard = [await stream.told() for _ in range(4)]
         assert heard[:3] == [
             ("call", {"call_id": 14, "state": "ringing", "topic": "call.ringing"}),
             ("call", {"call_id": 15, "state": "ringing", "topic": "call.ringing"}),
@@ -103,8 +94,7 @@ async def test_a_ring_reaches_the_managers_concerned_and_its_end_the_same_tabs(
 
         # An administrator sees every conversation and the calls without one, but a ring
         # offered to named managers stays theirs.
-        boss_heard = [told(await anext(boss))[1].get("call_id") for _ in range(6)]
+        boss_heard = [(await boss.told())[1].get("call_id") for _ in range(6)]
         assert boss_heard == [12, 13, 15, 12, 14, 13]
     finally:
-        await stream.aclose()
-        await boss.aclose()
+        await dispatcher.close()

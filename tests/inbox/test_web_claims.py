@@ -12,7 +12,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import select, update
 
-from inbox.web.claims import claim_changes
+from inbox.web.live import Dispatcher
 from intake.claims.board import BOARD_PAGE
 from intake.claims.texts import status_notice
 from intake.visibility import Viewer
@@ -22,6 +22,7 @@ from storage.models import ChannelKind, Claim, ClaimStep, Conversation, ManagerR
 from storage.types import utcnow
 from tests.factories import create_channel, create_claim, create_manager, drain
 from tests.inbox.test_web_pages import HUB, signed_in
+from tests.inbox.test_web_stream import opened
 
 
 def rows(page: httpx.Response) -> list[str]:
@@ -264,10 +265,12 @@ async def test_the_claims_stream_passes_on_only_what_the_manager_sees(db: Databa
             .values(assignee_id=ivan.id)
         )
     bus = InProcessBus()
-    stream = claim_changes(bus, db, Viewer(olga.id))
+    dispatcher = Dispatcher(bus, db)
     try:
-        hello = await anext(stream)
-        assert "event: hello" in hello
+        stream = await opened(dispatcher, "claims", Viewer(olga.id))
+        boss = await opened(dispatcher, "claims", Viewer(None, True))
+        hello = await stream.next()
+        assert "event: hello" in hello and (await boss.told()) == ("hello", {"seq": 0})
         for claim in (hidden, seen):
             await bus.publish(
                 "claim.status_changed",
@@ -279,8 +282,8 @@ async def test_the_claims_stream_passes_on_only_what_the_manager_sees(db: Databa
                     "to": "in_review",
                 },
             )
-        change = await anext(stream)
-        assert "event: change" in change and "id: 1" in change
+        change = await stream.next()
+        assert "event: change" in change and "id: 1\n" in change
         line = next(x for x in change.splitlines() if x.startswith("data: "))
         assert json.loads(line.removeprefix("data: ")) == {
             "seq": 1,
@@ -288,6 +291,12 @@ async def test_the_claims_stream_passes_on_only_what_the_manager_sees(db: Databa
             "number": seen.number,
             "by": ivan.id,
         }
+        # An administrator hears both; the inbox's tabs hear nothing of claims.
+        assert [(await boss.told())[1]["number"] for _ in range(2)] == [
+            hidden.number,
+            seen.number,
+        ]
+        assert stream.tab.pending == 0 and dispatcher.feeds["inbox"].tabs == set()
     finally:
-        await stream.aclose()
+        await dispatcher.close()
         await bus.close()

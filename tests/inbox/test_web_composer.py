@@ -5,7 +5,6 @@ reply and their authorised downloads, the size limit, the channels offered, note
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import html
 from typing import Any
@@ -14,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from inbox.web.stream import ConversationStates, changes
+from inbox.web.live import Dispatcher
 from intake.inbox import Viewer
 from storage.db import Database
 from storage.models import Attachment, ChannelKind, Conversation, ManagerRole, Message
@@ -26,6 +25,7 @@ from tests.factories import (
     set_language,
 )
 from tests.inbox.test_web_pages import HUB, signed_in
+from tests.inbox.test_web_stream import opened
 
 PDF = b"%PDF-1.4\n%%EOF\n"
 
@@ -174,8 +174,9 @@ async def test_a_notes_mention_notifies_the_colleague_on_the_bus_and_their_strea
     assert found.json() == [{"id": irina.id, "name": "Ирина Петрова"}]
 
     bus = app.state.context.bus
-    stream = changes(bus, ConversationStates(hub_db), Viewer(irina.id, False), frozenset())
-    await anext(stream)  # hello: subscribed
+    dispatcher = Dispatcher(bus, hub_db)
+    stream = await opened(dispatcher, "inbox", Viewer(irina.id, False))
+    await stream.next()  # hello: subscribed
     async with (
         bus.subscribe(f"manager.{irina.id}") as for_irina,
         bus.subscribe(f"manager.{boris.id}") as for_boris,
@@ -208,12 +209,12 @@ async def test_a_notes_mention_notifies_the_colleague_on_the_bus_and_their_strea
 
     # Irina's open tab hears it as a `notification`, after the note's own change.
     try:
-        chunks = []
+        chunks: list[str] = []
         while not any("event: notification" in chunk for chunk in chunks):
-            chunks.append(await asyncio.wait_for(anext(stream), 5))
+            chunks.append(await stream.next())
         assert "mentioned" in chunks[-1]
     finally:
-        await stream.aclose()
+        await dispatcher.close()
 
 
 @pytest.mark.parametrize("kind", ["reply", "note"])

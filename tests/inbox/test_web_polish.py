@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import select
 
 from hub.settings import Settings
-from inbox.web.stream import ConversationStates, changes
+from inbox.web.live import Dispatcher
 from intake.visibility import Viewer
 from storage.db import Database
 from storage.models import ChannelKind, Conversation, OutboxEvent
@@ -31,6 +31,7 @@ from tests.factories import (
     set_language,
 )
 from tests.inbox.test_web_pages import HUB, signed_in
+from tests.inbox.test_web_stream import Reader, opened
 
 
 async def test_a_conversation_links_to_its_claim_and_the_claim_back(
@@ -160,28 +161,27 @@ async def test_a_row_moves_to_breached_live_when_its_target_falls_due(
     # Already within the "due soon" window when it was set: only the tick at the due time.
     assert [at for at, _ in await _sla_ticks(hub_db, conversation_id)] == ["due"]
 
-    stream = changes(
-        app.state.context.bus, ConversationStates(hub_db), Viewer(anna.id), frozenset()
-    )
-    await anext(stream)  # hello: subscribed
+    dispatcher = Dispatcher(app.state.context.bus, hub_db)
+    stream = await opened(dispatcher, "inbox", Viewer(anna.id))
+    await stream.next()  # hello: subscribed
     try:
         await asyncio.sleep(max(0.0, (due - datetime.now(due.tzinfo)).total_seconds()) + 0.2)
         await drain(app, settings=settings)  # the real clock, no time travel
         seen: list[dict[str, Any]] = []
         while not any(change["topic"] == "conversation.sla_clock" for change in seen):
-            chunk = await asyncio.wait_for(anext(stream), 5)
+            chunk = await stream.next()
             if chunk.startswith("id:") and "event: change" in chunk:
                 seen.append(json.loads(chunk.split("data: ", 1)[1]))
         [tick] = [change for change in seen if change["topic"] == "conversation.sla_clock"]
         assert tick["conversation_id"] == conversation_id
         assert "sla-breached" in tick["views"] and "sla-soon" not in tick["views"]
     finally:
-        await stream.aclose()
+        await dispatcher.close()
 
 
-async def _next_event(stream: Any, kind: str) -> dict[str, Any]:
+async def _next_event(stream: Reader, kind: str) -> dict[str, Any]:
     while True:
-        chunk = await asyncio.wait_for(anext(stream), 5)
+        chunk = await stream.next()
         if f"event: {kind}\n" in chunk:
             parsed: dict[str, Any] = json.loads(chunk.split("data: ", 1)[1])
             return parsed
@@ -197,10 +197,9 @@ async def test_open_contact_panels_hear_an_edit_and_a_merge_made_elsewhere(
     by_form = await ingest_message(hub_db, form, phone="+79123456789", name="Анна")
     await ingest_message(hub_db, form, email="anna@example.ru", phone="+79123456789")
     await signed_in(client, "olga@example.ru")
-    stream = changes(
-        app.state.context.bus, ConversationStates(hub_db), Viewer(olga.id), frozenset()
-    )
-    await anext(stream)  # hello: subscribed
+    dispatcher = Dispatcher(app.state.context.bus, hub_db)
+    stream = await opened(dispatcher, "inbox", Viewer(olga.id))
+    await stream.next()  # hello: subscribed
     try:
         base = f"/inbox/contacts/{by_mail.contact_id}"
         saved = await client.post(base, data={"name": "Анна Котова"}, headers={"Origin": HUB})
@@ -220,4 +219,4 @@ async def test_open_contact_panels_hear_an_edit_and_a_merge_made_elsewhere(
             "merged_contact_id": by_form.contact_id,
         }
     finally:
-        await stream.aclose()
+        await dispatcher.close()
