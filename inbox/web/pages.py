@@ -8,12 +8,14 @@ inbox.sessions; its CSRF checks guard every POST); without one, they lead to /lo
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.headers import EMAIL_FRAME_HEADERS
 from inbox.deps import ContextDep, Principal, ReadSessionDep
@@ -55,6 +57,8 @@ from storage.types import DbId, utcnow
 
 from .common import (
     DEFAULT_VIEW,
+    ListPlace,
+    ListPlaceForm,
     PagePrincipal,
     Speaker,
     render,
@@ -353,27 +357,51 @@ async def search_conversation_page(
 
 
 ActionView = Annotated[str, Form(max_length=40)]
+# A workspace action's change: a domain service run in the action's write transaction.
+Change = Callable[[AsyncSession], Awaitable[object]]
 
 
-async def _acted(
+async def _act(
     request: Request,
     context: ContextDep,
     principal: Principal,
-    session: ReadSessionDep,
-    view: str,
+    place: ListPlace,
     conversation_id: int,
-    error: HubError | None,
+    change: Change,
+    *,
+    service_checks_visibility: bool = False,
 ) -> Response:
-    """After an action: to the conversation (the server's truth), or the page again with the
-    refusal next to the buttons. What the viewer may not see stays a 404."""
-    slug = parse_view(view).slug
+    """Run a workspace action: in one transaction, on a conversation the manager may see
+    (checked here unless the service checks it itself, as assign_as and transfer_as do), the
+    same service as the REST API. Committed, the browser goes to the conversation beside the
+    same list (the view in its order, or the search); refused, it sees the page again with
+    the refusal next to the buttons, read afresh. What the viewer may not see stays a 404."""
+    error = None
+    try:
+        async with context.db.transaction() as writing:
+            if not service_checks_visibility:
+                await visible_conversation(writing, viewer_of(principal), conversation_id)
+            await change(writing)
+    except NotFound:
+        raise
+    except HubError as exc:
+        error = exc
     if error is None:
-        return RedirectResponse(f"/inbox/v/{slug}/c/{conversation_id}", status_code=303)
-    if isinstance(error, NotFound):
-        raise error
-    return await _workspace(
-        request, context, principal, session, slug, conversation_id, None, action_error=error
-    )
+        return RedirectResponse(place.conversation_url(conversation_id), status_code=303)
+    # A read that starts now: the request's own began before the action's transaction.
+    async with context.db.read() as fresh:
+        return await _workspace(
+            request,
+            context,
+            principal,
+            fresh,
+            place.slug,
+            conversation_id,
+            None,
+            place.query,
+            action_error=error,
+            sort=place.sort,
+        )
 
 
 @router.post("/inbox/c/{conversation_id}/take")
@@ -382,21 +410,21 @@ async def take(
     request: Request,
     context: ContextDep,
     principal: PagePrincipal,
-    session: ReadSessionDep,
-    view: ActionView = DEFAULT_VIEW,
+    place: ListPlaceForm,
 ) -> Response:
     """Assign to me: the same service as POST /api/v1/conversations/{id}/take."""
-    assert principal.manager_id is not None
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            await visible_conversation(writing, viewer_of(principal), conversation_id)
-            await conversation_admin.take(
-                writing, context.routing, conversation_id, principal.manager_id
-            )
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+    manager_id = principal.manager_id
+    assert manager_id is not None
+    return await _act(
+        request,
+        context,
+        principal,
+        place,
+        conversation_id,
+        lambda writing: conversation_admin.take(
+            writing, context.routing, conversation_id, manager_id
+        ),
+    )
 
 
 @router.post("/inbox/c/{conversation_id}/assign")
@@ -405,21 +433,22 @@ async def assign(
     request: Request,
     context: ContextDep,
     principal: PagePrincipal,
-    session: ReadSessionDep,
     manager_id: Annotated[DbId, Form()],
-    view: ActionView = DEFAULT_VIEW,
+    place: ListPlaceForm,
 ) -> Response:
     """Assign to a manager of the conversation's queue (an administrator: to anyone active);
     the API's assign, recorded as `manual` with this manager as the actor."""
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            await assign_as(
-                writing, context.routing, viewer_of(principal), conversation_id, manager_id
-            )
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+    return await _act(
+        request,
+        context,
+        principal,
+        place,
+        conversation_id,
+        lambda writing: assign_as(
+            writing, context.routing, viewer_of(principal), conversation_id, manager_id
+        ),
+        service_checks_visibility=True,
+    )
 
 
 @router.post("/inbox/c/{conversation_id}/close")
@@ -428,23 +457,19 @@ async def close(
     request: Request,
     context: ContextDep,
     principal: PagePrincipal,
-    session: ReadSessionDep,
-    view: ActionView = DEFAULT_VIEW,
+    place: ListPlaceForm,
 ) -> Response:
     """Close: the same service as POST /api/v1/conversations/{id}/close."""
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            await visible_conversation(writing, viewer_of(principal), conversation_id)
-            await close_conversation(
-                writing,
-                conversation_id,
-                manager_id=principal.manager_id,
-                now=context.routing.clock(),
-            )
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+    return await _act(
+        request,
+        context,
+        principal,
+        place,
+        conversation_id,
+        lambda writing: close_conversation(
+            writing, conversation_id, manager_id=principal.manager_id, now=context.routing.clock()
+        ),
+    )
 
 
 @router.get("/inbox/m/{message_id}/html")

@@ -13,18 +13,19 @@ from typing import Annotated
 
 from fastapi import Form, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.deps import ContextDep, ReadSessionDep
 from intake.accounts import get_manager
-from intake.inbox import parse_view, visible_conversation
+from intake.inbox import parse_view
 from intake.states import local_time, mark_pending, reopen, snooze, snooze_time
 from routing.admin.bulk import MAX_BULK, bulk_act
 from routing.admin.conversations import transfer_as
 from storage.errors import HubError, InvalidInput
 from storage.types import DbId
 
-from .common import DEFAULT_VIEW, PagePrincipal, router, speaker, viewer_of
-from .pages import ActionView, _acted, _workspace
+from .common import DEFAULT_VIEW, ListPlaceForm, PagePrincipal, router, speaker, viewer_of
+from .pages import ActionView, _act, _workspace
 
 SnoozeChoice = Annotated[str, Form(pattern="^(hour|tomorrow|monday|at)$")]
 SnoozeAt = Annotated[str, Form(max_length=40)]
@@ -37,9 +38,9 @@ async def snooze_page(
     context: ContextDep,
     principal: PagePrincipal,
     session: ReadSessionDep,
+    place: ListPlaceForm,
     choice: SnoozeChoice = "hour",
     until: SnoozeAt = "",
-    view: ActionView = DEFAULT_VIEW,
 ) -> Response:
     """Snooze: a quick choice (an hour, tomorrow 9:00 or next Monday 9:00 in the manager's
     zone) or `until` (`choice=at`, a date and time in the manager's zone)."""
@@ -47,22 +48,17 @@ async def snooze_page(
     manager = await get_manager(session, principal.manager_id)
     zone = speaker(request, manager).zone
     now = context.routing.clock()
-    error = None
-    try:
+
+    async def change(writing: AsyncSession) -> None:
         if choice == "at":
             if not until.strip():
                 raise InvalidInput("snooze until when?", code="invalid_snooze")
             end = local_time(until, zone)
         else:
             end = snooze_time(choice, now, zone)
-        async with context.db.transaction() as writing:
-            await visible_conversation(writing, viewer_of(principal), conversation_id)
-            await snooze(
-                writing, conversation_id, until=end, manager_id=principal.manager_id, now=now
-            )
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+        await snooze(writing, conversation_id, until=end, manager_id=principal.manager_id, now=now)
+
+    return await _act(request, context, principal, place, conversation_id, change)
 
 
 @router.post("/inbox/c/{conversation_id}/pending")
@@ -71,18 +67,17 @@ async def pending_page(
     request: Request,
     context: ContextDep,
     principal: PagePrincipal,
-    session: ReadSessionDep,
-    view: ActionView = DEFAULT_VIEW,
+    place: ListPlaceForm,
 ) -> Response:
     """Waiting for the client: the same service as POST /api/v1/conversations/{id}/pending."""
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            await visible_conversation(writing, viewer_of(principal), conversation_id)
-            await mark_pending(writing, conversation_id, manager_id=principal.manager_id)
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+    return await _act(
+        request,
+        context,
+        principal,
+        place,
+        conversation_id,
+        lambda writing: mark_pending(writing, conversation_id, manager_id=principal.manager_id),
+    )
 
 
 @router.post("/inbox/c/{conversation_id}/reopen")
@@ -91,23 +86,19 @@ async def reopen_page(
     request: Request,
     context: ContextDep,
     principal: PagePrincipal,
-    session: ReadSessionDep,
-    view: ActionView = DEFAULT_VIEW,
+    place: ListPlaceForm,
 ) -> Response:
     """Reopen: the same service as POST /api/v1/conversations/{id}/reopen."""
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            await visible_conversation(writing, viewer_of(principal), conversation_id)
-            await reopen(
-                writing,
-                conversation_id,
-                manager_id=principal.manager_id,
-                now=context.routing.clock(),
-            )
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+    return await _act(
+        request,
+        context,
+        principal,
+        place,
+        conversation_id,
+        lambda writing: reopen(
+            writing, conversation_id, manager_id=principal.manager_id, now=context.routing.clock()
+        ),
+    )
 
 
 @router.post("/inbox/c/{conversation_id}/transfer")
@@ -116,27 +107,23 @@ async def transfer_page(
     request: Request,
     context: ContextDep,
     principal: PagePrincipal,
-    session: ReadSessionDep,
     queue_id: Annotated[DbId, Form()],
+    place: ListPlaceForm,
     reason: Annotated[str, Form(max_length=500)] = "",
-    view: ActionView = DEFAULT_VIEW,
 ) -> Response:
     """Transfer to another queue (its strategy decides who gets it, or it waits there), with
     the reason in the assignment history: the API's transfer with `queue_id`."""
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            await transfer_as(
-                writing,
-                context.routing,
-                viewer_of(principal),
-                conversation_id,
-                queue_id,
-                note=reason,
-            )
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+    return await _act(
+        request,
+        context,
+        principal,
+        place,
+        conversation_id,
+        lambda writing: transfer_as(
+            writing, context.routing, viewer_of(principal), conversation_id, queue_id, note=reason
+        ),
+        service_checks_visibility=True,
+    )
 
 
 @router.post("/inbox/bulk")
