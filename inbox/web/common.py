@@ -26,7 +26,7 @@ from inbox.sessions import SESSION_COOKIE, csrf_token
 from intake.accounts import get_manager
 from intake.i18n import Catalogue, Lang, pick_language
 from intake.inbox import Viewer, parse_view
-from storage.errors import Unauthorized
+from storage.errors import HubError, Unauthorized
 from storage.models import Manager
 from storage.types import utcnow
 
@@ -214,4 +214,22 @@ async def frame(
     cookie = request.cookies.get(SESSION_COOKIE, "")
     return Frame(
         manager, speaker(request, manager), csrf_token(context.secret, cookie), viewer_of(principal)
+    )
+
+
+def refused_status(request: Request, error: HubError | None) -> int:
+    """The status of a page shown again with a refusal in words: the refusal's own, but 200
+    when htmx asked (it swaps only a 2xx answer)."""
+    if error is None or request.headers.get("hx-request"):
+        return 200
+    return error.status_code
+
+
+def section_page(
+    request: Request, name: str, page: Frame, status_code: int = 200, **values: Any
+) -> HTMLResponse:
+    """A section's page (calls, claims, leads) for the signed-in manager of `page`: their
+    words, their top bar and the CSRF token of its forms."""
+    return render(
+        request, name, page.words, status_code, manager=page.manager, csrf=page.csrf, **values
     )

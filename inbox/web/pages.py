@@ -61,6 +61,7 @@ from .common import (
     ListPlaceForm,
     PagePrincipal,
     Speaker,
+    refused_status,
     render,
     router,
     speaker,
@@ -217,10 +218,7 @@ async def _workspace(
         request,
         "workspace.html",
         words,
-        # htmx swaps only a 2xx answer: a refusal it asked for comes as 200 with the words.
-        status_code=200
-        if action_error is None or request.headers.get("hx-request")
-        else action_error.status_code,
+        status_code=refused_status(request, action_error),
         manager=manager,
         view=view,
         listing=listing,

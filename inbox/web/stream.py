@@ -55,7 +55,7 @@ from storage.types import DbId
 
 from .common import PagePrincipal, page_principal, router, viewer_of
 
-TOPICS = ("conversation.*", "message.*")
+TOPICS = ("conversation.*", "message.*", "task.*")
 CONTACT_TOPICS = ("contact.changed", "contact.merged")
 CALL_TOPICS = "call.*"
 RINGING_TOPIC = "call.ringing"
