@@ -109,6 +109,8 @@
     if (hooked || !window.EventSource || !document.querySelector("meta[name=csrf-token]")) { return; }
     var own = new EventSource("/inbox/stream");
     hook(own);
+    // Live from here on (as the workspace says of its own stream).
+    own.addEventListener("hello", function () { document.documentElement.dataset.live = "on"; });
     window.addEventListener("pagehide", function () { own.close(); });
   });
 
