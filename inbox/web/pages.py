@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Form, Query, Request
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.base import HubContext
 from hub.headers import EMAIL_FRAME_HEADERS
 from inbox.deps import ContextDep, Principal, ReadSessionDep
 from inbox.sessions import (
@@ -359,114 +360,99 @@ ActionView = Annotated[str, Form(max_length=40)]
 Change = Callable[[AsyncSession], Awaitable[object]]
 
 
-async def _act(
-    request: Request,
-    context: ContextDep,
-    principal: Principal,
-    place: ListPlace,
-    conversation_id: int,
-    change: Change,
-    *,
-    service_checks_visibility: bool = False,
-) -> Response:
-    """Run a workspace action: in one transaction, on a conversation the manager may see
-    (checked here unless the service checks it itself, as assign_as and transfer_as do), the
-    same service as the REST API. Committed, the browser goes to the conversation beside the
-    same list (the view in its order, or the search); refused, it sees the page again with
-    the refusal next to the buttons, read afresh. What the viewer may not see stays a 404."""
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            if not service_checks_visibility:
-                await visible_conversation(writing, viewer_of(principal), conversation_id)
-            await change(writing)
-    except NotFound:
-        raise
-    except HubError as exc:
-        error = exc
-    if error is None:
-        return RedirectResponse(place.conversation_url(conversation_id), status_code=303)
-    # A read that starts now: the request's own began before the action's transaction.
-    async with context.db.read() as fresh:
-        return await _workspace(
-            request,
-            context,
-            principal,
-            fresh,
-            place.slug,
-            conversation_id,
-            None,
-            place.query,
-            action_error=error,
-            sort=place.sort,
-        )
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A workspace action's request: who acts, from beside which list."""
+
+    request: Request
+    context: HubContext
+    principal: Principal
+    place: ListPlace
+
+    @property
+    def viewer(self) -> Viewer:
+        return viewer_of(self.principal)
+
+    async def run(
+        self, conversation_id: int, change: Change, *, service_checks_visibility: bool = False
+    ) -> Response:
+        """Run `change` in one transaction, on a conversation the manager may see (checked
+        here unless the service checks it itself, as assign_as and transfer_as do): the same
+        service as the REST API's. Committed, the browser goes to the conversation beside the
+        same list (the view in its order, or the search); refused, it sees the page again
+        with the refusal next to the buttons, read afresh. What the viewer may not see stays
+        a 404."""
+        error = None
+        try:
+            async with self.context.db.transaction() as writing:
+                if not service_checks_visibility:
+                    await visible_conversation(writing, self.viewer, conversation_id)
+                await change(writing)
+        except NotFound:
+            raise
+        except HubError as exc:
+            error = exc
+        if error is None:
+            return RedirectResponse(self.place.conversation_url(conversation_id), status_code=303)
+        # A read that starts now: the request's own began before the action's transaction.
+        async with self.context.db.read() as fresh:
+            return await _workspace(
+                self.request,
+                self.context,
+                self.principal,
+                fresh,
+                self.place.slug,
+                conversation_id,
+                None,
+                self.place.query,
+                action_error=error,
+                sort=self.place.sort,
+            )
+
+
+async def _action(
+    request: Request, context: ContextDep, principal: PagePrincipal, place: ListPlaceForm
+) -> Action:
+    return Action(request, context, principal, place)
+
+
+ActionDep = Annotated[Action, Depends(_action)]
 
 
 @router.post("/inbox/c/{conversation_id}/take")
-async def take(
-    conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    place: ListPlaceForm,
-) -> Response:
+async def take(conversation_id: DbId, act: ActionDep) -> Response:
     """Assign to me: the same service as POST /api/v1/conversations/{id}/take."""
-    manager_id = principal.manager_id
+    manager_id = act.principal.manager_id
     assert manager_id is not None
-    return await _act(
-        request,
-        context,
-        principal,
-        place,
+    routing = act.context.routing
+    return await act.run(
         conversation_id,
-        lambda writing: conversation_admin.take(
-            writing, context.routing, conversation_id, manager_id
-        ),
+        lambda writing: conversation_admin.take(writing, routing, conversation_id, manager_id),
     )
 
 
 @router.post("/inbox/c/{conversation_id}/assign")
 async def assign(
-    conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    manager_id: Annotated[DbId, Form()],
-    place: ListPlaceForm,
+    conversation_id: DbId, act: ActionDep, manager_id: Annotated[DbId, Form()]
 ) -> Response:
     """Assign to a manager of the conversation's queue (an administrator: to anyone active);
     the API's assign, recorded as `manual` with this manager as the actor."""
-    return await _act(
-        request,
-        context,
-        principal,
-        place,
+    routing = act.context.routing
+    return await act.run(
         conversation_id,
-        lambda writing: assign_as(
-            writing, context.routing, viewer_of(principal), conversation_id, manager_id
-        ),
+        lambda writing: assign_as(writing, routing, act.viewer, conversation_id, manager_id),
         service_checks_visibility=True,
     )
 
 
 @router.post("/inbox/c/{conversation_id}/close")
-async def close(
-    conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    place: ListPlaceForm,
-) -> Response:
+async def close(conversation_id: DbId, act: ActionDep) -> Response:
     """Close: the same service as POST /api/v1/conversations/{id}/close."""
-    return await _act(
-        request,
-        context,
-        principal,
-        place,
+    now = act.context.routing.clock()
+    by = act.principal.manager_id
+    return await act.run(
         conversation_id,
-        lambda writing: close_conversation(
-            writing, conversation_id, manager_id=principal.manager_id, now=context.routing.clock()
-        ),
+        lambda writing: close_conversation(writing, conversation_id, manager_id=by, now=now),
     )
 
 

@@ -24,8 +24,8 @@ from routing.admin.conversations import transfer_as
 from storage.errors import HubError, InvalidInput
 from storage.types import DbId
 
-from .common import DEFAULT_VIEW, ListPlaceForm, PagePrincipal, router, speaker, viewer_of
-from .pages import ActionView, _act, _workspace
+from .common import DEFAULT_VIEW, PagePrincipal, router, speaker, viewer_of
+from .pages import ActionDep, ActionView, _workspace
 
 SnoozeChoice = Annotated[str, Form(pattern="^(hour|tomorrow|monday|at)$")]
 SnoozeAt = Annotated[str, Form(max_length=40)]
@@ -34,20 +34,17 @@ SnoozeAt = Annotated[str, Form(max_length=40)]
 @router.post("/inbox/c/{conversation_id}/snooze")
 async def snooze_page(
     conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
+    act: ActionDep,
     session: ReadSessionDep,
-    place: ListPlaceForm,
     choice: SnoozeChoice = "hour",
     until: SnoozeAt = "",
 ) -> Response:
     """Snooze: a quick choice (an hour, tomorrow 9:00 or next Monday 9:00 in the manager's
     zone) or `until` (`choice=at`, a date and time in the manager's zone)."""
-    assert principal.manager_id is not None
-    manager = await get_manager(session, principal.manager_id)
-    zone = speaker(request, manager).zone
-    now = context.routing.clock()
+    by = act.principal.manager_id
+    assert by is not None
+    zone = speaker(act.request, await get_manager(session, by)).zone
+    now = act.context.routing.clock()
 
     async def change(writing: AsyncSession) -> None:
         if choice == "at":
@@ -56,71 +53,45 @@ async def snooze_page(
             end = local_time(until, zone)
         else:
             end = snooze_time(choice, now, zone)
-        await snooze(writing, conversation_id, until=end, manager_id=principal.manager_id, now=now)
+        await snooze(writing, conversation_id, until=end, manager_id=by, now=now)
 
-    return await _act(request, context, principal, place, conversation_id, change)
+    return await act.run(conversation_id, change)
 
 
 @router.post("/inbox/c/{conversation_id}/pending")
-async def pending_page(
-    conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    place: ListPlaceForm,
-) -> Response:
+async def pending_page(conversation_id: DbId, act: ActionDep) -> Response:
     """Waiting for the client: the same service as POST /api/v1/conversations/{id}/pending."""
-    return await _act(
-        request,
-        context,
-        principal,
-        place,
-        conversation_id,
-        lambda writing: mark_pending(writing, conversation_id, manager_id=principal.manager_id),
+    by = act.principal.manager_id
+    return await act.run(
+        conversation_id, lambda writing: mark_pending(writing, conversation_id, manager_id=by)
     )
 
 
 @router.post("/inbox/c/{conversation_id}/reopen")
-async def reopen_page(
-    conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    place: ListPlaceForm,
-) -> Response:
+async def reopen_page(conversation_id: DbId, act: ActionDep) -> Response:
     """Reopen: the same service as POST /api/v1/conversations/{id}/reopen."""
-    return await _act(
-        request,
-        context,
-        principal,
-        place,
+    now = act.context.routing.clock()
+    by = act.principal.manager_id
+    return await act.run(
         conversation_id,
-        lambda writing: reopen(
-            writing, conversation_id, manager_id=principal.manager_id, now=context.routing.clock()
-        ),
+        lambda writing: reopen(writing, conversation_id, manager_id=by, now=now),
     )
 
 
 @router.post("/inbox/c/{conversation_id}/transfer")
 async def transfer_page(
     conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
+    act: ActionDep,
     queue_id: Annotated[DbId, Form()],
-    place: ListPlaceForm,
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Transfer to another queue (its strategy decides who gets it, or it waits there), with
     the reason in the assignment history: the API's transfer with `queue_id`."""
-    return await _act(
-        request,
-        context,
-        principal,
-        place,
+    routing = act.context.routing
+    return await act.run(
         conversation_id,
         lambda writing: transfer_as(
-            writing, context.routing, viewer_of(principal), conversation_id, queue_id, note=reason
+            writing, routing, act.viewer, conversation_id, queue_id, note=reason
         ),
         service_checks_visibility=True,
     )
