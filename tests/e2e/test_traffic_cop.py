@@ -99,7 +99,9 @@ async def test_a_late_event_of_a_message_on_screen_does_not_hold_the_send(
         ):
             worker = late.start_worker()
         await page.get_by_role("button", name="Отправить").click()
-        await expect(page.locator("#timeline")).to_contain_text("Заказ в пути, будет завтра.")
+        # The send shares SQLite with the worker's first rounds: it may take seconds.
+        sent = page.locator("#timeline")
+        await expect(sent).to_contain_text("Заказ в пути, будет завтра.", timeout=20_000)
         await expect(page.locator("#cop")).to_be_hidden()
         await expect(page.locator("#composer-text")).to_have_value("")
 
