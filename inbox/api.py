@@ -443,9 +443,11 @@ async def contacts(
     responses=NOT_FOUND,
 )
 async def contact(
-    contact_id: DbId, _principal: PrincipalDep, session: ReadSessionDep
+    contact_id: DbId, principal: PrincipalDep, session: ReadSessionDep
 ) -> ContactDetailOut:
-    """A contact with identities, conversations in every channel and open merge suggestions."""
+    """A contact with identities, conversations in every channel and open merge suggestions
+    (a manager: a contact of a conversation they may see, or their own; as PATCH decides)."""
+    await visible_contact(session, Viewer(principal.manager_id, principal.is_admin), contact_id)
     return ContactDetailOut.of_detail(await get_contact(session, contact_id))
 
 

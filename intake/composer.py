@@ -176,7 +176,8 @@ async def note_mentions(session: AsyncSession, messages: Sequence[Message]) -> d
     every = {manager_id for ids in wanted.values() for manager_id in ids}
     if not every:
         return {}
-    names = dict(await ComposerRepository(session).active_managers(ids=every))
+    # A manager deactivated since the note was written was mentioned all the same.
+    names = dict(await ComposerRepository(session).active_managers(ids=every, inactive=True))
     found = {
         message_id: [names[i] for i in ids if i in names] for message_id, ids in wanted.items()
     }

@@ -69,10 +69,13 @@ class ComposerRepository:
         return rows.all()
 
     async def active_managers(
-        self, *, ids: Collection[int] | None = None, limit: int = 1000
+        self, *, ids: Collection[int] | None = None, limit: int = 1000, inactive: bool = False
     ) -> Sequence[tuple[int, str]]:
-        """Active managers (id, name) by name: all of them (up to `limit`), or those of `ids`."""
-        query = select(Manager.id, Manager.name).where(Manager.is_active.is_(True))
+        """Active managers (id, name) by name: all of them (up to `limit`), or those of `ids`;
+        `inactive`: the deactivated ones too."""
+        query = select(Manager.id, Manager.name)
+        if not inactive:
+            query = query.where(Manager.is_active.is_(True))
         if ids is not None:
             query = query.where(Manager.id.in_(list(ids)))
         rows = await self.session.execute(query.order_by(Manager.name, Manager.id).limit(limit))

@@ -70,10 +70,17 @@ class ContactCard:
 
 
 async def visible_contact(session: AsyncSession, viewer: Viewer, contact_id: int) -> Contact:
-    """The contact if `viewer` may see it (one of its conversations); NotFound otherwise."""
+    """The contact if `viewer` may see it: an administrator any; a manager one with a
+    conversation they may see, or one they own. NotFound otherwise (the REST API's GET and
+    PATCH of a contact and the workspace's contact panel decide by this one rule)."""
     repo = ContactCardRepository(session)
     contact = await repo.contact(contact_id)
-    if contact is None or not (viewer.is_admin or await repo.sees_contact(viewer, contact_id)):
+    if contact is None:
+        raise NotFound(f"no contact {contact_id}")
+    if viewer.is_admin:
+        return contact
+    owns = viewer.manager_id is not None and contact.owner_id == viewer.manager_id
+    if not (owns or await repo.sees_contact(viewer, contact_id)):
         raise NotFound(f"no contact {contact_id}")
     return contact
 

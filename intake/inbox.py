@@ -10,10 +10,9 @@ and there is no page cap. Services read; they never commit.
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,7 +31,7 @@ from intake.inbox_repository import (
     sla_breached,
     sla_soon,
 )
-from intake.journal import Page
+from intake.journal import Page, decode_time_cursor, encode_time_cursor
 from intake.search import SnippetPart, search
 from intake.visibility import Viewer
 from storage.errors import InvalidInput, NotFound
@@ -68,7 +67,6 @@ _VIEW = re.compile(
     r"(mine|unassigned|open|sla-soon|sla-breached|claims)"
     r"|(queue|channel)-([0-9]{1,18})|status-([a-z]{1,20})"
 )
-_CURSOR = re.compile(r"([0-9]{1,20}):([0-9]{1,18})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,22 +174,7 @@ def views_of(
 
 def _encode_cursor(row: ListRow, sort: str) -> str:
     at = row.activity_at if sort == "activity" else (row.sla_due_at or NO_SLA)
-    at = at if at.tzinfo else at.replace(tzinfo=UTC)
-    micros = int(at.timestamp() * 1_000_000)
-    raw = f"{micros}:{row.conversation.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
-        match = _CURSOR.fullmatch(raw.decode("ascii"))
-    except (ValueError, UnicodeError):
-        match = None
-    if match is None:
-        raise InvalidInput("the cursor is not one this page gave", code="invalid_cursor")
-    micros, last_id = int(match.group(1)), int(match.group(2))
-    return datetime.fromtimestamp(micros / 1_000_000, UTC), last_id
+    return encode_time_cursor(at, row.conversation.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +196,7 @@ async def inbox_list(
     if sort not in SORTS:
         raise InvalidInput(f"no sort {sort!r}", code="invalid_sort")
     repo = InboxRepository(session)
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_time_cursor(cursor) if cursor else None
     rows = await repo.list_page(
         viewer, view.condition(viewer), after=after, limit=limit + 1, sort=sort
     )

@@ -15,7 +15,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -101,6 +101,7 @@ ATTRIBUTION_KEYS = CSV_COLUMNS[9:15]
 # Spreadsheets run a cell starting with these as a formula (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _ID_TEXT = re.compile(r"[0-9]{1,18}")
+_TIME_CURSOR = re.compile(r"([0-9]{1,20}):([0-9]{1,18})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,26 @@ def _check_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be within 1..{MAX_LIMIT}", code="invalid_limit")
     return limit
+
+
+def encode_time_cursor(at: datetime, last_id: int) -> str:
+    """A keyset cursor on (a time, an id): a page ordered by a time, then by id."""
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    raw = f"{int(at.timestamp() * 1_000_000)}:{last_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (time, id) a cursor of encode_time_cursor points after; InvalidInput otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
+        match = _TIME_CURSOR.fullmatch(raw.decode("ascii"))
+    except (ValueError, UnicodeError):
+        match = None
+    if match is None:
+        raise InvalidInput("the cursor is not one this page gave", code="invalid_cursor")
+    micros, last_id = int(match.group(1)), int(match.group(2))
+    return datetime.fromtimestamp(micros / 1_000_000, UTC), last_id
 
 
 def page_of(kind: str, rows: list[T], limit: int, last_id: Callable[[T], int]) -> Page[T]:

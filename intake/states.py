@@ -29,6 +29,7 @@ from storage.events import (
     ConversationSnoozed,
     MessageReceived,
     SnoozeDue,
+    SnoozeEnded,
 )
 from storage.models import Conversation, ConversationStatus
 from storage.outbox import Handlers, emit
@@ -202,6 +203,11 @@ async def wake(session: AsyncSession, timer: SnoozeDue, now: datetime) -> bool:
     if conversation.snoozed_until is None or conversation.snoozed_until != until:
         return False
     _open(session, conversation, now, reason="snooze_ended", by=None)
+    if conversation.assignee_id is not None:
+        emit(
+            session,
+            SnoozeEnded(conversation_id=conversation.id, manager_id=conversation.assignee_id),
+        )
     await session.flush()
     return True
 

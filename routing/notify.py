@@ -1,5 +1,5 @@
-"""Notifications to managers: new assignments, offers, forwards, SLA breaches and
-mentions in colleagues' notes.
+"""Notifications to managers: new assignments, offers, forwards, SLA breaches, mentions
+in colleagues' notes and snoozed conversations back.
 
 Outbox handlers turn routing's events into `Notification`s (texts in Russian and
 English; the manager's `language` picks) and hand them to every `Notifier`:
@@ -37,6 +37,7 @@ from storage.events import (
     NoteMentioned,
     NotificationRetry,
     SlaBreached,
+    SnoozeEnded,
 )
 from storage.models import Assignment, Contact, Conversation, Manager, Message, Queue
 from storage.outbox import BatchHandler, Handlers, emit
@@ -50,7 +51,7 @@ RETRY_DELAY_SECONDS = 60
 @dataclass(frozen=True)
 class Notification:
     manager_id: int
-    kind: str  # assigned, forwarded, offered, sla_breached, mentioned
+    kind: str  # assigned, forwarded, offered, sla_breached, mentioned, snooze_ended
     conversation_id: int
     title_ru: str
     title_en: str
@@ -152,6 +153,10 @@ def mentioned(
         for lang in ("ru", "en")
     )
     return Notification(manager_id, "mentioned", conversation_id, ru, en, data)
+
+
+def snooze_ended(manager_id: int, conversation_id: int, data: dict[str, Any]) -> Notification:
+    return _titled(manager_id, "snooze_ended", conversation_id, "snooze_ended", data)
 
 
 NOTE_EXCERPT = 300
@@ -330,6 +335,11 @@ def notification_handlers(notifiers: Sequence[Notifier]) -> Handlers:
         name = author.name if author is not None else "omnihub"
         await deliver(session, notifiers, mentioned(event.manager_id, conversation_id, name, data))
 
+    async def on_snooze_ended(session: AsyncSession, event: SnoozeEnded, _event_id: int) -> None:
+        conversation_id = event.conversation_id
+        data = await _about(session, conversation_id, None)
+        await deliver(session, notifiers, snooze_ended(event.manager_id, conversation_id, data))
+
     async def on_retry(session: AsyncSession, event: NotificationRetry, _event_id: int) -> None:
         notifier = by_name.get(event.notifier)
         if notifier is None:
@@ -345,5 +355,6 @@ def notification_handlers(notifiers: Sequence[Notifier]) -> Handlers:
         ConversationOffered: [on_offered],
         SlaBreached: [on_breached],
         NoteMentioned: [on_mentioned],
+        SnoozeEnded: [on_snooze_ended],
         NotificationRetry: [on_retry],
     }

@@ -324,6 +324,15 @@ class SnoozeDue(Event, topic="conversation.snooze_due"):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SnoozeEnded(Event, topic="conversation.snooze_ended"):
+    """A snooze ran out and the conversation is open again: its assignee is told as of any
+    other news of theirs (routing.notify: the live stream, email, the managers' bot)."""
+
+    conversation_id: int
+    manager_id: int  # the assignee
+
+
+@dataclass(frozen=True, kw_only=True)
 class ConversationPending(Event, topic="conversation.pending", bus_only=True):
     """A manager marked the conversation as waiting for the client."""
 

@@ -10,6 +10,7 @@ and drops it when the stream says the call was answered or ended.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,7 +20,16 @@ from intake.calls.desk import complete_callback, open_callbacks, recent_calls, r
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.types import DbId, utcnow
 
-from .common import Frame, PagePrincipal, add_section, frame, render, router
+from .common import (
+    Frame,
+    PagePrincipal,
+    add_section,
+    frame,
+    refused_status,
+    render,
+    router,
+    section_page,
+)
 
 add_section("calls", "/calls", "section.calls")
 
@@ -49,31 +59,38 @@ async def _page(
     *,
     missed: bool,
     after: str | None,
+    due_after: str | None = None,
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     now = utcnow()
-    callbacks = await open_callbacks(session, page.viewer, now)
     try:
+        callbacks = await open_callbacks(session, page.viewer, now, cursor=due_after)
         calls = await recent_calls(
             session, page.viewer, missed_only=missed, cursor=after, limit=CALLS_PAGE
         )
     except InvalidInput as exc:
         raise NotFound("no such page of calls") from exc
-    return render(
+    return section_page(
         request,
         "calls.html",
-        page.words,
+        page,
         status_code,
-        manager=page.manager,
-        csrf=page.csrf,
         callbacks=callbacks,
         calls=calls,
         missed=missed,
+        more_callbacks=_more_callbacks(missed, callbacks.next_cursor),
         error=error,
         duration=duration,
         recording=recording,
     )
+
+
+def _more_callbacks(missed: bool, cursor: str | None) -> str | None:
+    """The address of the callbacks' next page (the "more" link takes only its rows)."""
+    if cursor is None:
+        return None
+    return "/calls?" + urlencode({**({"show": "missed"} if missed else {}), "due_after": cursor})
 
 
 @router.get("/calls")
@@ -84,10 +101,14 @@ async def calls_page(
     session: ReadSessionDep,
     show: Annotated[str, Query(pattern="^(all|missed)$")] = "all",
     after: Annotated[str | None, Query(max_length=200)] = None,
+    due_after: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HTMLResponse:
-    """The callbacks to make, then the recent calls (`?show=missed`, `?after=` a page on)."""
+    """The callbacks to make (`?due_after=` their next page), then the recent calls
+    (`?show=missed`, `?after=` a page on)."""
     page = await frame(request, context, principal, session)
-    return await _page(request, page, session, missed=show == "missed", after=after)
+    return await _page(
+        request, page, session, missed=show == "missed", after=after, due_after=due_after
+    )
 
 
 @router.post("/calls/tasks/{task_id}/done")
@@ -110,7 +131,7 @@ async def callback_done(
         error = page.words.t("calls.error.gone" if gone else "calls.error.closed")
         return await _page(
             request, page, session, missed=False, after=None, error=error,
-            status_code=exc.status_code,
+            status_code=refused_status(request, exc),
         )  # fmt: skip
     return RedirectResponse("/calls", status_code=303)
 

@@ -51,8 +51,9 @@ from .common import (
     add_section,
     frame,
     page_principal,
-    render,
+    refused_status,
     router,
+    section_page,
     viewer_of,
 )
 from .live import LiveResponse, Tab, dispatcher_of, feed, sse, tail_of
@@ -118,12 +119,10 @@ async def board_page(
         error = page.words.t("claims.bad_cursor")
     statuses, reasons = _labels(page.words.lang)
     keep = {"status": tab, **({"mine": "1"} if mine else {})}
-    return render(
+    return section_page(
         request,
         "claims.html",
-        page.words,
-        manager=page.manager,
-        csrf=page.csrf,
+        page,
         board=board,
         tab=tab,
         tabs=TABS,
@@ -218,16 +217,11 @@ async def _claim_page(
     if error is not None:
         code = error.code if error.code in REFUSALS else "failed"
         said = page.words.t(f"claims.error.{code}")
-    return render(
+    return section_page(
         request,
         "claim.html",
-        page.words,
-        # htmx swaps only a 2xx answer: a refusal it asked for comes as 200 with the words.
-        status_code=200
-        if error is None or request.headers.get("hx-request")
-        else error.status_code,
-        manager=page.manager,
-        csrf=page.csrf,
+        page,
+        refused_status(request, error),
         card=card,
         claim=card.claim,
         statuses=statuses,

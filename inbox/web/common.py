@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -24,8 +25,8 @@ from inbox.deps import ContextDep, Principal, ReadSessionDep, get_principal
 from inbox.sessions import SESSION_COOKIE, csrf_token
 from intake.accounts import get_manager
 from intake.i18n import Catalogue, Lang, pick_language
-from intake.inbox import Viewer
-from storage.errors import Unauthorized
+from intake.inbox import Viewer, parse_view
+from storage.errors import HubError, Unauthorized
 from storage.models import Manager
 from storage.types import utcnow
 
@@ -70,6 +71,34 @@ PagePrincipal = Annotated[Principal, Depends(page_principal)]
 
 def viewer_of(principal: Principal) -> Viewer:
     return Viewer(principal.manager_id, principal.is_admin)
+
+
+@dataclass(frozen=True, slots=True)
+class ListPlace:
+    """The list a conversation was opened beside, as a form on the conversation posts it:
+    the view (and its order), or the search `q`."""
+
+    slug: str
+    sort: str = "activity"
+    query: str | None = None
+
+    def conversation_url(self, conversation_id: int) -> str:
+        """The conversation's address beside this same list."""
+        if self.query is not None:
+            return f"/inbox/search/c/{conversation_id}?" + urlencode({"q": self.query})
+        order = "" if self.sort == "activity" else f"?sort={self.sort}"
+        return f"/inbox/v/{self.slug}/c/{conversation_id}{order}"
+
+
+def list_place(
+    view: Annotated[str, Form(max_length=40)] = DEFAULT_VIEW,
+    sort: Annotated[str, Form(pattern="^(activity|sla)$")] = "activity",
+    q: Annotated[str | None, Form(max_length=1000)] = None,
+) -> ListPlace:
+    return ListPlace(parse_view(view).slug, sort, q)
+
+
+ListPlaceForm = Annotated[ListPlace, Depends(list_place)]
 
 
 def _zone(name: str | None) -> ZoneInfo:
@@ -185,4 +214,22 @@ async def frame(
     cookie = request.cookies.get(SESSION_COOKIE, "")
     return Frame(
         manager, speaker(request, manager), csrf_token(context.secret, cookie), viewer_of(principal)
+    )
+
+
+def refused_status(request: Request, error: HubError | None) -> int:
+    """The status of a page shown again with a refusal in words: the refusal's own, but 200
+    when htmx asked (it swaps only a 2xx answer)."""
+    if error is None or request.headers.get("hx-request"):
+        return 200
+    return error.status_code
+
+
+def section_page(
+    request: Request, name: str, page: Frame, status_code: int = 200, **values: Any
+) -> HTMLResponse:
+    """A section's page (calls, claims, leads) for the signed-in manager of `page`: their
+    words, their top bar and the CSRF token of its forms."""
+    return render(
+        request, name, page.words, status_code, manager=page.manager, csrf=page.csrf, **values
     )

@@ -10,7 +10,7 @@ service as POST /api/v1/conversations/{id}/messages (intake.conversations.add_re
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -21,12 +21,12 @@ from inbox.deps import ContextDep, ReadSessionDep
 from intake.accounts import get_manager
 from intake.composer import mention_ids, visible_attachment
 from intake.conversations import add_reply
-from intake.inbox import parse_view, visible_conversation
+from intake.inbox import visible_conversation
 from intake.schemas import AttachmentIn
 from storage.errors import InvalidInput, PayloadTooLarge
 from storage.types import DbId
 
-from .common import DEFAULT_VIEW, PagePrincipal, router, speaker, viewer_of
+from .common import ListPlaceForm, PagePrincipal, router, speaker, viewer_of
 
 MAX_FILES = 20
 # Pictures a browser shows inline; anything else is only ever downloaded.
@@ -43,18 +43,16 @@ async def send(
     request: Request,
     context: ContextDep,
     principal: PagePrincipal,
+    place: ListPlaceForm,
     text: Annotated[str, Form(max_length=100_000)] = "",
     kind: Annotated[str, Form(pattern="^(reply|note)$")] = "reply",
-    view: Annotated[str, Form(max_length=40)] = DEFAULT_VIEW,
-    q: Annotated[str | None, Form(max_length=1000)] = None,
     channel_id: Annotated[str, Form(max_length=20)] = "",
     mentions: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """A reply (through the conversation's channel or the chosen `channel_id`, with files)
     or an internal note (never sent; its @mentions notify the managers named): the same
     service as POST /api/v1/conversations/{id}/messages. Back to the conversation beside
-    the list it was opened from (the view, or the search `q`)."""
-    slug = parse_view(view).slug
+    the list it was opened from (the view in its order, or the search `q`)."""
     note = kind == "note"
     chosen = int(channel_id) if channel_id.isdigit() and len(channel_id) < 19 else None
     if channel_id and chosen is None:
@@ -82,11 +80,7 @@ async def send(
             channel_id=None if note else chosen,
             mentions=mention_ids([mentions]) if note else (),
         )
-    if q is not None:
-        # Sent from a conversation opened from a search: back beside its results.
-        where = f"/inbox/search/c/{conversation_id}?" + urlencode({"q": q})
-        return RedirectResponse(where, status_code=303)
-    return RedirectResponse(f"/inbox/v/{slug}/c/{conversation_id}", status_code=303)
+    return RedirectResponse(place.conversation_url(conversation_id), status_code=303)
 
 
 async def _stored(

@@ -8,13 +8,16 @@ inbox.sessions; its CSRF checks guard every POST); without one, they lead to /lo
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Form, Query, Request
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.base import HubContext
 from hub.headers import EMAIL_FRAME_HEADERS
 from inbox.deps import ContextDep, Principal, ReadSessionDep
 from inbox.sessions import (
@@ -55,8 +58,11 @@ from storage.types import DbId, utcnow
 
 from .common import (
     DEFAULT_VIEW,
+    ListPlace,
+    ListPlaceForm,
     PagePrincipal,
     Speaker,
+    refused_status,
     render,
     router,
     speaker,
@@ -213,10 +219,7 @@ async def _workspace(
         request,
         "workspace.html",
         words,
-        # htmx swaps only a 2xx answer: a refusal it asked for comes as 200 with the words.
-        status_code=200
-        if action_error is None or request.headers.get("hx-request")
-        else action_error.status_code,
+        status_code=refused_status(request, action_error),
         manager=manager,
         view=view,
         listing=listing,
@@ -353,98 +356,104 @@ async def search_conversation_page(
 
 
 ActionView = Annotated[str, Form(max_length=40)]
+# A workspace action's change: a domain service run in the action's write transaction.
+Change = Callable[[AsyncSession], Awaitable[object]]
 
 
-async def _acted(
-    request: Request,
-    context: ContextDep,
-    principal: Principal,
-    session: ReadSessionDep,
-    view: str,
-    conversation_id: int,
-    error: HubError | None,
-) -> Response:
-    """After an action: to the conversation (the server's truth), or the page again with the
-    refusal next to the buttons. What the viewer may not see stays a 404."""
-    slug = parse_view(view).slug
-    if error is None:
-        return RedirectResponse(f"/inbox/v/{slug}/c/{conversation_id}", status_code=303)
-    if isinstance(error, NotFound):
-        raise error
-    return await _workspace(
-        request, context, principal, session, slug, conversation_id, None, action_error=error
-    )
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A workspace action's request: who acts, from beside which list."""
+
+    request: Request
+    context: HubContext
+    principal: Principal
+    place: ListPlace
+
+    @property
+    def viewer(self) -> Viewer:
+        return viewer_of(self.principal)
+
+    async def run(
+        self, conversation_id: int, change: Change, *, service_checks_visibility: bool = False
+    ) -> Response:
+        """Run `change` in one transaction, on a conversation the manager may see (checked
+        here unless the service checks it itself, as assign_as and transfer_as do): the same
+        service as the REST API's. Committed, the browser goes to the conversation beside the
+        same list (the view in its order, or the search); refused, it sees the page again
+        with the refusal next to the buttons, read afresh. What the viewer may not see stays
+        a 404."""
+        error = None
+        try:
+            async with self.context.db.transaction() as writing:
+                if not service_checks_visibility:
+                    await visible_conversation(writing, self.viewer, conversation_id)
+                await change(writing)
+        except NotFound:
+            raise
+        except HubError as exc:
+            error = exc
+        if error is None:
+            return RedirectResponse(self.place.conversation_url(conversation_id), status_code=303)
+        # A read that starts now: the request's own began before the action's transaction.
+        async with self.context.db.read() as fresh:
+            return await _workspace(
+                self.request,
+                self.context,
+                self.principal,
+                fresh,
+                self.place.slug,
+                conversation_id,
+                None,
+                self.place.query,
+                action_error=error,
+                sort=self.place.sort,
+            )
+
+
+async def _action(
+    request: Request, context: ContextDep, principal: PagePrincipal, place: ListPlaceForm
+) -> Action:
+    return Action(request, context, principal, place)
+
+
+ActionDep = Annotated[Action, Depends(_action)]
 
 
 @router.post("/inbox/c/{conversation_id}/take")
-async def take(
-    conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    session: ReadSessionDep,
-    view: ActionView = DEFAULT_VIEW,
-) -> Response:
+async def take(conversation_id: DbId, act: ActionDep) -> Response:
     """Assign to me: the same service as POST /api/v1/conversations/{id}/take."""
-    assert principal.manager_id is not None
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            await visible_conversation(writing, viewer_of(principal), conversation_id)
-            await conversation_admin.take(
-                writing, context.routing, conversation_id, principal.manager_id
-            )
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+    manager_id = act.principal.manager_id
+    assert manager_id is not None
+    routing = act.context.routing
+    return await act.run(
+        conversation_id,
+        lambda writing: conversation_admin.take(writing, routing, conversation_id, manager_id),
+    )
 
 
 @router.post("/inbox/c/{conversation_id}/assign")
 async def assign(
-    conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    session: ReadSessionDep,
-    manager_id: Annotated[DbId, Form()],
-    view: ActionView = DEFAULT_VIEW,
+    conversation_id: DbId, act: ActionDep, manager_id: Annotated[DbId, Form()]
 ) -> Response:
     """Assign to a manager of the conversation's queue (an administrator: to anyone active);
     the API's assign, recorded as `manual` with this manager as the actor."""
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            await assign_as(
-                writing, context.routing, viewer_of(principal), conversation_id, manager_id
-            )
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+    routing = act.context.routing
+    return await act.run(
+        conversation_id,
+        lambda writing: assign_as(writing, routing, act.viewer, conversation_id, manager_id),
+        service_checks_visibility=True,
+    )
 
 
 @router.post("/inbox/c/{conversation_id}/close")
-async def close(
-    conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    session: ReadSessionDep,
-    view: ActionView = DEFAULT_VIEW,
-) -> Response:
+async def close(conversation_id: DbId, act: ActionDep) -> Response:
     """Close: the same service as POST /api/v1/conversations/{id}/close."""
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            await visible_conversation(writing, viewer_of(principal), conversation_id)
-            await close_conversation(
-                writing,
-                conversation_id,
-                manager_id=principal.manager_id,
-                now=context.routing.clock(),
-            )
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+    now = act.context.routing.clock()
+    by = act.principal.manager_id
+    return await act.run(
+        conversation_id,
+        lambda writing: close_conversation(writing, conversation_id, manager_id=by, now=now),
+    )
 
 
 @router.get("/inbox/m/{message_id}/html")

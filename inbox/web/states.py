@@ -13,10 +13,11 @@ from typing import Annotated
 
 from fastapi import Form, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.deps import ContextDep, ReadSessionDep
 from intake.accounts import get_manager
-from intake.inbox import parse_view, visible_conversation
+from intake.inbox import parse_view
 from intake.states import local_time, mark_pending, reopen, snooze, snooze_time
 from routing.admin.bulk import MAX_BULK, bulk_act
 from routing.admin.conversations import transfer_as
@@ -24,7 +25,7 @@ from storage.errors import HubError, InvalidInput
 from storage.types import DbId
 
 from .common import DEFAULT_VIEW, PagePrincipal, router, speaker, viewer_of
-from .pages import ActionView, _acted, _workspace
+from .pages import ActionDep, ActionView, _workspace
 
 SnoozeChoice = Annotated[str, Form(pattern="^(hour|tomorrow|monday|at)$")]
 SnoozeAt = Annotated[str, Form(max_length=40)]
@@ -33,110 +34,67 @@ SnoozeAt = Annotated[str, Form(max_length=40)]
 @router.post("/inbox/c/{conversation_id}/snooze")
 async def snooze_page(
     conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
+    act: ActionDep,
     session: ReadSessionDep,
     choice: SnoozeChoice = "hour",
     until: SnoozeAt = "",
-    view: ActionView = DEFAULT_VIEW,
 ) -> Response:
     """Snooze: a quick choice (an hour, tomorrow 9:00 or next Monday 9:00 in the manager's
     zone) or `until` (`choice=at`, a date and time in the manager's zone)."""
-    assert principal.manager_id is not None
-    manager = await get_manager(session, principal.manager_id)
-    zone = speaker(request, manager).zone
-    now = context.routing.clock()
-    error = None
-    try:
+    by = act.principal.manager_id
+    assert by is not None
+    zone = speaker(act.request, await get_manager(session, by)).zone
+    now = act.context.routing.clock()
+
+    async def change(writing: AsyncSession) -> None:
         if choice == "at":
             if not until.strip():
                 raise InvalidInput("snooze until when?", code="invalid_snooze")
             end = local_time(until, zone)
         else:
             end = snooze_time(choice, now, zone)
-        async with context.db.transaction() as writing:
-            await visible_conversation(writing, viewer_of(principal), conversation_id)
-            await snooze(
-                writing, conversation_id, until=end, manager_id=principal.manager_id, now=now
-            )
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+        await snooze(writing, conversation_id, until=end, manager_id=by, now=now)
+
+    return await act.run(conversation_id, change)
 
 
 @router.post("/inbox/c/{conversation_id}/pending")
-async def pending_page(
-    conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    session: ReadSessionDep,
-    view: ActionView = DEFAULT_VIEW,
-) -> Response:
+async def pending_page(conversation_id: DbId, act: ActionDep) -> Response:
     """Waiting for the client: the same service as POST /api/v1/conversations/{id}/pending."""
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            await visible_conversation(writing, viewer_of(principal), conversation_id)
-            await mark_pending(writing, conversation_id, manager_id=principal.manager_id)
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+    by = act.principal.manager_id
+    return await act.run(
+        conversation_id, lambda writing: mark_pending(writing, conversation_id, manager_id=by)
+    )
 
 
 @router.post("/inbox/c/{conversation_id}/reopen")
-async def reopen_page(
-    conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    session: ReadSessionDep,
-    view: ActionView = DEFAULT_VIEW,
-) -> Response:
+async def reopen_page(conversation_id: DbId, act: ActionDep) -> Response:
     """Reopen: the same service as POST /api/v1/conversations/{id}/reopen."""
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            await visible_conversation(writing, viewer_of(principal), conversation_id)
-            await reopen(
-                writing,
-                conversation_id,
-                manager_id=principal.manager_id,
-                now=context.routing.clock(),
-            )
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+    now = act.context.routing.clock()
+    by = act.principal.manager_id
+    return await act.run(
+        conversation_id,
+        lambda writing: reopen(writing, conversation_id, manager_id=by, now=now),
+    )
 
 
 @router.post("/inbox/c/{conversation_id}/transfer")
 async def transfer_page(
     conversation_id: DbId,
-    request: Request,
-    context: ContextDep,
-    principal: PagePrincipal,
-    session: ReadSessionDep,
+    act: ActionDep,
     queue_id: Annotated[DbId, Form()],
     reason: Annotated[str, Form(max_length=500)] = "",
-    view: ActionView = DEFAULT_VIEW,
 ) -> Response:
     """Transfer to another queue (its strategy decides who gets it, or it waits there), with
     the reason in the assignment history: the API's transfer with `queue_id`."""
-    error = None
-    try:
-        async with context.db.transaction() as writing:
-            await transfer_as(
-                writing,
-                context.routing,
-                viewer_of(principal),
-                conversation_id,
-                queue_id,
-                note=reason,
-            )
-    except HubError as exc:
-        error = exc
-    return await _acted(request, context, principal, session, view, conversation_id, error)
+    routing = act.context.routing
+    return await act.run(
+        conversation_id,
+        lambda writing: transfer_as(
+            writing, routing, act.viewer, conversation_id, queue_id, note=reason
+        ),
+        service_checks_visibility=True,
+    )
 
 
 @router.post("/inbox/bulk")

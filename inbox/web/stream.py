@@ -76,7 +76,7 @@ __all__ = [
 ]
 
 FEED = "inbox"
-TOPICS = ("conversation.*", "message.*")
+TOPICS = ("conversation.*", "message.*", "task.*")
 CONTACT_TOPICS = ("contact.changed", "contact.merged")
 CALL_TOPICS = "call.*"
 RINGING_TOPIC = "call.ringing"
@@ -87,7 +87,7 @@ PRESENCE_SECONDS = 15
 PRESENCE_STATES = ("viewing", "typing")
 STATE_CACHE = 256
 READS_AT_ONCE = 3
-_WANTED = ("conversation.", "message.", "call.", "manager.")
+_WANTED = ("conversation.", "message.", "task.", "call.", "manager.")
 
 
 class ConversationStates:

@@ -15,14 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from intake import tasks
 from intake.calls.desk_repository import DeskRepository
 from intake.calls.repository import CallRepository
-from intake.journal import Page, decode_cursor, page_of
+from intake.journal import Page, decode_cursor, decode_time_cursor, encode_time_cursor, page_of
 from intake.visibility import Viewer
 from storage.errors import NotFound
 from storage.models import Call, CallState, Contact, Conversation, Task
 from storage.types import utcnow
 
 CURSOR_KIND = "desk-call"
-MAX_CALLBACKS = 200
+CALLBACKS_PAGE = 50
 CARD_CONVERSATIONS = 5
 RINGING_FRESH = timedelta(minutes=2)
 """A call still marked ringing that began longer ago is taken for one whose end was lost."""
@@ -80,16 +80,27 @@ class CallRow:
 @dataclass(frozen=True, slots=True)
 class Callbacks:
     rows: list[CallbackRow]
-    total: int  # open callbacks the viewer may see (rows holds at most MAX_CALLBACKS)
+    total: int  # open callbacks the viewer may see, on every page
+    next_cursor: str | None = None  # the next page's, when there is one
 
 
-async def open_callbacks(session: AsyncSession, viewer: Viewer, now: datetime) -> Callbacks:
-    """The open tasks `viewer` may see, the longest due first: the overdue ones lead."""
+async def open_callbacks(
+    session: AsyncSession,
+    viewer: Viewer,
+    now: datetime,
+    *,
+    cursor: str | None = None,
+    limit: int = CALLBACKS_PAGE,
+) -> Callbacks:
+    """The open tasks `viewer` may see, the longest due first (the overdue ones lead), a
+    keyset page of `limit` after `cursor` (InvalidInput for one this did not give)."""
     repo = DeskRepository(session)
-    found = await repo.open_tasks(viewer, MAX_CALLBACKS)
-    total = len(found)
-    if total == MAX_CALLBACKS:
-        total = await repo.count_open_tasks(viewer)
+    after = decode_time_cursor(cursor) if cursor else None
+    found = await repo.open_tasks(viewer, limit + 1, after)
+    more = len(found) > limit
+    found = found[:limit]
+    # All of them on this first page: the count is the page's; else one query counts.
+    total = len(found) if after is None and not more else await repo.count_open_tasks(viewer)
     calls = await repo.calls_by_id({t.call_id for t in found if t.call_id is not None})
     contacts = await repo.contacts({t.contact_id for t in found if t.contact_id is not None})
     visible = await repo.visible_among(
@@ -105,7 +116,8 @@ async def open_callbacks(session: AsyncSession, viewer: Viewer, now: datetime) -
         )
         for task in found
     ]
-    return Callbacks(rows, total)
+    next_cursor = encode_time_cursor(found[-1].due_at, found[-1].id) if more else None
+    return Callbacks(rows, total, next_cursor)
 
 
 async def recent_calls(

@@ -52,14 +52,18 @@ class DeskRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def open_tasks(self, viewer: Viewer, limit: int) -> list[Task]:
-        """Open tasks, the longest due first (so the overdue ones lead)."""
-        query = (
-            select(Task)
-            .where(Task.status == TaskStatus.OPEN, task_seen(viewer))
-            .order_by(Task.due_at, Task.id)
-            .limit(limit)
-        )
+    async def open_tasks(
+        self, viewer: Viewer, limit: int, after: tuple[datetime, int] | None = None
+    ) -> list[Task]:
+        """Open tasks, the longest due first (so the overdue ones lead); `after` continues
+        past that (due time, id)."""
+        query = select(Task).where(Task.status == TaskStatus.OPEN, task_seen(viewer))
+        if after is not None:
+            due_at, last_id = after
+            query = query.where(
+                or_(Task.due_at > due_at, and_(Task.due_at == due_at, Task.id > last_id))
+            )
+        query = query.order_by(Task.due_at, Task.id).limit(limit)
         return list((await self.session.scalars(query)).all())
 
     async def count_open_tasks(self, viewer: Viewer) -> int:

@@ -270,6 +270,30 @@ class TestNotifications:
         )
         assert "Note: @Boris Kent, дайте скидку?" in note.text
 
+    async def test_a_conversation_back_from_a_snooze_comes_to_its_assignee(
+        self, staff: BotHub
+    ) -> None:
+        anna, anna_headers = await new_manager(staff, "Anna", "en")
+        anna_chat = Chat(language="en")
+        await linked(staff, anna_headers, anna_chat)
+        await default_queue(staff.client, staff.headers, [anna.id], name="Продажи")
+        await go_online(staff.client, anna_headers)
+        conversation = await post_form(staff.client, "Перезвоните завтра")
+        await drain(staff.app)
+        response = await staff.client.post(
+            f"/api/v1/conversations/{conversation}/snooze",
+            json={"until": (utcnow() + timedelta(hours=1)).isoformat()},
+            headers=anna_headers,
+        )
+        assert response.status_code == 200, response.text
+        await drain(staff.app)
+        before = len(staff.api.sent("sendMessage", anna_chat.user_id))
+        await drain(staff.app, ahead=timedelta(hours=2))
+        sent = staff.api.sent("sendMessage", anna_chat.user_id)
+        assert len(sent) == before + 1
+        assert sent[-1].text.startswith(f"Conversation #{conversation} is back from snooze\n")
+        assert "Queue: Продажи" in sent[-1].text
+
     async def test_a_blocked_bot_unlinks_the_manager(self, staff: BotHub) -> None:
         anna, headers = await new_manager(staff, "Анна")
         chat = Chat()

@@ -166,3 +166,46 @@ async def test_the_owner_sees_the_card_on_any_page_and_it_goes_when_answered(
         await no_overflow(page, 1280)
     finally:
         await context.close()
+
+
+async def test_a_callback_a_colleague_marks_done_leaves_every_open_calls_page(
+    hub: Workspace, browser: Any, line: str
+) -> None:
+    from playwright.async_api import expect
+
+    number, shown = "+79123456709", "+7 912 345-67-09"
+    await posted(line, "newCall", "e2e-done", number)
+    await posted(line, "hangup", "e2e-done", number, cause="cancel")
+    seen = ((ADMIN, "ru-RU", 1280), (MANAGER_EN, "en-US", 390))
+    contexts, pages = [], []
+    try:
+        for who, locale, width in seen:
+            context = await browser.new_context(
+                viewport={"width": width, "height": 844 if width == 390 else 800},
+                locale=locale,
+                is_mobile=width == 390,
+            )
+            context.set_default_timeout(15_000)
+            contexts.append(context)
+            page = await context.new_page()
+            await sign_in(page, hub, who)
+            await page.goto(hub.url + "/calls")
+            await page.wait_for_function("() => document.documentElement.dataset.live === 'on'")
+            await expect(page.locator("#callbacks .callback", has_text=shown)).to_have_count(1)
+            pages.append(page)
+        admin, colleague = pages
+        row = colleague.locator("#callbacks .callback", has_text=shown)
+        await colleague.screenshot(path=hub.artifacts / "calls-callback-en-390.png")
+        await no_overflow(colleague, 390)
+
+        done = admin.locator("#callbacks .callback", has_text=shown)
+        await done.get_by_role("button", name="Отметить сделанным").click()
+        marked = time.monotonic()
+        await expect(row).to_have_count(0, timeout=5_000)  # no reload in the colleague's tab
+        print(f"callback done to gone from a colleague's page: {time.monotonic() - marked:.1f} s")
+        assert colleague.url.endswith("/calls")
+        await expect(colleague.locator("#recent-calls")).to_contain_text(shown)
+        await colleague.screenshot(path=hub.artifacts / "calls-callback-gone-en-390.png")
+    finally:
+        for context in contexts:
+            await context.close()

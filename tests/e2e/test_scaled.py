@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,13 +20,22 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_URL, missing_part
-from tests.e2e.workspace import ADMIN, BOT_TOKEN, MANAGER_EN, no_overflow, replies_with, wait_for
-from tests.served import OMNIHUB, free_port, hub_environment, serve_process
+from tests.e2e.workspace import (
+    ADMIN,
+    MANAGER_EN,
+    add_staff_and_bot,
+    no_overflow,
+    post_form_at,
+    replies_with,
+    run_cli,
+    sign_in,
+    wait_for,
+)
+from tests.served import free_port, hub_environment, serve_process
 from tests.telegram_api import BotApiStandIn
 
 SECRET_KEY = "scaled-test-secret-key-0123456789abcdef"
@@ -44,16 +52,7 @@ class ScaledHub:
         self.artifacts.mkdir(parents=True, exist_ok=True)
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [str(OMNIHUB), *args],
-            cwd=self.workdir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return run_cli(self.workdir, self.env, *args)
 
 
 def _dsn(database: str | None = None) -> str:
@@ -109,16 +108,8 @@ def scaled(
     hub.cli("db", "upgrade")  # on PostgreSQL, serve checks the schema and does not migrate
     with contextlib.ExitStack() as stack:
         stack.enter_context(serve_process(workdir, env, "--workers", "2", ready_within=180))
-        for email, name, password in (ADMIN, MANAGER_EN):
-            role = "admin" if email == ADMIN[0] else "manager"
-            hub.cli("managers", "add", "--email", email, "--name", name, "--role", role,
-                    "--password", password)  # fmt: skip
-        # The second manager reads English (no CLI option sets the language yet).
+        add_staff_and_bot(hub, telegram)
         asyncio.run(set_language(postgres_database, MANAGER_EN[0], "en"))
-        hub.cli(
-            "channels", "add", "telegram", "--key", "shopbot", "--token", BOT_TOKEN,
-            "--title", "Shop bot", "--api-url", telegram.url, "--mode", "polling",
-        )  # fmt: skip
         stack.enter_context(serve_process(workdir / "posts", post_env, ready_within=180))
         yield hub
 
@@ -129,26 +120,6 @@ async def set_language(database_url: str, email: str, language: str) -> None:
         await conn.execute("UPDATE managers SET language = $1 WHERE email = $2", language, email)
     finally:
         await conn.close()
-
-
-async def sign_in_to(page: Any, hub: ScaledHub, who: tuple[str, str, str]) -> None:
-    await page.goto(hub.url + "/")
-    await page.wait_for_url("**/login")
-    await page.locator("#email").fill(who[0])
-    await page.locator("#password").fill(who[2])
-    await page.locator("form button[type=submit]").click()
-    await page.wait_for_url("**/inbox/v/unassigned")
-
-
-def post_form_to(url: str, name: str, email: str, message: str) -> int:
-    response = httpx.post(
-        f"{url}/forms/default",
-        json={"name": name, "email": email, "message": message, "consent": True},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    conversation_id: int = response.json()["conversation_id"]
-    return conversation_id
 
 
 async def test_a_post_to_another_process_appears_live_and_a_reply_goes_out(
@@ -167,12 +138,12 @@ async def test_a_post_to_another_process_appears_live_and_a_reply_goes_out(
         context.set_default_timeout(15_000)
         try:
             page = await context.new_page()
-            await sign_in_to(page, scaled, who)
+            await sign_in(page, scaled, who)
             await page.wait_for_function("() => document.documentElement.dataset.live === 'on'")
             name = f"Клиент <b>{width}</b> " + "Длинноеимя" * 6
             email = f"client{width}.{locale}@example.ru"
             conversation_id = await asyncio.to_thread(
-                post_form_to, scaled.post_url, name, email, "Нужен счёт."
+                post_form_at, scaled.post_url, name, email, "Нужен счёт."
             )
             posted = time.monotonic()
             row = page.locator(f'#list-rows [data-conversation="{conversation_id}"]')
@@ -212,7 +183,7 @@ async def test_a_telegram_reply_goes_out_from_the_worker_process(
     context.set_default_timeout(15_000)
     try:
         page = await context.new_page()
-        await sign_in_to(page, scaled, ADMIN)
+        await sign_in(page, scaled, ADMIN)
         row = page.locator("#list-rows .row", has_text="Pavel")
         await expect(row).to_be_visible(timeout=30_000)
         await row.locator("a").click()

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -34,6 +34,36 @@ BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"
 CLIENT_CHAT = 777001
 
 
+def run_cli(workdir: Path, env: dict[str, str], *args: str) -> str:
+    """`omnihub ARGS` as the hub's administrator runs it, in the hub's folder and settings."""
+    done = subprocess.run(
+        [str(OMNIHUB), *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+class Served(Protocol):
+    """A hub the browser tests run against: its address and its command line."""
+
+    url: str
+
+    def cli(self, *args: str) -> str: ...
+
+
+def add_staff_and_bot(hub: Served, telegram: BotApiStandIn) -> None:
+    """The administrator (Russian) and the manager (English reads after `language` is set,
+    which no CLI option does yet), and the shop's Telegram bot polling the stand-in."""
+    for email, name, password in (ADMIN, MANAGER_EN):
+        role = "admin" if email == ADMIN[0] else "manager"
+        hub.cli("managers", "add", "--email", email, "--name", name, "--role", role,
+                "--password", password)  # fmt: skip
+    hub.cli(
+        "channels", "add", "telegram", "--key", "shopbot", "--token", BOT_TOKEN,
+        "--title", "Shop bot", "--api-url", telegram.url, "--mode", "polling",
+    )  # fmt: skip
+
+
 @dataclass
 class Workspace:
     url: str
@@ -45,16 +75,7 @@ class Workspace:
     artifacts: Path
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [str(OMNIHUB), *args],
-            cwd=self.workdir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return run_cli(self.workdir, self.env, *args)
 
     def sql(self, statement: str, *params: Any) -> list[tuple[Any, ...]]:
         path = self.workdir / "var" / "omnihub.db"
@@ -107,11 +128,7 @@ def hub(
         hub = Workspace(
             f"http://127.0.0.1:{port}", workdir, env, smtp, dovecot, telegram, artifacts
         )
-        for email, name, password in (ADMIN, MANAGER_EN):
-            role = "admin" if email == ADMIN[0] else "manager"
-            hub.cli("managers", "add", "--email", email, "--name", name, "--role", role,
-                    "--password", password)  # fmt: skip
-        # The second manager reads English (no CLI option sets the language yet).
+        add_staff_and_bot(hub, telegram)
         hub.sql("UPDATE managers SET language = 'en' WHERE email = ?", MANAGER_EN[0])
         hub.cli(
             "channels", "add", "email", "--key", "support", "--title", "Support mailbox",
@@ -120,10 +137,6 @@ def hub(
             "--smtp-host", smtp.host, "--smtp-port", str(smtp.port), "--smtp-security", "plain",
             "--no-smtp-login", "--from-address", "support@shop.example.ru",
             "--poll-seconds", "1", "--no-idle",
-        )  # fmt: skip
-        hub.cli(
-            "channels", "add", "telegram", "--key", "shopbot", "--token", BOT_TOKEN,
-            "--title", "Shop bot", "--api-url", telegram.url, "--mode", "polling",
         )  # fmt: skip
         yield hub
 
@@ -139,7 +152,7 @@ async def desk(browser: Any) -> AsyncIterator[Any]:
         await context.close()
 
 
-async def sign_in(page: Any, hub: Workspace, who: tuple[str, str, str]) -> None:
+async def sign_in(page: Any, hub: Served, who: tuple[str, str, str]) -> None:
     await page.goto(hub.url + "/")
     await page.wait_for_url("**/login")
     await page.locator("#email").fill(who[0])
@@ -149,8 +162,13 @@ async def sign_in(page: Any, hub: Workspace, who: tuple[str, str, str]) -> None:
 
 
 def post_form(hub: Workspace, name: str, email: str, message: str) -> int:
+    return post_form_at(hub.url, name, email, message)
+
+
+def post_form_at(url: str, name: str, email: str, message: str) -> int:
+    """A client's post to the built-in web form of the hub at `url`; its conversation's id."""
     response = httpx.post(
-        f"{hub.url}/forms/default",
+        f"{url}/forms/default",
         json={"name": name, "email": email, "message": message, "consent": True},
         timeout=30,
     )

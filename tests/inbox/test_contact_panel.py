@@ -437,3 +437,36 @@ class TestPatchContact:
             )
         hidden = await client.patch(url, json={"name": "Борис"}, headers=headers)
         assert hidden.status_code == 404
+
+    async def test_a_managers_get_sees_what_their_patch_may_change(
+        self, client: httpx.AsyncClient, hub_db: Database, admin_headers: dict[str, str]
+    ) -> None:
+        ivan = await create_manager(hub_db, email="ivan@example.ru")
+        olga = await create_manager(hub_db, email="olga@example.ru")
+        token, _ = await create_token(hub_db, manager_id=olga.id)
+        headers = {"Authorization": f"Bearer {token}"}
+        channel = await create_channel(hub_db)
+        found = await ingest_message(hub_db, channel, email="c@example.ru")
+        url = f"/api/v1/contacts/{found.contact_id}"
+        seen = await client.get(url, headers=headers)  # unassigned: every manager sees it
+        assert seen.status_code == 200 and seen.json()["id"] == found.contact_id
+        async with hub_db.transaction() as session:
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == found.conversation_id)
+                .values(assignee_id=ivan.id)
+            )
+        hidden = await client.get(url, headers=headers)
+        assert hidden.status_code == 404 and hidden.json()["error"] == "not_found"
+        assert (await client.patch(url, json={"name": "Борис"}, headers=headers)).status_code == 404
+        assert (await client.get(url, headers=admin_headers)).status_code == 200
+        # Her own contact she sees (and may change) without a conversation of hers.
+        async with hub_db.transaction() as session:
+            await session.execute(
+                update(Contact).where(Contact.id == found.contact_id).values(owner_id=olga.id)
+            )
+        owned = await client.get(url, headers=headers)
+        assert owned.status_code == 200 and owned.json()["id"] == found.contact_id
+        assert (await client.patch(url, json={"name": "Анна"}, headers=headers)).status_code == 200
+        gone = await client.get("/api/v1/contacts/999999", headers=headers)
+        assert gone.status_code == 404

@@ -4,6 +4,7 @@ browser test (tests/e2e/test_calls_page.py) does the pop-up itself."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from storage.types import utcnow
 from tests.channels.telephony.conftest import PhoneHub
 from tests.factories import create_manager, create_token, make_queue
 from tests.inbox.test_web_stream import data, open_stream, served
+from tests.intake.test_calls_desk import missed_calls
 
 PASSWORD = "correct horse battery staple"
 HUB = "http://hub.test"
@@ -138,6 +140,33 @@ class TestCallbacks:
 
         assert [r.status_code for r in (bare, forged, wrong)] == [403, 403, 403]
         assert (await task_of(hub, "+79123456701")).status == TaskStatus.OPEN
+
+    async def test_more_callbacks_follow_a_keyset_page_at_a_time(
+        self, hub: PhoneHub, client: httpx.AsyncClient
+    ) -> None:
+        await create_manager(hub.db, email="olga@example.ru")
+        await missed_calls(hub.db, 52, 0)
+        await signed_in(client, "olga@example.ru")
+
+        first = await client.get("/calls?lang=en")
+        assert first.status_code == 200
+        callbacks = first.text.split('id="recent-calls"')[0]
+        shown = task_ids(callbacks)
+        assert len(shown) == 50 and '<span class="count">52</span>' in callbacks
+        more = re.search(r'href="(/calls\?due_after=[^"]+)" hx-get="\1"', callbacks)
+        assert more is not None and "More callbacks" in callbacks
+        rest = await client.get(html.unescape(more.group(1)))
+        assert rest.status_code == 200
+        tail = task_ids(rest.text.split('id="recent-calls"')[0])
+        assert len(tail) == 2 and not set(tail) & set(shown)
+        assert "data-more-callbacks" not in rest.text  # the last page
+        async with hub.db.read() as session:
+            every = (await session.scalars(select(Task.id).order_by(Task.due_at, Task.id))).all()
+        assert shown + tail == list(every)
+        russian = await client.get("/calls?lang=ru")
+        assert "Ещё обратные звонки" in russian.text
+        forged = await client.get("/calls", params={"due_after": "bm90LWEtY3Vyc29y"})
+        assert forged.status_code == 404
 
 
 class TestRecentCalls:

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from inbox.web.live import Dispatcher
 from intake.inbox import Viewer
 from storage.db import Database
-from storage.models import Attachment, ChannelKind, Conversation, ManagerRole, Message
+from storage.models import Attachment, ChannelKind, Conversation, Manager, ManagerRole, Message
 from tests.factories import (
     create_channel,
     create_manager,
@@ -277,3 +277,37 @@ async def test_a_known_address_without_a_mailbox_to_write_from_is_said_so(
     assert "their address is known, but no mailbox or bot is set up" in page
     assert "no email address or Telegram is known" not in page
     assert 'value="reply" disabled' in page
+
+
+async def test_a_mention_of_a_manager_deactivated_since_stays_marked(
+    client: httpx.AsyncClient, hub_db: Database
+) -> None:
+    await create_manager(hub_db, email="olga@example.ru", name="Ольга")
+    irina = await create_manager(hub_db, email="irina@example.ru", name="Ирина Петрова")
+    form = await create_channel(hub_db)
+    taken = await ingest_message(hub_db, form, email="c@example.ru", name="Анна")
+    await signed_in(client, "olga@example.ru")
+    sent = await client.post(
+        f"/inbox/c/{taken.conversation_id}/messages",
+        data={"text": "@Ирина Петрова, проверь <b>оплату</b>", "kind": "note",
+              "mentions": str(irina.id)},
+        headers={"Origin": HUB},
+    )  # fmt: skip
+    assert sent.status_code == 303, sent.text
+    marked = '<mark class="mention">@Ирина Петрова</mark>, проверь &lt;b&gt;оплату&lt;/b&gt;'
+    page = await client.get(f"/inbox/v/unassigned/c/{taken.conversation_id}")
+    assert marked in page.text
+    async with hub_db.transaction() as session:
+        await session.execute(update(Manager).where(Manager.id == irina.id).values(is_active=False))
+    page = await client.get(f"/inbox/v/unassigned/c/{taken.conversation_id}")
+    assert marked in page.text  # written when she was a colleague: still a mention
+    # She may no longer be mentioned: a new note names her as plain text.
+    again = await client.post(
+        f"/inbox/c/{taken.conversation_id}/messages",
+        data={"text": "@Ирина Петрова ушла", "kind": "note", "mentions": str(irina.id)},
+        headers={"Origin": HUB},
+    )
+    assert again.status_code == 303
+    page = await client.get(f"/inbox/v/unassigned/c/{taken.conversation_id}")
+    assert page.text.count('<mark class="mention">') == 1
+    assert '<div class="text">@Ирина Петрова ушла</div>' in page.text

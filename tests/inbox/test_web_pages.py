@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import urlencode
 
 import httpx
 from sqlalchemy import update
@@ -240,6 +241,65 @@ async def test_take_then_close_through_the_page_and_the_history_says_so(
     )
     assert again.status_code == 409
     assert '<p class="actions-error" role="alert">Разговор закрыт.</p>' in again.text
+
+
+async def test_an_action_comes_back_beside_the_same_list_in_its_order_or_search(
+    client: httpx.AsyncClient, hub_db: Database
+) -> None:
+    await create_manager(hub_db, email="olga@example.ru", name="Ольга")
+    channel = await create_channel(hub_db)
+    first = await ingest_message(hub_db, channel, text="Где счёт?", email="a@example.ru")
+    second = await ingest_message(hub_db, channel, text="Где накладная?", email="b@example.ru")
+    one, two = first.conversation_id, second.conversation_id
+    await signed_in(client, "olga@example.ru")
+
+    # Opened from the list sorted by SLA: the forms carry the order, the answer keeps it.
+    page = await client.get(f"/inbox/v/unassigned/c/{one}", params={"sort": "sla"})
+    assert '<input type="hidden" name="sort" value="sla">' in page.text
+    taken = await client.post(
+        f"/inbox/c/{one}/take", data={"view": "unassigned", "sort": "sla"}, headers={"Origin": HUB}
+    )
+    assert taken.status_code == 303
+    assert taken.headers["location"] == f"/inbox/v/unassigned/c/{one}?sort=sla"
+    pending = await client.post(
+        f"/inbox/c/{one}/pending", data={"view": "mine", "sort": "sla"}, headers={"Origin": HUB}
+    )
+    assert pending.headers["location"] == f"/inbox/v/mine/c/{one}?sort=sla"
+    # A refusal shows the same list in the same order beside the words.
+    hidden = update(Conversation).where(Conversation.id == one).values(status="closed")
+    async with hub_db.transaction() as session:
+        await session.execute(hidden)
+    refused = await client.post(
+        f"/inbox/c/{one}/pending",
+        data={"view": "mine", "sort": "sla"},
+        headers={"Origin": HUB, "HX-Request": "true"},
+    )
+    assert refused.status_code == 200  # htmx swaps only a 2xx answer
+    assert '<p class="actions-error" role="alert">Разговор закрыт.</p>' in refused.text
+    assert '<option value="sla" selected>' in refused.text
+    assert f'href="/inbox/v/mine/c/{one}?sort=sla"' not in refused.text  # closed: not in Mine
+
+    # Opened from a search: the answer goes back beside its results.
+    found = await client.get(f"/inbox/search/c/{two}", params={"q": "накладная"})
+    assert '<input type="hidden" name="q" value="накладная">' in found.text
+    closed = await client.post(
+        f"/inbox/c/{two}/close",
+        data={"view": "unassigned", "q": "накладная"},
+        headers={"Origin": HUB},
+    )
+    assert closed.headers["location"] == f"/inbox/search/c/{two}?{urlencode({'q': 'накладная'})}"
+    again = await client.post(
+        f"/inbox/c/{two}/take",
+        data={"view": "unassigned", "q": "накладная"},
+        headers={"Origin": HUB},
+    )
+    assert again.status_code == 409 and 'id="search-q"' in again.text
+    assert 'value="накладная"' in again.text and "Разговор закрыт." in again.text
+    # Without a list's order, the plain address as before.
+    plain = await client.post(
+        f"/inbox/c/{two}/reopen", data={"view": "status-closed"}, headers={"Origin": HUB}
+    )
+    assert plain.headers["location"] == f"/inbox/v/status-closed/c/{two}"
 
 
 async def test_a_manager_may_not_give_away_a_colleagues_conversation(

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import event
+import pytest
+from sqlalchemy import event, select
 
 from intake.calls.desk import open_callbacks, recent_calls, shown_number
 from intake.visibility import Viewer
 from storage.db import Database
+from storage.errors import InvalidInput
 from storage.models import Call, CallState, Task, TaskKind, TaskStatus
 from storage.types import utcnow
 from tests.factories import create_channel, create_manager, ingest_message
@@ -104,3 +106,29 @@ def test_numbers_are_shown_as_people_write_them() -> None:
     assert shown_number("+442079460958") == "+44 20 7946 0958"
     assert shown_number("anonymous") == "anonymous"
     assert shown_number(None) == ""
+
+
+async def test_callbacks_come_in_keyset_pages_that_neither_repeat_nor_skip(db: Database) -> None:
+    manager = await create_manager(db)
+    await missed_calls(db, 7, 0)
+    viewer = Viewer(manager.id, False)
+    async with db.transaction() as session:
+        tasks = list((await session.scalars(select(Task).order_by(Task.id))).all())
+        for task in tasks[2:5]:  # three due at the very same moment: the id decides
+            task.due_at = tasks[2].due_at
+    async with db.read() as session:
+        whole = await open_callbacks(session, viewer, utcnow())
+        assert whole.total == 7 and whole.next_cursor is None
+        order = [row.task.id for row in whole.rows]
+        walked: list[int] = []
+        cursor = None
+        while True:
+            page = await open_callbacks(session, viewer, utcnow(), cursor=cursor, limit=2)
+            assert page.total == 7 and len(page.rows) <= 2
+            walked += [row.task.id for row in page.rows]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert walked == order
+        with pytest.raises(InvalidInput):
+            await open_callbacks(session, viewer, utcnow(), cursor="bm90LWEtY3Vyc29y")

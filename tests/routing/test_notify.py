@@ -426,3 +426,45 @@ async def test_a_failing_notifier_is_retried_alone(app: Any, hub_db: Database):
     much_later = utcnow() + timedelta(hours=2)
     await OutboxWorker(hub_db, table, clock=lambda: much_later).drain()
     assert flaky.sent == [(anna.id, "assigned")]
+
+
+async def test_a_conversation_back_from_a_snooze_tells_its_assignee_everywhere(
+    app: Any,
+    client: httpx.AsyncClient,
+    hub_db: Database,
+    admin_headers: dict[str, str],
+    smtp: Recorder,
+):
+    settings = Settings()
+    anna, anna_headers = await manager_with_headers(hub_db, name="Анна")
+    await default_queue(client, admin_headers, [anna.id], name="Продажи")
+    await go_online(client, anna_headers)
+    conversation = await post_form(client, "Перезвоните в понедельник")
+    await drain(app, settings=settings)
+    assert len(smtp.to(anna.email)) == 1  # assigned
+    until = utcnow() + timedelta(hours=1)
+    response = await client.post(
+        f"/api/v1/conversations/{conversation}/snooze",
+        json={"until": until.isoformat()},
+        headers=anna_headers,
+    )
+    assert response.status_code == 200, response.text
+    bus = app.state.context.bus
+    async with bus.subscribe(f"manager.{anna.id}") as for_anna:
+        await drain(app, settings=settings)
+        assert await received(for_anna) == []  # not yet
+        await drain(app, ahead=timedelta(hours=2), settings=settings)
+        [note] = await received(for_anna)
+    assert note["type"] == "notification" and note["kind"] == "snooze_ended"
+    assert note["conversation_id"] == conversation
+    assert note["title_ru"] == f"Разговор #{conversation} вернулся из отложенных"
+    assert note["title_en"] == f"Conversation #{conversation} is back from snooze"
+    assert note["data"]["queue"] == "Продажи"
+    mails = smtp.to(anna.email)
+    assert len(mails) == 2
+    assert mails[-1]["Subject"] == f"Разговор #{conversation} вернулся из отложенных"
+    assert mails[-1]["X-Omnihub-Notification"] == "snooze_ended"
+    assert f"Разговор: #{conversation}" in mails[-1].get_content()
+    # The timer again (redelivered) wakes nothing and tells nobody twice.
+    await drain(app, ahead=timedelta(hours=3), settings=settings)
+    assert len(smtp.to(anna.email)) == 2

@@ -106,6 +106,7 @@ STORED: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("conversation.snooze_due", {"conversation_id": 11, "until": "2026-03-02T06:00:00+00:00"}),
+    ("conversation.snooze_ended", {"conversation_id": 11, "manager_id": 3}),
     ("conversation.pending", {"conversation_id": 11, "manager_id": None, "marked_by": 3}),
     (
         "conversation.reopened",

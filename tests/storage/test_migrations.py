@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -17,6 +18,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from channels.webform.schemas import FormConfig, default_form_config
 from storage.migrate import (
     SchemaOutOfDate,
     alembic_config,
@@ -25,6 +27,7 @@ from storage.migrate import (
     upgrade,
 )
 from storage.models import Base
+from storage.types import JSONDict, UTCDateTime, utcnow
 from tests.conftest import POSTGRES_URL, missing_part
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -138,3 +141,95 @@ class TestCheckCurrent:
 
         with pytest.raises(SchemaOutOfDate, match="omnihub db upgrade"):
             await check_current(db_url)
+
+
+def channels_table() -> sa.TableClause:
+    return sa.table(
+        "channels",
+        sa.column("id", sa.BigInteger()),
+        sa.column("key", sa.String()),
+        sa.column("kind", sa.String()),
+        sa.column("title", sa.String()),
+        sa.column("is_active", sa.Boolean()),
+        sa.column("status", sa.String()),
+        sa.column("config", JSONDict),
+        sa.column("created_at", UTCDateTime()),
+        sa.column("updated_at", UTCDateTime()),
+    )
+
+
+def add_default_form(config: dict[str, Any]) -> Any:
+    """The built-in form as a hub before the consent made it (or its administrator left it)."""
+
+    def run(connection: Connection) -> None:
+        now = utcnow()
+        connection.execute(
+            sa.insert(channels_table()).values(
+                key="default", kind="webform", title="Default web form", is_active=True,
+                status="ok", config=config, created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+
+    return run
+
+
+def default_form(connection: Connection) -> dict[str, Any]:
+    table = channels_table()
+    config: dict[str, Any] = connection.execute(
+        sa.select(table.c.config).where(table.c.key == "default")
+    ).scalar_one()
+    return config
+
+
+class TestDefaultFormConsent:
+    """Migration 0015: an existing hub's built-in form asks for the consent only when its
+    administrator never changed it."""
+
+    async def test_a_form_as_shipped_gets_the_box_and_loses_it_going_down(
+        self, empty_db_url: str
+    ) -> None:
+        await upgrade(empty_db_url, "0014")
+        before = default_form_config().model_dump(mode="json")
+        assert before["consent"]["required"] is False  # as hubs were made until now
+        await on_connection(empty_db_url, add_default_form(before))
+
+        await upgrade(empty_db_url)
+        after = await on_connection(empty_db_url, default_form)
+        assert after["consent"]["required"] is True
+        assert {**after, "consent": None} == {**before, "consent": None}  # nothing else
+        # As a new hub's: the hub reads it as the form it makes today.
+        configs = FormConfig.model_validate(after), FormConfig.model_validate(before)
+        assert configs[0].consent.text == configs[1].consent.text
+
+        await on_connection(empty_db_url, downgrade_to("0014"))
+        assert await on_connection(empty_db_url, default_form) == before
+
+    async def test_a_form_written_before_a_key_existed_reads_as_shipped(
+        self, empty_db_url: str
+    ) -> None:
+        await upgrade(empty_db_url, "0014")
+        older = default_form_config().model_dump(mode="json")
+        del older["consent"]  # the form as stored before the consent settings existed
+        await on_connection(empty_db_url, add_default_form(older))
+        await upgrade(empty_db_url)
+        assert (await on_connection(empty_db_url, default_form))["consent"]["required"] is True
+
+    @pytest.mark.parametrize("edit", ["title", "field", "consent"])
+    async def test_a_form_the_administrator_changed_stays_as_they_left_it(
+        self, empty_db_url: str, edit: str
+    ) -> None:
+        await upgrade(empty_db_url, "0014")
+        config = default_form_config()
+        if edit == "title":
+            config.title.ru = "Заявка на расчёт"
+        elif edit == "field":
+            config.fields = [f for f in config.fields if f.name != "phone"]
+        else:  # their own consent wording, not yet switched on
+            config.consent.policy_url = "https://shop.example.ru/privacy"
+        edited = config.model_dump(mode="json")
+        await on_connection(empty_db_url, add_default_form(edited))
+
+        await upgrade(empty_db_url)
+        assert await on_connection(empty_db_url, default_form) == edited
+        await on_connection(empty_db_url, downgrade_to("0014"))
+        assert await on_connection(empty_db_url, default_form) == edited

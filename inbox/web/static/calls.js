@@ -1,7 +1,7 @@
 // The ringing call's card on every workspace page: the live stream says a call rings for
 // this manager, the card comes from the hub (/calls/ring/{id}, rendered and escaped there),
 // and it goes when the call is answered or ends, or when the manager dismisses it. The calls
-// page itself refreshes its lists on every call event.
+// page itself refreshes its lists on every call event and every change of a task.
 (function () {
   "use strict";
 
@@ -70,7 +70,10 @@
           var current = document.getElementById("calls");
           if (html === null || !current || url !== window.location.pathname + window.location.search) { return; }
           var next = new DOMParser().parseFromString(html, "text/html").getElementById("calls");
-          if (next) { current.replaceWith(document.importNode(next, true)); }
+          if (!next) { return; }
+          var fresh = document.importNode(next, true);
+          current.replaceWith(fresh);
+          if (window.htmx) { window.htmx.process(fresh); }
         })
         .catch(function () {});
     }, wait);
@@ -86,10 +89,18 @@
     refreshPage();
   }
 
+  // A callback marked done (or reopened, moved) by anyone: the stream's `change` of a task.
+  function changed(event) {
+    var data;
+    try { data = JSON.parse(event.data); } catch (e) { return; }
+    if (typeof data.topic === "string" && data.topic.indexOf("task.") === 0) { refreshPage(); }
+  }
+
   function hook(stream) {
     if (!stream || stream === hooked) { return; }
     hooked = stream;
     stream.addEventListener("call", heard);
+    stream.addEventListener("change", changed);
   }
 
   // The workspace's own stream (inbox.js) when the page has one; else one of our own.
@@ -98,6 +109,8 @@
     if (hooked || !window.EventSource || !document.querySelector("meta[name=csrf-token]")) { return; }
     var own = new EventSource("/inbox/stream");
     hook(own);
+    // Live from here on (as the workspace says of its own stream).
+    own.addEventListener("hello", function () { document.documentElement.dataset.live = "on"; });
     window.addEventListener("pagehide", function () { own.close(); });
   });
 

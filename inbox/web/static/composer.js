@@ -268,6 +268,9 @@
   }
   document.addEventListener("omnihub:notification", function (event) {
     var data = event.detail || {};
+    // A conversation back from a snooze: the workspace says so in its own notice, by the
+    // client's name (states.js); the notification is for the manager's bot and email.
+    if (data.kind === "snooze_ended" && document.getElementById("states-notice")) { return; }
     var lang = document.documentElement.lang === "en" ? "en" : "ru";
     var title = data["title_" + lang] || data.title || "";
     var box = toasts();

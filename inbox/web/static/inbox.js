@@ -40,21 +40,33 @@
   });
 
   // The traffic cop: a client message that came in while the manager was typing holds the
-  // first press of Send and is shown instead.
-  var held = false;
+  // first press of Send and is shown instead. The stream says only that the conversation
+  // received a message, and says it when the worker gets to it, which may be after the page
+  // already showed that very message: so Send waits for the timeline the stream refreshes,
+  // and is held only when it shows a client message newer than the one on screen when the
+  // news came (`seen`); else it goes as it was pressed.
+  var held = false, seen = 0;
+  function lastInbound() {
+    var last = 0;
+    document.querySelectorAll("#timeline > li.msg-inbound[data-message]").forEach(function (item) {
+      last = Math.max(last, Number(item.dataset.message) || 0);
+    });
+    return last;
+  }
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (form.id !== "composer") { return; }
-    if (held) {
+    if (form.id !== "composer" || !held) { return; }
+    event.preventDefault();
+    event.stopPropagation();
+    (refreshing || Promise.resolve()).then(function () {
+      if (!held) { return; }
       held = false;
-      event.preventDefault();
-      event.stopPropagation();
+      if (lastInbound() <= seen) { form.requestSubmit(); return; }  // nothing new: send
       var cop = document.getElementById("cop");
       if (cop) { cop.hidden = false; cop.textContent = form.dataset.newer || cop.dataset.text || ""; }
       var last = document.querySelector("#timeline > li:last-child");
       if (last) { last.scrollIntoView({ block: "end" }); }
-      return;
-    }
+    });
   }, true);
   function failed(event) {
     var form = event.detail.elt;
@@ -147,7 +159,10 @@
       var conversation = gap || opened;
       if (opened && data.topic === "message.received") {
         var text = document.querySelector("#composer textarea");
-        if (text && text.value.trim()) { held = true; }
+        if (text && text.value.trim()) {
+          if (!held) { seen = lastInbound(); }
+          held = true;
+        }
       }
       // The views' counts change with any visible conversation.
       if (list || conversation || data.views.length) { refresh({ list: true, conversation: conversation }); }
