@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from intake.journal_repository import _escape_like
 from intake.visibility import Viewer, visible_to
@@ -357,7 +358,7 @@ class SearchRepository:
     @property
     def walks_many_others(self) -> bool:
         """Whether many conversations matched otherwise are best ranked by walking the
-        newest messages (`others_latest_messages`, PostgreSQL) rather than by each one's
+        newest messages (`others_latest`, PostgreSQL) rather than by each one's
         latest message (`keyed_others`, SQLite, whose trigram tables list them at once)."""
         return not self._sqlite
 
@@ -367,33 +368,51 @@ class SearchRepository:
         """`keyed` for all the conversations matched otherwise, listed by the database."""
         return await self.keyed(self._other_hits(terms), viewer, before=before, limit=limit)
 
-    async def others_latest_messages(
+    async def others_latest(
         self, terms: SearchTerms, viewer: Viewer, *, below: int | None, limit: int
     ) -> list[tuple[int, int]]:
-        """(message id, conversation id) of any message of the visible conversations matched
-        otherwise than by a message, newest first, ids below `below`: the first one of a
-        conversation read is its latest. For many such conversations, where computing each
-        one's latest message would read them all."""
-        query = select(Message.id, Message.conversation_id)
+        """(latest message id, conversation id) of the visible conversations matched
+        otherwise than by a message, highest first, latest message id below `below`: one
+        read for the page however many conversations match. For many such conversations,
+        where computing each one's latest message would read them all.
+
+        The newest messages are walked backwards and a message kept when its conversation
+        matches and it is that conversation's latest, so each conversation comes once and
+        the walk stops at `limit` conversations (not messages)."""
+        query = (
+            select(Message.id, Message.conversation_id)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(visible_to(viewer))
+        )
         if self._sqlite:
-            query = query.where(
-                Message.conversation_id.in_(
-                    select(Conversation.id).where(
-                        Conversation.id.in_(self._other_hits(terms)), visible_to(viewer)
-                    )
-                )
-            )
+            query = query.where(Conversation.id.in_(self._other_hits(terms)))
         else:
             # Each message's conversation checked row by row (the planner keeps the checks
             # of a conversation already seen) while the primary key is walked backwards:
             # listing the matching conversations first would read them all.
-            query = query.join(Conversation, Conversation.id == Message.conversation_id).where(
-                self._matches_otherwise(terms), visible_to(viewer)
-            )
+            query = query.where(self._matches_otherwise(terms))
         if below is not None:
             query = query.where(Message.id < below)
-        query = query.order_by(Message.id.desc()).limit(limit)
-        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+        # OFFSET 0 keeps the walk a subquery of its own, so that whether a message is its
+        # conversation's latest is asked of the matching conversations' messages only, after
+        # the walk, instead of of every message walked.
+        walk = query.order_by(Message.id.desc()).offset(0).subquery()
+        later = aliased(Message)
+        latest = (
+            select(func.max(later.id))
+            .where(later.conversation_id == walk.c.conversation_id)
+            .scalar_subquery()
+        )
+        # `>=` where `==` is meant (no message of a conversation is above its latest): the
+        # planner takes an equality with a subquery for a rare one, an inequality for a
+        # common one, which keeps the walk.
+        page = (
+            select(walk.c.id, walk.c.conversation_id)
+            .where(walk.c.id >= latest)
+            .order_by(walk.c.id.desc())
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in (await self.session.execute(page)).all()]
 
     async def others_without_messages(
         self, terms: SearchTerms, viewer: Viewer, *, before: tuple[int, int] | None, limit: int
@@ -409,15 +428,6 @@ class SearchRepository:
             query = query.where(Conversation.id < before[1])
         query = query.order_by(Conversation.id.desc()).limit(limit)
         return [(0, conversation_id) for conversation_id in (await self.session.scalars(query))]
-
-    async def with_messages_since(self, conversation_ids: Sequence[int], since: int) -> set[int]:
-        """Which of these conversations have any message with id `since` or later."""
-        if not conversation_ids:
-            return set()
-        query = select(Message.conversation_id).where(
-            Message.conversation_id.in_(conversation_ids), Message.id >= since
-        )
-        return set((await self.session.scalars(query.distinct())).all())
 
     async def message_texts(self, message_ids: Sequence[int]) -> dict[int, str]:
         if not message_ids:
