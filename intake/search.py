@@ -40,6 +40,10 @@ MAX_LIMIT = 200
 # Up to this many conversations matched otherwise than by a message (a name, an identity)
 # are listed by id and ranked at once; more are ranked by reading their newest messages.
 MANY_OTHERS = 2000
+# PostgreSQL: past this many contacts matched by their name or company (a contact has a
+# conversation or two) their conversations count as many without listing them: the list
+# reads every matching contact, the count stops at this many.
+MANY_CONTACTS = 1000
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -206,8 +210,10 @@ async def search(
     wanted = limit + 1
     # The conversations matched otherwise than by a message, computed once per page: as a
     # list of ids when they are few, else read from the database where they are used.
-    few = await repo.other_ids(terms, limit=MANY_OTHERS + 1)
-    otherwise = set(few) if len(few) <= MANY_OTHERS else None
+    otherwise: set[int] | None = None
+    if not await repo.many_contacts(terms, more_than=MANY_CONTACTS):
+        few = await repo.other_ids(terms, limit=MANY_OTHERS + 1)
+        otherwise = set(few) if len(few) <= MANY_OTHERS else None
     by_message = await _by_messages(repo, terms, viewer, before, wanted, otherwise)
     if otherwise is not None:
         others = await repo.keyed(sorted(otherwise), viewer, before=before, limit=wanted)

@@ -320,6 +320,14 @@ class SearchRepository:
         )
         return set((await self.session.scalars(query)).all())
 
+    async def many_contacts(self, terms: SearchTerms, *, more_than: int) -> bool:
+        """PostgreSQL: whether more than `more_than` contacts have every part of the query in
+        their name or company (SQLite's trigram tables list them at once: never many)."""
+        if self._sqlite or not terms.parts or len(terms.parts) != len(terms.words):
+            return False
+        query = select(Contact.id).where(self._contact_condition(terms)).limit(more_than + 1)
+        return len((await self.session.scalars(query)).all()) > more_than
+
     async def other_ids(self, terms: SearchTerms, *, limit: int) -> list[int]:
         """Up to `limit` conversations matched otherwise than by a message (in no order, some
         perhaps twice): without removing duplicates the database stops at `limit`."""
