@@ -217,10 +217,8 @@ async def search(
     by_message = await _by_messages(repo, terms, viewer, before, wanted, otherwise)
     if otherwise is not None:
         others = await repo.keyed(sorted(otherwise), viewer, before=before, limit=wanted)
-    elif repo.walks_many_others:
-        others = await _many_others(repo, terms, viewer, before, wanted)
     else:
-        others = await repo.keyed_others(terms, viewer, before=before, limit=wanted)
+        others = await _many_others(repo, terms, viewer, before, wanted)
     ranked = sorted({*others, *by_message}, reverse=True)[:wanted]
     more = len(ranked) > limit
     ranked = ranked[:limit]

@@ -12,6 +12,14 @@ several spellings OR-ed made the planner read the whole table); matching message
 a backward walk of the newest ones first, the text index only for a rare word; the
 conversations matched otherwise are listed once per page when few, and when many (a common
 name) found by walking the newest messages and checking each one's conversation row by row.
+Whether a name's conversations are many is told by counting its contacts up to
+`MANY_CONTACTS` (that count stops early; listing the conversations reads every contact).
+
+On both backends the walk for many such conversations keeps a message only when it is its
+conversation's latest, so one read gives the page's conversations (not their messages) and
+the cursor needs no second query; SQLite checks each message against the list of matching
+conversations, which its trigram tables give at once (ranking all of them by their latest
+message instead read every one).
 """
 
 from __future__ import annotations
@@ -363,19 +371,6 @@ class SearchRepository:
         query = query.order_by(keyed.c.key.desc(), keyed.c.conversation_id.desc()).limit(limit)
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
 
-    @property
-    def walks_many_others(self) -> bool:
-        """Whether many conversations matched otherwise are best ranked by walking the
-        newest messages (`others_latest`, PostgreSQL) rather than by each one's
-        latest message (`keyed_others`, SQLite, whose trigram tables list them at once)."""
-        return not self._sqlite
-
-    async def keyed_others(
-        self, terms: SearchTerms, viewer: Viewer, *, before: tuple[int, int] | None, limit: int
-    ) -> list[tuple[int, int]]:
-        """`keyed` for all the conversations matched otherwise, listed by the database."""
-        return await self.keyed(self._other_hits(terms), viewer, before=before, limit=limit)
-
     async def others_latest(
         self, terms: SearchTerms, viewer: Viewer, *, below: int | None, limit: int
     ) -> list[tuple[int, int]]:
@@ -387,39 +382,53 @@ class SearchRepository:
         The newest messages are walked backwards and a message kept when its conversation
         matches and it is that conversation's latest, so each conversation comes once and
         the walk stops at `limit` conversations (not messages)."""
-        query = (
-            select(Message.id, Message.conversation_id)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(visible_to(viewer))
-        )
+        query = select(Message.id, Message.conversation_id)
         if self._sqlite:
-            query = query.where(Conversation.id.in_(self._other_hits(terms)))
+            # The matching conversations listed once (the trigram tables give them at
+            # once) and each message walked checked against the list: `+ 0` keeps SQLite
+            # from reading the list's messages through their index and sorting them all.
+            matching = select(Conversation.id).where(
+                Conversation.id.in_(self._other_hits(terms)), visible_to(viewer)
+            )
+            query = query.where((Message.conversation_id + 0).in_(matching))
         else:
             # Each message's conversation checked row by row (the planner keeps the checks
             # of a conversation already seen) while the primary key is walked backwards:
             # listing the matching conversations first would read them all.
-            query = query.where(self._matches_otherwise(terms))
+            query = query.join(Conversation, Conversation.id == Message.conversation_id).where(
+                self._matches_otherwise(terms), visible_to(viewer)
+            )
         if below is not None:
             query = query.where(Message.id < below)
-        # OFFSET 0 keeps the walk a subquery of its own, so that whether a message is its
-        # conversation's latest is asked of the matching conversations' messages only, after
-        # the walk, instead of of every message walked.
-        walk = query.order_by(Message.id.desc()).offset(0).subquery()
         later = aliased(Message)
-        latest = (
-            select(func.max(later.id))
-            .where(later.conversation_id == walk.c.conversation_id)
-            .scalar_subquery()
-        )
-        # `>=` where `==` is meant (no message of a conversation is above its latest): the
-        # planner takes an equality with a subquery for a rare one, an inequality for a
-        # common one, which keeps the walk.
-        page = (
-            select(walk.c.id, walk.c.conversation_id)
-            .where(walk.c.id >= latest)
-            .order_by(walk.c.id.desc())
-            .limit(limit)
-        )
+        if self._sqlite:
+            # One walk with every check on its row: SQLite tries the list first, the
+            # conversation's latest message only for the messages in it.
+            latest = (
+                select(func.max(later.id))
+                .where(later.conversation_id == Message.conversation_id)
+                .scalar_subquery()
+            )
+            page = query.where(Message.id == latest).order_by(Message.id.desc()).limit(limit)
+        else:
+            # OFFSET 0 keeps the walk a subquery of its own, so that whether a message is
+            # its conversation's latest is asked of the matching conversations' messages
+            # only, after the walk, instead of of every message walked.
+            walk = query.order_by(Message.id.desc()).offset(0).subquery()
+            latest = (
+                select(func.max(later.id))
+                .where(later.conversation_id == walk.c.conversation_id)
+                .scalar_subquery()
+            )
+            # `>=` where `==` is meant (no message of a conversation is above its latest):
+            # the planner takes an equality with a subquery for a rare one, an inequality
+            # for a common one, which keeps the walk.
+            page = (
+                select(walk.c.id, walk.c.conversation_id)
+                .where(walk.c.id >= latest)
+                .order_by(walk.c.id.desc())
+                .limit(limit)
+            )
         return [(row[0], row[1]) for row in (await self.session.execute(page)).all()]
 
     async def others_without_messages(
