@@ -41,6 +41,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    text,
     tuple_,
     union,
     union_all,
@@ -63,6 +64,15 @@ NEWEST_WINDOW = 20_000
 
 # PostgreSQL's configuration that stems Cyrillic words as Russian and Latin ones as English.
 TS_CONFIG = "russian"
+
+# PostgreSQL: how many words of a query are not among the most common elements that ANALYZE
+# noted for the messages' stored tsvector (the statistics its planner estimates by).
+_UNCOMMON_WORDS = text(
+    "SELECT count(*) FROM unnest(tsvector_to_array(to_tsvector(CAST(:config AS regconfig), "
+    ":query))) AS word WHERE word <> ALL (coalesce((SELECT most_common_elems::text::text[] "
+    "FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'messages' "
+    "AND attname = 'search_vector'), '{}'))"
+)
 
 _search_messages = table("search_messages", column("rowid"))
 # PostgreSQL: the stored tsvector of each message's text (migration 0010).
@@ -133,6 +143,7 @@ def _identity_needles(terms: SearchTerms) -> list[str]:
 class SearchRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._uncommon: dict[str, bool] = {}
 
     @property
     def _sqlite(self) -> bool:
@@ -246,7 +257,15 @@ class SearchRepository:
             # newest NEWEST_WINDOW messages first, walked backwards (a common word fills the
             # chunk there at once); failing that, the matches unordered (the index finds a
             # rare word's few at once); only a word with more than RARE_MATCHES of them is
-            # then read newest first, where that walk stops early.
+            # then read newest first, where that walk stops early. A query with a word
+            # outside the most common ones that ANALYZE noted for the text index is likely
+            # rare: its matches are read unordered first, sparing the walk through the
+            # newest messages that would find none of them.
+            uncommon = await self._has_uncommon_word(terms)
+            if uncommon:
+                few = (await self.session.execute(query.limit(RARE_MATCHES + 1))).all()
+                if len(few) <= RARE_MATCHES:
+                    return sorted(((row[0], row[1]) for row in few), reverse=True)[:limit]
             top = (
                 literal(below)
                 if below is not None
@@ -257,11 +276,23 @@ class SearchRepository:
             rows = (await self.session.execute(newest)).all()
             if len(rows) == limit:
                 return [(row[0], row[1]) for row in rows]
-            few = (await self.session.execute(query.limit(RARE_MATCHES + 1))).all()
-            if len(few) <= RARE_MATCHES:
-                return sorted(((row[0], row[1]) for row in few), reverse=True)[:limit]
+            if not uncommon:
+                few = (await self.session.execute(query.limit(RARE_MATCHES + 1))).all()
+                if len(few) <= RARE_MATCHES:
+                    return sorted(((row[0], row[1]) for row in few), reverse=True)[:limit]
         query = query.order_by(order.desc()).limit(limit)
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
+    async def _has_uncommon_word(self, terms: SearchTerms) -> bool:
+        """PostgreSQL: whether a word of the query is not among the most common words of
+        the messages, as the planner's statistics of their text index list them (all are
+        uncommon before the first ANALYZE). Asked once per page."""
+        if terms.text not in self._uncommon:
+            found = await self.session.scalar(
+                _UNCOMMON_WORDS, {"config": TS_CONFIG, "query": terms.text}
+            )
+            self._uncommon[terms.text] = bool(found)
+        return self._uncommon[terms.text]
 
     async def matched_since(
         self, terms: SearchTerms, conversation_ids: Sequence[int], since: int

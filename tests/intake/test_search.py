@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from intake import search as search_module
 from intake import search_repository
@@ -211,6 +211,34 @@ class TestSearch:
         assert await found(db, "счета", limit=10) == newest_first
         monkeypatch.setattr(search_repository, "RARE_MATCHES", 1)
         assert await found(db, "счета", limit=10) == newest_first
+        # A rare word in a newer message of one of them, which moves it up.
+        claim = await ingest_message(
+            db, channel, email="c5@x.ru", thread_key="t5", text="Рекламация по счёту"
+        )
+        moved = [claim.conversation_id, *(i for i in newest_first if i != claim.conversation_id)]
+        # With the statistics of ANALYZE PostgreSQL knows the word for a common one and
+        # walks the newest messages first; a word it does not list is read unordered first.
+        # (The smallest statistics target, so that a word seen once is not listed, as in a
+        # large inbox: in a small table ANALYZE lists every word.)
+        async with db.transaction() as session:
+            if db.engine.dialect.name == "postgresql":
+                await session.execute(
+                    text("ALTER TABLE messages ALTER COLUMN search_vector SET STATISTICS 1")
+                )
+            await session.execute(text("ANALYZE"))
+        if db.engine.dialect.name == "postgresql":
+            async with db.read() as session:
+                repo = search_repository.SearchRepository(session)
+                assert not await repo._has_uncommon_word(terms_of("счета"))
+                assert await repo._has_uncommon_word(terms_of("рекламации"))
+                assert await repo._has_uncommon_word(terms_of("счета рекламации"))
+        for window, rare in ((20_000, 2000), (20, 2000), (20, 1), (20_000, 0)):
+            monkeypatch.setattr(search_repository, "NEWEST_WINDOW", window)
+            monkeypatch.setattr(search_repository, "RARE_MATCHES", rare)
+            plan = (window, rare)
+            assert await found(db, "счета", limit=10) == moved, plan
+            assert await found(db, "рекламации", limit=10) == [claim.conversation_id], plan
+            assert await found(db, "счёт рекламации") == [claim.conversation_id], plan
 
     async def test_many_name_matches_give_the_same_pages(
         self, db: Database, monkeypatch: pytest.MonkeyPatch
