@@ -209,7 +209,8 @@ async def search(
     repo = SearchRepository(session)
     wanted = limit + 1
     # The conversations matched otherwise than by a message, computed once per page: as a
-    # list of ids when they are few, else read from the database where they are used.
+    # list of ids when they are few, else read from the database where they are used (a
+    # name of many contacts is known for many without listing them).
     otherwise: set[int] | None = None
     if not await repo.many_contacts(terms, more_than=MANY_CONTACTS):
         few = await repo.other_ids(terms, limit=MANY_OTHERS + 1)
@@ -258,7 +259,7 @@ async def _many_others(
     of the newest messages that keeps each conversation's latest, so the page costs what it
     shows; those without any message (key 0) follow once the walk runs out."""
     below = before[0] if before is not None else None
-    found = []
+    found: list[tuple[int, int]] = []
     if below != 0:  # a cursor at key 0: every conversation with messages was shown
         found = await repo.others_latest(terms, viewer, below=below, limit=wanted)
     if len(found) < wanted:
