@@ -17,9 +17,9 @@ Whether a name's conversations are many is told by counting its contacts up to
 
 On both backends the walk for many such conversations keeps a message only when it is its
 conversation's latest, so one read gives the page's conversations (not their messages) and
-the cursor needs no second query; SQLite checks each message against the list of matching
-conversations, which its trigram tables give at once (ranking all of them by their latest
-message instead read every one).
+the cursor needs no second query; SQLite checks each message's conversation against the
+matching contacts, which its trigram tables give at once (ranking all the conversations by
+their latest message instead read every one).
 """
 
 from __future__ import annotations
@@ -415,13 +415,20 @@ class SearchRepository:
         the walk stops at `limit` conversations (not messages)."""
         query = select(Message.id, Message.conversation_id)
         if self._sqlite:
-            # The matching conversations listed once (the trigram tables give them at
-            # once) and each message walked checked against the list: `+ 0` keeps SQLite
-            # from reading the list's messages through their index and sorting them all.
-            matching = select(Conversation.id).where(
-                Conversation.id.in_(self._other_hits(terms)), visible_to(viewer)
+            # The matching contacts (the trigram tables give them at once) and the
+            # conversations matched by subject or number listed once, and each message
+            # walked checked against them through its conversation: `+ 0` keeps SQLite from
+            # reading the listed conversations' messages through their index and sorting
+            # them all.
+            sources = union(self._subject_hits(terms), *self._number_hits(terms)).subquery()
+            matches = [(Conversation.id + 0).in_(select(sources.c[0]))]
+            contacts = self._contact_ids(terms)
+            if contacts:
+                contact_ids = union(*contacts).subquery()
+                matches.append((Conversation.contact_id + 0).in_(select(contact_ids.c[0])))
+            query = query.join(Conversation, Conversation.id == Message.conversation_id).where(
+                or_(*matches), visible_to(viewer)
             )
-            query = query.where((Message.conversation_id + 0).in_(matching))
         else:
             # Each message's conversation checked row by row (the planner keeps the checks
             # of a conversation already seen) while the primary key is walked backwards:
@@ -433,8 +440,8 @@ class SearchRepository:
             query = query.where(Message.id < below)
         later = aliased(Message)
         if self._sqlite:
-            # One walk with every check on its row: SQLite tries the list first, the
-            # conversation's latest message only for the messages in it.
+            # One walk with every check on its row (spelled against the message: against
+            # the conversation, SQLite would read the conversations first and sort).
             latest = (
                 select(func.max(later.id))
                 .where(later.conversation_id == Message.conversation_id)
