@@ -40,9 +40,9 @@ MAX_LIMIT = 200
 # Up to this many conversations matched otherwise than by a message (a name, an identity)
 # are listed by id and ranked at once; more are ranked by reading their newest messages.
 MANY_OTHERS = 2000
-# PostgreSQL: past this many contacts matched by their name or company (a contact has a
-# conversation or two) their conversations count as many without listing them: the list
-# reads every matching contact, the count stops at this many.
+# Past this many contacts matched by their name or company (a contact has a conversation or
+# two) their conversations count as many without listing them: the list reads every
+# matching contact, the count stops at this many.
 MANY_CONTACTS = 1000
 
 

@@ -12,8 +12,8 @@ several spellings OR-ed made the planner read the whole table); matching message
 a backward walk of the newest ones first, the text index only for a rare word; the
 conversations matched otherwise are listed once per page when few, and when many (a common
 name) found by walking the newest messages and checking each one's conversation row by row.
-Whether a name's conversations are many is told by counting its contacts up to
-`MANY_CONTACTS` (that count stops early; listing the conversations reads every contact).
+Whether a name's conversations are many is told (on both backends) by counting its contacts
+up to `MANY_CONTACTS`: that count stops early; listing the conversations reads every contact.
 
 On both backends the walk for many such conversations keeps a message only when it is its
 conversation's latest, so one read gives the page's conversations (not their messages) and
@@ -360,12 +360,19 @@ class SearchRepository:
         return set((await self.session.scalars(query)).all())
 
     async def many_contacts(self, terms: SearchTerms, *, more_than: int) -> bool:
-        """PostgreSQL: whether more than `more_than` contacts have every part of the query in
-        their name or company (SQLite's trigram tables list them at once: never many)."""
-        if self._sqlite or not terms.parts or len(terms.parts) != len(terms.words):
+        """Whether more than `more_than` contacts have every part of the query in their name
+        or company: read up to that many, which costs less than listing their
+        conversations."""
+        if not terms.parts or len(terms.parts) != len(terms.words):
             return False
-        query = select(Contact.id).where(self._contact_condition(terms)).limit(more_than + 1)
-        return len((await self.session.scalars(query)).all()) > more_than
+        query: Select[int]
+        if self._sqlite:
+            match = " ".join(_fts_phrase(part) for part in terms.parts)
+            query = select(_search_contacts.c.rowid).where(_fts_match("search_contacts", match))
+        else:
+            query = select(Contact.id).where(self._contact_condition(terms))
+        rows = (await self.session.scalars(query.limit(more_than + 1))).all()
+        return len(rows) > more_than
 
     async def other_ids(self, terms: SearchTerms, *, limit: int) -> list[int]:
         """Up to `limit` conversations matched otherwise than by a message (in no order, some
