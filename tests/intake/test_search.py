@@ -353,7 +353,7 @@ class TestSearch:
         ]
         as_manager = [i for i in expected if i not in hidden]
         # Listed by id and ranked at once, then (many) walking the newest messages, then
-        # counted as many by their contacts without being listed (PostgreSQL).
+        # counted as many by their contacts without being listed.
         for many_others, many_contacts in ((2000, 1000), (1, 1000), (2000, 1)):
             monkeypatch.setattr(search_module, "MANY_OTHERS", many_others)
             monkeypatch.setattr(search_module, "MANY_CONTACTS", many_contacts)
