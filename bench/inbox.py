@@ -23,6 +23,13 @@ same count means no query per row.
 
     python -m bench.inbox [--conversations 100000] [--messages 1000000]
                           [--runs 200] [--backends sqlite,postgresql]
+                          [--keep NAME]
+
+Filling takes long on a loaded machine: with `--keep NAME` the databases are kept after the
+run (an SQLite file NAME.db in the system's temporary folder, a PostgreSQL database
+omnihub_bench_NAME) and a later run with the same NAME measures them again without
+refilling, after upgrading them to the newest migration and analysing them afresh; a kept
+database filled with other sizes is refused.
 
 Target: p95 at most 50 ms for each list view, the search and opening a conversation.
 """
@@ -32,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -41,8 +49,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import event, func, insert, select, text
 
 from bench.ingest import HarnessError, postgres_database, postgres_unreachable
 from intake.journal import (
@@ -236,6 +245,17 @@ async def fill(db: Database, conversations: int, messages: int, seed: int = 7) -
             batch = []
     await _insert(db, Message, batch)
     written += len(batch)
+    await analyse(db)
+    return {
+        "managers": manager_ids,
+        "channels": [key for key, _kind in CHANNELS],
+        "conversations": conversations,
+        "messages": written,
+        "contacts": contacts,
+    }
+
+
+async def analyse(db: Database) -> None:
     if db.engine.dialect.name == "postgresql":
         # What autovacuum does after a bulk load: statistics, and the visibility map without
         # which every index-only scan still reads the table.
@@ -245,10 +265,28 @@ async def fill(db: Database, conversations: int, messages: int, seed: int = 7) -
     else:
         async with db.transaction() as session:
             await session.execute(text("ANALYZE"))
+
+
+async def filled(db: Database, conversations: int, messages: int) -> dict[str, Any] | None:
+    """What `fill` returned, read back from a kept database; None when it is empty.
+    HarnessError when it was filled with other sizes."""
+    async with db.read() as session:
+        found = await session.scalar(select(func.count()).select_from(Conversation))
+        if not found:
+            return None
+        written = await session.scalar(select(func.count()).select_from(Message)) or 0
+        contacts = await session.scalar(select(func.count()).select_from(Contact)) or 0
+        manager_ids = list(await session.scalars(select(Manager.id).order_by(Manager.id)))
+    per_conversation = max(messages // max(conversations, 1), 1)
+    if found != conversations or written != per_conversation * conversations:
+        raise HarnessError(
+            f"the kept database has {found} conversations and {written} messages, not "
+            f"{conversations} and {per_conversation * conversations}: drop it or pick another name"
+        )
     return {
         "managers": manager_ids,
         "channels": [key for key, _kind in CHANNELS],
-        "conversations": conversations,
+        "conversations": found,
         "messages": written,
         "contacts": contacts,
     }
@@ -379,7 +417,12 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     db = Database(url, pool_size=4)
     try:
         started = time.perf_counter()
-        data = await fill(db, args.conversations, args.messages)
+        kept = await filled(db, args.conversations, args.messages) if args.keep else None
+        if kept is None:
+            data = await fill(db, args.conversations, args.messages)
+        else:
+            await analyse(db)
+            data = {**kept, "reused": True}
         data["fill_s"] = time.perf_counter() - started
         figures: dict[str, list[float]] = {}
         for n, (name, operation) in enumerate(operations(data)):
@@ -393,9 +436,10 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(backend: str, data: dict[str, Any]) -> bool:
+    how = "kept database reused, analysed" if data.get("reused") else "filled"
     print(
         f"inbox on {backend}: {data['conversations']} conversations, {data['messages']} messages, "
-        f"{data['contacts']} contacts (filled in {data['fill_s']:.0f} s)"
+        f"{data['contacts']} contacts ({how} in {data['fill_s']:.0f} s)"
     )
     figures = data["figures"]
     base = _p(figures["baseline: primary-key lookup"], 0.95)
@@ -419,6 +463,34 @@ def report(backend: str, data: dict[str, Any]) -> bool:
     return met
 
 
+def _kept_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9_]{1,40}", value):
+        raise argparse.ArgumentTypeError("a name of lower-case letters, digits and _")
+    return value
+
+
+def _kept_postgres(args: argparse.Namespace) -> str:
+    """The URL of the kept PostgreSQL database, created when missing."""
+    import asyncpg
+
+    name = f"omnihub_bench_{args.keep}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(args.pg_url, timeout=5)
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(create())
+    except Exception as exc:
+        raise HarnessError(f"cannot create database {name}: {exc}") from exc
+    parts = urlsplit(args.pg_url)
+    return urlunsplit(("postgresql+asyncpg", parts.netloc, "/" + name, parts.query, ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=100_000)
@@ -426,17 +498,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--keep",
+        metavar="NAME",
+        type=_kept_name,
+        help="keep the filled databases under NAME and reuse them in later runs",
+    )
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     try:
         if "sqlite" in backends:
-            with tempfile.TemporaryDirectory(prefix="omnihub-bench-inbox-") as tmp:
-                url = f"sqlite+aiosqlite:///{Path(tmp) / 'inbox.db'}"
-                report("sqlite", asyncio.run(measure(url, args)))
+            if args.keep:
+                path = Path(tempfile.gettempdir()) / f"omnihub-bench-inbox-{args.keep}.db"
+                report("sqlite", asyncio.run(measure(f"sqlite+aiosqlite:///{path}", args)))
+            else:
+                with tempfile.TemporaryDirectory(prefix="omnihub-bench-inbox-") as tmp:
+                    url = f"sqlite+aiosqlite:///{Path(tmp) / 'inbox.db'}"
+                    report("sqlite", asyncio.run(measure(url, args)))
         if "postgresql" in backends:
             why = postgres_unreachable(args.pg_url)
             if why is not None:
                 print(f"inbox on postgresql skipped: PostgreSQL unreachable ({why})")
+            elif args.keep:
+                report("postgresql", asyncio.run(measure(_kept_postgres(args), args)))
             else:
                 with postgres_database(args.pg_url) as url:
                     report("postgresql", asyncio.run(measure(url, args)))

@@ -40,6 +40,10 @@ MAX_LIMIT = 200
 # Up to this many conversations matched otherwise than by a message (a name, an identity)
 # are listed by id and ranked at once; more are ranked by reading their newest messages.
 MANY_OTHERS = 2000
+# Past this many contacts matched by their name or company (a contact has a conversation or
+# two) their conversations count as many without listing them: the list reads every
+# matching contact, the count stops at this many.
+MANY_CONTACTS = 1000
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -205,16 +209,17 @@ async def search(
     repo = SearchRepository(session)
     wanted = limit + 1
     # The conversations matched otherwise than by a message, computed once per page: as a
-    # list of ids when they are few, else read from the database where they are used.
-    few = await repo.other_ids(terms, limit=MANY_OTHERS + 1)
-    otherwise = set(few) if len(few) <= MANY_OTHERS else None
+    # list of ids when they are few, else read from the database where they are used (a
+    # name of many contacts is known for many without listing them).
+    otherwise: set[int] | None = None
+    if not await repo.many_contacts(terms, more_than=MANY_CONTACTS):
+        few = await repo.other_ids(terms, limit=MANY_OTHERS + 1)
+        otherwise = set(few) if len(few) <= MANY_OTHERS else None
     by_message = await _by_messages(repo, terms, viewer, before, wanted, otherwise)
     if otherwise is not None:
         others = await repo.keyed(sorted(otherwise), viewer, before=before, limit=wanted)
-    elif repo.walks_many_others:
-        others = await _many_others(repo, terms, viewer, before, wanted)
     else:
-        others = await repo.keyed_others(terms, viewer, before=before, limit=wanted)
+        others = await _many_others(repo, terms, viewer, before, wanted)
     ranked = sorted({*others, *by_message}, reverse=True)[:wanted]
     more = len(ranked) > limit
     ranked = ranked[:limit]
@@ -250,41 +255,18 @@ async def _many_others(
     wanted: int,
 ) -> list[tuple[int, int]]:
     """Up to `wanted` (latest message id, conversation id) below the cursor of the visible
-    conversations matched otherwise than by a message, when there are many of them: their
-    messages are read newest first in growing chunks, so the page costs what it shows."""
-    found: list[tuple[int, int]] = []
-    seen: set[int] = set()
+    conversations matched otherwise than by a message, when there are many of them: one walk
+    of the newest messages that keeps each conversation's latest, so the page costs what it
+    shows; those without any message (key 0) follow once the walk runs out."""
     below = before[0] if before is not None else None
-    # Each read finds the matching conversations again, and a conversation has many
-    # messages: a first chunk large enough for a page in one read.
-    chunk = max(wanted * 20, 64)
-    while len(found) < wanted and below != 0:
-        matches = await repo.others_latest_messages(terms, viewer, below=below, limit=chunk)
-        if not matches:
-            break
-        fresh: dict[int, int] = {}
-        for message_id, conversation_id in matches:
-            if conversation_id not in seen and conversation_id not in fresh:
-                fresh[conversation_id] = message_id
-        seen.update(fresh)
-        dropped: set[int] = set()
-        if before is not None:
-            # Their latest message is at or after the cursor's: shown on an earlier page.
-            dropped = await repo.with_messages_since(list(fresh), before[0])
-        found += [
-            (message_id, conversation_id)
-            for conversation_id, message_id in fresh.items()
-            if conversation_id not in dropped
-        ]
-        if len(matches) < chunk:
-            break
-        below = matches[-1][0]
-        chunk = min(chunk * 4, MAX_CHUNK)
+    found: list[tuple[int, int]] = []
+    if below != 0:  # a cursor at key 0: every conversation with messages was shown
+        found = await repo.others_latest(terms, viewer, below=below, limit=wanted)
     if len(found) < wanted:
         found += await repo.others_without_messages(
             terms, viewer, before=before, limit=wanted - len(found)
         )
-    return found[:wanted]
+    return found
 
 
 async def _by_messages(

@@ -12,6 +12,14 @@ several spellings OR-ed made the planner read the whole table); matching message
 a backward walk of the newest ones first, the text index only for a rare word; the
 conversations matched otherwise are listed once per page when few, and when many (a common
 name) found by walking the newest messages and checking each one's conversation row by row.
+Whether a name's conversations are many is told (on both backends) by counting its contacts
+up to `MANY_CONTACTS`: that count stops early; listing the conversations reads every contact.
+
+On both backends the walk for many such conversations keeps a message only when it is its
+conversation's latest, so one read gives the page's conversations (not their messages) and
+the cursor needs no second query; SQLite checks each message's conversation against the
+matching contacts, which its trigram tables give at once (ranking all the conversations by
+their latest message instead read every one).
 """
 
 from __future__ import annotations
@@ -33,12 +41,14 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    text,
     tuple_,
     union,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from intake.journal_repository import _escape_like
 from intake.visibility import Viewer, visible_to
@@ -54,6 +64,15 @@ NEWEST_WINDOW = 20_000
 
 # PostgreSQL's configuration that stems Cyrillic words as Russian and Latin ones as English.
 TS_CONFIG = "russian"
+
+# PostgreSQL: how many words of a query are not among the most common elements that ANALYZE
+# noted for the messages' stored tsvector (the statistics its planner estimates by).
+_UNCOMMON_WORDS = text(
+    "SELECT count(*) FROM unnest(tsvector_to_array(to_tsvector(CAST(:config AS regconfig), "
+    ":query))) AS word WHERE word <> ALL (coalesce((SELECT most_common_elems::text::text[] "
+    "FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'messages' "
+    "AND attname = 'search_vector'), '{}'))"
+)
 
 _search_messages = table("search_messages", column("rowid"))
 # PostgreSQL: the stored tsvector of each message's text (migration 0010).
@@ -124,6 +143,7 @@ def _identity_needles(terms: SearchTerms) -> list[str]:
 class SearchRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._uncommon: dict[str, bool] = {}
 
     @property
     def _sqlite(self) -> bool:
@@ -237,7 +257,15 @@ class SearchRepository:
             # newest NEWEST_WINDOW messages first, walked backwards (a common word fills the
             # chunk there at once); failing that, the matches unordered (the index finds a
             # rare word's few at once); only a word with more than RARE_MATCHES of them is
-            # then read newest first, where that walk stops early.
+            # then read newest first, where that walk stops early. A query with a word
+            # outside the most common ones that ANALYZE noted for the text index is likely
+            # rare: its matches are read unordered first, sparing the walk through the
+            # newest messages that would find none of them.
+            uncommon = await self._has_uncommon_word(terms)
+            if uncommon:
+                few = (await self.session.execute(query.limit(RARE_MATCHES + 1))).all()
+                if len(few) <= RARE_MATCHES:
+                    return sorted(((row[0], row[1]) for row in few), reverse=True)[:limit]
             top = (
                 literal(below)
                 if below is not None
@@ -248,11 +276,23 @@ class SearchRepository:
             rows = (await self.session.execute(newest)).all()
             if len(rows) == limit:
                 return [(row[0], row[1]) for row in rows]
-            few = (await self.session.execute(query.limit(RARE_MATCHES + 1))).all()
-            if len(few) <= RARE_MATCHES:
-                return sorted(((row[0], row[1]) for row in few), reverse=True)[:limit]
+            if not uncommon:
+                few = (await self.session.execute(query.limit(RARE_MATCHES + 1))).all()
+                if len(few) <= RARE_MATCHES:
+                    return sorted(((row[0], row[1]) for row in few), reverse=True)[:limit]
         query = query.order_by(order.desc()).limit(limit)
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
+    async def _has_uncommon_word(self, terms: SearchTerms) -> bool:
+        """PostgreSQL: whether a word of the query is not among the most common words of
+        the messages, as the planner's statistics of their text index list them (all are
+        uncommon before the first ANALYZE). Asked once per page."""
+        if terms.text not in self._uncommon:
+            found = await self.session.scalar(
+                _UNCOMMON_WORDS, {"config": TS_CONFIG, "query": terms.text}
+            )
+            self._uncommon[terms.text] = bool(found)
+        return self._uncommon[terms.text]
 
     async def matched_since(
         self, terms: SearchTerms, conversation_ids: Sequence[int], since: int
@@ -319,6 +359,21 @@ class SearchRepository:
         )
         return set((await self.session.scalars(query)).all())
 
+    async def many_contacts(self, terms: SearchTerms, *, more_than: int) -> bool:
+        """Whether more than `more_than` contacts have every part of the query in their name
+        or company: read up to that many, which costs less than listing their
+        conversations."""
+        if not terms.parts or len(terms.parts) != len(terms.words):
+            return False
+        query: Select[int]
+        if self._sqlite:
+            match = " ".join(_fts_phrase(part) for part in terms.parts)
+            query = select(_search_contacts.c.rowid).where(_fts_match("search_contacts", match))
+        else:
+            query = select(Contact.id).where(self._contact_condition(terms))
+        rows = (await self.session.scalars(query.limit(more_than + 1))).all()
+        return len(rows) > more_than
+
     async def other_ids(self, terms: SearchTerms, *, limit: int) -> list[int]:
         """Up to `limit` conversations matched otherwise than by a message (in no order, some
         perhaps twice): without removing duplicates the database stops at `limit`."""
@@ -354,34 +409,32 @@ class SearchRepository:
         query = query.order_by(keyed.c.key.desc(), keyed.c.conversation_id.desc()).limit(limit)
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
 
-    @property
-    def walks_many_others(self) -> bool:
-        """Whether many conversations matched otherwise are best ranked by walking the
-        newest messages (`others_latest_messages`, PostgreSQL) rather than by each one's
-        latest message (`keyed_others`, SQLite, whose trigram tables list them at once)."""
-        return not self._sqlite
-
-    async def keyed_others(
-        self, terms: SearchTerms, viewer: Viewer, *, before: tuple[int, int] | None, limit: int
-    ) -> list[tuple[int, int]]:
-        """`keyed` for all the conversations matched otherwise, listed by the database."""
-        return await self.keyed(self._other_hits(terms), viewer, before=before, limit=limit)
-
-    async def others_latest_messages(
+    async def others_latest(
         self, terms: SearchTerms, viewer: Viewer, *, below: int | None, limit: int
     ) -> list[tuple[int, int]]:
-        """(message id, conversation id) of any message of the visible conversations matched
-        otherwise than by a message, newest first, ids below `below`: the first one of a
-        conversation read is its latest. For many such conversations, where computing each
-        one's latest message would read them all."""
+        """(latest message id, conversation id) of the visible conversations matched
+        otherwise than by a message, highest first, latest message id below `below`: one
+        read for the page however many conversations match. For many such conversations,
+        where computing each one's latest message would read them all.
+
+        The newest messages are walked backwards and a message kept when its conversation
+        matches and it is that conversation's latest, so each conversation comes once and
+        the walk stops at `limit` conversations (not messages)."""
         query = select(Message.id, Message.conversation_id)
         if self._sqlite:
-            query = query.where(
-                Message.conversation_id.in_(
-                    select(Conversation.id).where(
-                        Conversation.id.in_(self._other_hits(terms)), visible_to(viewer)
-                    )
-                )
+            # The matching contacts (the trigram tables give them at once) and the
+            # conversations matched by subject or number listed once, and each message
+            # walked checked against them through its conversation: `+ 0` keeps SQLite from
+            # reading the listed conversations' messages through their index and sorting
+            # them all.
+            sources = union(self._subject_hits(terms), *self._number_hits(terms)).subquery()
+            matches = [(Conversation.id + 0).in_(select(sources.c[0]))]
+            contacts = self._contact_ids(terms)
+            if contacts:
+                contact_ids = union(*contacts).subquery()
+                matches.append((Conversation.contact_id + 0).in_(select(contact_ids.c[0])))
+            query = query.join(Conversation, Conversation.id == Message.conversation_id).where(
+                or_(*matches), visible_to(viewer)
             )
         else:
             # Each message's conversation checked row by row (the planner keeps the checks
@@ -392,8 +445,36 @@ class SearchRepository:
             )
         if below is not None:
             query = query.where(Message.id < below)
-        query = query.order_by(Message.id.desc()).limit(limit)
-        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+        later = aliased(Message)
+        if self._sqlite:
+            # One walk with every check on its row (spelled against the message: against
+            # the conversation, SQLite would read the conversations first and sort).
+            latest = (
+                select(func.max(later.id))
+                .where(later.conversation_id == Message.conversation_id)
+                .scalar_subquery()
+            )
+            page = query.where(Message.id == latest).order_by(Message.id.desc()).limit(limit)
+        else:
+            # OFFSET 0 keeps the walk a subquery of its own, so that whether a message is
+            # its conversation's latest is asked of the matching conversations' messages
+            # only, after the walk, instead of of every message walked.
+            walk = query.order_by(Message.id.desc()).offset(0).subquery()
+            latest = (
+                select(func.max(later.id))
+                .where(later.conversation_id == walk.c.conversation_id)
+                .scalar_subquery()
+            )
+            # `>=` where `==` is meant (no message of a conversation is above its latest):
+            # the planner takes an equality with a subquery for a rare one, an inequality
+            # for a common one, which keeps the walk.
+            page = (
+                select(walk.c.id, walk.c.conversation_id)
+                .where(walk.c.id >= latest)
+                .order_by(walk.c.id.desc())
+                .limit(limit)
+            )
+        return [(row[0], row[1]) for row in (await self.session.execute(page)).all()]
 
     async def others_without_messages(
         self, terms: SearchTerms, viewer: Viewer, *, before: tuple[int, int] | None, limit: int
@@ -409,15 +490,6 @@ class SearchRepository:
             query = query.where(Conversation.id < before[1])
         query = query.order_by(Conversation.id.desc()).limit(limit)
         return [(0, conversation_id) for conversation_id in (await self.session.scalars(query))]
-
-    async def with_messages_since(self, conversation_ids: Sequence[int], since: int) -> set[int]:
-        """Which of these conversations have any message with id `since` or later."""
-        if not conversation_ids:
-            return set()
-        query = select(Message.conversation_id).where(
-            Message.conversation_id.in_(conversation_ids), Message.id >= since
-        )
-        return set((await self.session.scalars(query.distinct())).all())
 
     async def message_texts(self, message_ids: Sequence[int]) -> dict[int, str]:
         if not message_ids:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, select, text, update
 
 from intake import search as search_module
 from intake import search_repository
@@ -211,6 +211,34 @@ class TestSearch:
         assert await found(db, "счета", limit=10) == newest_first
         monkeypatch.setattr(search_repository, "RARE_MATCHES", 1)
         assert await found(db, "счета", limit=10) == newest_first
+        # A rare word in a newer message of one of them, which moves it up.
+        claim = await ingest_message(
+            db, channel, email="c5@x.ru", thread_key="t5", text="Рекламация по счёту"
+        )
+        moved = [claim.conversation_id, *(i for i in newest_first if i != claim.conversation_id)]
+        # With the statistics of ANALYZE PostgreSQL knows the word for a common one and
+        # walks the newest messages first; a word it does not list is read unordered first.
+        # (The smallest statistics target, so that a word seen once is not listed, as in a
+        # large inbox: in a small table ANALYZE lists every word.)
+        async with db.transaction() as session:
+            if db.engine.dialect.name == "postgresql":
+                await session.execute(
+                    text("ALTER TABLE messages ALTER COLUMN search_vector SET STATISTICS 1")
+                )
+            await session.execute(text("ANALYZE"))
+        if db.engine.dialect.name == "postgresql":
+            async with db.read() as session:
+                repo = search_repository.SearchRepository(session)
+                assert not await repo._has_uncommon_word(terms_of("счета"))
+                assert await repo._has_uncommon_word(terms_of("рекламации"))
+                assert await repo._has_uncommon_word(terms_of("счета рекламации"))
+        for window, rare in ((20_000, 2000), (20, 2000), (20, 1), (20_000, 0)):
+            monkeypatch.setattr(search_repository, "NEWEST_WINDOW", window)
+            monkeypatch.setattr(search_repository, "RARE_MATCHES", rare)
+            plan = (window, rare)
+            assert await found(db, "счета", limit=10) == moved, plan
+            assert await found(db, "рекламации", limit=10) == [claim.conversation_id], plan
+            assert await found(db, "счёт рекламации") == [claim.conversation_id], plan
 
     async def test_many_name_matches_give_the_same_pages(
         self, db: Database, monkeypatch: pytest.MonkeyPatch
@@ -268,6 +296,72 @@ class TestSearch:
             by_name[0],
             bare_id,
         ]
+
+    async def test_a_name_matching_many_contacts_is_paged_to_the_end(
+        self, db: Database, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        channel = await create_channel(db)
+        manager = await create_manager(db, name="Анна")
+        other = await create_manager(db, name="Борис")
+        named: list[int] = []
+        for n in range(23):
+            result = await ingest_message(
+                db,
+                channel,
+                name=f"Ирина Kowalczyk {n}",
+                email=f"k{n}@x.ru",
+                thread_key=f"k{n}",
+                text=f"вопрос {n}",
+            )
+            named.append(result.conversation_id)
+            # Conversations that match nothing between them, newer than some matches.
+            await ingest_message(db, channel, name="Олег Петров", email=f"o{n}@x.ru", text="нет")
+        # Older conversations get newer messages (and so move up), two of them twice.
+        for n in (3, 11, 3, 17, 11):
+            await ingest_message(
+                db, channel, email=f"k{n}@x.ru", thread_key=f"k{n}", text=f"ещё вопрос {n}"
+            )
+        async with db.transaction() as session:
+            # Three conversations of matching contacts without any message (they come last),
+            # and five assigned to someone else (a manager does not see those).
+            bare = []
+            for n in (2, 9, 20):
+                conversation = await session.get(Conversation, named[n])
+                assert conversation is not None
+                extra = Conversation(
+                    channel_id=conversation.channel_id,
+                    contact_id=conversation.contact_id,
+                    thread_key=f"bare-{n}",
+                    status="open",
+                )
+                session.add(extra)
+                await session.flush()
+                bare.append(extra.id)
+            hidden = [named[n] for n in (0, 3, 8, 15, 22)]
+            await session.execute(
+                update(Conversation).where(Conversation.id.in_(hidden)).values(assignee_id=other.id)
+            )
+            rows = await session.execute(
+                select(Message.conversation_id, func.max(Message.id))
+                .where(Message.conversation_id.in_(named))
+                .group_by(Message.conversation_id)
+            )
+            latest = {row[0]: row[1] for row in rows}
+        expected = [
+            *sorted(named, key=lambda conversation_id: latest[conversation_id], reverse=True),
+            *sorted(bare, reverse=True),
+        ]
+        as_manager = [i for i in expected if i not in hidden]
+        # Listed by id and ranked at once, then (many) walking the newest messages, then
+        # counted as many by their contacts without being listed.
+        for many_others, many_contacts in ((2000, 1000), (1, 1000), (2000, 1)):
+            monkeypatch.setattr(search_module, "MANY_OTHERS", many_others)
+            monkeypatch.setattr(search_module, "MANY_CONTACTS", many_contacts)
+            for limit in (1, 4, 7, 50):
+                plan = (many_others, many_contacts, limit)
+                assert await found(db, "kowalczyk", limit=limit) == expected, plan
+                seen = await found(db, "KOWALCZ", Viewer(manager_id=manager.id), limit=limit)
+                assert seen == as_manager, plan
 
     async def test_every_other_source_is_found_by_either_plan(
         self, db: Database, monkeypatch: pytest.MonkeyPatch
