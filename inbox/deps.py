@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -99,8 +100,11 @@ def get_context(request: Request) -> HubContext:
 ContextDep = Annotated[HubContext, Depends(get_context)]
 
 
-async def read_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
-    """A read-only session for this request (never waits for writers on SQLite)."""
+async def read_session(request: Request, context: ContextDep) -> AsyncIterator[AsyncSession]:
+    """A read-only session for this request (never waits for writers on SQLite). When it
+    began is kept (`request.state.read_at`, wall clock): a page's live stream asks with it
+    whether a change came after the page's read (inbox.web.live)."""
+    request.state.read_at = time.time()
     async with context.db.read() as session:
         yield session
 

@@ -56,7 +56,7 @@ from .common import (
     section_page,
     viewer_of,
 )
-from .live import LiveResponse, Tab, dispatcher_of, feed, sse, tail_of
+from .live import LiveResponse, Tab, dispatcher_of, feed, read_at, sse, tail_of
 
 add_section("claims", "/claims", "section.claims")
 
@@ -160,8 +160,11 @@ class ClaimsFeed:
     def wants(self, topic: str) -> bool:
         return topic.startswith("claim.")
 
+    def changes(self, topic: str) -> bool:
+        return True
+
     def hello(self, tab: Tab) -> str:
-        return sse("hello", {"seq": tab.seq})
+        return sse("hello", {"seq": tab.seq, "fresh": tab.fresh})
 
     def prefetch(self, message: BusMessage) -> None:
         """Nothing to start early: a claim event asks a question per viewer."""
@@ -197,7 +200,7 @@ async def claims_stream(request: Request, context: ContextDep) -> LiveResponse:
     async with context.db.read() as session:
         viewer = viewer_of(await page_principal(request, context, session))
     dispatcher = dispatcher_of(request, context)
-    return LiveResponse(dispatcher, dispatcher.tab(CLAIMS_FEED, viewer))
+    return LiveResponse(dispatcher, dispatcher.tab(CLAIMS_FEED, viewer, since=read_at(request)))
 
 
 async def _claim_page(

@@ -167,6 +167,7 @@ def render(
             "age": words.age,
             "icons": CHANNEL_ICONS,
             "sections": SECTIONS,
+            "read_at": getattr(request.state, "read_at", None),
             **values,
         },
         status_code=status_code,

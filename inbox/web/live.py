@@ -15,6 +15,12 @@ sees the gap and reloads, as it does after a reconnect. A message the dispatcher
 subscription dropped is a gap for every tab. Keep-alive comments go to a tab after
 `KEEPALIVE_SECONDS` of silence; when the bus closes (the hub stops) every stream ends once
 its buffer is written; a client that goes away is noticed and its tab unregistered.
+
+A page is read before its stream connects: a change committed in between would reach
+neither. The page carries when its request began reading (`?since=` on the stream), and the
+hello says `fresh` only when this process has heard the bus since before that moment and
+heard no change for that feed since (within `CLOCK_MARGIN`, for processes whose clocks
+differ a little); otherwise the page reloads what it shows.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -48,6 +55,10 @@ IDLE_SECONDS: Final = 60.0
 KEEPALIVE_FRAME: Final = ": keep-alive\n\n"
 BATCH: Final = 100
 """Bus messages taken at once when they queue up (their reads run together)."""
+CLOCK_MARGIN: Final = 1.0
+"""Seconds by which the clocks of the hub's processes may disagree (a page read in one,
+its stream served by another): a change heard this close to the page's read counts as
+possibly missed by it."""
 
 
 def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
@@ -76,10 +87,12 @@ class Tab:
         "dropped",
         "extra",
         "feed",
+        "fresh",
         "key",
         "last_write",
         "queue_ids",
         "seq",
+        "since",
         "viewer",
     )
 
@@ -90,6 +103,7 @@ class Tab:
         queue_ids: frozenset[int] = frozenset(),
         *,
         limit: int = MAX_PENDING,
+        since: float | None = None,
     ) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
@@ -103,6 +117,10 @@ class Tab:
         self.closed = False
         self.last_write = time.monotonic()
         self.extra: Any = None  # the feed's own per-tab state
+        # When the page this stream serves read the database (wall clock, seconds), and
+        # whether every change since then reaches the tab (decided when it registers).
+        self.since = since
+        self.fresh = False
         self._frames: deque[str] = deque()
         self._limit = limit
         self._waiter: asyncio.Future[None] | None = None
@@ -176,8 +194,14 @@ class Feed(Protocol):
 
     def wants(self, topic: str) -> bool: ...
 
+    def changes(self, topic: str) -> bool:
+        """Whether a message of `topic` may change what this feed's pages show (not a
+        moment's news such as presence)."""
+        ...
+
     def hello(self, tab: Tab) -> str:
-        """The first frame of a new stream (after `retry:`)."""
+        """The first frame of a new stream (after `retry:`); it says whether the page may
+        have missed a change (`tab.fresh`)."""
         ...
 
     def prefetch(self, message: BusMessage) -> None:
@@ -219,6 +243,7 @@ class Dispatcher:
         *,
         limit: int = MAX_PENDING,
         idle_seconds: float = IDLE_SECONDS,
+        clock_margin: float = CLOCK_MARGIN,
     ) -> None:
         self.bus = bus
         self.db = db
@@ -226,18 +251,30 @@ class Dispatcher:
         self.feeds: dict[str, Feed] = {f.name: f for f in made}
         self.limit = limit
         self.idle_seconds = idle_seconds
+        self.clock_margin = clock_margin
         self.closed = False
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self.heard_from = float("inf")  # when the subscription began (wall clock)
+        # Per feed, when this process last heard a change for its pages (wall clock; set
+        # when heard, before it is passed on: a tab registered meanwhile still hears it).
+        self.changed_at: dict[str, float] = dict.fromkeys(self.feeds, 0.0)
 
     @property
     def tabs(self) -> int:
         """How many streams are registered."""
         return sum(len(f.tabs) for f in self.feeds.values())
 
-    def tab(self, feed: str, viewer: Viewer, queue_ids: frozenset[int] = frozenset()) -> Tab:
-        return Tab(feed, viewer, queue_ids, limit=self.limit)
+    def tab(
+        self,
+        feed: str,
+        viewer: Viewer,
+        queue_ids: frozenset[int] = frozenset(),
+        since: float | None = None,
+    ) -> Tab:
+        """A tab for a page that read the database at `since` (None: unknown)."""
+        return Tab(feed, viewer, queue_ids, limit=self.limit, since=since)
 
     async def register(self, tab: Tab) -> None:
         """Start hearing for `tab` (its `retry:` and hello first). Messages published after
@@ -253,6 +290,13 @@ class Dispatcher:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
+        # Fresh: this process has heard the bus since before the page's read and heard no
+        # change since (a change between the page's read and now would be lost to it: the
+        # page reloads what it shows instead).
+        since = tab.since
+        tab.fresh = since is not None and since - self.clock_margin > max(
+            self.heard_from, self.changed_at[owner.name]
+        )
         tab.push(f"retry: {RETRY_MS}\n" + owner.hello(tab))
         owner.tabs.add(tab)
 
@@ -292,6 +336,7 @@ class Dispatcher:
         topics = sorted({t for f in self.feeds.values() for t in f.topics})
         try:
             async with self.bus.subscribe(*topics) as subscription:
+                self.heard_from = time.time()
                 ready.set_result(None)
                 await self._hear(subscription)
         except asyncio.CancelledError:
@@ -341,6 +386,11 @@ class Dispatcher:
 
     async def _deliver(self, batch: list[BusMessage]) -> None:
         """Each message to the feeds that want it, in order, their reads begun first."""
+        now = time.time()
+        for each in batch:
+            for owner in self.feeds.values():
+                if owner.wants(each.topic) and owner.changes(each.topic):
+                    self.changed_at[owner.name] = now
         wanted = [
             (each, [f for f in self.feeds.values() if f.tabs and f.wants(each.topic)])
             for each in batch
@@ -354,6 +404,16 @@ class Dispatcher:
                     await owner.deliver(each)
                 except Exception:
                     logger.exception("live %s: %s not passed on", owner.name, each.topic)
+
+
+def read_at(request: Request) -> float | None:
+    """When the page a stream serves read the database: its `?since=` (see `page_read_at`),
+    None when absent or not a time (the tab then reloads what it shows)."""
+    try:
+        since = float(request.query_params.get("since", ""))
+    except ValueError:
+        return None
+    return since if math.isfinite(since) else None
 
 
 def dispatcher_of(request: Request, context: HubContext) -> Dispatcher:

@@ -11,7 +11,9 @@ the manager may not see is sent with no views (a row that leaves their sight dis
 
 `seq` counts the events of this stream, those the bus dropped for a slow tab included, so
 a tab that sees a number skipped knows it missed something and reloads its view; a new
-stream (after a reconnect) starts with a `hello` of its own id, and the tab reloads too.
+stream (after a reconnect) starts with a `hello` of its own id, and the tab reloads too; a
+first stream's hello says whether a change came between the page's read and the stream
+(`fresh`, see live.py), and a page that is not fresh reloads its list and conversation.
 
 Calls (`call.*`) come as `call` events without a sequence number, a moment's news like
 presence: a ring for this manager and the call's later events (see `CallNews`).
@@ -61,6 +63,7 @@ from .live import (
     ViewerKey,
     dispatcher_of,
     feed,
+    read_at,
     sse,
     tail_of,
 )
@@ -164,6 +167,9 @@ class InboxFeed:
     def wants(self, topic: str) -> bool:
         return topic.startswith(_WANTED) or topic in CONTACT_TOPICS or topic == PRESENCE_TOPIC
 
+    def changes(self, topic: str) -> bool:
+        return topic != PRESENCE_TOPIC and not topic.startswith("manager.")
+
     def prefetch(self, message: BusMessage) -> None:
         conversation_id = message.payload.get("conversation_id")
         event_id = message.payload.get("event_id")
@@ -185,7 +191,8 @@ class InboxFeed:
             sse("call", {"call_id": call_id, "state": "ringing", "topic": RINGING_TOPIC})
             for call_id in tab.extra.rung
         ]
-        return "".join([sse("hello", {"stream": secrets.token_hex(8), "seq": tab.seq}), *ringing])
+        hello = {"stream": secrets.token_hex(8), "seq": tab.seq, "fresh": tab.fresh}
+        return "".join([sse("hello", hello), *ringing])
 
     async def deliver(self, message: BusMessage) -> None:
         topic, payload = message.topic, message.payload
@@ -335,6 +342,6 @@ async def stream(request: Request, context: ContextDep) -> LiveResponse:
         queue_ids = await viewer_queues(session, viewer)
         ringing = await ringing_for(session, viewer)
     dispatcher = dispatcher_of(request, context)
-    tab = dispatcher.tab(FEED, viewer, queue_ids)
+    tab = dispatcher.tab(FEED, viewer, queue_ids, read_at(request))
     tab.extra = CallNews(viewer, ringing)
     return LiveResponse(dispatcher, tab)

@@ -98,6 +98,41 @@ async def test_a_form_post_appears_live_then_a_note_and_logout(hub: Workspace, d
     assert again.status_code == 303 and again.headers["location"] == "/login"
 
 
+async def test_a_conversation_begun_between_a_pages_read_and_its_stream_shows(
+    hub: Workspace, desk: Any
+) -> None:
+    """The page is read, a client writes, and only then does the page's stream connect:
+    the stream's hello says a change came meanwhile and the list catches up."""
+    from playwright.async_api import expect
+
+    watching = await desk.new_page()  # keeps the hub's live dispatcher hearing
+    await sign_in(watching, hub, ADMIN)
+    await watching.wait_for_function("() => document.documentElement.dataset.live === 'on'")
+    page = await desk.new_page()
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        held.set()
+        await release.wait()
+        await route.continue_()
+
+    await page.route("**/inbox/stream*", hold)
+    await page.goto(hub.url + "/inbox/v/unassigned")
+    await asyncio.wait_for(held.wait(), timeout=15)
+    conversation_id = await asyncio.to_thread(
+        post_form, hub, "Вера Лаврова", "vera@example.ru", "Пришлите прайс, пожалуйста."
+    )
+    row = f'#list-rows [data-conversation="{conversation_id}"]'
+    await expect(watching.locator(row)).to_be_visible(timeout=10_000)  # the hub has told it
+    assert await page.locator(row).count() == 0  # the page was read before
+    release.set()
+    await expect(page.locator(row)).to_be_visible(timeout=5_000)
+    await expect(page.locator(row)).to_contain_text("Вера Лаврова")
+    assert page.url.endswith("/inbox/v/unassigned")  # caught up without a reload
+    await page.close()
+    await watching.close()
+
+
 async def test_take_with_a_then_close_shows_the_servers_truth(hub: Workspace, desk: Any) -> None:
     from playwright.async_api import expect
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -60,9 +61,13 @@ class Reader:
 
 
 async def opened(
-    dispatcher: Dispatcher, feed: str, viewer: Viewer, queue_ids: frozenset[int] = frozenset()
+    dispatcher: Dispatcher,
+    feed: str,
+    viewer: Viewer,
+    queue_ids: frozenset[int] = frozenset(),
+    since: float | None = None,
 ) -> Reader:
-    tab = dispatcher.tab(feed, viewer, queue_ids)
+    tab = dispatcher.tab(feed, viewer, queue_ids, since)
     await dispatcher.register(tab)
     return Reader(tab)
 
@@ -191,6 +196,68 @@ async def test_tabs_of_the_same_viewer_share_one_frame_body(db: Database) -> Non
         assert [data(frame)["seq"] for frame in frames] == [1, 1, 1]
         bodies = {frame.split('"seq":1,', 1)[1] for frame in frames}
         assert len(bodies) == 1 and '"topic":"message.received"' in bodies.pop()
+    finally:
+        await dispatcher.close()
+
+
+async def test_a_tabs_hello_says_whether_a_change_came_since_its_pages_read(
+    db: Database, bus: EventBus
+) -> None:
+    """A change heard between a page's read of the database and its stream's start would
+    be lost to the page: its hello says the page is not fresh (the page reloads what it
+    shows). Fresh only when the process heard the bus since before the read and heard no
+    change since; presence and notifications do not count, and each feed counts its own."""
+    channel = await create_channel(db)
+    first = await ingest_message(db, channel, email="a@example.ru")
+    admin = Viewer(None, True)
+    margin = 0.05
+    dispatcher = Dispatcher(bus, db, clock_margin=margin)
+
+    async def hello(feed: str, since: float | None) -> bool:
+        reader = await opened(dispatcher, feed, admin, since=since)
+        event, told = await reader.told()
+        assert event == "hello"
+        dispatcher.unregister(reader.tab)
+        fresh: bool = told["fresh"]
+        assert fresh is reader.tab.fresh
+        return fresh
+
+    async def after_margin() -> float:
+        await asyncio.sleep(margin * 3)
+        return time.time()
+
+    try:
+        before_start = time.time() - 1
+        assert not await hello("inbox", None)  # unknown: not fresh
+        assert not await hello("inbox", before_start)  # read before the bus was heard
+        read = await after_margin()
+        assert await hello("inbox", read) and await hello("claims", read)
+        # A tab keeps the dispatcher hearing; a change comes after `read`...
+        watcher = await opened(dispatcher, "inbox", admin)
+        await watcher.next()
+        await bus.publish(
+            "message.received", {"event_id": 1, "conversation_id": first.conversation_id}
+        )
+        assert data(await watcher.next())["seq"] == 1
+        assert not await hello("inbox", read)  # ...so a page read before it may lack it
+        assert await hello("claims", read)  # the claims feed heard nothing of it
+        later = await after_margin()
+        assert await hello("inbox", later)
+        # Presence and a manager's notification change nothing a page shows.
+        await bus.publish(
+            "presence.conversation",
+            {"conversation_id": first.conversation_id, "manager_id": 1, "state": "viewing"},
+        )
+        await bus.publish("manager.1", {"kind": "assigned"})
+        await bus.publish("claim.filed", {"claim_id": 1, "number": "C-1"})
+        for _ in range(100):  # the claim event is heard last
+            if dispatcher.changed_at["claims"] > later:
+                break
+            await asyncio.sleep(0.02)
+        assert await hello("inbox", later)
+        assert not await hello("claims", later)
+        # A `since` that is not a time is no time.
+        assert not await hello("inbox", None)
     finally:
         await dispatcher.close()
 

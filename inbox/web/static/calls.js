@@ -107,10 +107,16 @@
   document.addEventListener("omnihub:stream", function (event) { hook(event.detail); });
   document.addEventListener("DOMContentLoaded", function () {
     if (hooked || !window.EventSource || !document.querySelector("meta[name=csrf-token]")) { return; }
-    var own = new EventSource("/inbox/stream");
+    var own = window.omnihubStream("/inbox/stream");
     hook(own);
-    // Live from here on (as the workspace says of its own stream).
-    own.addEventListener("hello", function () { document.documentElement.dataset.live = "on"; });
+    // Live from here on (as the workspace says of its own stream); a change that came
+    // between the page's read and the stream: the calls page reloads its list.
+    own.addEventListener("hello", function (event) {
+      document.documentElement.dataset.live = "on";
+      var data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      if (!data.fresh) { refreshPage(); }
+    });
     window.addEventListener("pagehide", function () { own.close(); });
   });
 

@@ -31,9 +31,11 @@
     if (notice) { notice.hidden = false; }
   }
 
-  var source = new EventSource("/claims/stream");
-  source.addEventListener("hello", function () {
-    if (last !== null && kind === "board") { refreshBoard(); }  // a new stream: catch up
+  var source = window.omnihubStream("/claims/stream");
+  source.addEventListener("hello", function (event) {
+    var fresh = JSON.parse(event.data).fresh;
+    // A new stream, or a change between the page's read and the stream: catch up.
+    if ((last !== null || !fresh) && kind === "board") { refreshBoard(); }
     last = 0;
   });
   source.addEventListener("change", function (event) {

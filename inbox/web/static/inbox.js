@@ -131,16 +131,27 @@
     });
   }
 
+  // A live stream's address: with when this page read the hub (its meta), so the stream's
+  // hello can say whether a change came between that read and the stream (calls.js and
+  // claims.js open theirs here too).
+  window.omnihubStream = function (path) {
+    var read = document.querySelector("meta[name=omnihub-read-at]");
+    return new EventSource(read ? path + "?since=" + encodeURIComponent(read.content) : path);
+  };
+
   var stream = null, streamId = null, lastSeq = 0;
   function listening() {
     if (stream || !workspace() || !window.EventSource) { return; }
-    stream = new EventSource("/inbox/stream");
+    stream = window.omnihubStream("/inbox/stream");
     // Other parts of the workspace listen on the same stream (calls.js: the ringing card).
     document.dispatchEvent(new CustomEvent("omnihub:stream", { detail: stream }));
     stream.addEventListener("hello", function (event) {
       var data = JSON.parse(event.data);
-      // A new stream after a lost one: what came meanwhile is unknown, so reload.
-      if (streamId !== null && data.stream !== streamId) { refresh({ list: true, conversation: true }); }
+      // A new stream after a lost one: what came meanwhile is unknown, so reload; so too
+      // the first one when a change came between the page's read and the stream.
+      if (streamId !== null ? data.stream !== streamId : !data.fresh) {
+        refresh({ list: true, conversation: true });
+      }
       streamId = data.stream;
       lastSeq = data.seq;
       document.documentElement.dataset.live = "on";
