@@ -88,8 +88,32 @@
   document.addEventListener("htmx:afterSettle", settle);
   document.addEventListener("DOMContentLoaded", settle);
 
+  // Where the keyboard was, within a part about to be replaced: the same control (by its
+  // id, else by its place in the same conversation's row) takes the focus in the new part.
+  var FOCUSABLE = "a[href], button, input, select, textarea, [tabindex]";
+  function focusIn(part) {
+    var active = document.activeElement;
+    if (!active || active === document.body || !part.contains(active)) { return null; }
+    var row = active.closest("[data-conversation]");
+    var place = row ? Array.prototype.indexOf.call(row.querySelectorAll(FOCUSABLE), active) : -1;
+    return { id: active.id, conversation: row && row.dataset.conversation, place: place };
+  }
+  function refocus(part, was) {
+    if (!was) { return; }
+    var target = was.id ? part.querySelector("#" + CSS.escape(was.id)) : null;
+    if (!target && was.conversation && was.place >= 0) {
+      var row = part.querySelector('[data-conversation="' + CSS.escape(was.conversation) + '"]');
+      target = row ? row.querySelectorAll(FOCUSABLE)[was.place] : null;
+    }
+    if (target) { target.focus({ preventScroll: true }); }
+  }
+
   // Live: refresh the parts of the page an event changes, with one request.
   var refreshing = null;
+  // Swaps the page made itself (a reply sent, an action): an answer asked for before one
+  // of them may be older than what it put on screen.
+  var swaps = 0;
+  document.addEventListener("htmx:afterSwap", function () { swaps += 1; });
   var again = { list: false, conversation: false };
   function refresh(parts) {
     again.list = again.list || parts.list;
@@ -99,6 +123,7 @@
       var want = { list: again.list, conversation: again.conversation };
       again = { list: false, conversation: false };
       var url = window.location.pathname + window.location.search;
+      var swapsBefore = swaps;
       return fetch(url, {
         headers: { "HX-Request": "true" }, credentials: "same-origin"
       }).then(function (response) {
@@ -107,8 +132,10 @@
         return response.ok ? response.text() : null;
       }).then(function (html) {
         if (html === null) { return; }
-        // A navigation started meanwhile: its page is newer than this answer.
-        if (url !== window.location.pathname + window.location.search || document.querySelector(".htmx-request")) {
+        // A navigation or a swap came meanwhile, or is on its way: its page may be newer
+        // than this answer, which is asked for again.
+        if (url !== window.location.pathname + window.location.search || swaps !== swapsBefore ||
+            document.querySelector(".htmx-request")) {
           again.list = again.list || want.list;
           again.conversation = again.conversation || want.conversation;
           return;
@@ -120,7 +147,9 @@
           var now = document.getElementById(id), next = page.getElementById(id);
           if (!now || !next) { return; }
           var scroll = now.scrollTop, atBottom = now.scrollHeight - now.scrollTop - now.clientHeight < 40;
+          var was = focusIn(now);
           now.replaceWith(next);
+          refocus(next, was);
           next.scrollTop = id === "timeline" && atBottom ? next.scrollHeight : scroll;
           if (window.htmx) { window.htmx.process(next); }
         });
