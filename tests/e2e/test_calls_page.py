@@ -16,7 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.workspace import ADMIN, MANAGER_EN, Workspace, no_overflow, sign_in
+from tests.e2e.workspace import (
+    ADMIN,
+    MANAGER_EN,
+    Workspace,
+    no_overflow,
+    sections_in_sight,
+    sign_in,
+)
 
 LINE_TOKEN = "line-token-0123456789abcdef"
 
@@ -92,6 +99,7 @@ async def test_a_ring_pops_up_live_then_the_missed_call_waits_until_done(
         await sign_in(small, hub, ADMIN)
         await small.goto(hub.url + "/calls")
         await no_overflow(small, 390)
+        await sections_in_sight(small, 390)
         await small.screenshot(path=hub.artifacts / "calls-page-ru-390.png", full_page=True)
     finally:
         await phone.close()
@@ -155,6 +163,7 @@ async def test_the_owner_sees_the_card_on_any_page_and_it_goes_when_answered(
         await expect(page.locator("#callbacks .callback")).to_have_count(0)
         await page.screenshot(path=hub.artifacts / "calls-page-en-390.png", full_page=True)
         await no_overflow(page, 390)
+        await sections_in_sight(page, 390)
 
         await page.set_viewport_size({"width": 1280, "height": 800})
         await posted(line, "newCall", "e2e-4", "+79123456702")

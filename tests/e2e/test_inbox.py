@@ -24,6 +24,7 @@ from tests.e2e.workspace import (
     no_overflow,
     post_form,
     replies_with,
+    sections_in_sight,
     sign_in,
     wait_for,
 )
@@ -343,6 +344,7 @@ async def test_russian_pages_at_390_px(hub: Workspace, browser: Any) -> None:
         await sign_in(page, hub, ADMIN)
         await page.screenshot(path=hub.artifacts / "list-ru-390.png")
         await no_overflow(page, 390)
+        await sections_in_sight(page, 390)
         await page.get_by_role("button", name="Разделы").click()
         await page.screenshot(path=hub.artifacts / "views-ru-390.png")
         await no_overflow(page, 390)

@@ -191,6 +191,19 @@ def replies_with(telegram: BotApiStandIn, words: str, chat: int = CLIENT_CHAT) -
     return [call for call in telegram.sent("sendMessage", chat) if words in call.text]
 
 
+async def sections_in_sight(page: Any, width: int) -> None:
+    """Every section link of the top bar whole on screen, none scrolled out of sight."""
+    boxes = await page.evaluate(
+        """() => [...document.querySelectorAll('.topbar .sections a')].map(a => {
+          const box = a.getBoundingClientRect(), nav = a.parentElement;
+          return [a.textContent, box.left, box.right, nav.scrollWidth - nav.clientWidth];
+        })"""
+    )
+    assert len(boxes) > 1, boxes
+    for text, left, right, hidden in boxes:
+        assert left >= 0 and right <= width and hidden <= 0, (text, left, right, hidden)
+
+
 async def no_overflow(page: Any, width: int) -> None:
     sizes = await page.evaluate(
         "() => [document.documentElement.scrollWidth, document.body.scrollWidth]"
