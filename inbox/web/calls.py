@@ -16,7 +16,13 @@ from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from inbox.deps import ContextDep, ReadSessionDep
-from intake.calls.desk import complete_callback, open_callbacks, recent_calls, ringing_card
+from intake.calls.desk import (
+    CALLBACKS_PAGE,
+    complete_callback,
+    open_callbacks,
+    recent_calls,
+    ringing_card,
+)
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.types import DbId, utcnow
 
@@ -34,6 +40,8 @@ from .common import (
 add_section("calls", "/calls", "section.calls")
 
 CALLS_PAGE = 50
+CALLBACKS_SHOWN_MAX = 500
+"""The most callbacks a live refresh keeps on the page (a tab paged on beyond is cut back)."""
 
 
 def duration(seconds: int | None) -> str:
@@ -60,12 +68,15 @@ async def _page(
     missed: bool,
     after: str | None,
     due_after: str | None = None,
+    shown: int | None = None,
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     now = utcnow()
+    # A live refresh of a list the manager has paged on keeps as many rows as it showed.
+    limit = max(CALLBACKS_PAGE, min(shown or 0, CALLBACKS_SHOWN_MAX))
     try:
-        callbacks = await open_callbacks(session, page.viewer, now, cursor=due_after)
+        callbacks = await open_callbacks(session, page.viewer, now, cursor=due_after, limit=limit)
         calls = await recent_calls(
             session, page.viewer, missed_only=missed, cursor=after, limit=CALLS_PAGE
         )
@@ -102,12 +113,19 @@ async def calls_page(
     show: Annotated[str, Query(pattern="^(all|missed)$")] = "all",
     after: Annotated[str | None, Query(max_length=200)] = None,
     due_after: Annotated[str | None, Query(max_length=200)] = None,
+    shown: Annotated[int | None, Query(ge=1)] = None,
 ) -> HTMLResponse:
-    """The callbacks to make (`?due_after=` their next page), then the recent calls
-    (`?show=missed`, `?after=` a page on)."""
+    """The callbacks to make (`?due_after=` their next page; `?shown=N`, a first page of N
+    when the tab had paged on), then the recent calls (`?show=missed`, `?after=` a page on)."""
     page = await frame(request, context, principal, session)
     return await _page(
-        request, page, session, missed=show == "missed", after=after, due_after=due_after
+        request,
+        page,
+        session,
+        missed=show == "missed",
+        after=after,
+        due_after=due_after,
+        shown=shown,
     )
 
 

@@ -167,6 +167,14 @@ class TestCallbacks:
         assert "Ещё обратные звонки" in russian.text
         forged = await client.get("/calls", params={"due_after": "bm90LWEtY3Vyc29y"})
         assert forged.status_code == 404
+        # A tab that paged on and refreshes live asks for as many as it showed: all 52,
+        # nothing more to page; fewer than a page is still a page.
+        again = await client.get("/calls?shown=52")
+        assert task_ids(again.text.split('id="recent-calls"')[0]) == list(every)
+        assert "data-more-callbacks" not in again.text
+        few = await client.get("/calls?shown=3")
+        assert task_ids(few.text.split('id="recent-calls"')[0]) == shown
+        assert (await client.get("/calls?shown=0")).status_code == 422
 
 
 class TestRecentCalls:

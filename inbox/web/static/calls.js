@@ -50,7 +50,10 @@
   // The calls page: its lists again from the hub, soon after a call event but at most every
   // two seconds (a busy line sends many); not while the manager is on one of its buttons
   // (the refresh would take their place away).
-  var pending = null, lastRefresh = 0;
+  var pending = null, lastRefresh = 0, pagedOn = false;
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("[data-more-callbacks]")) { pagedOn = true; }
+  });
   function refreshPage() {
     if (pending || !document.getElementById("calls")) { return; }
     var wait = Math.max(300, 2000 - (Date.now() - lastRefresh));
@@ -64,7 +67,11 @@
         return;
       }
       var url = window.location.pathname + window.location.search;
-      fetch(url, { credentials: "same-origin" })
+      // Paged on with "more": as many callbacks again, not only the first page.
+      var shown = document.querySelectorAll("#callbacks > li.callback").length;
+      var asked = url;
+      if (pagedOn && shown) { asked += (window.location.search ? "&" : "?") + "shown=" + shown; }
+      fetch(asked, { credentials: "same-origin" })
         .then(function (response) { return response.ok ? response.text() : null; })
         .then(function (html) {
           var current = document.getElementById("calls");
