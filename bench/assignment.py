@@ -27,6 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.ingest import (
     HUB_CMD,
@@ -62,34 +63,38 @@ TARGET_P99_MS = 300.0
 DRAIN_TIMEOUT = 300.0
 
 
-async def prepare(url: str) -> None:
+async def staff_default_queue(session: AsyncSession) -> None:
     """A queue of online managers as the default form channel's queue."""
-    db = Database(url, pool_size=2)
     far = utcnow() + timedelta(days=1)
+    queue = Queue(key="bench", name="Очередь", strategy=Strategy.EVENLY, sla={})
+    managers = [
+        Manager(
+            email=f"m{n}@bench.example.ru",
+            name=f"Менеджер {n}",
+            presence=Presence.ONLINE,
+            presence_expires_at=far,
+            capacity=1_000_000,
+            languages=[],
+        )
+        for n in range(MANAGERS)
+    ]
+    session.add(queue)
+    session.add_all(managers)
+    await session.flush()
+    session.add_all(
+        QueueMember(queue_id=queue.id, manager_id=m.id, position=i) for i, m in enumerate(managers)
+    )
+    await session.execute(
+        update(Channel).where(Channel.key == "default").values(default_queue_id=queue.id)
+    )
+
+
+async def prepare(url: str) -> None:
+    """The default form channel's queue staffed (`staff_default_queue`)."""
+    db = Database(url, pool_size=2)
     try:
         async with db.transaction() as session:
-            queue = Queue(key="bench", name="Очередь", strategy=Strategy.EVENLY, sla={})
-            managers = [
-                Manager(
-                    email=f"m{n}@bench.example.ru",
-                    name=f"Менеджер {n}",
-                    presence=Presence.ONLINE,
-                    presence_expires_at=far,
-                    capacity=1_000_000,
-                    languages=[],
-                )
-                for n in range(MANAGERS)
-            ]
-            session.add(queue)
-            session.add_all(managers)
-            await session.flush()
-            session.add_all(
-                QueueMember(queue_id=queue.id, manager_id=m.id, position=i)
-                for i, m in enumerate(managers)
-            )
-            await session.execute(
-                update(Channel).where(Channel.key == "default").values(default_queue_id=queue.id)
-            )
+            await staff_default_queue(session)
     finally:
         await db.dispose()
 

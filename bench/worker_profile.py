@@ -26,11 +26,11 @@ import statistics
 import sys
 import time
 from collections import Counter
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event, func, select, text, update
+from sqlalchemy import Engine, event, func, select, text
 
+from bench.assignment import staff_default_queue
 from bench.ingest import HarnessError, postgres_database, postgres_unreachable
 from channels.base import HubContext
 from hub.context import build_context, close_context
@@ -44,16 +44,9 @@ from storage.models import (
     Channel,
     ChannelKind,
     IdentityKind,
-    Manager,
     OutboxEvent,
-    Presence,
-    Queue,
-    QueueMember,
-    Strategy,
 )
-from storage.types import utcnow
 
-MANAGERS = 50
 GROUP = 4  # submissions per group commit, about what 16 clients give
 TRIVIAL = 200
 
@@ -75,30 +68,8 @@ def submission(channel_id: int, n: int) -> InboundMessage:
 
 
 async def populate(context: HubContext, requests: int) -> None:
-    far = utcnow() + timedelta(days=1)
     async with context.db.transaction() as session:
-        queue = Queue(key="bench", name="Очередь", strategy=Strategy.EVENLY, sla={})
-        managers = [
-            Manager(
-                email=f"m{n}@bench.example.ru",
-                name=f"Менеджер {n}",
-                presence=Presence.ONLINE,
-                presence_expires_at=far,
-                capacity=1_000_000,
-                languages=[],
-            )
-            for n in range(MANAGERS)
-        ]
-        session.add(queue)
-        session.add_all(managers)
-        await session.flush()
-        session.add_all(
-            QueueMember(queue_id=queue.id, manager_id=m.id, position=i)
-            for i, m in enumerate(managers)
-        )
-        await session.execute(
-            update(Channel).where(Channel.key == "default").values(default_queue_id=queue.id)
-        )
+        await staff_default_queue(session)
         channel_id = await session.scalar(select(Channel.id).where(Channel.key == "default"))
     assert channel_id is not None
     for start in range(0, requests, GROUP):
