@@ -14,6 +14,13 @@ worker takes its events once the lease runs out, seconds later. A worker sleeps
 between rounds until a commit that wrote events wakes it: in its own process
 directly, from other processes through PostgreSQL's NOTIFY (`Database.listen_outbox`);
 the poll interval is only the fallback.
+
+Some events go first (`WorkerOptions.first_events`: routing's, so a new conversation
+reaches its manager without waiting behind the backlog of everything else): a worker
+claims and handles them in a lane of their own, beside the lane of the rest, each lane
+with its own rounds (PostgreSQL; SQLite's one writer would make them take turns, and one
+round there handles its routing events first anyway). `run_once` handles one round of
+each lane, the first lane's first.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -130,6 +137,20 @@ class WorkerOptions:
     # Of those, events whose handling is done again from the event if it is lost: their
     # transactions commit without waiting for the disk (`Database.transaction`).
     redoable_events: frozenset[type[Event]] = frozenset()
+    # Events claimed and handled in a lane of their own, ahead of the rest (see the
+    # module's text); none: one lane for every event.
+    first_events: frozenset[type[Event]] = frozenset()
+
+
+@dataclass(eq=False)
+class Lane:
+    """Events a worker claims and handles in rounds of their own: only these topics (none
+    named: any), never those."""
+
+    name: str
+    only: tuple[str, ...]
+    never: tuple[str, ...]
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class OutboxWorker:
@@ -148,14 +169,22 @@ class OutboxWorker:
         self.handlers = handlers
         self.options = options or WorkerOptions()
         self.clock = clock
-        self._wakeup = asyncio.Event()
+        # SQLite has one writer, which the lanes would only take turns at: one lane (a
+        # round's routing events are handled first in it anyway, see _run_claimed).
+        first = sorted(kind.topic for kind in self.options.first_events) if not db.is_sqlite else []
+        self.lanes: list[Lane] = (
+            [Lane("first", tuple(first), ()), Lane("rest", (), tuple(first))]
+            if first
+            else [Lane("all", (), ())]
+        )
         db.on_outbox_commit(self.wake)
         # Seconds the handlers held the write lock per event, smoothed over the rounds.
         self._held_per_event: float | None = None
         self._held = 0.0
 
     def wake(self) -> None:
-        self._wakeup.set()
+        for lane in self.lanes:
+            lane.wakeup.set()
 
     def backoff(self, attempts: int) -> float:
         base = self.options.backoff_base_seconds * (2 ** max(attempts - 1, 0))
@@ -163,23 +192,26 @@ class OutboxWorker:
         return float(delay * random.uniform(0.8, 1.2))
 
     async def claim(self) -> list[int]:
-        """Lease up to one batch of due events to this worker."""
-        return [event_id for event_id, _topic in await self._claim()]
+        """Lease up to one batch of due events to this worker (of every lane)."""
+        claimed: list[int] = []
+        for lane in self.lanes:
+            claimed += [event_id for event_id, _topic in await self._claim(lane)]
+        return claimed
 
-    async def _claim(self) -> list[tuple[int, str]]:
-        """One statement: the due events chosen (skipping those another worker is claiming
-        on PostgreSQL), leased and returned, in the order they are due."""
+    async def _claim(self, lane: Lane) -> list[tuple[int, str]]:
+        """One statement: the lane's due events chosen (skipping those another worker is
+        claiming on PostgreSQL), leased and returned, in the order they are due."""
         now = self.clock()
-        due = (
-            select(OutboxEvent.id)
-            .where(
-                OutboxEvent.status == OutboxStatus.PENDING,
-                OutboxEvent.due_at <= now,
-                or_(OutboxEvent.locked_until.is_(None), OutboxEvent.locked_until < now),
-            )
-            .order_by(OutboxEvent.due_at, OutboxEvent.id)
-            .limit(self.round_size())
+        due = select(OutboxEvent.id).where(
+            OutboxEvent.status == OutboxStatus.PENDING,
+            OutboxEvent.due_at <= now,
+            or_(OutboxEvent.locked_until.is_(None), OutboxEvent.locked_until < now),
         )
+        if lane.only:
+            due = due.where(OutboxEvent.topic.in_(lane.only))
+        if lane.never:
+            due = due.where(OutboxEvent.topic.not_in(lane.never))
+        due = due.order_by(OutboxEvent.due_at, OutboxEvent.id).limit(self.round_size())
         if not self.db.is_sqlite:
             due = due.with_for_update(skip_locked=True)
         async with self.db.transaction(background=True) as session:
@@ -214,7 +246,15 @@ class OutboxWorker:
             )
 
     async def run_once(self) -> int:
-        """Handle one batch of due events; returns how many were claimed.
+        """Handle one batch of due events of each lane (the first lane's first); returns
+        how many were claimed."""
+        handled = 0
+        for lane in self.lanes:
+            handled += await self._round(lane)
+        return handled
+
+    async def _round(self, lane: Lane) -> int:
+        """Handle one batch of the lane's due events; returns how many were claimed.
 
         The batch first runs in one transaction. If a handler fails, that work is
         rolled back and the batch runs again with a savepoint per event, so the
@@ -222,7 +262,7 @@ class OutboxWorker:
         or parking) commits with the others' success. Handlers therefore run at
         least once, as with any outbox: they must tolerate a repeat.
         """
-        claimed = await self._claim()
+        claimed = await self._claim(lane)
         if not claimed:
             return 0
         if self.db.is_sqlite:
@@ -441,14 +481,18 @@ class OutboxWorker:
         log.info("outbox worker stopped")
 
     async def _loop(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(self._lane_loop(lane, stop) for lane in self.lanes))
+
+    async def _lane_loop(self, lane: Lane, stop: asyncio.Event) -> None:
         last_purge = 0.0
         loop = asyncio.get_running_loop()
+        purges = lane is self.lanes[-1]
         while not stop.is_set():
             # Cleared before looking, not after: a commit during this round keeps it set.
-            self._wakeup.clear()
+            lane.wakeup.clear()
             try:
-                handled = await self.run_once()
-                if loop.time() - last_purge > 3600:
+                handled = await self._round(lane)
+                if purges and loop.time() - last_purge > 3600:
                     last_purge = loop.time()
                     await self.purge_done()
             except Exception:
@@ -458,7 +502,7 @@ class OutboxWorker:
             if handled:
                 continue
             waiters = [
-                asyncio.ensure_future(self._wakeup.wait()),
+                asyncio.ensure_future(lane.wakeup.wait()),
                 asyncio.ensure_future(stop.wait()),
             ]
             await asyncio.wait(

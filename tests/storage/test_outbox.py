@@ -527,6 +527,60 @@ class TestRun:
         assert len(recorder.seen) == 1
 
 
+class TestLanes:
+    """Events named first (routing's, in the hub) have a lane of their own on PostgreSQL:
+    they do not wait behind a backlog of the others."""
+
+    async def test_first_events_are_claimed_past_a_backlog_of_others(
+        self, db: Database, clock: Clock
+    ) -> None:
+        backlog = await emit_events(db, Plain, 30)
+        (urgent,) = await emit_events(db, Opened)
+        worker = make_worker(db, clock, {}, batch_size=10, first_events=frozenset({Opened}))
+        lanes = [lane.name for lane in worker.lanes]
+        if db.is_sqlite:
+            assert lanes == ["all"]  # one writer: one lane, claimed in the order due
+            assert await worker.claim() == backlog[:10]
+            return
+        assert lanes == ["first", "rest"]
+        assert await worker.claim() == [urgent, *backlog[:10]]
+
+    async def test_a_running_worker_handles_the_first_lane_beside_a_slow_rest(
+        self, db: Database, clock: Clock
+    ) -> None:
+        release = asyncio.Event()
+        slow_started = asyncio.Event()
+
+        async def slow(session: AsyncSession, event: Event, event_id: int) -> None:
+            slow_started.set()
+            await release.wait()
+
+        urgent = Recorder()
+        worker = make_worker(
+            db,
+            clock,
+            {Plain: [slow], Opened: [urgent]},
+            first_events=frozenset({Opened}),
+            poll_interval_seconds=30,
+        )
+        if db.is_sqlite:  # its one writer: one lane, the rest's round before the next
+            assert [lane.name for lane in worker.lanes] == ["all"]
+            return
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            await emit_events(db, Plain)
+            await asyncio.wait_for(slow_started.wait(), 3)  # the rest's round is stuck
+            (event_id,) = await emit_events(db, Opened)
+            await asyncio.wait_for(urgent.called.wait(), 3)  # yet the first lane goes on
+            assert [seen[0] for seen in urgent.seen] == [event_id]
+        finally:
+            release.set()
+            stop.set()
+            await asyncio.wait_for(task, 5)
+        assert {e.status for e in (await outbox(db)).values()} == {OutboxStatus.DONE}
+
+
 class TestPurge:
     async def test_removes_only_old_done_events(self, db: Database, clock: Clock) -> None:
         day = 24 * 3600
