@@ -58,7 +58,11 @@
     if (form.id !== "composer" || !held) { return; }
     event.preventDefault();
     event.stopPropagation();
+    // After the refresh on its way, and never within this submit's own dispatch (where a
+    // form's requestSubmit does nothing): a task of its own.
     (refreshing || Promise.resolve()).then(function () {
+      return new Promise(function (resolve) { window.setTimeout(resolve, 0); });
+    }).then(function () {
       if (!held) { return; }
       held = false;
       if (lastInbound() <= seen) { form.requestSubmit(); return; }  // nothing new: send
