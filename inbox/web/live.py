@@ -387,14 +387,17 @@ class Dispatcher:
     async def _deliver(self, batch: list[BusMessage]) -> None:
         """Each message to the feeds that want it, in order, their reads begun first."""
         now = time.time()
+        wanted: list[tuple[BusMessage, list[Feed]]] = []
         for each in batch:
+            owners = []
             for owner in self.feeds.values():
-                if owner.wants(each.topic) and owner.changes(each.topic):
+                if not owner.wants(each.topic):
+                    continue
+                if owner.changes(each.topic):  # heard, whether or not a tab listens yet
                     self.changed_at[owner.name] = now
-        wanted = [
-            (each, [f for f in self.feeds.values() if f.tabs and f.wants(each.topic)])
-            for each in batch
-        ]
+                if owner.tabs:
+                    owners.append(owner)
+            wanted.append((each, owners))
         for each, owners in wanted:
             for owner in owners:
                 owner.prefetch(each)
@@ -407,8 +410,9 @@ class Dispatcher:
 
 
 def read_at(request: Request) -> float | None:
-    """When the page a stream serves read the database: its `?since=` (see `page_read_at`),
-    None when absent or not a time (the tab then reloads what it shows)."""
+    """When the page a stream serves read the database: its `?since=` (the page request's
+    `read_at`, see inbox.deps.read_session), None when absent or not a time (the tab then
+    reloads what it shows)."""
     try:
         since = float(request.query_params.get("since", ""))
     except ValueError:
