@@ -142,6 +142,15 @@ class WorkerOptions:
     first_events: frozenset[type[Event]] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An event as its claim returned it: what handling it needs, without reading it again."""
+
+    id: int
+    topic: str
+    payload: dict[str, Any]
+
+
 @dataclass(eq=False)
 class Lane:
     """Events a worker claims and handles in rounds of their own: only these topics (none
@@ -195,12 +204,13 @@ class OutboxWorker:
         """Lease up to one batch of due events to this worker (of every lane)."""
         claimed: list[int] = []
         for lane in self.lanes:
-            claimed += [event_id for event_id, _topic in await self._claim(lane)]
+            claimed += [event.id for event in await self._claim(lane)]
         return claimed
 
-    async def _claim(self, lane: Lane) -> list[tuple[int, str]]:
+    async def _claim(self, lane: Lane) -> list[Claimed]:
         """One statement: the lane's due events chosen (skipping those another worker is
-        claiming on PostgreSQL), leased and returned, in the order they are due."""
+        claiming on PostgreSQL), leased and returned with their topics and payloads, in
+        the order they are due."""
         now = self.clock()
         due = select(OutboxEvent.id).where(
             OutboxEvent.status == OutboxStatus.PENDING,
@@ -222,11 +232,13 @@ class OutboxWorker:
                     locked_until=now + timedelta(seconds=self.options.lease_seconds),
                     attempts=OutboxEvent.attempts + 1,
                 )
-                .returning(OutboxEvent.due_at, OutboxEvent.id, OutboxEvent.topic)
+                .returning(
+                    OutboxEvent.due_at, OutboxEvent.id, OutboxEvent.topic, OutboxEvent.payload
+                )
                 .execution_options(synchronize_session=False)
             )
-            claimed = sorted((row.due_at, row.id, row.topic) for row in rows)
-        return [(event_id, topic) for _due_at, event_id, topic in claimed]
+            claimed = sorted(rows, key=lambda row: (row.due_at, row.id))
+        return [Claimed(row.id, row.topic, row.payload) for row in claimed]
 
     def round_size(self) -> int:
         """How many events the next round claims (see WorkerOptions.write_lock_seconds)."""
@@ -271,7 +283,7 @@ class OutboxWorker:
             await self._run_claimed(claimed)
             self._note_round(len(claimed))
             return len(claimed)
-        ids = [event_id for event_id, _topic in claimed]
+        ids = [event.id for event in claimed]
         heartbeat = asyncio.create_task(self._heartbeat(ids))
         try:
             await self._run_claimed(claimed)
@@ -305,7 +317,7 @@ class OutboxWorker:
                 # The next beat tries again; past the lease, another worker takes over.
                 log.warning("outbox lease renewal failed", exc_info=True)
 
-    async def _run_claimed(self, claimed: list[tuple[int, str]]) -> None:
+    async def _run_claimed(self, claimed: list[Claimed]) -> None:
         # Row-locking handlers (routing's, the `solo` events) get transactions of their own
         # where several workers write at once: locks held across a batch would deadlock
         # workers. Such a type with a batch handler has all its events in one transaction,
@@ -313,20 +325,20 @@ class OutboxWorker:
         # transaction each. Every other event goes in one shared transaction, where the
         # batch handlers also take all the events of their type together.
         solo = self.options.solo_events if not self.db.is_sqlite else frozenset()
-        kinds = [(event_id, CATALOGUE.get(topic)) for event_id, topic in claimed]
-        batched: dict[type[Event], list[int]] = {}
-        for event_id, kind in kinds:
+        kinds = [(event, CATALOGUE.get(event.topic)) for event in claimed]
+        batched: dict[type[Event], list[Claimed]] = {}
+        for event, kind in kinds:
             if kind is not None and kind in solo and self._batches(kind):
-                batched.setdefault(kind, []).append(event_id)
-        for kind, ids in batched.items():
-            await self._run(ids, redoable=kind in self.options.redoable_events)
-        rest = [(event_id, kind) for event_id, kind in kinds if kind not in batched]
-        shared = [event_id for event_id, kind in rest if kind not in solo]
+                batched.setdefault(kind, []).append(event)
+        for kind, events in batched.items():
+            await self._run(events, redoable=kind in self.options.redoable_events)
+        rest = [(event, kind) for event, kind in kinds if kind not in batched]
+        shared = [event for event, kind in rest if kind not in solo]
         if shared:
             await self._run(shared)
-        for event_id, kind in rest:
+        for event, kind in rest:
             if kind is not None and kind in solo:
-                await self._run([event_id], redoable=kind in self.options.redoable_events)
+                await self._run([event], redoable=kind in self.options.redoable_events)
 
     def _among(self, ids: Sequence[int]) -> ColumnElement[bool]:
         return among(OutboxEvent.id, ids, postgresql=not self.db.is_sqlite)
@@ -334,58 +346,57 @@ class OutboxWorker:
     def _batches(self, kind: type[Event]) -> bool:
         return any(isinstance(h, BatchHandler) for h in self.handlers.get(kind, ()))
 
-    async def _run(self, ids: list[int], *, redoable: bool = False) -> None:
+    async def _run(self, claimed: list[Claimed], *, redoable: bool = False) -> None:
         # Live updates the handlers publish are sent after the commit, together: the
         # transaction never waits for the bus, and what rolls back announces nothing.
         held = HeldMessages()
+        ids = sorted(event.id for event in claimed)
         try:
             with held.collecting():
                 async with self.db.transaction(redoable=redoable, background=True) as session:
-                    await self._handle_batch(session, ids, isolated=False, held=held)
+                    # The events as claimed, in id order: nothing to read again.
+                    events = sorted(claimed, key=lambda event: event.id)
+                    await self._timed(self._handle_together_first(session, events))
         except Exception:
             # A handler failed, or its writes did when the round flushed or committed
-            # (a unique violation): each event's writes then flush in its own savepoint.
+            # (a unique violation): each event's writes then flush in its own savepoint,
+            # the events read again (a failure is recorded on the row).
             held.clear()
             with held.collecting():
                 async with self.db.transaction(redoable=redoable, background=True) as session:
-                    await self._handle_batch(session, ids, isolated=True, held=held)
+                    rows = await session.scalars(
+                        select(OutboxEvent).where(self._among(ids)).order_by(OutboxEvent.id)
+                    )
+                    await self._timed(self._handle_isolated(session, rows.all(), held=held))
         await held.release()
 
-    async def _handle_batch(
-        self, session: AsyncSession, ids: list[int], *, isolated: bool, held: HeldMessages
-    ) -> None:
-        events = await session.scalars(
-            select(OutboxEvent).where(self._among(ids)).order_by(OutboxEvent.id)
-        )
+    async def _timed(self, work: Awaitable[None]) -> None:
         locked_at = time.monotonic()  # SQLite: the write lock is this transaction's now
         try:
-            await self._handle_rows(session, events.all(), isolated=isolated, held=held)
+            await work
         finally:
             self._held += time.monotonic() - locked_at
 
-    async def _handle_rows(
-        self,
-        session: AsyncSession,
-        rows: Sequence[OutboxEvent],
-        *,
-        isolated: bool,
-        held: HeldMessages,
+    async def _handle_together_first(self, session: AsyncSession, events: list[Claimed]) -> None:
+        """The round's events in one go: the batch handlers with all the events of their
+        type, then every other handler event by event; any failure fails the round."""
+        try:
+            await self._handle_together(session, events)
+            for event in events:
+                await self._dispatch(session, event, batch_handled=True)
+        except Exception as exc:
+            raise _HandlerFailed from exc
+        await self._mark_done(session, [event.id for event in events])
+
+    async def _handle_isolated(
+        self, session: AsyncSession, rows: Sequence[OutboxEvent], *, held: HeldMessages
     ) -> None:
+        """Each pending event in a savepoint of its own: a failing one rolls back only its
+        own writes and has its failure recorded."""
         done: list[int] = []
-        pending = [event for event in rows if event.status == OutboxStatus.PENDING]
-        if not isolated:
-            try:
-                await self._handle_together(session, pending)
-            except Exception as exc:
-                raise _HandlerFailed from exc
-        for event in pending:
-            if not isolated:
-                try:
-                    await self._dispatch(session, event, batch_handled=True)
-                except Exception as exc:
-                    raise _HandlerFailed from exc
-                done.append(event.id)
-                continue
+        for event in rows:
+            if event.status != OutboxStatus.PENDING:
+                continue  # another worker finished it after this one's lease ran out
             mark = held.mark()
             try:
                 async with session.begin_nested():
@@ -396,10 +407,14 @@ class OutboxWorker:
                 log.exception("outbox event %s (%s) failed", event.id, event.topic)
                 await session.refresh(event)  # the savepoint's rollback expired it
                 self._record_failure(event, exc)
+        await self._mark_done(session, done)
+
+    async def _mark_done(self, session: AsyncSession, done: list[int]) -> None:
         if done:
             await session.execute(
                 update(OutboxEvent)
-                .where(self._among(done))
+                # One parked meanwhile by a worker that took over an expired lease stays so.
+                .where(self._among(done), OutboxEvent.status == OutboxStatus.PENDING)
                 .values(
                     status=OutboxStatus.DONE,
                     processed_at=self.clock(),
@@ -410,7 +425,7 @@ class OutboxWorker:
             )
 
     async def _dispatch(
-        self, session: AsyncSession, row: OutboxEvent, *, batch_handled: bool = False
+        self, session: AsyncSession, row: Claimed | OutboxEvent, *, batch_handled: bool = False
     ) -> None:
         """Parse the row into its event (once) and run the handlers of its type (but the
         batch handlers, when `_handle_together` ran them already)."""
@@ -420,7 +435,7 @@ class OutboxWorker:
                 continue
             await handler(session, event, row.id)
 
-    async def _handle_together(self, session: AsyncSession, rows: list[OutboxEvent]) -> None:
+    async def _handle_together(self, session: AsyncSession, rows: Sequence[Claimed]) -> None:
         """Each batch handler with all the events of its type, before any other handler."""
         by_kind: dict[type[Event], list[tuple[Event, int]]] = {}
         for row in rows:

@@ -443,6 +443,56 @@ class TestLease:
         assert (event.status, event.attempts) == (OutboxStatus.DONE, 2)
 
 
+class TestClaimCarriesTheEvents:
+    async def test_a_round_handles_its_events_as_claimed_without_reading_them_again(
+        self, db: Database, clock: Clock
+    ) -> None:
+        recorder = Recorder()
+        worker = make_worker(db, clock, {Plain: [recorder]})
+        ids = await emit_events(db, Plain, 5)
+        statements: list[str] = []
+
+        def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            statements.append(" ".join(statement.split()))
+
+        sa_event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            assert await worker.run_once() == 5
+        finally:
+            sa_event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+
+        assert [(event_id, payload["n"]) for event_id, _, payload in recorder.seen] == [
+            (event_id, n) for n, event_id in enumerate(ids)
+        ]
+        outbox_statements = [s for s in statements if "outbox_events" in s]
+        # The claim (an UPDATE returning the events) and the done mark; no SELECT of them.
+        assert len(outbox_statements) == 2, outbox_statements
+        assert all(s.startswith("UPDATE outbox_events") for s in outbox_statements)
+        assert {e.status for e in (await outbox(db)).values()} == {OutboxStatus.DONE}
+
+    async def test_an_event_parked_while_a_round_handled_it_stays_parked(
+        self, db: Database, clock: Clock
+    ) -> None:
+        # A worker whose lease ran out handles an event that another worker parked
+        # meanwhile (here: the parking written by the handler itself, in the round's
+        # transaction): the round's done mark leaves it parked.
+        async def parked_meanwhile(session: AsyncSession, _event: Event, event_id: int) -> None:
+            await session.execute(
+                text("UPDATE outbox_events SET status = :parked WHERE id = :id"),
+                {"parked": OutboxStatus.PARKED.value, "id": event_id},
+            )
+
+        (parked,) = await emit_events(db, Plain)
+        (other,) = await emit_events(db, Received)
+        recorder = Recorder()
+        worker = make_worker(db, clock, {Plain: [parked_meanwhile], Received: [recorder]})
+        assert await worker.run_once() == 2
+
+        rows = await outbox(db)
+        assert rows[parked].status == OutboxStatus.PARKED
+        assert rows[other].status == OutboxStatus.DONE
+
+
 class TestConcurrentClaims:
     async def test_two_workers_never_claim_the_same_event(
         self, db_url: str, db: Database, clock: Clock
