@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,19 +51,35 @@ class Form:
 
 
 class FormCache:
-    """Forms by key, cached briefly: a busy form costs no query per submission."""
+    """Forms by key, cached briefly: a busy form costs no query per submission, and when
+    its entry runs out, the submissions arriving meanwhile wait for one read together."""
 
     def __init__(self, ttl: float = CACHE_SECONDS) -> None:
         self.ttl = ttl
         self._forms: dict[str, tuple[float, Form]] = {}
+        self._reading: dict[str, asyncio.Future[Form]] = {}
 
     async def get(self, db: Database, key: str) -> Form:
         if not CHANNEL_KEY.match(key):
             raise NotFound(f"no form {key!r}", code="unknown_form")
-        now = time.monotonic()
         cached = self._forms.get(key)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(db, key))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda done: self._read_done(key, done))
+        # Shielded: a caller that goes away does not cancel the others' read.
+        return await asyncio.shield(reading)
+
+    def _read_done(self, key: str, done: asyncio.Future[Form]) -> None:
+        self._reading.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: the callers that still wait have it raised
+
+    async def _read(self, db: Database, key: str) -> Form:
+        now = time.monotonic()
         async with db.read() as session:
             channel = await ChannelRepository(session).get_by_key(key, ChannelKind.WEBFORM)
         if channel is None or not channel.is_active:
