@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from channels.webform.schemas import WebFormSubmission
+from hub.app import telemetry_config
 
 
 class Accepted(BaseModel):
@@ -23,7 +24,14 @@ class Accepted(BaseModel):
     contact_id: int
 
 
-app = FastAPI(title="omnihub bench baseline", docs_url=None, redoc_url=None, openapi_url=None)
+# FastAPI's telemetry as the hub ships it (off): the baseline pays for no more than it does.
+app = FastAPI(
+    title="omnihub bench baseline",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+    telemetry=telemetry_config(False),
+)
 _ids = itertools.count(1)
 
 

@@ -14,9 +14,17 @@ import hmac
 from aiogram.types import Update
 from fastapi import FastAPI, HTTPException, Request, Response
 
+from hub.app import telemetry_config
+
 SECRET = "bench-webhook-secret"
 
-app = FastAPI(title="omnihub telegram bench baseline", docs_url=None, redoc_url=None)
+# FastAPI's telemetry as the hub ships it (off).
+app = FastAPI(
+    title="omnihub telegram bench baseline",
+    docs_url=None,
+    redoc_url=None,
+    telemetry=telemetry_config(False),
+)
 
 
 @app.post("/webhooks/telegram/{key}")

@@ -16,6 +16,8 @@ from typing import Literal
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.app import telemetry_config
+
 TOKEN = "bench-telephony-token-0123456789"
 
 
@@ -32,7 +34,13 @@ class GenericEvent(BaseModel):
     cause: str | None = None
 
 
-app = FastAPI(title="omnihub telephony bench baseline", docs_url=None, openapi_url=None)
+# FastAPI's telemetry as the hub ships it (off).
+app = FastAPI(
+    title="omnihub telephony bench baseline",
+    docs_url=None,
+    openapi_url=None,
+    telemetry=telemetry_config(False),
+)
 
 
 @app.post("/webhooks/telephony/{key}/{token}")

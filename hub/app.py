@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -92,6 +93,11 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
+def telemetry_config(enabled: bool) -> TelemetryConfig:
+    """FastAPI's OpenTelemetry instrumentation on or off (`OMNIHUB_TELEMETRY`)."""
+    return {"tracing": enabled, "metrics": enabled, "logs": enabled}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The hub's ASGI app; its lifespan opens storage and, if configured, runs the worker."""
     settings = settings or Settings()
@@ -125,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Omnichannel hub: web forms, email, Telegram and phone calls "
         "into one lead journal and a shared inbox.",
         lifespan=lifespan,
+        telemetry=telemetry_config(settings.telemetry),
     )
     install_limits(app, settings)
     # Every response (errors, files, the limits' own answers) carries the security headers.

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
+    # FastAPI's own OpenTelemetry spans, metrics and logs, for an operator who configures
+    # OpenTelemetry (e.g. `opentelemetry-instrument omnihub serve`). Off, no request pays
+    # for looking up the global providers (omnihub sets none).
+    telemetry: bool = False
     db_pool_size: int = 10
 
     @property
