@@ -224,7 +224,9 @@ class OutboxWorker:
         due = due.order_by(OutboxEvent.due_at, OutboxEvent.id).limit(self.round_size())
         if not self.db.is_sqlite:
             due = due.with_for_update(skip_locked=True)
-        async with self.db.transaction(background=True) as session:
+        # A claim lost in a crash leaves its events due and unclaimed, to be claimed again:
+        # its commit need not wait for the disk (nor keep a new conversation waiting).
+        async with self.db.transaction(redoable=True, background=True) as session:
             rows = await session.execute(
                 update(OutboxEvent)
                 .where(OutboxEvent.id.in_(due.scalar_subquery()))
@@ -296,7 +298,8 @@ class OutboxWorker:
     async def renew(self, ids: Sequence[int]) -> None:
         """Extend the lease of these claimed events that are still being worked on."""
         until = self.clock() + timedelta(seconds=self.options.lease_seconds)
-        async with self.db.transaction() as session:
+        # A renewal lost in a crash is a lease that runs out, as the crash's own would.
+        async with self.db.transaction(redoable=True) as session:
             await session.execute(
                 update(OutboxEvent)
                 .where(
