@@ -353,12 +353,11 @@ class OutboxWorker:
         # Live updates the handlers publish are sent after the commit, together: the
         # transaction never waits for the bus, and what rolls back announces nothing.
         held = HeldMessages()
-        ids = sorted(event.id for event in claimed)
+        # The events as claimed, in id order: nothing to read again.
+        events = sorted(claimed, key=lambda event: event.id)
         try:
             with held.collecting():
                 async with self.db.transaction(redoable=redoable, background=True) as session:
-                    # The events as claimed, in id order: nothing to read again.
-                    events = sorted(claimed, key=lambda event: event.id)
                     await self._timed(self._handle_together_first(session, events))
         except Exception:
             # A handler failed, or its writes did when the round flushed or committed
@@ -368,7 +367,9 @@ class OutboxWorker:
             with held.collecting():
                 async with self.db.transaction(redoable=redoable, background=True) as session:
                     rows = await session.scalars(
-                        select(OutboxEvent).where(self._among(ids)).order_by(OutboxEvent.id)
+                        select(OutboxEvent)
+                        .where(self._among([event.id for event in events]))
+                        .order_by(OutboxEvent.id)
                     )
                     await self._timed(self._handle_isolated(session, rows.all(), held=held))
         await held.release()
